@@ -1,0 +1,49 @@
+# Tiaobo developer commands. A newcomer needs two: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test test-unit test-integration lint typecheck lock docs clean
+
+## install: create .venv and install the exact pins of requirements.lock, then this project (editable)
+install: $(STAMP)
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==0.13.8
+	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+## demo: generate the demo ERP and run the nightly pipeline for its latest business date
+demo: install
+	$(BIN)/tiaobo demo
+
+## test: the whole suite (unit, integration against local PostgreSQL/MariaDB/SMTP, end-to-end DAG)
+test: install
+	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: install
+	$(BIN)/python -m pytest -m "integration or e2e"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+## lock: re-pin every dependency (needs the package index)
+lock: install
+	$(UV) pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
+
+## docs: regenerate docs/data-contract.md from pipelines/contract.py
+docs: install
+	$(BIN)/python -m pipelines.docs
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache
