@@ -1,0 +1,1 @@
+"""Demand-forecasting models: scikit-learn-compatible estimators and vectorised kernels."""

@@ -1,0 +1,127 @@
+"""The run context: where one run date's staging files live, and how stages read and write them.
+
+Every arrow of the pipeline is a parquet file in ``<staging_dir>/<run_date>/``; a stage takes a
+:class:`RunContext`, reads its inputs with :meth:`RunContext.read`, writes its outputs with
+:meth:`RunContext.write` and returns a :class:`StageResult` (paths and counts: what goes through
+Airflow's XCom). Writes are atomic (temporary file, then rename) and rows are written in the
+contract's deterministic order, so re-running a date gives byte-identical inputs to the next stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines import contract
+from pipelines.config import Config
+
+
+@dataclass
+class StageResult:
+    """What a stage hands to the next: file paths and row counts (JSON-serialisable for XCom)."""
+
+    stage: str
+    paths: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_xcom(self) -> dict[str, Any]:
+        return {"stage": self.stage, "paths": self.paths, "counts": self.counts, "notes": self.notes}
+
+
+@dataclass
+class RunContext:
+    cfg: Config
+    run_date: date
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.staging_dir) / self.run_date.isoformat()
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.cfg.output_dir) / self.run_date.isoformat()
+
+    @property
+    def last_sales_date(self) -> date:
+        """Sales reach the day before the run date."""
+        return self.run_date - timedelta(days=1)
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / f"{name}.parquet"
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    def write(self, name: str, df: pd.DataFrame, *, table: str | None = None) -> int:
+        """Conform ``df`` to the contract table (``table`` or ``name``), sort, write atomically."""
+        tname = table or name
+        if tname in contract.TABLES:
+            df = contract.canonical_order(contract.conform(df, tname), tname)
+        else:
+            df = df.reset_index(drop=True)
+        target = self.path(name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".parquet.tmp")
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, target)
+        return len(df)
+
+    def read(self, name: str, *, table: str | None = None) -> pd.DataFrame:
+        p = self.path(name)
+        if not p.exists():
+            raise FileNotFoundError(
+                f"staging file {p} is missing: the stage that writes {name!r} has not run for {self.run_date}"
+            )
+        df = pd.read_parquet(p)
+        tname = table or name
+        if tname in contract.TABLES:
+            df = contract.conform(df, tname)
+        return df
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        target = self.run_dir / f"{name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, target)
+        return target
+
+    def read_json(self, name: str) -> Any:
+        return json.loads((self.run_dir / f"{name}.json").read_text(encoding="utf-8"))
+
+    @property
+    def run_id(self) -> str:
+        """The run id fixed by validation (``run.json``), see :meth:`compute_run_id`."""
+        p = self.run_dir / "run.json"
+        if not p.exists():
+            raise FileNotFoundError(f"{p} is missing: validation has not run for {self.run_date}")
+        return str(self.read_json("run")["run_id"])
+
+    def compute_run_id(self) -> str:
+        """A fingerprint of the run: run date, configuration and the validated inputs.
+
+        Identical inputs give the same id, so a re-run of a date publishes identical rows. It is
+        stable once validation has written the clean input files.
+        """
+        h = hashlib.sha256()
+        h.update(self.run_date.isoformat().encode())
+        h.update(self.cfg.model_dump_json(exclude={"email", "staging_dir", "output_dir", "reporting", "source"}).encode())
+        for name in sorted(contract.INPUT_TABLES):
+            p = self.path(name)
+            if p.exists():
+                h.update(name.encode())
+                h.update(pd.util.hash_pandas_object(pd.read_parquet(p), index=False).values.tobytes())
+        return f"{self.run_date:%Y%m%d}-{h.hexdigest()[:12]}"
+
+
+def policies_frame(cfg: Config) -> pd.DataFrame:
+    """The configured policy rows as the canonical ``policies`` table."""
+    return contract.conform(pd.DataFrame([p.model_dump() for p in cfg.policies]), "policies")

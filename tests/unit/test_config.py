@@ -1,0 +1,78 @@
+"""Configuration: embedded defaults, strict keys, clear messages, no secrets in the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.config import ConfigError, load_config, redact_url
+
+
+def test_embedded_defaults_need_no_file():
+    cfg = load_config()
+    assert cfg.source.profile == "demo"
+    assert cfg.source_url().startswith("sqlite:///")
+    assert cfg.reporting_url().startswith("sqlite:///")
+    assert any(p.category == "*" and p.abc_class == "*" for p in cfg.policies)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "tiaobo.yaml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_unknown_key_is_named(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "forecast:\n  horizn_days: 14\n"))
+    assert "forecast.horizn_days" in str(err.value)
+    assert "unknown key" in str(err.value)
+
+
+def test_wrong_type_and_value_are_named(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "forecast:\n  horizon_days: lots\nvalidation:\n  max_bad_row_share: 3\n"))
+    msg = str(err.value)
+    assert "forecast.horizon_days" in msg and "integer" in msg
+    assert "validation.max_bad_row_share" in msg and "less than or equal to 1" in msg
+
+
+def test_password_in_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "reporting:\n  url: postgresql+psycopg://loader:s3cret@db/reporting\n"))
+    assert "password" in str(err.value)
+    assert "s3cret" not in str(err.value)
+
+
+def test_url_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TIAOBO_REPORTING_URL", "postgresql+psycopg://loader:s3cret@db:5432/reporting")
+    cfg = load_config(write(tmp_path, "reporting:\n  url_env: TIAOBO_REPORTING_URL\n"))
+    assert cfg.reporting_url().endswith("@db:5432/reporting")
+    assert "s3cret" not in redact_url(cfg.reporting_url())
+
+
+def test_missing_environment_variable_is_named(tmp_path):
+    cfg = load_config(write(tmp_path, "source:\n  url_env: TIAOBO_NOT_SET_ANYWHERE\n"))
+    with pytest.raises(ConfigError, match="TIAOBO_NOT_SET_ANYWHERE"):
+        cfg.source_url()
+
+
+def test_policy_band_and_default_row(tmp_path):
+    with pytest.raises(ConfigError, match="max_cover_days must be greater"):
+        load_config(write(tmp_path, "policies:\n  - {category: '*', abc_class: '*', min_cover_days: 30, max_cover_days: 10}\n"))
+    with pytest.raises(ConfigError, match="default row"):
+        load_config(write(tmp_path, "policies:\n  - {category: dairy, abc_class: A}\n"))
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path, "a: [1,\n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_example_config_is_valid(monkeypatch):
+    cfg = load_config(Path(__file__).resolve().parents[2] / "tiaobo.example.yaml")
+    assert cfg.source.url_env == "TIAOBO_SOURCE_URL"
+    assert {g.language for g in cfg.email.planners} == {"zh-CN", "en"}
