@@ -1,0 +1,299 @@
+"""Planner-facing sentences in English and Chinese (zh-CN), built from the numbers.
+
+Every explanation of an inventory-policy row, an alert or a transfer is composed here, so the two
+languages stay side by side and use the same numbers. The formatting helpers turn numeric / date
+columns into text columns and :func:`text` concatenates text columns and literals column-wise
+(pandas string concatenation over all rows at once, no Python loop over rows in the callers);
+:func:`render` fills a readable ``{placeholder}`` template the same way.
+
+Each ``*_sentences`` function takes a frame with the columns it names and returns the pair
+``(explanation_en, explanation_zh)`` as string Series aligned with the frame's index.
+
+Number style: thousands separators, at most the decimals asked for, trailing zeros dropped
+("1,234.5", "12", "6.2"); money with two decimals; dates as ISO ``YYYY-MM-DD``; a missing number
+prints as "n/a" (Chinese "无").
+"""
+
+from __future__ import annotations
+
+import math
+from functools import reduce
+from string import Formatter
+from typing import TypeAlias
+
+import numpy as np
+import pandas as pd
+
+Part: TypeAlias = pd.Series | str
+
+
+def _fmt_number(x: object, decimals: int, missing: str) -> str:
+    if x is None or pd.isna(x):  # type: ignore[arg-type]
+        return missing
+    v = float(x)  # type: ignore[arg-type]
+    if math.isinf(v):
+        return "∞"
+    t = f"{v:,.{decimals}f}"
+    if "." in t:
+        t = t.rstrip("0").rstrip(".")
+    return "0" if t == "-0" else t
+
+
+def num(values: pd.Series, decimals: int = 1, missing: str = "n/a") -> pd.Series:
+    """Numbers as text: thousands separators, up to ``decimals`` decimals, trailing zeros dropped."""
+    s = pd.Series(values)
+    return s.map(lambda x: _fmt_number(x, decimals, missing)).astype("str")
+
+
+def money(values: pd.Series, missing: str = "n/a") -> pd.Series:
+    """Money as text with two decimals and thousands separators."""
+    s = pd.Series(values)
+    return s.map(lambda x: missing if pd.isna(x) else f"{float(x):,.2f}").astype("str")
+
+
+def pct(values: pd.Series) -> pd.Series:
+    """Shares (0.95) as percentages ("95%", "97.5%")."""
+    return num(pd.Series(values) * 100.0, 1) + "%"
+
+
+def day(values: pd.Series, missing: str = "") -> pd.Series:
+    """Dates as ``YYYY-MM-DD`` text (missing dates give ``missing``)."""
+    s = pd.to_datetime(pd.Series(values))
+    return s.dt.strftime("%Y-%m-%d").fillna(missing).astype("str")
+
+
+def text(*parts: Part) -> pd.Series:
+    """Concatenate string Series and literals column-wise (at least one part must be a Series)."""
+    series = [p for p in parts if isinstance(p, pd.Series)]
+    if not series:
+        raise ValueError("text() needs at least one Series part")
+    index = series[0].index
+    cols = [p.astype("str") if isinstance(p, pd.Series) else pd.Series(p, index=index, dtype="str") for p in parts]
+    return reduce(lambda a, b: a + b, cols)
+
+
+def render(template: str, **fields: Part) -> pd.Series:
+    """Fill ``{name}`` placeholders of ``template`` with text columns (or literals), row-wise.
+
+    ``render("On hand {oh}, {mu}/day", oh=num(df.on_hand, 0), mu=num(df.mu))`` gives one sentence
+    per row; placeholders take no format spec (format the numbers with :func:`num` and friends).
+    """
+    parts: list[Part] = []
+    for literal, name, spec, conv in Formatter().parse(template):
+        if literal:
+            parts.append(literal)
+        if name is not None:
+            if spec or conv:
+                raise ValueError(f"render(): format the value of {{{name}}} before, not in the template")
+            parts.append(fields[name])
+    return text(*parts)
+
+
+def choose(condition: pd.Series, when_true: Part, when_false: Part) -> pd.Series:
+    """Row-wise choice between two texts (Series aligned with ``condition``, or literals)."""
+    a = when_true.to_numpy(dtype=object) if isinstance(when_true, pd.Series) else when_true
+    b = when_false.to_numpy(dtype=object) if isinstance(when_false, pd.Series) else when_false
+    return pd.Series(np.where(condition.to_numpy(dtype=bool), a, b), index=condition.index, dtype="str")
+
+
+# --------------------------------------------------------------------------------------------
+# Inventory policy
+# --------------------------------------------------------------------------------------------
+
+_BAND_EN = {"under": "under-stocked", "healthy": "healthy", "over": "over-stocked", "no_demand": "no demand"}
+_BAND_ZH = {"under": "库存不足", "healthy": "库存健康", "over": "库存过多", "no_demand": "无需求"}
+
+_POLICY_EN = (
+    "Forecast {mu}/day (std {sd}), lead time {lt} ± {lts} days{dflt} + review {rp} days, service level {sl}:"
+    " safety stock {ss}, reorder at {rop}, order up to {out}. Available {avail} = {cover} days of cover:"
+    " {band} (band {lo}–{hi} days)."
+)
+_POLICY_ZH = (
+    "预测日销 {mu}（标准差 {sd}），补货提前期 {lt} ± {lts} 天{dflt}，检查周期 {rp} 天，服务水平 {sl}："
+    "安全库存 {ss}，再订货点 {rop}，最高库存 {out}。可用库存 {avail}，可售 {cover} 天：{band}（健康区间 {lo}–{hi} 天）。"
+)
+_NO_DEMAND_EN = (
+    "No demand forecast (nothing sold in the forecast window): available {avail}, no safety stock needed;"
+    " lead time {lt} days{dflt}."
+)
+_NO_DEMAND_ZH = "无需求预测（预测窗口内无销售）：可用库存 {avail}，无需安全库存；补货提前期 {lt} 天{dflt}。"
+
+
+def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: demand_mean, demand_std, lead_time_days, lead_time_std_days, lead_time_defaulted,
+    review_period_days, service_level, safety_stock, reorder_point, order_up_to, available,
+    days_of_cover, health_band, min_cover_days, max_cover_days."""
+    f = {
+        "mu": num(df["demand_mean"], 1),
+        "sd": num(df["demand_std"], 1),
+        "lt": num(df["lead_time_days"], 1),
+        "lts": num(df["lead_time_std_days"], 1),
+        "rp": num(df["review_period_days"], 1),
+        "sl": pct(df["service_level"]),
+        "ss": num(df["safety_stock"], 0),
+        "rop": num(df["reorder_point"], 0),
+        "out": num(df["order_up_to"], 0),
+        "avail": num(df["available"], 0),
+        "cover": num(df["days_of_cover"], 0),
+        "lo": num(df["min_cover_days"], 0),
+        "hi": num(df["max_cover_days"], 0),
+    }
+    defaulted = df["lead_time_defaulted"].astype(bool)
+    en = {
+        **f,
+        "band": df["health_band"].map(_BAND_EN).astype("str"),
+        "dflt": choose(defaulted, " (default, none recorded)", ""),
+    }
+    zh = {
+        **f,
+        "band": df["health_band"].map(_BAND_ZH).astype("str"),
+        "dflt": choose(defaulted, "（无记录，使用默认值）", ""),
+    }
+    has = pd.Series(df["demand_mean"].to_numpy() > 0, index=df.index)
+    return (
+        choose(has, render(_POLICY_EN, **en), render(_NO_DEMAND_EN, **en)),
+        choose(has, render(_POLICY_ZH, **zh), render(_NO_DEMAND_ZH, **zh)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Alerts
+# --------------------------------------------------------------------------------------------
+
+_STOCKOUT_EN = (
+    "On hand {oh} (available {av}), forecast {mu}/day, lead time {lt} days: stockout expected on {ev},"
+    " {gap} days before the next receipt ({rc}); {units} units short over the lead time."
+)
+_STOCKOUT_ZH = (
+    "现有库存 {oh}（可用 {av}），预测日销 {mu}，补货提前期 {lt} 天：预计 {ev} 断货，比下次到货（{rc}）早 {gap} 天；"
+    "提前期内缺口 {units} 件。"
+)
+
+
+def stockout_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: on_hand, available, demand_mean, lead_time_days, event_date, receipt_date,
+    days_before_receipt, units."""
+    f = {
+        "oh": num(df["on_hand"], 0),
+        "av": num(df["available"], 0),
+        "mu": num(df["demand_mean"], 1),
+        "lt": num(df["lead_time_days"], 1),
+        "ev": day(df["event_date"]),
+        "rc": day(df["receipt_date"]),
+        "gap": num(df["days_before_receipt"], 0),
+        "units": num(df["units"], 1),
+    }
+    return render(_STOCKOUT_EN, **f), render(_STOCKOUT_ZH, **f)
+
+
+_SLOW_EN = (
+    "On hand {oh} ({val} at cost) and no sale in the last {n} days: {last}."
+    " Promote or transfer to a location that sells it."
+)
+_SLOW_ZH = "现有库存 {oh} 件（成本 {val}），近 {n} 天无销售：{last}。建议促销或调拨至有销量的门店。"
+
+
+def slow_mover_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: on_hand, value_at_risk, last_sale_date (NaT = never sold), days_since_sale,
+    slow_mover_days."""
+    f = {"oh": num(df["on_hand"], 0), "val": money(df["value_at_risk"]), "n": num(df["slow_mover_days"], 0)}
+    never = df["last_sale_date"].isna()
+    last, ago = day(df["last_sale_date"]), num(df["days_since_sale"], 0)
+    last_en = choose(never, "no sale recorded", render("last sale on {d}, {n} days ago", d=last, n=ago))
+    last_zh = choose(never, "无销售记录", render("最近一次销售于 {d}（{n} 天前）", d=last, n=ago))
+    return render(_SLOW_EN, **f, last=last_en), render(_SLOW_ZH, **f, last=last_zh)
+
+
+_EXCESS_EN = (
+    "Available {av} at {mu}/day = {cover} days of cover, above the {mx}-day maximum: {units} units in excess"
+    " ({val} at cost). Transfer them out."
+)
+_EXCESS_ZH = (
+    "可用库存 {av}，预测日销 {mu}，可售 {cover} 天，超过上限 {mx} 天：超额 {units} 件（成本 {val}）。建议调出。"
+)
+
+
+def excess_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: available, demand_mean, days_of_cover, max_cover_days, units, value_at_risk."""
+    f = {
+        "av": num(df["available"], 0),
+        "mu": num(df["demand_mean"], 1),
+        "cover": num(df["days_of_cover"], 0),
+        "mx": num(df["max_cover_days"], 0),
+        "units": num(df["units"], 1),
+        "val": money(df["value_at_risk"]),
+    }
+    return render(_EXCESS_EN, **f), render(_EXCESS_ZH, **f)
+
+
+_EXPIRED_EN = "Lot {lot}: {oh} units expired on {ev} ({val} at cost). Write them off."
+_EXPIRED_ZH = "批次 {lot}：{oh} 件已于 {ev} 过期（成本 {val}）。建议报废。"
+_EXPIRING_EN = (
+    "Lot {lot}: {oh} units expire on {ev} (in {d} days); at {mu}/day, selling older lots first, {units} units"
+    " will not sell in time ({val} at cost). Transfer or promote."
+)
+_EXPIRING_ZH = (
+    "批次 {lot}：{oh} 件将于 {ev} 过期（剩 {d} 天）；按预测日销 {mu}、先到期先出，预计 {units} 件无法及时售出"
+    "（成本 {val}）。建议调拨或促销。"
+)
+
+
+def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: lot, on_hand, event_date (expiry), days_to_expiry, demand_mean, units, value_at_risk,
+    expired (bool)."""
+    f = {
+        "lot": df["lot"].astype("str"),
+        "oh": num(df["on_hand"], 0),
+        "ev": day(df["event_date"]),
+        "d": num(df["days_to_expiry"], 0),
+        "mu": num(df["demand_mean"], 1),
+        "units": num(df["units"], 1),
+        "val": money(df["value_at_risk"]),
+    }
+    expired = df["expired"].astype(bool)
+    return (
+        choose(expired, render(_EXPIRED_EN, **f), render(_EXPIRING_EN, **f)),
+        choose(expired, render(_EXPIRED_ZH, **f), render(_EXPIRING_ZH, **f)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Transfers
+# --------------------------------------------------------------------------------------------
+
+_TRANSFER_EN = (
+    "Move {qty} units ({packs} packs of {ps}) of {sku} from {src} to {dst}: {dst} runs out on {so} and is"
+    " {short} units short over the next {cov} days; {src} has {dcov} days of cover and {dex} units above its own"
+    " need. Lane {src}→{dst}, {transit}-day transit, arrives {arr}; cost {cost}, expected benefit {ben}."
+)
+_TRANSFER_ZH = (
+    "从 {src} 调拨 {qty} 件 {sku}（{packs} 箱，每箱 {ps} 件）至 {dst}：{dst} 预计于 {so} 断货，未来 {cov} 天缺口"
+    " {short} 件；{src} 库存可售 {dcov} 天，超出自身需求 {dex} 件。线路 {src}→{dst}，运输 {transit} 天，预计 {arr}"
+    " 到达；成本 {cost}，预期收益 {ben}。"
+)
+
+
+def transfer_sentences(df: pd.DataFrame, coverage_days: int) -> tuple[pd.Series, pd.Series]:
+    """Columns: sku, from_location, to_location, quantity, packs, pack_size, receiver_stockout_date,
+    receiver_units_short, donor_days_of_cover (NaN = no demand), donor_excess_units, transit_days,
+    arrival_date, transfer_cost, expected_benefit."""
+    f = {
+        "sku": df["sku"].astype("str"),
+        "src": df["from_location"].astype("str"),
+        "dst": df["to_location"].astype("str"),
+        "qty": num(df["quantity"], 0),
+        "packs": num(df["packs"], 0),
+        "ps": num(df["pack_size"], 0),
+        "so": day(df["receiver_stockout_date"], "n/a"),
+        "short": num(df["receiver_units_short"], 1),
+        "dex": num(df["donor_excess_units"], 0),
+        "transit": num(df["transit_days"], 0),
+        "arr": day(df["arrival_date"]),
+        "cost": money(df["transfer_cost"]),
+        "ben": money(df["expected_benefit"]),
+        "cov": str(int(coverage_days)),
+    }
+    return (
+        render(_TRANSFER_EN, **f, dcov=num(df["donor_days_of_cover"], 0, missing="unlimited")),
+        render(_TRANSFER_ZH, **f, dcov=num(df["donor_days_of_cover"], 0, missing="无限")),
+    )

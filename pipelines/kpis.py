@@ -1,0 +1,188 @@
+"""KPIs stage: the day's inventory indicators in long format.
+
+One value per (location, category, metric) at four levels: each location x category, each
+location over all categories (category ``*``), each category over the network (location ``*``)
+and the whole network (``*``, ``*``). Every active location gets its ``(location, *)`` rows even
+without stock. Current metrics and how they are computed:
+
+- ``inventory_value``: on hand x unit cost, stock summed over lots (latest snapshot).
+- ``days_of_inventory``: inventory_value / (sum of demand_mean x unit cost), the days the stock
+  lasts at the forecast rate, valued at cost; null when there is no forecast demand.
+- ``stockout_rate``: among SKU-locations with demand_mean > 0, the share with available <= 0;
+  null when none has demand.
+- ``slow_mover_value_share`` / ``near_expiry_value_share``: value at risk of the ``slow_mover`` /
+  ``near_expiry`` alerts divided by inventory_value; null when there is no inventory value.
+- ``band_compliance``: among SKU-locations with demand, the share in the ``healthy`` band.
+- ``transfers_recommended_count`` / ``_units`` / ``_cost``: transfers counted at the *receiving*
+  location (to_location).
+- ``forecast_wape``: sum of absolute daily errors / sum of actual units of the backtest; the
+  absolute error of a series is wape x actual, or its forecast total when nothing sold (then every
+  daily error is the forecast). Null when nothing sold.
+
+Limits: one snapshot (no averages over time), values at cost in the company currency; a SKU
+missing from the item master is not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from pipelines import contract
+from pipelines.context import RunContext, StageResult
+from pipelines.forecast import stock_totals
+
+ALL = "*"
+METRICS = (
+    "inventory_value",
+    "days_of_inventory",
+    "stockout_rate",
+    "slow_mover_value_share",
+    "near_expiry_value_share",
+    "band_compliance",
+    "transfers_recommended_count",
+    "transfers_recommended_units",
+    "transfers_recommended_cost",
+    "forecast_wape",
+)
+_SUMS = (
+    "inventory_value",
+    "cogs_per_day",
+    "n_demand",
+    "n_out",
+    "n_healthy",
+    "slow_value",
+    "expiry_value",
+    "transfer_count",
+    "transfer_units",
+    "transfer_cost",
+    "abs_error",
+    "actual",
+)
+
+
+def _facts(
+    frame: pd.DataFrame, location: str, items: pd.DataFrame, **measures: Callable[[pd.DataFrame], pd.Series] | float
+) -> pd.DataFrame:
+    """One row per row of ``frame`` with its location, the SKU's category and the measures
+    (a function of the frame joined to the item master, or a constant)."""
+    f = frame.drop(columns=[c for c in ("category",) if c in frame.columns]).merge(
+        items[["sku", "category"]], on="sku", how="inner"
+    )
+    out = pd.DataFrame({"location": f[location].astype("str"), "category": f["category"].astype("str")})
+    for name, values in measures.items():
+        out[name] = np.asarray(values(f), dtype=float) if callable(values) else float(values)
+    return out
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    ok = den > 0
+    return (num / den.where(ok, 1.0)).where(ok)
+
+
+def compute_kpis(
+    policy_df: pd.DataFrame,
+    alerts: pd.DataFrame,
+    transfers: pd.DataFrame,
+    accuracy: pd.DataFrame,
+    stock: pd.DataFrame,
+    items: pd.DataFrame,
+    locations: pd.DataFrame,
+    run_date: date,
+) -> pd.DataFrame:
+    """The ``kpis`` rows (without run_id) for the run date (see module doc)."""
+    rd = pd.Timestamp(run_date)
+    items = items.assign(unit_cost=items["unit_cost"].astype(float))
+    tot = stock_totals(stock, run_date).merge(items[["sku", "unit_cost"]], on="sku", how="inner")
+    pol = policy_df.merge(items[["sku", "unit_cost"]], on="sku", how="inner", suffixes=("", "_item"))
+    slow = alerts[alerts["alert_type"] == "slow_mover"]
+    expiring = alerts[alerts["alert_type"] == "near_expiry"]
+    acc = accuracy.assign(
+        _abs=np.where(accuracy["actual"] > 0, accuracy["wape"].fillna(0.0) * accuracy["actual"], accuracy["forecast"])
+    )
+    demand = pol["demand_mean"] > 0
+    parts = [
+        _facts(tot, "location", items, inventory_value=lambda f: f["on_hand"] * f["unit_cost"]),
+        _facts(
+            pol.assign(
+                _cogs=pol["demand_mean"] * pol["unit_cost"],
+                _d=demand.astype(float),
+                _o=(demand & (pol["available"] <= 0)).astype(float),
+                _h=(demand & (pol["health_band"] == "healthy")).astype(float),
+            ),
+            "location",
+            items,
+            cogs_per_day=lambda f: f["_cogs"],
+            n_demand=lambda f: f["_d"],
+            n_out=lambda f: f["_o"],
+            n_healthy=lambda f: f["_h"],
+        ),
+        _facts(slow, "location", items, slow_value=lambda f: f["value_at_risk"]),
+        _facts(expiring, "location", items, expiry_value=lambda f: f["value_at_risk"]),
+        _facts(
+            transfers,
+            "to_location",
+            items,
+            transfer_count=1.0,
+            transfer_units=lambda f: f["quantity"],
+            transfer_cost=lambda f: f["transfer_cost"],
+        ),
+        _facts(acc, "location", items, abs_error=lambda f: f["_abs"], actual=lambda f: f["actual"]),
+    ]
+    facts = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
+    cols = ["location", "category", *_SUMS]
+    if facts is None:
+        facts = pd.DataFrame({c: pd.Series(dtype="str" if c in ("location", "category") else "float64") for c in cols})
+    facts = facts.reindex(columns=cols).fillna({c: 0.0 for c in _SUMS})
+    levels = [
+        facts,
+        facts.assign(category=ALL),
+        facts.assign(location=ALL),
+        facts.assign(location=ALL, category=ALL),
+    ]
+    agg = pd.concat(levels, ignore_index=True).groupby(["location", "category"], as_index=False)[list(_SUMS)].sum()
+    active = locations.loc[locations["active"].astype(bool), ["location"]].astype("str")
+    missing = active[~active["location"].isin(agg.loc[agg["category"] == ALL, "location"])]
+    network = pd.DataFrame({"location": [ALL], "category": [ALL]})
+    fill = pd.concat([missing.assign(category=ALL), network], ignore_index=True)
+    fill = fill[~fill.set_index(["location", "category"]).index.isin(agg.set_index(["location", "category"]).index)]
+    agg = pd.concat([agg, fill.assign(**{c: 0.0 for c in _SUMS})], ignore_index=True)
+
+    wide = pd.DataFrame(
+        {
+            "location": agg["location"],
+            "category": agg["category"],
+            "inventory_value": agg["inventory_value"],
+            "days_of_inventory": _ratio(agg["inventory_value"], agg["cogs_per_day"]),
+            "stockout_rate": _ratio(agg["n_out"], agg["n_demand"]),
+            "slow_mover_value_share": _ratio(agg["slow_value"], agg["inventory_value"]),
+            "near_expiry_value_share": _ratio(agg["expiry_value"], agg["inventory_value"]),
+            "band_compliance": _ratio(agg["n_healthy"], agg["n_demand"]),
+            "transfers_recommended_count": agg["transfer_count"],
+            "transfers_recommended_units": agg["transfer_units"],
+            "transfers_recommended_cost": agg["transfer_cost"],
+            "forecast_wape": _ratio(agg["abs_error"], agg["actual"]),
+        }
+    )
+    long = wide.melt(id_vars=["location", "category"], value_vars=list(METRICS), var_name="metric", value_name="value")
+    long["run_date"] = rd
+    return long[[c for c in contract.KPIS.names if c != "run_id"]].reset_index(drop=True)
+
+
+def kpis_stage(ctx: RunContext) -> StageResult:
+    """Read inventory_policy, alerts, transfers, forecast_accuracy, stock, items, locations; write ``kpis``."""
+    out = compute_kpis(
+        ctx.read("inventory_policy"),
+        ctx.read("alerts"),
+        ctx.read("transfers"),
+        ctx.read("forecast_accuracy"),
+        ctx.read("stock"),
+        ctx.read("items"),
+        ctx.read("locations"),
+        ctx.run_date,
+    )
+    n = ctx.write("kpis", out.assign(run_id=ctx.run_id))
+    return StageResult(stage="kpis", paths={"kpis": str(ctx.path("kpis"))}, counts={"kpis": n})

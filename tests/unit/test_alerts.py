@@ -1,0 +1,237 @@
+"""Stockout risk, slow movers, excess and FEFO near-expiry alerts on hand-made frames."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import contract
+from pipelines.alerts import alerts_stage, compute_alerts, expiring_units
+from pipelines.config import load_config
+from pipelines.context import RunContext
+
+RUN = date(2026, 3, 1)
+D = pd.Timestamp
+
+
+def policy_rows(*rows: dict) -> pd.DataFrame:
+    base = {
+        "run_date": D(RUN),
+        "run_id": "t",
+        "category": "c1",
+        "abc_class": "B",
+        "demand_mean": 0.0,
+        "demand_std": 0.0,
+        "lead_time_days": 7.0,
+        "review_period_days": 7.0,
+        "service_level": 0.95,
+        "safety_stock": 0.0,
+        "reorder_point": 0.0,
+        "order_up_to": 0.0,
+        "on_hand": 0.0,
+        "in_transit": 0.0,
+        "available": 0.0,
+        "days_of_cover": np.nan,
+        "health_band": "healthy",
+        "lead_time_defaulted": False,
+        "explanation_en": "",
+        "explanation_zh": "",
+    }
+    return contract.conform(pd.DataFrame([{**base, **r} for r in rows]), "inventory_policy")
+
+
+def items(skus: list[str], unit_cost: float = 2.0, unit_price: float = 5.0) -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "sku": skus,
+                "name": skus,
+                "name_en": None,
+                "category": "c1",
+                "unit_cost": unit_cost,
+                "unit_price": unit_price,
+                "pack_size": 1,
+                "shelf_life_days": None,
+                "abc_override": None,
+                "active": True,
+            }
+        ),
+        "items",
+    )
+
+
+def sales(*rows: tuple[str, str, str, float]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
+    return contract.conform(df.assign(returns=0.0, revenue=df["quantity"]), "sales")
+
+
+def stock(*rows: tuple[str, str, str, str | None, float]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["sku", "location", "lot", "expiry_date", "on_hand"])
+    return contract.conform(df.assign(snapshot_date=D(RUN), in_transit=0.0, reserved=0.0), "stock")
+
+
+def policies(slow_mover_days: int = 60, max_cover_days: float = 60.0) -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "category": ["*"],
+                "abc_class": ["*"],
+                "service_level": [0.95],
+                "min_cover_days": [7.0],
+                "max_cover_days": [max_cover_days],
+                "slow_mover_days": [slow_mover_days],
+                "auto_approve_max_units": [50.0],
+                "auto_approve_max_value": [2000.0],
+            }
+        ),
+        "policies",
+    )
+
+
+# a sale long ago, so the history reaches back more than the slow-mover threshold
+OLD = ("Z", "X", "2025-01-01", 1.0)
+
+
+def test_stockout_risk_hand_computed() -> None:
+    p = policy_rows(
+        {"sku": "A", "location": "S1", "demand_mean": 2.0, "reorder_point": 16.0, "on_hand": 5.0, "available": 5.0},
+        {"sku": "A", "location": "S2", "demand_mean": 2.0, "reorder_point": 16.0, "on_hand": 15.0, "available": 15.0},
+    )
+    out = compute_alerts(
+        p,
+        stock(),
+        sales(OLD, ("A", "S1", "2026-02-28", 1), ("A", "S2", "2026-02-28", 1)),
+        items(["A"]),
+        policies(),
+        RUN,
+    )
+    a = out[out["alert_type"] == "stockout_risk"]
+    assert a["location"].tolist() == ["S1"]  # S2: 15 / 2 = 7 days, not before the 7-day lead time
+    r = a.iloc[0]
+    assert r["event_date"] == D("2026-03-03")  # floor(5 / 2) = 2 days
+    assert r["units"] == pytest.approx(2.0 * 7 - 5)
+    assert r["value_at_risk"] == pytest.approx(9 * 5.0)
+    assert (r["severity"], r["action"], r["lot"]) == ("high", "expedite_or_transfer", "")
+    assert r["explanation_en"] == (
+        "On hand 5 (available 5), forecast 2/day, lead time 7 days: stockout expected on 2026-03-03,"
+        " 5 days before the next receipt (2026-03-08); 9 units short over the lead time."
+    )
+    assert "预计 2026-03-03 断货" in r["explanation_zh"] and "早 5 天" in r["explanation_zh"]
+
+
+def test_slow_mover_threshold_and_never_sold() -> None:
+    p = policy_rows(
+        {"sku": "A", "location": "S1", "on_hand": 10.0, "available": 10.0},
+        {"sku": "A", "location": "S2", "on_hand": 10.0, "available": 10.0},
+        {"sku": "A", "location": "S3", "on_hand": 4.0, "available": 4.0},
+        {"sku": "A", "location": "S4", "on_hand": 0.0, "available": 0.0},
+    )
+    s = sales(OLD, ("A", "S1", "2025-12-30", 3), ("A", "S2", "2025-12-31", 3), ("A", "S4", "2025-01-01", 1))
+    out = compute_alerts(p, stock(), s, items(["A"], unit_cost=2.0), policies(slow_mover_days=60), RUN)
+    slow = out[out["alert_type"] == "slow_mover"].set_index("location")
+    # S1: last sale 61 days ago (> 60); S2: 60 days ago, still inside the window; S3 never sold;
+    # S4 has nothing on hand
+    assert sorted(slow.index) == ["S1", "S3"]
+    assert (slow.loc["S1", "units"], slow.loc["S1", "value_at_risk"]) == (10.0, 20.0)
+    assert slow.loc["S1", "action"] == "promote_or_transfer" and pd.isna(slow.loc["S1", "event_date"])
+    assert "last sale on 2025-12-30, 61 days ago" in slow.loc["S1", "explanation_en"]
+    assert "no sale recorded" in slow.loc["S3", "explanation_en"] and "无销售记录" in slow.loc["S3", "explanation_zh"]
+
+
+def test_never_sold_is_not_flagged_when_history_is_too_short() -> None:
+    p = policy_rows({"sku": "A", "location": "S1", "on_hand": 10.0, "available": 10.0})
+    s = sales(("B", "S1", "2026-02-01", 1))  # history reaches back 28 days only
+    out = compute_alerts(p, stock(), s, items(["A", "B"]), policies(slow_mover_days=60), RUN)
+    assert out[out["alert_type"] == "slow_mover"].empty
+
+
+def test_excess_units_above_max_cover_and_value_severity() -> None:
+    p = policy_rows(
+        {"sku": "A", "location": "S1", "demand_mean": 1.0, "on_hand": 100.0, "available": 100.0},
+        {"sku": "A", "location": "S2", "demand_mean": 1.0, "on_hand": 60.0, "available": 60.0},
+        {"sku": "A", "location": "S3", "demand_mean": 1.0, "on_hand": 600.0, "available": 600.0},
+        {"sku": "A", "location": "S4", "demand_mean": 0.0, "on_hand": 600.0, "available": 600.0},
+    )
+    s = sales(*[("A", loc, "2026-02-28", 1) for loc in ("S1", "S2", "S3", "S4")])
+    out = compute_alerts(p, stock(), s, items(["A"], unit_cost=10.0), policies(max_cover_days=60), RUN)
+    ex = out[out["alert_type"] == "excess"].set_index("location")
+    assert sorted(ex.index) == ["S1", "S3"]  # S2 exactly at the maximum; S4 has no demand
+    assert (ex.loc["S1", "units"], ex.loc["S1", "value_at_risk"], ex.loc["S1", "severity"]) == (40.0, 400.0, "low")
+    assert (ex.loc["S3", "units"], ex.loc["S3", "value_at_risk"], ex.loc["S3", "severity"]) == (540.0, 5400.0, "high")
+    assert set(ex["action"]) == {"transfer_out"}
+    assert "40 units in excess" in ex.loc["S1", "explanation_en"]
+
+
+def test_fefo_expiring_units_hand_computed() -> None:
+    lots = pd.DataFrame(
+        {
+            "sku": "A",
+            "location": "S1",
+            "lot": ["L2", "L0", "L3", "L1"],
+            "expiry_date": [D("2026-03-06"), D("2026-02-28"), D("2026-03-21"), D("2026-03-04")],
+            "on_hand": [10.0, 7.0, 5.0, 4.0],
+            "demand_mean": 2.0,
+        }
+    )
+    got = expiring_units(lots, RUN).set_index("lot")
+    # FEFO at 2/day: L0 expired (all 7); L1 sells 4 of 6 possible in 3 days -> 0; L2 gets 10 - 4 = 6
+    # of its 10 in 5 days -> 4 expire; L3 gets 40 - 14 = 26 >= 5 -> 0
+    assert got["units_expiring"].to_dict() == {"L0": 7.0, "L1": 0.0, "L2": 4.0, "L3": 0.0}
+    assert got["days_to_expiry"].to_dict() == {"L0": -1, "L1": 3, "L2": 5, "L3": 20}
+    assert got["expired"].to_dict() == {"L0": True, "L1": False, "L2": False, "L3": False}
+
+
+def test_near_expiry_alerts_per_lot() -> None:
+    p = policy_rows(
+        {"sku": "A", "location": "S1", "demand_mean": 2.0, "on_hand": 26.0, "available": 26.0, "reorder_point": 1.0}
+    )
+    st = stock(
+        ("A", "S1", "L0", "2026-02-28", 7.0),
+        ("A", "S1", "L1", "2026-03-04", 4.0),
+        ("A", "S1", "L2", "2026-03-06", 10.0),
+        ("A", "S1", "L3", "2026-03-21", 5.0),
+        ("B", "S1", "", None, 3.0),  # not perishable
+        ("C", "S2", "K1", "2026-05-30", 8.0),  # no policy row (e.g. discontinued): nothing sells
+    )
+    out = compute_alerts(
+        p, st, sales(OLD, ("A", "S1", "2026-02-28", 2)), items(["A", "B", "C"], unit_cost=3.0), policies(), RUN
+    )
+    ne = out[out["alert_type"] == "near_expiry"].set_index("lot")
+    assert sorted(ne.index) == ["K1", "L0", "L2"]
+    assert (ne.loc["L0", "units"], ne.loc["L0", "value_at_risk"]) == (7.0, 21.0)
+    assert (ne.loc["L0", "action"], ne.loc["L0", "severity"]) == ("write_off", "high")
+    assert (ne.loc["L2", "units"], ne.loc["L2", "action"], ne.loc["L2", "severity"]) == (
+        4.0,
+        "transfer_or_promote",
+        "high",
+    )
+    assert ne.loc["L2", "event_date"] == D("2026-03-06")
+    assert (ne.loc["K1", "units"], ne.loc["K1", "severity"]) == (8.0, "low")  # 90 days away
+    assert "4 units will not sell in time" in ne.loc["L2", "explanation_en"]
+    assert "已于 2026-02-28 过期" in ne.loc["L0", "explanation_zh"]
+    contract.conform(out.assign(run_id="t"), "alerts")
+    assert not contract.duplicated_keys(out.assign(run_id="t"), "alerts").any()
+
+
+def test_alerts_stage_on_tiny_staging(tmp_path) -> None:
+    cfg = load_config(overrides={"staging_dir": str(tmp_path / "s"), "output_dir": str(tmp_path / "o")})
+    ctx = RunContext(cfg, RUN)
+    ctx.write_json("run", {"run_id": "test"})
+    ctx.write(
+        "inventory_policy",
+        policy_rows(
+            {"sku": "A", "location": "S1", "demand_mean": 2.0, "reorder_point": 16.0, "on_hand": 5.0, "available": 5.0},
+        ),
+    )
+    ctx.write("stock", stock(("A", "S1", "L1", "2026-02-27", 5.0)))
+    ctx.write("sales", sales(("A", "S1", "2026-02-28", 2)))
+    ctx.write("items", items(["A"]))
+    ctx.write("policies", policies())
+    res = alerts_stage(ctx)
+    assert res.stage == "alerts" and res.counts == {"alerts": 2}
+    out = ctx.read("alerts")
+    assert out["alert_type"].tolist() == ["near_expiry", "stockout_risk"]
+    assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}

@@ -1,0 +1,267 @@
+"""KPIs per location x category, per location, per category and for the network (hand-computed)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines import contract
+from pipelines.config import load_config
+from pipelines.context import RunContext
+from pipelines.kpis import METRICS, compute_kpis, kpis_stage
+
+RUN = date(2026, 3, 1)
+D = pd.Timestamp
+
+
+def _items() -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "sku": ["A", "B"],
+                "name": ["苹果", "扳手"],
+                "name_en": None,
+                "category": ["fruit", "tools"],
+                "unit_cost": [2.0, 10.0],
+                "unit_price": [4.0, 20.0],
+                "pack_size": 1,
+                "shelf_life_days": None,
+                "abc_override": None,
+                "active": True,
+            }
+        ),
+        "items",
+    )
+
+
+def _locations() -> pd.DataFrame:
+    locs = ["S1", "S2", "S3", "S4"]
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "location": locs,
+                "name": locs,
+                "type": "store",
+                "region": "east",
+                "can_ship": True,
+                "can_receive": True,
+                "active": [True, True, True, False],
+            }
+        ),
+        "locations",
+    )
+
+
+def _stock() -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "sku": ["A", "A", "B", "A"],
+                "location": ["S1", "S1", "S1", "S2"],
+                "snapshot_date": D(RUN),
+                "lot": ["L1", "L2", "", ""],
+                "expiry_date": [D("2026-03-05"), None, None, None],
+                "on_hand": [6.0, 4.0, 5.0, 20.0],
+                "in_transit": 0.0,
+                "reserved": 0.0,
+            }
+        ),
+        "stock",
+    )
+
+
+def _policy() -> pd.DataFrame:
+    rows = [("A", "S1", 1.0, 10.0, "healthy"), ("B", "S1", 0.5, 0.0, "under"), ("A", "S2", 0.0, 20.0, "no_demand")]
+    df = pd.DataFrame(rows, columns=["sku", "location", "demand_mean", "available", "health_band"])
+    return contract.conform(
+        df.assign(
+            run_date=D(RUN),
+            run_id="t",
+            category="x",
+            abc_class="B",
+            demand_std=0.0,
+            lead_time_days=7.0,
+            review_period_days=7.0,
+            service_level=0.95,
+            safety_stock=0.0,
+            reorder_point=0.0,
+            order_up_to=0.0,
+            on_hand=df["available"],
+            in_transit=0.0,
+            days_of_cover=np.nan,
+            lead_time_defaulted=False,
+            explanation_en="",
+            explanation_zh="",
+        ),
+        "inventory_policy",
+    )
+
+
+def _alerts() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "alert_type": ["slow_mover", "near_expiry", "stockout_risk"],
+            "sku": ["A", "A", "B"],
+            "location": ["S2", "S1", "S1"],
+            "lot": ["", "L1", ""],
+            "value_at_risk": [40.0, 8.0, 99.0],
+        }
+    )
+    return contract.conform(
+        df.assign(
+            run_date=D(RUN),
+            run_id="t",
+            severity="low",
+            units=1.0,
+            event_date=None,
+            action="x",
+            explanation_en="",
+            explanation_zh="",
+        ),
+        "alerts",
+    )
+
+
+def _transfers() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {"sku": ["A"], "from_location": ["S2"], "to_location": ["S1"], "quantity": [6.0], "transfer_cost": [3.0]}
+    )
+    return contract.conform(
+        df.assign(
+            run_date=D(RUN),
+            run_id="t",
+            packs=6,
+            expected_benefit=12.0,
+            receiver_stockout_date=None,
+            receiver_units_short=6.0,
+            donor_days_of_cover=np.nan,
+            donor_excess_units=10.0,
+            arrival_date=D(RUN),
+            approval_tier="auto",
+            method="greedy",
+            explanation_en="",
+            explanation_zh="",
+        ),
+        "transfers",
+    )
+
+
+def _accuracy() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "sku": ["A", "B", "A"],
+            "location": ["S1", "S1", "S2"],
+            "actual": [10.0, 0.0, 5.0],
+            "forecast": [9.0, 4.0, 6.0],
+            "wape": [0.2, np.nan, 1.0],
+        }
+    )
+    return contract.conform(
+        df.assign(run_date=D(RUN), run_id="t", model="moving_average", window_days=28, bias=np.nan, mase=np.nan),
+        "forecast_accuracy",
+    )
+
+
+def _kpis() -> dict[tuple[str, str, str], float]:
+    out = compute_kpis(_policy(), _alerts(), _transfers(), _accuracy(), _stock(), _items(), _locations(), RUN)
+    contract.conform(out.assign(run_id="t"), "kpis")
+    assert not contract.duplicated_keys(out.assign(run_id="t"), "kpis").any()
+    return {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+
+
+def test_location_category_rows_hand_computed() -> None:
+    k = _kpis()
+    assert k[("S1", "fruit", "inventory_value")] == 20.0  # (6 + 4) x 2, lots summed
+    assert k[("S1", "fruit", "days_of_inventory")] == pytest.approx(20.0 / (1.0 * 2.0))
+    assert k[("S1", "fruit", "stockout_rate")] == 0.0
+    assert k[("S1", "fruit", "near_expiry_value_share")] == pytest.approx(8.0 / 20.0)
+    assert k[("S1", "fruit", "slow_mover_value_share")] == 0.0
+    assert k[("S1", "fruit", "band_compliance")] == 1.0
+    assert (
+        k[("S1", "fruit", "transfers_recommended_count")],
+        k[("S1", "fruit", "transfers_recommended_units")],
+        k[("S1", "fruit", "transfers_recommended_cost")],
+    ) == (1.0, 6.0, 3.0)  # counted at the receiver
+    assert k[("S1", "fruit", "forecast_wape")] == pytest.approx(0.2)
+    assert k[("S1", "tools", "inventory_value")] == 50.0
+    assert k[("S1", "tools", "stockout_rate")] == 1.0  # demand and nothing available
+    assert k[("S1", "tools", "band_compliance")] == 0.0
+    assert np.isnan(k[("S1", "tools", "forecast_wape")])  # nothing sold
+    assert k[("S2", "fruit", "slow_mover_value_share")] == 1.0
+    assert np.isnan(k[("S2", "fruit", "days_of_inventory")])  # no forecast demand
+    assert np.isnan(k[("S2", "fruit", "stockout_rate")]) and np.isnan(k[("S2", "fruit", "band_compliance")])
+    assert k[("S2", "fruit", "transfers_recommended_count")] == 0.0  # the donor
+
+
+def test_location_and_network_rows_hand_computed() -> None:
+    k = _kpis()
+    assert k[("S1", "*", "inventory_value")] == 70.0
+    assert k[("S1", "*", "days_of_inventory")] == pytest.approx(70.0 / 7.0)
+    assert k[("S1", "*", "stockout_rate")] == 0.5
+    # S1: |errors| 2 (A) + 4 (B sold nothing: every daily error is the forecast) over 10 sold
+    assert k[("S1", "*", "forecast_wape")] == pytest.approx(0.6)
+    assert k[("*", "*", "inventory_value")] == 110.0
+    assert k[("*", "*", "slow_mover_value_share")] == pytest.approx(40.0 / 110.0)
+    assert k[("*", "*", "near_expiry_value_share")] == pytest.approx(8.0 / 110.0)
+    assert k[("*", "*", "band_compliance")] == 0.5
+    assert k[("*", "*", "forecast_wape")] == pytest.approx(11.0 / 15.0)
+    assert k[("*", "*", "transfers_recommended_units")] == 6.0
+    assert k[("*", "fruit", "inventory_value")] == 60.0 and k[("*", "tools", "inventory_value")] == 50.0
+    # an active location without stock still has its rows; the closed one has none
+    assert k[("S3", "*", "inventory_value")] == 0.0 and np.isnan(k[("S3", "*", "slow_mover_value_share")])
+    assert not any(key[0] == "S4" for key in k)
+    groups = {(loc, cat) for loc, cat, _ in k}
+    assert groups == {
+        ("S1", "fruit"),
+        ("S1", "tools"),
+        ("S2", "fruit"),
+        ("S1", "*"),
+        ("S2", "*"),
+        ("S3", "*"),
+        ("*", "fruit"),
+        ("*", "tools"),
+        ("*", "*"),
+    }
+    assert len(k) == len(groups) * len(METRICS)
+
+
+def test_kpis_with_nothing_to_report() -> None:
+    empty = {t: contract.empty(t) for t in ("inventory_policy", "alerts", "transfers", "forecast_accuracy", "stock")}
+    out = compute_kpis(
+        empty["inventory_policy"],
+        empty["alerts"],
+        empty["transfers"],
+        empty["forecast_accuracy"],
+        empty["stock"],
+        _items(),
+        _locations(),
+        RUN,
+    )
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    assert k[("*", "*", "inventory_value")] == 0.0 and k[("S1", "*", "transfers_recommended_count")] == 0.0
+    assert {loc for loc, _, _ in k} == {"*", "S1", "S2", "S3"}
+
+
+def test_kpis_stage_on_tiny_staging(tmp_path) -> None:
+    cfg = load_config(overrides={"staging_dir": str(tmp_path / "s"), "output_dir": str(tmp_path / "o")})
+    ctx = RunContext(cfg, RUN)
+    ctx.write_json("run", {"run_id": "test"})
+    for name, df in (
+        ("inventory_policy", _policy()),
+        ("alerts", _alerts()),
+        ("transfers", _transfers()),
+        ("forecast_accuracy", _accuracy()),
+        ("stock", _stock()),
+        ("items", _items()),
+        ("locations", _locations()),
+    ):
+        ctx.write(name, df)
+    res = kpis_stage(ctx)
+    assert res.stage == "kpis" and res.counts == {"kpis": 9 * len(METRICS)}
+    out = ctx.read("kpis")
+    assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}
+    net = out[(out["location"] == "*") & (out["category"] == "*") & (out["metric"] == "inventory_value")]
+    assert net["value"].tolist() == [110.0]
