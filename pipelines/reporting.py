@@ -1,0 +1,629 @@
+"""The reporting database: schema migrations, one atomic idempotent publish per run date, run log.
+
+Planners read the published output tables (one per output table of :mod:`pipelines.contract`) and
+the views of ``sql/views``; the data team reads ``run_log``. Works on SQLite (the embedded default)
+and PostgreSQL (production).
+
+- :func:`migrate` runs the hand-written Alembic migrations of ``sql/migrations`` up to head, then
+  re-creates the views from ``sql/views/*.sql``, all in one transaction.
+- :func:`publish` replaces everything published for one run date in ONE transaction: delete the
+  date's rows of every output table, insert the new ones, upsert ``published_runs``, run the
+  caller's ``before_commit(conn)`` hook, commit. Any exception rolls back: readers see either the
+  previous publication or the new one, never a mix, and publishing the same frames twice gives the
+  same rows. On PostgreSQL with psycopg 3 the rows go through ``COPY`` into a temporary table and
+  ``INSERT ... SELECT``; elsewhere through ``executemany``.
+- The run log has one row per attempt (:func:`log_attempt_start` / :func:`log_attempt_end`), each
+  written in its own short transaction so that it survives a failed publish.
+
+Limits: URLs are never shown with their password (:func:`pipelines.config.redact_url`); messages
+written to the run log have any ``scheme://user:password@`` scrubbed. The ``sql/`` folder is read
+from the source tree (the package is installed editable); a wheel would need it as package data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from pipelines import contract
+from pipelines.config import redact_url
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+VIEWS_DIR = SQL_DIR / "views"
+
+RUN_STATUSES = ("running", "published", "failed", "stopped")
+END_STATUSES = ("published", "failed", "stopped")
+
+#: rows per chunk of COPY text built in memory at once (bounds memory on big tables)
+COPY_CHUNK_ROWS = 100_000
+
+# advisory-lock class id on PostgreSQL ("tiaobo" folded to a signed 32-bit int)
+_LOCK_CLASS = zlib.crc32(b"tiaobo") - 2**31
+
+
+class PublishError(RuntimeError):
+    """Publishing a run date failed; the previously published state is unchanged."""
+
+
+# --------------------------------------------------------------------------------------------
+# Table objects used for reads and writes (the schema itself is created by the migrations)
+# --------------------------------------------------------------------------------------------
+
+_SA_TYPES: dict[str, Callable[[], sa.types.TypeEngine[Any]]] = {
+    "str": sa.Text,
+    "int": sa.BigInteger,
+    "float": sa.Double,
+    "bool": sa.Boolean,
+    "date": sa.Date,
+    "ts": lambda: sa.DateTime(timezone=True),
+}
+
+METADATA = sa.MetaData()
+
+
+def _contract_table(t: contract.Table) -> sa.Table:
+    return sa.Table(
+        t.name,
+        METADATA,
+        *[sa.Column(c.name, _SA_TYPES[c.type](), nullable=c.nullable, primary_key=c.name in t.key) for c in t.columns],
+    )
+
+
+OUTPUT_SA: dict[str, sa.Table] = {name: _contract_table(t) for name, t in contract.OUTPUT_TABLES.items()}
+
+RUN_LOG = sa.Table(
+    "run_log",
+    METADATA,
+    sa.Column("attempt_id", sa.Text(), primary_key=True),
+    sa.Column("run_date", sa.Date(), nullable=False),
+    sa.Column("run_id", sa.Text()),
+    sa.Column("status", sa.Text(), nullable=False),
+    sa.Column("stage", sa.Text()),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("counts_json", sa.Text(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("method_notes", sa.Text()),
+)
+
+PUBLISHED_RUNS = sa.Table(
+    "published_runs",
+    METADATA,
+    sa.Column("run_date", sa.Date(), primary_key=True),
+    sa.Column("run_id", sa.Text(), nullable=False),
+    sa.Column("published_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("counts_json", sa.Text(), nullable=False),
+)
+
+WATERMARKS = sa.Table(
+    "watermarks",
+    METADATA,
+    sa.Column("source", sa.Text(), primary_key=True),
+    sa.Column("table_name", sa.Text(), primary_key=True),
+    sa.Column("watermark", sa.Text(), nullable=False),
+    sa.Column("run_date", sa.Date(), nullable=False),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Engines
+# --------------------------------------------------------------------------------------------
+
+_ENGINES: dict[str, sa.Engine] = {}
+_MIGRATED: set[str] = set()
+_LOCK = threading.Lock()
+
+
+def _normalise_url(url: str) -> sa.URL:
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship (COPY)
+    return u
+
+
+def engine_for(url: str) -> sa.Engine:
+    """The engine for ``url``, made once per URL and process.
+
+    ``postgresql://`` URLs use psycopg 3. SQLite: the parent folder of the file is created, the
+    connection runs in WAL mode with foreign keys on, and transactions are real (``BEGIN`` is
+    emitted by SQLAlchemy, not left to the sqlite3 module, which would not wrap DDL).
+    """
+    with _LOCK:
+        engine = _ENGINES.get(url)
+        if engine is not None:
+            return engine
+        u = _normalise_url(url)
+        if u.get_backend_name() == "sqlite":
+            db = u.database or ""
+            if db and db != ":memory:" and not db.startswith("file:"):
+                Path(db).parent.mkdir(parents=True, exist_ok=True)
+            engine = sa.create_engine(u, connect_args={"timeout": 30})
+            _sqlite_transactions(engine)
+        else:
+            engine = sa.create_engine(u, pool_pre_ping=True)
+        _ENGINES[url] = engine
+        return engine
+
+
+def _sqlite_transactions(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below drive transactions
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        # writers ask for BEGIN IMMEDIATE (see _write_engine): they take the write lock up front and
+        # wait for it (busy timeout) instead of failing when a read snapshot cannot be upgraded
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tiaobo_write") else "BEGIN")
+
+
+def _write_engine(url: str) -> sa.Engine:
+    """The engine of ``url`` for a read-write transaction (SQLite: BEGIN IMMEDIATE)."""
+    return engine_for(url).execution_options(tiaobo_write=True)
+
+
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of ``url`` and forget its engine (e.g. before dropping a test DB)."""
+    with _LOCK:
+        engine = _ENGINES.pop(url, None)
+        _MIGRATED.discard(url)
+    if engine is not None:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------------------------
+# Migrations and views
+# --------------------------------------------------------------------------------------------
+
+
+def alembic_config(url: str | None = None, connection: sa.Connection | None = None) -> Any:
+    """An Alembic ``Config`` built in code (no alembic.ini) for ``sql/migrations``."""
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def view_names() -> list[str]:
+    """Names of the planner views, one ``sql/views/<name>.sql`` file each."""
+    return sorted(p.stem for p in VIEWS_DIR.glob("*.sql"))
+
+
+def replace_views(conn: sa.Connection) -> list[str]:
+    """Drop and re-create every view of ``sql/views`` on ``conn`` (inside the caller's transaction)."""
+    names = view_names()
+    for name in names:
+        conn.exec_driver_sql(f"drop view if exists {name}")
+    for name in names:
+        body = (VIEWS_DIR / f"{name}.sql").read_text(encoding="utf-8").strip().rstrip(";")
+        conn.exec_driver_sql(f"create view {name} as\n{body}")
+    return names
+
+
+def migrate(url: str) -> None:
+    """Upgrade the reporting database at ``url`` to the head migration and re-create the views.
+
+    One transaction: a failure leaves the database as it was. Running it again is a no-op for the
+    tables (the views are dropped and re-created from their files, so an edited view file is
+    picked up). On PostgreSQL an advisory lock serialises concurrent migrations.
+    """
+    from alembic import command
+
+    with _write_engine(url).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("select pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS})
+        command.upgrade(alembic_config(connection=conn), "head")
+        replace_views(conn)
+    with _LOCK:
+        _MIGRATED.add(url)
+    log.info("reporting database %s migrated to head; views: %s", redact_url(url), ", ".join(view_names()))
+
+
+def _ensure_schema(url: str) -> None:
+    if url not in _MIGRATED:
+        migrate(url)
+
+
+def schema_revision(url: str) -> str | None:
+    """The Alembic revision the database is at (None: not migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine_for(url).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+# --------------------------------------------------------------------------------------------
+# Publish
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare(name: str, df: pd.DataFrame | None, run_date: date, run_id: str) -> pd.DataFrame:
+    """The frame conformed to the contract, checked to belong to this run, in canonical order."""
+    if df is None:
+        return contract.empty(name)
+    out = contract.conform(df, name)
+    other_date = out["run_date"].dt.date != run_date
+    if other_date.any():
+        raise ValueError(
+            f"publish {run_date}: table {name} has {int(other_date.sum())} row(s) of another run date"
+            f" (e.g. {out.loc[other_date, 'run_date'].iloc[0].date()})"
+        )
+    other_id = out["run_id"] != run_id
+    if other_id.any():
+        raise ValueError(
+            f"publish {run_date}: table {name} has {int(other_id.sum())} row(s) of another run id"
+            f" (e.g. {out.loc[other_id, 'run_id'].iloc[0]!r}, expected {run_id!r}): stale staging files?"
+        )
+    dup = contract.duplicated_keys(out, name)
+    if dup.any():
+        key = ", ".join(contract.OUTPUT_TABLES[name].key)
+        raise contract.ContractError(
+            f"publish {run_date}: table {name} has {int(dup.sum())} row(s) sharing a key ({key}),"
+            f" e.g. row(s) {', '.join(str(i) for i in out.index[dup][:5])}"
+        )
+    return contract.canonical_order(out, name)
+
+
+def _records(df: pd.DataFrame, name: str) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values (date, int, float, bool, str; None for NaN/NaT/NA)."""
+    t = contract.OUTPUT_TABLES[name]
+    cols: dict[str, pd.Series] = {}
+    for col in t.columns:
+        s = df[col.name]
+        obj = s.dt.date if col.type == "date" else s.astype(object)
+        cols[col.name] = obj.astype(object).where(s.notna(), None)
+    return pd.DataFrame(cols, index=df.index).to_dict("records")
+
+
+_COPY_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
+
+
+def _copy_column(s: pd.Series, col: contract.Column) -> pd.Series:
+    """One column as PostgreSQL COPY text-format fields (``\\N`` = NULL)."""
+    if col.type == "str":
+        out = s.astype("str")
+        for raw, esc in _COPY_ESCAPES:
+            out = out.str.replace(raw, esc, regex=False)
+    elif col.type == "date":
+        out = s.dt.strftime("%Y-%m-%d")
+    elif col.type == "bool":
+        out = s.map({True: "t", False: "f"})
+    elif col.type == "int":
+        out = s.astype("Int64").astype("str")
+    else:  # float: shortest repr that round-trips exactly; inf / -inf are read by PostgreSQL
+        out = s.astype("float64").astype("str")
+    return out.astype("str").where(s.notna(), "\\N")
+
+
+def _copy_text(df: pd.DataFrame, name: str) -> str:
+    """``df`` as the text of ``COPY ... FROM STDIN`` (tab-separated, one line per row), vectorised."""
+    cols = [_copy_column(df[c.name], c) for c in contract.OUTPUT_TABLES[name].columns]
+    line = cols[0]
+    for c in cols[1:]:
+        line = line + "\t" + c
+    return "\n".join(line.tolist()) + "\n"
+
+
+def _insert_copy(conn: sa.Connection, name: str, df: pd.DataFrame) -> int:
+    """PostgreSQL + psycopg 3: COPY into a temp table (dropped at commit), then INSERT ... SELECT."""
+    q = conn.dialect.identifier_preparer.quote
+    stage = q(f"tiaobo_stage_{name}")
+    cols = ", ".join(q(c) for c in contract.OUTPUT_TABLES[name].names)
+    raw = conn.connection.driver_connection
+    if raw is None:
+        raise PublishError("the database connection is closed")
+    with raw.cursor() as cur:
+        cur.execute(f"create temp table {stage} (like {q(name)}) on commit drop")
+        with cur.copy(f"copy {stage} ({cols}) from stdin") as copy:
+            for start in range(0, len(df), COPY_CHUNK_ROWS):
+                copy.write(_copy_text(df.iloc[start : start + COPY_CHUNK_ROWS], name))
+        cur.execute(f"insert into {q(name)} ({cols}) select {cols} from {stage}")
+        inserted = cur.rowcount
+    if inserted != len(df):
+        raise PublishError(f"table {name}: {inserted} row(s) inserted, {len(df)} expected")
+    return inserted
+
+
+def _insert_rows(conn: sa.Connection, name: str, df: pd.DataFrame) -> int:
+    if df.empty:
+        return 0
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        return _insert_copy(conn, name, df)
+    conn.execute(OUTPUT_SA[name].insert(), _records(df, name))
+    return len(df)
+
+
+def _now() -> datetime:
+    """Wall-clock time for run-log and publication timestamps only (never used in a computation)."""
+    return datetime.now(UTC)
+
+
+def _dumps(obj: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(obj or {}), sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _db_error(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return _scrub(f"{type(orig or exc).__name__}: {text[0] if text else ''}")
+
+
+def publish(
+    url: str,
+    run_date: date,
+    run_id: str,
+    frames: dict[str, pd.DataFrame],
+    counts: dict[str, Any] | None = None,
+    before_commit: Callable[[sa.Connection], None] | None = None,
+) -> dict[str, int]:
+    """Replace what is published for ``run_date`` with ``frames``, atomically; rows inserted per table.
+
+    Every output table of the contract is replaced for ``run_date`` (a table missing from
+    ``frames`` counts as empty, so its rows of that date are deleted). The frames are conformed to
+    the contract, must all carry ``run_date`` and ``run_id`` and unique keys (else nothing is
+    touched), and are written in canonical order with NaN as NULL. ``published_runs`` gets
+    ``run_id`` and ``counts`` (default: rows per table). ``before_commit(conn)`` runs last, inside
+    the transaction (e.g. to advance extraction watermarks with :func:`set_watermark`).
+
+    Any exception rolls everything back. Database errors (including one met by ``before_commit``
+    or at commit, e.g. the server connection killed) are raised as :class:`PublishError` naming the
+    step and the password-free URL; any other exception (e.g. one ``before_commit`` raises itself)
+    propagates as it is. Holds a per-date advisory lock on PostgreSQL, so two publishes of the same
+    date run one after the other.
+    """
+    run_date = _as_date(run_date)
+    unknown = sorted(set(frames) - set(contract.OUTPUT_TABLES))
+    if unknown:
+        raise ValueError(
+            f"publish {run_date}: not output tables of the contract: {', '.join(unknown)}"
+            f" (expected some of {', '.join(contract.OUTPUT_TABLES)})"
+        )
+    prepared = {name: _prepare(name, frames.get(name), run_date, run_id) for name in contract.OUTPUT_TABLES}
+    _ensure_schema(url)
+    inserted: dict[str, int] = {}
+    step = "connect"
+    try:
+        with _write_engine(url).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                step = "lock"
+                conn.execute(
+                    sa.text("select pg_advisory_xact_lock(:c, :d)"), {"c": _LOCK_CLASS, "d": run_date.toordinal()}
+                )
+            for name, df in prepared.items():
+                step = f"replace {name}"
+                tbl = OUTPUT_SA[name]
+                conn.execute(sa.delete(tbl).where(tbl.c.run_date == run_date))
+                inserted[name] = _insert_rows(conn, name, df)
+            step = "published_runs"
+            conn.execute(sa.delete(PUBLISHED_RUNS).where(PUBLISHED_RUNS.c.run_date == run_date))
+            conn.execute(
+                PUBLISHED_RUNS.insert().values(
+                    run_date=run_date,
+                    run_id=run_id,
+                    published_at=_now(),
+                    counts_json=_dumps(counts if counts is not None else inserted),
+                )
+            )
+            if before_commit is not None:
+                step = "before_commit"
+                before_commit(conn)
+            step = "commit"
+    except PublishError:
+        raise
+    except Exception as exc:
+        if not (isinstance(exc, sa.exc.SQLAlchemyError) or _is_db_error(exc)):
+            raise
+        raise PublishError(
+            f"publishing {run_date} (run {run_id}) to {redact_url(url)} failed at step {step!r}: {_db_error(exc)};"
+            " the transaction was rolled back, the previously published rows are unchanged"
+        ) from exc
+    log.info(
+        "published %s (run %s) to %s: %s",
+        run_date,
+        run_id,
+        redact_url(url),
+        ", ".join(f"{k}={v}" for k, v in inserted.items()),
+    )
+    return inserted
+
+
+def _is_db_error(exc: BaseException) -> bool:
+    """A DB-API error raised by the driver directly (the COPY path bypasses SQLAlchemy's wrapping)."""
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        return False
+    return isinstance(exc, psycopg.Error)
+
+
+# --------------------------------------------------------------------------------------------
+# Reads
+# --------------------------------------------------------------------------------------------
+
+
+def read_table(url: str, table: str, run_date: date | None = None) -> pd.DataFrame:
+    """Published rows of output ``table`` (one run date, or all with None), contract-typed, canonical order."""
+    if table not in OUTPUT_SA:
+        raise ValueError(f"{table!r} is not an output table (expected one of {', '.join(OUTPUT_SA)})")
+    tbl = OUTPUT_SA[table]
+    stmt = sa.select(tbl)
+    if run_date is not None:
+        stmt = stmt.where(tbl.c.run_date == run_date)
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(stmt).all()
+    if not rows:
+        return contract.empty(table)
+    df = pd.DataFrame([tuple(r) for r in rows], columns=contract.OUTPUT_TABLES[table].names)
+    return contract.canonical_order(contract.conform(df, table), table)
+
+
+def published_run_dates(url: str) -> list[date]:
+    """Run dates currently published, oldest first."""
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(sa.select(PUBLISHED_RUNS.c.run_date).order_by(PUBLISHED_RUNS.c.run_date)).all()
+    return [_as_date(r[0]) for r in rows]
+
+
+def read_published_runs(url: str) -> pd.DataFrame:
+    """``published_runs`` as a frame: run_date, run_id, published_at (UTC), counts_json; oldest first."""
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(sa.select(PUBLISHED_RUNS).order_by(PUBLISHED_RUNS.c.run_date)).all()
+    df = pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in PUBLISHED_RUNS.columns])
+    df["run_date"] = pd.to_datetime(df["run_date"]).astype("datetime64[ns]")
+    df["published_at"] = _utc(df["published_at"])
+    return df.astype({"run_id": "str", "counts_json": "str"})
+
+
+def _as_date(v: Any) -> date:
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    return date.fromisoformat(str(v)[:10])
+
+
+def _utc(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]")
+
+
+# --------------------------------------------------------------------------------------------
+# Run log
+# --------------------------------------------------------------------------------------------
+
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):[^@\s]*@")
+
+
+def _scrub(text: str) -> str:
+    """``text`` with the password of any URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+def log_attempt_start(url: str, run_date: date) -> str:
+    """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id."""
+    run_date = _as_date(run_date)
+    _ensure_schema(url)
+    attempt_id = uuid.uuid4().hex
+    with _write_engine(url).begin() as conn:
+        conn.execute(
+            RUN_LOG.insert().values(
+                attempt_id=attempt_id,
+                run_date=run_date,
+                status="running",
+                started_at=_now(),
+                counts_json="{}",
+                message="",
+            )
+        )
+    return attempt_id
+
+
+def log_attempt_end(
+    url: str,
+    attempt_id: str,
+    status: str,
+    *,
+    run_id: str | None = None,
+    stage: str | None = None,
+    counts: dict | None = None,
+    message: str = "",
+    method_notes: str | None = None,
+) -> None:
+    """Close attempt ``attempt_id`` with ``status`` (published | failed | stopped) in its own transaction.
+
+    ``stage`` names where a failed attempt stopped. Passwords in URLs inside ``message`` and
+    ``method_notes`` are scrubbed. Raises ``LookupError`` for an unknown attempt id.
+    """
+    if status not in END_STATUSES:
+        raise ValueError(f"run log status must be one of {', '.join(END_STATUSES)}, not {status!r}")
+    _ensure_schema(url)
+    with _write_engine(url).begin() as conn:
+        res = conn.execute(
+            sa.update(RUN_LOG)
+            .where(RUN_LOG.c.attempt_id == attempt_id)
+            .values(
+                status=status,
+                run_id=run_id,
+                stage=stage,
+                finished_at=_now(),
+                counts_json=_dumps(counts),
+                message=_scrub(message or ""),
+                method_notes=_scrub(method_notes) if method_notes is not None else None,
+            )
+        )
+        if res.rowcount != 1:
+            raise LookupError(f"run log: no attempt {attempt_id!r} in {redact_url(url)}")
+
+
+def read_run_log(url: str, run_date: date | None = None) -> pd.DataFrame:
+    """The run log (one run date or all), oldest attempt first; timestamps in UTC."""
+    stmt = sa.select(RUN_LOG).order_by(RUN_LOG.c.started_at, RUN_LOG.c.attempt_id)
+    if run_date is not None:
+        stmt = stmt.where(RUN_LOG.c.run_date == run_date)
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(stmt).all()
+    names = [c.name for c in RUN_LOG.columns]
+    df = pd.DataFrame([tuple(r) for r in rows], columns=names)
+    df["run_date"] = pd.to_datetime(df["run_date"]).astype("datetime64[ns]")
+    for col in ("started_at", "finished_at"):
+        df[col] = _utc(df[col])
+    for col in ("attempt_id", "run_id", "status", "stage", "counts_json", "message", "method_notes"):
+        df[col] = df[col].astype("str").where(df[col].notna(), None).astype("str")
+    return df.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Watermarks (used by extraction; set inside the publish transaction through before_commit)
+# --------------------------------------------------------------------------------------------
+
+
+def get_watermark(conn: sa.Connection, source: str, table_name: str) -> str | None:
+    """The stored watermark of ``source``/``table_name`` (None when there is none yet)."""
+    row = conn.execute(
+        sa.select(WATERMARKS.c.watermark).where(WATERMARKS.c.source == source, WATERMARKS.c.table_name == table_name)
+    ).first()
+    return None if row is None else str(row[0])
+
+
+def set_watermark(conn: sa.Connection, source: str, table_name: str, watermark: str, run_date: date) -> None:
+    """Insert or replace the watermark of ``source``/``table_name`` on ``conn`` (caller's transaction)."""
+    values = {"source": source, "table_name": table_name, "watermark": watermark, "run_date": run_date}
+    name = conn.dialect.name
+    if name in ("postgresql", "sqlite"):
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        stmt = (postgresql.insert if name == "postgresql" else sqlite.insert)(WATERMARKS).values(**values)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[WATERMARKS.c.source, WATERMARKS.c.table_name],
+                set_={"watermark": stmt.excluded.watermark, "run_date": stmt.excluded.run_date},
+            )
+        )
+        return
+    conn.execute(sa.delete(WATERMARKS).where(WATERMARKS.c.source == source, WATERMARKS.c.table_name == table_name))
+    conn.execute(WATERMARKS.insert().values(**values))

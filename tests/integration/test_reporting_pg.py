@@ -1,0 +1,204 @@
+"""Reporting database on a real PostgreSQL: migrations, COPY publish, idempotency, atomicity, killed backend.
+
+Each module run creates its own database ``tiaobo_t_<uuid8>`` and drops it afterwards. Skips with a
+visible reason when the server is unreachable, except with CI=true, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date, timedelta
+
+import pandas as pd
+import psycopg
+import pytest
+import sqlalchemy as sa
+from pandas.testing import assert_frame_equal
+
+from pipelines import contract, reporting
+from pipelines.config import redact_url
+from tests.factories import make_frames
+
+pytestmark = pytest.mark.integration
+
+PG_SERVER = os.environ.get("TIAOBO_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432")  # as tests/conftest.py
+ADMIN_URL = f"{PG_SERVER}/postgres"
+D1 = date(2025, 3, 10)
+D2 = date(2025, 3, 11)
+
+
+def expected(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    return contract.canonical_order(contract.conform(frame, name), name)
+
+
+@pytest.fixture(scope="module")
+def pg_module_url():
+    """One fresh database for this module (the migrations run once), dropped at the end."""
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"PostgreSQL is unreachable at {redact_url(ADMIN_URL)}: {type(exc.orig).__name__}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"tiaobo_t_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"create database {name} encoding 'UTF8' template template0"))
+    url = sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        reporting.migrate(url)
+        yield url
+    finally:
+        reporting.dispose_engine(url)
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"drop database if exists {name} with (force)"))
+        admin.dispose()
+
+
+@pytest.fixture
+def url(pg_module_url):
+    """The module database, emptied before each test."""
+    with reporting.engine_for(pg_module_url).begin() as conn:
+        tables = [*contract.OUTPUT_TABLES, "published_runs", "run_log", "watermarks"]
+        conn.execute(sa.text("truncate " + ", ".join(tables)))
+    return pg_module_url
+
+
+def _snapshot(u: str) -> dict[str, pd.DataFrame]:
+    return {name: reporting.read_table(u, name) for name in contract.OUTPUT_TABLES}
+
+
+def test_migrated_schema_matches_the_contract_and_migrate_again_is_a_noop(url):
+    types = {"str": sa.Text, "int": sa.BigInteger, "float": sa.Double, "bool": sa.Boolean, "date": sa.Date}
+    reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
+    reporting.migrate(url)
+    assert reporting.schema_revision(url) == "0001"
+    insp = sa.inspect(reporting.engine_for(url))
+    for name, t in contract.OUTPUT_TABLES.items():
+        cols = insp.get_columns(name)
+        assert [c["name"] for c in cols] == t.names
+        for col, c in zip(cols, t.columns, strict=True):
+            assert isinstance(col["type"], types[c.type]), (name, c.name, col["type"])
+            assert col["nullable"] == c.nullable
+        assert insp.get_pk_constraint(name)["constrained_columns"] == list(t.key)
+        assert any(ix["column_names"] == ["run_date"] for ix in insp.get_indexes(name))
+    assert sorted(insp.get_view_names()) == reporting.view_names()
+    assert len(reporting.read_table(url, "forecasts", D1)) == 3
+
+
+def test_publish_round_trip_idempotency_and_other_dates(url):
+    f1 = make_frames(D1, "r1", n=4)
+    assert reporting.publish(url, D1, "r1", f1) == {name: 4 for name in contract.OUTPUT_TABLES}
+    for name, df in f1.items():
+        assert_frame_equal(reporting.read_table(url, name, D1), expected(df, name))
+    first = _snapshot(url)
+    reporting.publish(url, D1, "r1", f1)
+    for name, df in _snapshot(url).items():
+        assert_frame_equal(first[name], df)
+    reporting.publish(url, D2, "r2", make_frames(D2, "r2", n=2, shift=2.0))
+    for name, df in f1.items():
+        assert_frame_equal(reporting.read_table(url, name, D1), expected(df, name))
+        assert len(reporting.read_table(url, name)) == 6
+    assert reporting.published_run_dates(url) == [D1, D2]
+
+
+def test_twenty_thousand_forecast_rows_go_through_copy(url, monkeypatch):
+    n = 20_000
+    fc = pd.DataFrame(
+        {
+            "run_date": D1,
+            "run_id": "r1",
+            "sku": [f"SKU{i // 28:04d}" for i in range(n)],
+            "location": "DC1",
+            "target_date": [D1 + timedelta(days=i % 28) for i in range(n)],
+            "horizon": [i % 28 + 1 for i in range(n)],
+            "mean": [i / 7 for i in range(n)],
+            "p50": [i / 7 for i in range(n)],
+            "p90": [i / 3 for i in range(n)],
+            "p95": [i / 2 for i in range(n)],
+            "p99": [float(i) for i in range(n)],
+            "model": "ets",
+        }
+    )
+    copies: list[str] = []
+    real_copy = psycopg.Cursor.copy
+
+    def spy(self, statement, *args, **kwargs):
+        copies.append(str(statement))
+        return real_copy(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", spy)
+    counts = reporting.publish(url, D1, "r1", {"forecasts": fc})
+    assert counts["forecasts"] == n
+    assert len(copies) == 1 and copies[0].startswith("copy tiaobo_stage_forecasts ")
+    assert_frame_equal(reporting.read_table(url, "forecasts", D1), expected(fc, "forecasts"))
+
+
+def test_exception_in_before_commit_leaves_previous_rows(url):
+    reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
+    before, pub = _snapshot(url), reporting.read_published_runs(url)
+
+    def crash(conn: sa.Connection) -> None:
+        reporting.set_watermark(conn, "erp", "sales", "x", D1)
+        raise RuntimeError("simulated crash mid-publish")
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        reporting.publish(url, D1, "r2", make_frames(D1, "r2", n=5, shift=1.0), before_commit=crash)
+    for name, df in _snapshot(url).items():
+        assert_frame_equal(before[name], df)
+    assert_frame_equal(pub, reporting.read_published_runs(url))
+    with reporting.engine_for(url).connect() as conn:
+        assert reporting.get_watermark(conn, "erp", "sales") is None
+
+
+def test_publishing_backend_killed_mid_transaction(url):
+    reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
+    before, pub = _snapshot(url), reporting.read_published_runs(url)
+    killed: list[int] = []
+
+    def kill_me(conn: sa.Connection) -> None:
+        pid = conn.execute(sa.text("select pg_backend_pid()")).scalar_one()
+        with psycopg.connect(sa.make_url(url).set(drivername="postgresql").render_as_string(False)) as other:
+            ok = other.execute("select pg_terminate_backend(%s, 5000)", (pid,)).fetchone()
+        assert ok == (True,)
+        killed.append(pid)
+
+    with pytest.raises(reporting.PublishError) as err:
+        reporting.publish(url, D1, "r2", make_frames(D1, "r2", n=5, shift=1.0), before_commit=kill_me)
+    assert killed and "rolled back" in str(err.value)
+    for name, df in _snapshot(url).items():
+        assert_frame_equal(before[name], df)
+    assert_frame_equal(pub, reporting.read_published_runs(url))
+    # the pool recovers: the next publish works on a fresh connection
+    reporting.publish(url, D1, "r3", make_frames(D1, "r3", n=2))
+    assert set(reporting.read_table(url, "forecasts", D1)["run_id"]) == {"r3"}
+
+
+def test_run_log_and_views_on_postgresql(url):
+    attempt = reporting.log_attempt_start(url, D1)
+    for d, rid in ((D1, "r1"), (D2, "r2")):
+        f = make_frames(d, rid, n=3)
+        f["alerts"]["severity"] = ["low", "high", "medium"]
+        f["transfers"]["approval_tier"] = ["planner", "auto", "auto"]
+        f["transfers"]["expected_benefit"] = [1.0, 2.0, 3.0]
+        f["kpis"]["location"] = "*"
+        f["kpis"]["category"] = "*"
+        reporting.publish(url, d, rid, f)
+    reporting.log_attempt_end(url, attempt, "published", run_id="r2", counts={"forecasts": 3})
+    log_ = reporting.read_run_log(url)
+    assert log_["status"].tolist() == ["published"] and log_["run_id"].tolist() == ["r2"]
+    assert log_["finished_at"].iloc[0] >= log_["started_at"].iloc[0]
+    with reporting.engine_for(url).connect() as conn:
+        alerts = conn.execute(sa.text("select run_id, severity from v_alerts_today")).all()
+        transfers = conn.execute(sa.text("select approval_tier, expected_benefit from v_transfers_today")).all()
+        health = conn.execute(sa.text("select run_id, forecast_28d_units from v_sku_health")).all()
+        trend = conn.execute(sa.text("select run_date, metric from v_kpi_trend")).all()
+    assert alerts == [("r2", "high"), ("r2", "medium"), ("r2", "low")]
+    assert transfers == [("auto", 3.0), ("auto", 2.0), ("planner", 1.0)]
+    # forecasts and policy rows share (sku-i, location-i); horizons 1..3 with means 0.1, 1.6, 3.1
+    assert sorted(health) == [("r2", 0.1), ("r2", 1.6), ("r2", 3.1)]
+    assert trend == [(d, f"metric-{i}") for d in (D1, D2) for i in range(3)]
