@@ -1,0 +1,629 @@
+"""The notify stage: the planner report, the morning digest emails and the data-team failure email.
+
+- :func:`build_digest` makes one HTML email (``multipart/alternative`` with a plain-text part) per
+  planner group, filtered to the group's categories and regions, with the full lists attached as
+  CSV (UTF-8 with BOM, so Excel shows Chinese correctly) and one ``.xlsx`` workbook.
+- :func:`build_failure_email` tells the data team which task failed, the error or rule, example
+  failing rows and where to look.
+- :func:`deliver` sends through SMTP with retries, or writes an ``.eml`` file when no SMTP host is
+  configured. It never raises and never loses a message: when every attempt fails the message is
+  written to disk and the result says ``mode: failed``.
+- :func:`notify_stage` is the pipeline stage (reads the run's staging folder, writes the reports
+  into the output folder, delivers one digest per group); :func:`send_failure` is what the DAG's
+  failure callback calls.
+
+Messages are built deterministically from the run's frames (no Date or Message-ID at build time);
+:func:`deliver` stamps ``Date`` and ``Message-ID`` only when it hands a message to an SMTP server.
+All data text goes through Jinja2 with autoescape on (HTML parts); attachments are defused
+against spreadsheet formula injection (text cells starting with ``= + - @`` are kept as text).
+
+Limits: SMTP credentials come only from ``TIAOBO_SMTP_USER`` / ``TIAOBO_SMTP_PASSWORD`` (the
+Airflow connection named by ``email.smtp_conn_id`` is not read here); the body of the digest lists
+at most :data:`DIGEST_MAX_TRANSFERS` transfers needing approval and the top
+:data:`DIGEST_TOP_ALERTS` alerts, the attachments carry everything.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+import smtplib
+import ssl
+import time
+import unicodedata
+from datetime import date
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipelines import contract
+from pipelines.config import Config, RecipientGroup
+from pipelines.context import RunContext, StageResult
+from pipelines.report import (
+    alert_rows,
+    frame,
+    item_names,
+    labels,
+    location_names,
+    network_kpis,
+    quarantined_count,
+    run_date_of,
+    sort_alerts,
+    sort_transfers,
+    transfer_rows,
+    write_report,
+)
+from pipelines.report import env as jinja_env
+
+log = logging.getLogger(__name__)
+
+DIGEST_MAX_TRANSFERS = 25
+DIGEST_TOP_ALERTS = 10
+FAILURE_EXAMPLE_ROWS = 20
+FAILURE_ATTACH_MAX_ROWS = 10_000
+DEFAULT_SMTP_BACKOFF_SECONDS = 2.0
+MAX_SMTP_BACKOFF_SECONDS = 60.0
+XLSX_MIME = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+GROUP_HEADER = "X-Tiaobo-Group"
+RUN_DATE_HEADER = "X-Tiaobo-Run-Date"
+
+_DIGEST_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "heading": "Tiaobo morning digest",
+        "group": "Planner group",
+        "need_approval": "Transfers needing your approval",
+        "auto_count": "{n} further transfer(s) were approved automatically (small enough for the policy limits).",
+        "more_transfers": "{n} more transfer(s) needing approval are in the attachments.",
+        "top_alerts": "Top {n} alerts by value at risk",
+        "alerts_count": "{n} alert(s) in total, {h} of high severity.",
+        "quarantined_line": "Validation set aside {n} row(s) of input data; see the data-quality section of the report.",
+        "attachments": "Attached: the full transfer and alert lists as CSV and as one Excel workbook.",
+        "report_hint": "The full report is report_{date}.html in the run's output folder.",
+        "warnings": "Warnings",
+        "no_items": "The item master was not available, so the category filter could not be applied: category-filtered lists are empty.",
+        "no_locations": "The location master was not available, so the region filter could not be applied: region-filtered lists are empty.",
+        "filters": "Filtered to categories: {categories}; regions: {regions}.",
+        "all": "all",
+        "subject": "[Tiaobo] {date}: {n} {transfers} approval, {h} high {alerts}",
+    },
+    "zh-CN": {
+        "heading": "调拨每日摘要",
+        "group": "计划员组",
+        "need_approval": "待您审批的调拨",
+        "auto_count": "另有 {n} 条调拨已自动批准（在策略限额之内）。",
+        "more_transfers": "另有 {n} 条待审批调拨见附件。",
+        "top_alerts": "风险金额最高的 {n} 条预警",
+        "alerts_count": "共 {n} 条预警，其中高风险 {h} 条。",
+        "quarantined_line": "数据校验隔离了 {n} 行输入数据，详见报告的数据质量部分。",
+        "attachments": "附件：完整的调拨和预警列表（CSV 与 Excel 工作簿）。",
+        "report_hint": "完整报告为本次运行输出目录中的 report_{date}.zh-CN.html。",
+        "warnings": "提示",
+        "no_items": "商品主数据不可用，无法按品类筛选：按品类筛选的列表为空。",
+        "no_locations": "地点主数据不可用，无法按区域筛选：按区域筛选的列表为空。",
+        "filters": "筛选品类：{categories}；区域：{regions}。",
+        "all": "全部",
+        "subject": "[调拨] {date}：{n} 条调拨待审批，{h} 条高风险预警",
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Group filters
+# --------------------------------------------------------------------------------------------
+
+
+def _category_map(items: pd.DataFrame | None, policy: pd.DataFrame | None) -> pd.Series | None:
+    """sku -> category from the item master, else from the inventory_policy rows; None if neither."""
+    for df in (items, policy):
+        if df is not None and not df.empty and {"sku", "category"} <= set(df.columns):
+            return (
+                pd.Series(df["category"].astype("str").to_numpy(), index=df["sku"].astype("str").to_numpy())
+                .groupby(level=0)
+                .first()
+            )
+    return None
+
+
+def _region_map(locations: pd.DataFrame | None) -> pd.Series | None:
+    if locations is None or locations.empty or not {"location", "region"} <= set(locations.columns):
+        return None
+    return (
+        pd.Series(locations["region"].astype("str").to_numpy(), index=locations["location"].astype("str").to_numpy())
+        .groupby(level=0)
+        .first()
+    )
+
+
+def filter_for_group(
+    transfers: pd.DataFrame,
+    alerts: pd.DataFrame,
+    group: RecipientGroup,
+    locations: pd.DataFrame | None,
+    items: pd.DataFrame | None,
+    policy: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """The transfers and alerts a planner group sees, and warnings about filters that could not apply.
+
+    Categories: the SKU's category (item master, else inventory_policy) is one of the group's.
+    Regions: an alert's location is in one of the group's regions; a transfer matches when its
+    receiver or its donor is. Empty lists in the group mean no filter. A filter whose master
+    data is missing matches nothing (a warning says so) rather than sending everything.
+    """
+    warnings: list[str] = []
+    t_keep = pd.Series(True, index=transfers.index)
+    a_keep = pd.Series(True, index=alerts.index)
+    if group.categories:
+        cats = _category_map(items, policy)
+        if cats is None:
+            warnings.append("no_items")
+            t_keep &= False
+            a_keep &= False
+        else:
+            wanted = set(group.categories)
+            t_keep &= transfers["sku"].map(cats).isin(wanted)
+            a_keep &= alerts["sku"].map(cats).isin(wanted)
+    if group.regions:
+        regions = _region_map(locations)
+        if regions is None:
+            warnings.append("no_locations")
+            t_keep &= False
+            a_keep &= False
+        else:
+            wanted = set(group.regions)
+            t_keep &= transfers["to_location"].map(regions).isin(wanted) | transfers["from_location"].map(regions).isin(
+                wanted
+            )
+            a_keep &= alerts["location"].map(regions).isin(wanted)
+    return transfers[t_keep].reset_index(drop=True), alerts[a_keep].reset_index(drop=True), warnings
+
+
+# --------------------------------------------------------------------------------------------
+# Attachments
+# --------------------------------------------------------------------------------------------
+
+_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _text_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if pd.api.types.is_string_dtype(df[c]) or df[c].dtype == object]
+
+
+def export_frame(
+    df: pd.DataFrame, kind: str, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
+) -> pd.DataFrame:
+    """The attachment table of ``transfers`` or ``alerts``: contract columns plus item/location names."""
+    inames, lnames = item_names(items, lang), location_names(locations)
+    out = df.copy()
+    pos = out.columns.get_loc("sku") + 1
+    out.insert(pos, "item_name", out["sku"].map(inames).astype("str"))
+    if kind == "transfers":
+        out.insert(
+            out.columns.get_loc("from_location") + 1, "from_name", out["from_location"].map(lnames).astype("str")
+        )
+        out.insert(out.columns.get_loc("to_location") + 1, "to_name", out["to_location"].map(lnames).astype("str"))
+    else:
+        out.insert(out.columns.get_loc("location") + 1, "location_name", out["location"].map(lnames).astype("str"))
+    return out.reset_index(drop=True)
+
+
+def csv_bytes(df: pd.DataFrame) -> bytes:
+    """The frame as CSV, UTF-8 with BOM, dates as YYYY-MM-DD, text cells defused against formulas."""
+    out = df.copy()
+    for c in _text_columns(out):
+        s = out[c]
+        risky = s.notna() & s.astype("str").str.match(_FORMULA_START)
+        if risky.any():
+            out[c] = s.where(~risky, "'" + s.astype("str"))
+    return out.to_csv(index=False, date_format="%Y-%m-%d").encode("utf-8-sig")
+
+
+def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
+    """One workbook (openpyxl via pandas) with a sheet per frame; text stays text, never a formula."""
+    buf = io.BytesIO()
+    with pd.ExcelWriter(buf, engine="openpyxl") as writer:
+        for name, df in sheets.items():
+            out = df.copy()
+            for c in out.columns:
+                if pd.api.types.is_datetime64_any_dtype(out[c]):
+                    # business dates: python dates get pandas' YYYY-MM-DD cell format (datetimes
+                    # would show 00:00:00, and ExcelWriter's datetime_format is not passed to openpyxl)
+                    out[c] = out[c].dt.date.astype(object).where(out[c].notna(), None)
+            text_cols = _text_columns(out)
+            for c in text_cols:
+                s = out[c]
+                as_text = s.astype("str")
+                bad = s.notna() & as_text.str.contains(_XLSX_ILLEGAL.pattern, regex=True)
+                if bad.any():  # openpyxl refuses control characters; only those cells change
+                    out[c] = s.where(~bad, as_text.str.replace(_XLSX_ILLEGAL.pattern, "", regex=True))
+            out.to_excel(writer, sheet_name=name[:31], index=False)
+            ws = writer.book[name[:31]]
+            for c in text_cols:
+                s = out[c]
+                rows = (s.notna() & s.astype("str").str.startswith("=")).to_numpy().nonzero()[0]
+                col = out.columns.get_loc(c) + 1
+                for r in rows:  # glue: only the few cells openpyxl took for formulas
+                    cell = ws.cell(row=int(r) + 2, column=col)
+                    cell.data_type = "s"
+                    cell.quotePrefix = True
+            ws.freeze_panes = "A2"
+    return buf.getvalue()
+
+
+def _slug(text: str, default: str = "message", max_len: int = 80) -> str:
+    """ASCII file-name fragment: letters, digits, dot, dash and underscore only."""
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", ascii_text).strip("-._")
+    slug = re.sub(r"-{2,}", "-", slug)[:max_len].strip("-._")
+    return slug or default
+
+
+def _set_bodies(msg: EmailMessage, text: str, html: str) -> None:
+    """Plain text plus HTML alternative; base64 for non-ASCII (7-bit safe for any server)."""
+
+    def cte(body: str) -> str:
+        return "quoted-printable" if body.isascii() else "base64"
+
+    msg.set_content(text, subtype="plain", charset="utf-8", cte=cte(text))
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte=cte(html))
+
+
+# --------------------------------------------------------------------------------------------
+# Digest
+# --------------------------------------------------------------------------------------------
+
+
+def digest_subject(run_date: date, n_approval: int, n_high: int, lang: str) -> str:
+    """``[Tiaobo] 2026-11-25: 12 transfers need approval, 5 high alerts`` (or the zh-CN form)."""
+    t = _DIGEST_TEXT[lang]
+    if lang == "zh-CN":
+        return t["subject"].format(date=run_date.isoformat(), n=n_approval, h=n_high)
+    return t["subject"].format(
+        date=run_date.isoformat(),
+        n=n_approval,
+        transfers="transfer needs" if n_approval == 1 else "transfers need",
+        h=n_high,
+        alerts="alert" if n_high == 1 else "alerts",
+    )
+
+
+def build_digest(
+    frames: dict[str, pd.DataFrame],
+    summary: dict,
+    group: RecipientGroup,
+    cfg: Config,
+    locations: pd.DataFrame | None,
+    items: pd.DataFrame | None,
+) -> EmailMessage:
+    """The morning digest of one planner group as an email (not sent; see :func:`deliver`).
+
+    Body: transfers needing planner approval (up to :data:`DIGEST_MAX_TRANSFERS`) and the count of
+    automatic ones, the top :data:`DIGEST_TOP_ALERTS` alerts by value at risk, the network KPIs
+    and the quarantined row count. Attachments: transfers and alerts as CSV and one workbook with
+    sheets ``transfers`` and ``alerts``, all filtered to the group.
+    """
+    lang = group.language
+    rt, dt = labels(lang), _DIGEST_TEXT[lang]
+    run_date = run_date_of(summary, frames)
+    transfers, alerts, warn_keys = filter_for_group(
+        frame(frames, "transfers"),
+        frame(frames, "alerts"),
+        group,
+        locations,
+        items,
+        frames.get("inventory_policy"),
+    )
+    transfers = sort_transfers(transfers)
+    alerts = sort_alerts(alerts)
+    planner = transfers[transfers["approval_tier"] == "planner"]
+    n_auto = int((transfers["approval_tier"] == "auto").sum())
+    n_high = int((alerts["severity"] == "high").sum())
+    top = (
+        alerts.assign(_v=-alerts["value_at_risk"].fillna(0.0))
+        .sort_values("_v", kind="mergesort")
+        .head(DIGEST_TOP_ALERTS)
+    )
+    quarantined = quarantined_count(summary, frame(frames, "quarantine"))
+    ctx = {
+        "lang": lang,
+        "t": rt,
+        "d": dt,
+        "group": group.name,
+        "run_date": run_date.isoformat(),
+        "run_id": summary.get("run_id") or "",
+        "filters": dt["filters"].format(
+            categories=", ".join(group.categories) or dt["all"], regions=", ".join(group.regions) or dt["all"]
+        )
+        if (group.categories or group.regions)
+        else "",
+        "planner": transfer_rows(planner.head(DIGEST_MAX_TRANSFERS), lang, items, locations),
+        "planner_total": int(len(planner)),
+        "more_planner": max(0, int(len(planner)) - DIGEST_MAX_TRANSFERS),
+        "n_auto": n_auto,
+        "alerts": alert_rows(top, lang, items, locations),
+        "alerts_total": int(len(alerts)),
+        "n_high": n_high,
+        "kpis": network_kpis(frame(frames, "kpis")),
+        "quarantined": quarantined,
+        "warnings": [dt[k] for k in warn_keys],
+    }
+    env = jinja_env()
+    html = env.get_template("digest.html").render(**ctx)
+    text = env.get_template("digest.txt").render(**ctx)
+
+    msg = EmailMessage()
+    msg["Subject"] = digest_subject(run_date, int(len(planner)), n_high, lang)
+    msg["From"] = cfg.email.sender
+    msg["To"] = ", ".join(group.recipients)
+    msg[GROUP_HEADER] = group.name
+    msg[RUN_DATE_HEADER] = run_date.isoformat()
+    _set_bodies(msg, text, html)
+
+    tx = export_frame(transfers, "transfers", lang, items, locations)
+    ax = export_frame(alerts, "alerts", lang, items, locations)
+    stem = f"{run_date.isoformat()}_{_slug(group.name, 'group')}"
+    msg.add_attachment(csv_bytes(tx), maintype="text", subtype="csv", filename=f"transfers_{stem}.csv")
+    msg.add_attachment(csv_bytes(ax), maintype="text", subtype="csv", filename=f"alerts_{stem}.csv")
+    msg.add_attachment(
+        xlsx_bytes({"transfers": tx, "alerts": ax}),
+        maintype=XLSX_MIME[0],
+        subtype=XLSX_MIME[1],
+        filename=f"tiaobo_{stem}.xlsx",
+    )
+    return msg
+
+
+# --------------------------------------------------------------------------------------------
+# Failure email
+# --------------------------------------------------------------------------------------------
+
+
+def build_failure_email(
+    cfg: Config,
+    run_date: date,
+    *,
+    dag_id: str,
+    task_id: str,
+    error: str,
+    where_to_look: str,
+    examples: pd.DataFrame | None = None,
+) -> EmailMessage:
+    """The data-team email for a failed task: task, error or rule, example failing rows, where to look.
+
+    Up to :data:`FAILURE_EXAMPLE_ROWS` example rows are shown (escaped) in the body; all of them
+    (up to :data:`FAILURE_ATTACH_MAX_ROWS`) are attached as CSV.
+    """
+    columns: list[str] = []
+    rows: list[list[str]] = []
+    n_examples = 0
+    if examples is not None and len(examples):
+        n_examples = int(len(examples))
+        head = examples.head(FAILURE_EXAMPLE_ROWS)
+        columns = [str(c) for c in head.columns]
+        shown = head.astype(object).where(head.notna(), "")
+        rows = [[str(v) for v in r] for r in shown.itertuples(index=False, name=None)]
+    ctx = {
+        "run_date": run_date.isoformat(),
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "error": error,
+        "where_to_look": where_to_look,
+        "columns": columns,
+        "rows": rows,
+        "n_examples": n_examples,
+        "attached": n_examples > 0,
+    }
+    env = jinja_env()
+    msg = EmailMessage()
+    msg["Subject"] = f"[Tiaobo] FAILED {run_date.isoformat()}: {dag_id}.{task_id}"
+    msg["From"] = cfg.email.sender
+    msg["To"] = ", ".join(cfg.email.data_team)
+    msg[GROUP_HEADER] = "data-team"
+    msg[RUN_DATE_HEADER] = run_date.isoformat()
+    _set_bodies(msg, env.get_template("failure.txt").render(**ctx), env.get_template("failure.html").render(**ctx))
+    if n_examples:
+        assert examples is not None
+        msg.add_attachment(
+            csv_bytes(examples.head(FAILURE_ATTACH_MAX_ROWS)),
+            maintype="text",
+            subtype="csv",
+            filename=f"failing_rows_{run_date.isoformat()}_{_slug(task_id, 'task')}.csv",
+        )
+    return msg
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery
+# --------------------------------------------------------------------------------------------
+
+
+def eml_path(msg: EmailMessage, out_dir: Path) -> Path:
+    """``<group>__<subject slug>.eml`` in ``out_dir`` (the same message always gets the same name)."""
+    group = msg.get(GROUP_HEADER) or str(msg.get("To", "")).split("@")[0]
+    return Path(out_dir) / f"{_slug(group, 'recipients', 40)}__{_slug(str(msg.get('Subject', '')))}.eml"
+
+
+def write_eml(msg: EmailMessage, out_dir: Path) -> Path:
+    """Write the message as an .eml file atomically; returns the path."""
+    target = eml_path(msg, out_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(msg.as_bytes())
+    os.replace(tmp, target)
+    return target
+
+
+def _permanent(exc: BaseException) -> bool:
+    """An SMTP answer that a retry will not change (5xx, authentication, refused recipients)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPNotSupportedError):
+        return True
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+
+
+def _send_once(msg: EmailMessage, cfg: Config) -> dict[str, Any]:
+    e = cfg.email
+    assert e.smtp_host is not None
+    smtp: smtplib.SMTP
+    if e.smtp_ssl:
+        smtp = smtplib.SMTP_SSL(
+            e.smtp_host, e.smtp_port, timeout=e.smtp_timeout_seconds, context=ssl.create_default_context()
+        )
+    else:
+        smtp = smtplib.SMTP(e.smtp_host, e.smtp_port, timeout=e.smtp_timeout_seconds)
+    with smtp:
+        smtp.ehlo()
+        if e.smtp_starttls and not e.smtp_ssl:
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        user, password = os.environ.get("TIAOBO_SMTP_USER"), os.environ.get("TIAOBO_SMTP_PASSWORD")
+        if user and password:
+            smtp.login(user, password)
+        refused = smtp.send_message(msg)
+    return {str(k): str(v) for k, v in refused.items()}
+
+
+def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: float | None = None) -> dict:
+    """Send ``msg`` (or write it as .eml when no SMTP host is configured); never raises.
+
+    Returns ``{"mode": "eml", "path"}``, ``{"mode": "smtp", "recipients", "refused", "attempts"}``,
+    or, when every attempt failed, ``{"mode": "failed", "error", "path", "attempts"}`` with the
+    message written to ``out_dir`` so nothing is lost. SMTP is tried ``1 + cfg.email.smtp_retries``
+    times with exponential backoff starting at ``backoff_seconds`` (default: the config's
+    ``email.smtp_retry_backoff_seconds`` when it exists, else 2 s; capped at 60 s); permanent
+    answers (5xx, authentication, all recipients refused) are not retried. Before sending,
+    ``Date`` and ``Message-ID`` headers are added to ``msg`` when it has none.
+    """
+    e = cfg.email
+    if e.smtp_host is None:
+        try:
+            return {"mode": "eml", "path": str(write_eml(msg, out_dir))}
+        except Exception as exc:  # disk full, permissions: report, never raise
+            log.error("could not write the email %r to %s: %s", msg.get("Subject"), out_dir, exc)
+            return {"mode": "failed", "error": f"could not write .eml: {exc}", "path": None, "attempts": 0}
+
+    if backoff_seconds is None:
+        backoff_seconds = float(getattr(e, "smtp_retry_backoff_seconds", DEFAULT_SMTP_BACKOFF_SECONDS))
+    if "Date" not in msg:
+        msg["Date"] = formatdate(localtime=True)
+    if "Message-ID" not in msg:
+        domain = e.sender.rsplit("@", 1)[-1] if "@" in e.sender else None
+        msg["Message-ID"] = make_msgid(domain=domain)
+
+    attempts = 0
+    last_error = ""
+    for attempt in range(e.smtp_retries + 1):
+        attempts = attempt + 1
+        try:
+            refused = _send_once(msg, cfg)
+            recipients = [a.strip() for a in str(msg.get("To", "")).split(",") if a.strip()]
+            if refused:
+                log.warning("SMTP refused some recipients of %r: %s", msg.get("Subject"), refused)
+            return {"mode": "smtp", "recipients": recipients, "refused": refused, "attempts": attempts}
+        except Exception as exc:  # smtplib, socket and TLS errors alike
+            last_error = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "sending %r to %s:%s failed (attempt %d of %d): %s",
+                msg.get("Subject"),
+                e.smtp_host,
+                e.smtp_port,
+                attempts,
+                e.smtp_retries + 1,
+                last_error,
+            )
+            if _permanent(exc) or attempt == e.smtp_retries:
+                break
+            time.sleep(min(backoff_seconds * (2**attempt), MAX_SMTP_BACKOFF_SECONDS))
+    try:
+        path: str | None = str(write_eml(msg, out_dir))
+    except Exception as exc:
+        log.error("could not write the undelivered email %r to %s: %s", msg.get("Subject"), out_dir, exc)
+        path = None
+        last_error += f"; could not write .eml: {exc}"
+    log.error("email %r not delivered after %d attempt(s); kept at %s", msg.get("Subject"), attempts, path)
+    return {"mode": "failed", "error": last_error, "path": path, "attempts": attempts}
+
+
+# --------------------------------------------------------------------------------------------
+# Stage entry points
+# --------------------------------------------------------------------------------------------
+
+
+def _read_frames(ctx: RunContext) -> dict[str, pd.DataFrame]:
+    return {name: ctx.read(name) if ctx.exists(name) else contract.empty(name) for name in contract.OUTPUT_TABLES}
+
+
+def _default_summary(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    if (ctx.run_dir / "summary.json").exists():
+        summary = dict(ctx.read_json("summary"))
+        summary.setdefault("run_date", ctx.run_date.isoformat())
+        return summary
+    try:
+        run_id = ctx.run_id
+    except FileNotFoundError:
+        run_id = ""
+    quarantine = frames.get("quarantine")
+    return {
+        "run_date": ctx.run_date.isoformat(),
+        "run_id": run_id,
+        "counts": {},
+        "quarantined": 0 if quarantine is None else int(len(quarantine)),
+        "notes": [],
+    }
+
+
+def notify_stage(
+    ctx: RunContext, frames: dict[str, pd.DataFrame] | None = None, summary: dict | None = None
+) -> StageResult:
+    """Write the report (English and zh-CN) into ``ctx.output_dir`` and deliver one digest per group.
+
+    Never raises for a delivery problem: failed emails are counted (``emails_failed``), kept as
+    .eml files and named in the notes, so published results stay published.
+    """
+    cfg = ctx.cfg
+    frames = dict(frames) if frames is not None else _read_frames(ctx)
+    summary = dict(summary) if summary is not None else _default_summary(ctx, frames)
+    summary.setdefault("run_date", ctx.run_date.isoformat())
+    locations = ctx.read("locations") if ctx.exists("locations") else None
+    items = ctx.read("items") if ctx.exists("items") else None
+    report_frames = {**frames, "items": items, "locations": locations}
+
+    out_dir = ctx.output_dir
+    result = StageResult(stage="notify", counts={"emails_sent": 0, "emails_written": 0, "emails_failed": 0})
+    result.paths["report"] = str(write_report(report_frames, summary, out_dir, "en"))
+    result.paths["report_zh"] = str(write_report(report_frames, summary, out_dir, "zh-CN"))
+    for group in cfg.email.planners:
+        msg = build_digest(frames, summary, group, cfg, locations, items)
+        outcome = deliver(msg, cfg, out_dir)
+        key = {"smtp": "emails_sent", "eml": "emails_written"}.get(outcome["mode"], "emails_failed")
+        result.counts[key] += 1
+        if outcome.get("path"):
+            result.paths[f"eml_{group.name}"] = str(outcome["path"])
+        if outcome["mode"] == "failed":
+            result.notes.append(
+                f"digest for {group.name} not delivered ({outcome['error']}); kept at {outcome.get('path')}"
+            )
+        elif outcome.get("refused"):
+            result.notes.append(f"digest for {group.name}: recipients refused {sorted(outcome['refused'])}")
+    return result
+
+
+def send_failure(
+    cfg: Config,
+    run_date: date,
+    *,
+    dag_id: str,
+    task_id: str,
+    error: str,
+    where_to_look: str,
+    examples: pd.DataFrame | None = None,
+) -> dict:
+    """Build the data-team failure email and deliver it (``.eml`` into ``cfg.output_dir/<run_date>/``)."""
+    msg = build_failure_email(
+        cfg, run_date, dag_id=dag_id, task_id=task_id, error=error, where_to_look=where_to_look, examples=examples
+    )
+    return deliver(msg, cfg, Path(cfg.output_dir) / run_date.isoformat())

@@ -1,0 +1,681 @@
+"""The planner report: one self-contained HTML file per run date (English and Chinese).
+
+:func:`render_report` turns the run's output tables (forecasts, inventory_policy, alerts,
+transfers, kpis, dq_results, quarantine; any may be missing or empty) and the run ``summary`` into
+a single HTML page that opens offline: inline CSS, no scripts, no fonts or images fetched from
+anywhere, forecast charts embedded as base64 PNG drawn with matplotlib's Agg canvas. Sections carry
+stable ids (``summary``, ``transfers``, ``alerts``, ``health``, ``data-quality``, ``forecast``) so
+links and tests can rely on them.
+
+Headings and fixed sentences are translated (``en`` / ``zh-CN``); data text (item names,
+explanations, notes) is shown as it is, HTML-escaped by Jinja2's autoescape. Chart text is kept to
+ASCII (dates, numbers, "mean", "p50-p90") because the machines carry no CJK font; the translated
+caption is HTML next to the chart.
+
+The helpers here (labels, sorting, name look-ups, Jinja environment) are shared with
+:mod:`pipelines.notify`, which builds the planner digest from the same frames.
+
+Limits: the transfer and alert tables show at most :data:`MAX_REPORT_ROWS` rows each (the full
+lists are in the reporting database and the digest attachments); the report is a snapshot of one
+run date, not a history.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from pipelines import contract
+
+LANGS: tuple[str, ...] = ("en", "zh-CN")
+MAX_REPORT_ROWS = 1000
+FORECAST_SERIES = 5
+FORECAST_DAYS = 28
+SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
+BAND_ORDER: tuple[str, ...] = ("under", "healthy", "over", "no_demand")
+TIER_ORDER: dict[str, int] = {"planner": 0, "auto": 1}
+SECTION_IDS: tuple[str, ...] = ("summary", "transfers", "alerts", "health", "data-quality", "forecast")
+
+TEMPLATE_DIR = Path(__file__).with_name("templates")
+
+# --------------------------------------------------------------------------------------------
+# Translations: headings and fixed text. Data text is never translated.
+# --------------------------------------------------------------------------------------------
+
+_TEXT: dict[str, dict[str, Any]] = {
+    "en": {
+        "title": "Tiaobo planner report",
+        "brand": "Tiaobo",
+        "run_date": "Run date",
+        "run_id": "Run id",
+        "sections": {
+            "summary": "Summary",
+            "transfers": "Transfers",
+            "alerts": "Alerts",
+            "health": "Stock health",
+            "data-quality": "Data quality",
+            "forecast": "Forecast",
+        },
+        "none": "Nothing to report.",
+        "showing": "Showing the first {shown} of {total} rows; the full list is in the reporting database.",
+        "transfers_total": "Transfers recommended",
+        "transfers_planner": "Need planner approval",
+        "transfers_auto": "Approved automatically",
+        "net_benefit": "Expected benefit net of cost",
+        "alerts_total": "Alerts",
+        "alerts_high": "High-severity alerts",
+        "value_at_risk_total": "Value at risk",
+        "under_stocked": "Under-stocked SKU-locations",
+        "quarantined": "Rows set aside by validation",
+        "stage_counts": "Rows per stage",
+        "stage": "Stage",
+        "table": "Table",
+        "rows": "Rows",
+        "notes": "Notes",
+        "kpis": "Network KPIs",
+        "metric": "Metric",
+        "value": "Value",
+        "sku": "SKU",
+        "item": "Item",
+        "location": "Location",
+        "category": "Category",
+        "from": "From",
+        "to": "To",
+        "units": "Units",
+        "packs": "Packs",
+        "cost": "Transfer cost",
+        "benefit": "Expected benefit",
+        "stockout_date": "Receiver stock-out",
+        "arrival": "Arrival",
+        "tier": "Approval",
+        "explanation": "Explanation",
+        "severity": "Severity",
+        "type": "Type",
+        "lot": "Lot",
+        "value_at_risk": "Value at risk",
+        "event_date": "Date",
+        "action": "Action",
+        "band": "Band",
+        "count": "SKU-locations",
+        "share": "Share",
+        "by_category": "By category",
+        "dq_failed": "Failed checks",
+        "dq_passed": "{n} of {total} checks passed.",
+        "dq_all_passed": "All {total} checks passed.",
+        "rule": "Rule",
+        "column": "Column",
+        "level": "Level",
+        "observed": "Observed",
+        "failing_rows": "Failing rows",
+        "quarantine_by_rule": "Rows set aside, by table and rule",
+        "example": "Example value",
+        "forecast_intro": (
+            "The {n} largest SKU-locations by forecast volume over the next {days} days:"
+            " the line is the expected daily demand (mean), the band runs from the median (p50)"
+            " to the 90th percentile (p90)."
+        ),
+        "forecast_total": "Expected units over {days} days",
+        "forecast_peak_p90": "Highest daily p90",
+        "model": "Model",
+        "chart_alt": "Forecast chart for {sku} at {location}",
+        "tiers": {"planner": "Planner approval", "auto": "Automatic"},
+        "severities": {"high": "High", "medium": "Medium", "low": "Low"},
+        "bands": {"under": "Under-stocked", "healthy": "Healthy", "over": "Over-stocked", "no_demand": "No demand"},
+        "alert_types": {
+            "stockout_risk": "Stock-out risk",
+            "slow_mover": "Slow mover",
+            "excess": "Excess stock",
+            "near_expiry": "Near expiry",
+        },
+        "levels": {"row": "Row (rows set aside)", "table": "Table (stops the run)"},
+        "footer": "Generated by Tiaobo for run date {run_date} (run {run_id}).",
+    },
+    "zh-CN": {
+        "title": "调拨计划员报告",
+        "brand": "调拨",
+        "run_date": "运行日期",
+        "run_id": "运行编号",
+        "sections": {
+            "summary": "概览",
+            "transfers": "调拨建议",
+            "alerts": "预警",
+            "health": "库存健康度",
+            "data-quality": "数据质量",
+            "forecast": "需求预测",
+        },
+        "none": "无。",
+        "showing": "仅显示前 {shown} 行，共 {total} 行；完整列表见报表数据库。",
+        "transfers_total": "建议调拨",
+        "transfers_planner": "待计划员审批",
+        "transfers_auto": "自动批准",
+        "net_benefit": "扣除成本后的预期收益",
+        "alerts_total": "预警",
+        "alerts_high": "高风险预警",
+        "value_at_risk_total": "风险金额",
+        "under_stocked": "库存不足的商品-地点",
+        "quarantined": "校验隔离的行数",
+        "stage_counts": "各阶段行数",
+        "stage": "阶段",
+        "table": "表",
+        "rows": "行数",
+        "notes": "备注",
+        "kpis": "全网指标",
+        "metric": "指标",
+        "value": "数值",
+        "sku": "SKU",
+        "item": "商品",
+        "location": "地点",
+        "category": "品类",
+        "from": "调出",
+        "to": "调入",
+        "units": "数量",
+        "packs": "箱数",
+        "cost": "调拨成本",
+        "benefit": "预期收益",
+        "stockout_date": "调入方断货日期",
+        "arrival": "到货日期",
+        "tier": "审批",
+        "explanation": "说明",
+        "severity": "严重程度",
+        "type": "类型",
+        "lot": "批次",
+        "value_at_risk": "风险金额",
+        "event_date": "日期",
+        "action": "建议操作",
+        "band": "健康区间",
+        "count": "商品-地点数",
+        "share": "占比",
+        "by_category": "按品类",
+        "dq_failed": "未通过的检查",
+        "dq_passed": "{total} 项检查中通过 {n} 项。",
+        "dq_all_passed": "全部 {total} 项检查通过。",
+        "rule": "规则",
+        "column": "列",
+        "level": "级别",
+        "observed": "观察值",
+        "failing_rows": "不合格行数",
+        "quarantine_by_rule": "隔离的行（按表和规则）",
+        "example": "示例值",
+        "forecast_intro": (
+            "未来 {days} 天预测销量最大的 {n} 个商品-地点：曲线为每日预期需求（均值），"
+            "阴影区间为中位数（p50）到 90 分位数（p90）。"
+        ),
+        "forecast_total": "{days} 天预期销量",
+        "forecast_peak_p90": "单日最高 p90",
+        "model": "模型",
+        "chart_alt": "{sku} 在 {location} 的需求预测图",
+        "tiers": {"planner": "需审批", "auto": "自动执行"},
+        "severities": {"high": "高", "medium": "中", "low": "低"},
+        "bands": {"under": "库存不足", "healthy": "健康", "over": "库存过剩", "no_demand": "无需求"},
+        "alert_types": {
+            "stockout_risk": "缺货风险",
+            "slow_mover": "滞销",
+            "excess": "库存过量",
+            "near_expiry": "临期",
+        },
+        "levels": {"row": "行级（隔离坏行）", "table": "表级（终止运行）"},
+        "footer": "调拨系统生成，运行日期 {run_date}（运行编号 {run_id}）。",
+    },
+}
+
+
+def labels(lang: str) -> dict[str, Any]:
+    """The fixed texts of one language (``en`` or ``zh-CN``); raises ValueError for any other."""
+    if lang not in _TEXT:
+        raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(LANGS)}")
+    return _TEXT[lang]
+
+
+# --------------------------------------------------------------------------------------------
+# Jinja2 environment (autoescape on for every .html template and for strings)
+# --------------------------------------------------------------------------------------------
+
+
+def fmt_num(value: Any, decimals: int = 0) -> str:
+    """A number with thousands separators; an em dash for a missing value."""
+    if value is None or value is pd.NA:
+        return "—"
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(x):
+        return "—"
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    return f"{x:,.{decimals}f}"
+
+
+def fmt_day(value: Any) -> str:
+    """A business date as YYYY-MM-DD; empty text for a missing one."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    ts = pd.Timestamp(value)
+    if pd.isna(ts):
+        return ""
+    return ts.strftime("%Y-%m-%d")
+
+
+def fmt_pct(value: Any, decimals: int = 1) -> str:
+    """A share (0..1) as a percentage."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{float(value) * 100:.{decimals}f}%"
+
+
+def _text(value: Any) -> str:
+    """Data text for display: missing values become empty text."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def make_env() -> jinja2.Environment:
+    """The Jinja2 environment of the report and emails.
+
+    Autoescape is on for ``.html`` templates and template strings, off for ``.txt`` (plain-text
+    email parts, where HTML entities would be wrong). Undefined names raise.
+    """
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html", "htm", "xml"),
+            disabled_extensions=("txt",),
+            default_for_string=True,
+            default=True,
+        ),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = fmt_num
+    env.filters["day"] = fmt_day
+    env.filters["pct"] = fmt_pct
+    env.filters["text"] = _text
+    return env
+
+
+_ENV = make_env()
+
+
+def env() -> jinja2.Environment:
+    """The shared (module-level) Jinja2 environment."""
+    return _ENV
+
+
+# --------------------------------------------------------------------------------------------
+# Frame helpers shared with notify
+# --------------------------------------------------------------------------------------------
+
+
+def frame(frames: Mapping[str, pd.DataFrame | None], name: str) -> pd.DataFrame:
+    """The contract table ``name`` from ``frames``, conformed; an empty table when absent."""
+    df = frames.get(name)
+    if df is None:
+        return contract.empty(name)
+    return contract.conform(df, name)
+
+
+def run_date_of(summary: Mapping[str, Any], frames: Mapping[str, pd.DataFrame | None] | None = None) -> date:
+    """The run date from the summary (``date`` or ISO text), else from the frames' run_date column."""
+    value = summary.get("run_date")
+    if value is None and frames:
+        for df in frames.values():
+            if df is not None and "run_date" in df.columns and len(df):
+                value = df["run_date"].iloc[0]
+                break
+    if value is None:
+        raise ValueError("summary has no run_date and no frame carries one")
+    return pd.Timestamp(value).date()
+
+
+def item_names(items: pd.DataFrame | None, lang: str) -> pd.Series:
+    """sku -> display name: the English name (when the source has one) in English, else the name."""
+    if items is None or items.empty or "sku" not in items.columns:
+        return pd.Series(dtype="str")
+    names = items["name"].astype("str") if "name" in items.columns else items["sku"].astype("str")
+    if lang == "en" and "name_en" in items.columns:
+        en = items["name_en"]
+        names = en.where(en.notna() & (en.astype("str").str.strip() != ""), names).astype("str")
+    return pd.Series(names.to_numpy(), index=items["sku"].astype("str").to_numpy()).groupby(level=0).first()
+
+
+def location_names(locations: pd.DataFrame | None) -> pd.Series:
+    """location -> name."""
+    if locations is None or locations.empty or "location" not in locations.columns or "name" not in locations.columns:
+        return pd.Series(dtype="str")
+    return (
+        pd.Series(locations["name"].astype("str").to_numpy(), index=locations["location"].astype("str").to_numpy())
+        .groupby(level=0)
+        .first()
+    )
+
+
+def sort_transfers(df: pd.DataFrame) -> pd.DataFrame:
+    """Transfers needing approval first, then by expected benefit net of cost (largest first)."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    key = pd.DataFrame(
+        {
+            "_tier": df["approval_tier"].map(TIER_ORDER).fillna(len(TIER_ORDER)).to_numpy(),
+            "_net": -(df["expected_benefit"] - df["transfer_cost"]).fillna(0.0).to_numpy(),
+            "sku": df["sku"].to_numpy(),
+            "from_location": df["from_location"].to_numpy(),
+            "to_location": df["to_location"].to_numpy(),
+        }
+    )
+    order = key.sort_values(list(key.columns), kind="mergesort").index.to_numpy()
+    return df.iloc[order].reset_index(drop=True)
+
+
+def sort_alerts(df: pd.DataFrame) -> pd.DataFrame:
+    """Alerts by severity (high, medium, low), then value at risk (largest first), then key."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    key = pd.DataFrame(
+        {
+            "_sev": df["severity"].map(SEVERITY_ORDER).fillna(len(SEVERITY_ORDER)).to_numpy(),
+            "_var": -df["value_at_risk"].fillna(0.0).to_numpy(),
+            "alert_type": df["alert_type"].to_numpy(),
+            "sku": df["sku"].to_numpy(),
+            "location": df["location"].to_numpy(),
+            "lot": df["lot"].to_numpy(),
+        }
+    )
+    order = key.sort_values(list(key.columns), kind="mergesort").index.to_numpy()
+    return df.iloc[order].reset_index(drop=True)
+
+
+def transfer_rows(
+    df: pd.DataFrame, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    """Transfers as template rows, with item and location names and the explanation of ``lang``."""
+    if df.empty:
+        return []
+    inames, lnames = item_names(items, lang), location_names(locations)
+    expl = "explanation_zh" if lang == "zh-CN" else "explanation_en"
+    out = pd.DataFrame(
+        {
+            "sku": df["sku"],
+            "item": df["sku"].map(inames),
+            "from_location": df["from_location"],
+            "from_name": df["from_location"].map(lnames),
+            "to_location": df["to_location"],
+            "to_name": df["to_location"].map(lnames),
+            "quantity": df["quantity"],
+            "packs": df["packs"],
+            "transfer_cost": df["transfer_cost"],
+            "expected_benefit": df["expected_benefit"],
+            "receiver_stockout_date": df["receiver_stockout_date"],
+            "arrival_date": df["arrival_date"],
+            "approval_tier": df["approval_tier"],
+            "explanation": df[expl],
+        }
+    )
+    return out.astype(object).where(out.notna(), None).to_dict("records")
+
+
+def alert_rows(
+    df: pd.DataFrame, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    """Alerts as template rows, with item and location names and the explanation of ``lang``."""
+    if df.empty:
+        return []
+    inames, lnames = item_names(items, lang), location_names(locations)
+    expl = "explanation_zh" if lang == "zh-CN" else "explanation_en"
+    out = pd.DataFrame(
+        {
+            "severity": df["severity"],
+            "alert_type": df["alert_type"],
+            "sku": df["sku"],
+            "item": df["sku"].map(inames),
+            "location": df["location"],
+            "location_name": df["location"].map(lnames),
+            "lot": df["lot"],
+            "units": df["units"],
+            "value_at_risk": df["value_at_risk"],
+            "event_date": df["event_date"],
+            "action": df["action"],
+            "explanation": df[expl],
+        }
+    )
+    return out.astype(object).where(out.notna(), None).to_dict("records")
+
+
+def network_kpis(kpis: pd.DataFrame) -> list[dict[str, Any]]:
+    """Network-level KPI rows (location ``*`` and category ``*``), sorted by metric."""
+    if kpis.empty:
+        return []
+    net = kpis[(kpis["location"] == "*") & (kpis["category"] == "*")].sort_values("metric", kind="mergesort")
+    return [{"metric": m, "value": v} for m, v in zip(net["metric"], net["value"], strict=True)]
+
+
+def stage_count_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``summary['counts']`` ({stage: {table: n}} or {stage: n}) as flat rows."""
+    rows: list[dict[str, Any]] = []
+    counts = summary.get("counts") or {}
+    if not isinstance(counts, Mapping):
+        return rows
+    for stage, value in counts.items():
+        if isinstance(value, Mapping):
+            for name, n in value.items():
+                rows.append({"stage": str(stage), "name": str(name), "rows": n})
+        else:
+            rows.append({"stage": str(stage), "name": "", "rows": value})
+    return rows
+
+
+def quarantined_count(summary: Mapping[str, Any], quarantine: pd.DataFrame) -> int:
+    """Rows validation set aside: ``summary['quarantined']`` when given, else the quarantine rows."""
+    value = summary.get("quarantined")
+    if value is None:
+        return int(len(quarantine))
+    if isinstance(value, Mapping):  # tolerate {table: n}
+        return int(sum(int(v) for v in value.values()))
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def _health(policy: pd.DataFrame) -> dict[str, Any]:
+    if policy.empty:
+        return {"bands": [], "categories": [], "band_columns": [], "total": 0}
+    counts = policy["health_band"].value_counts()
+    bands = [b for b in BAND_ORDER if b in counts.index] + sorted(b for b in counts.index if b not in BAND_ORDER)
+    total = int(counts.sum())
+    band_rows = [{"band": b, "count": int(counts[b]), "share": counts[b] / total} for b in bands]
+    cross = pd.crosstab(policy["category"], policy["health_band"]).reindex(columns=bands, fill_value=0)
+    cross = cross.sort_index(kind="mergesort")
+    cat_rows = [
+        {"category": str(cat), "counts": [int(v) for v in row], "total": int(sum(row))}
+        for cat, row in zip(cross.index, cross.to_numpy(), strict=True)
+    ]
+    return {"bands": band_rows, "categories": cat_rows, "band_columns": bands, "total": total}
+
+
+def _data_quality(dq: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, Any]:
+    failed = dq[~dq["passed"].astype(bool)] if not dq.empty else dq
+    if not failed.empty:
+        failed = failed.assign(_lvl=(failed["level"] != "table").astype(int)).sort_values(
+            ["_lvl", "failing_rows", "table_name", "rule", "column_name"],
+            ascending=[True, False, True, True, True],
+            kind="mergesort",
+        )
+    failed_rows = (
+        failed[["table_name", "rule", "column_name", "level", "observed", "failing_rows"]].to_dict("records")
+        if not failed.empty
+        else []
+    )
+    groups: list[dict[str, Any]] = []
+    if not quarantine.empty:
+        q = quarantine.sort_values(["table_name", "rule", "column_name", "row_number"], kind="mergesort")
+        g = q.groupby(["table_name", "rule", "column_name"], sort=True, dropna=False)
+        agg = g.agg(rows=("row_number", "size"), example=("value", "first")).reset_index()
+        agg = agg.sort_values(["rows", "table_name", "rule", "column_name"], ascending=[False, True, True, True])
+        groups = agg.astype(object).where(agg.notna(), None).to_dict("records")
+    return {
+        "total": int(len(dq)),
+        "passed": int(dq["passed"].astype(bool).sum()) if not dq.empty else 0,
+        "failed": failed_rows,
+        "quarantine": groups,
+    }
+
+
+def forecast_chart_png(dates: pd.Series, mean: np.ndarray, p50: np.ndarray, p90: np.ndarray, title: str) -> str:
+    """A small forecast chart as base64 PNG: the mean line and the p50-p90 band (ASCII text only).
+
+    Drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot global state,
+    safe in worker threads). The PNG carries no software/time metadata, so equal inputs give
+    equal bytes.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import DateFormatter
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 2.4), dpi=96)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    x = pd.to_datetime(dates).to_numpy()
+    ax.fill_between(x, p50, p90, color="#9ecae1", alpha=0.6, linewidth=0, label="p50-p90")
+    ax.plot(x, mean, color="#08519c", linewidth=1.6, label="mean")
+    ax.set_title(title, fontsize=9, loc="left")
+    top = float(np.nanmax(np.concatenate([p90, mean]))) if len(mean) else 1.0
+    ax.set_ylim(bottom=0, top=max(top, 1e-9) * 1.3)  # head-room for the legend
+    ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+    ax.tick_params(labelsize=8)
+    ax.grid(True, axis="y", linewidth=0.4, alpha=0.6)
+    ax.legend(fontsize=8, loc="upper right", frameon=False, ncol=2)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _forecast(
+    forecasts: pd.DataFrame, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    if forecasts.empty:
+        return []
+    fc = forecasts[forecasts["horizon"] <= FORECAST_DAYS]
+    if fc.empty:
+        return []
+    vol = fc.groupby(["sku", "location"], sort=True)["mean"].sum().reset_index()
+    top = vol.sort_values(["mean", "sku", "location"], ascending=[False, True, True], kind="mergesort").head(
+        FORECAST_SERIES
+    )
+    inames, lnames = item_names(items, lang), location_names(locations)
+    charts: list[dict[str, Any]] = []
+    for sku, loc, total in zip(top["sku"], top["location"], top["mean"], strict=True):
+        s = fc[(fc["sku"] == sku) & (fc["location"] == loc)].sort_values("target_date", kind="mergesort")
+        png = forecast_chart_png(
+            s["target_date"],
+            s["mean"].to_numpy(dtype=float),
+            s["p50"].to_numpy(dtype=float),
+            s["p90"].to_numpy(dtype=float),
+            title=f"{sku} @ {loc}".encode("ascii", "replace").decode("ascii"),
+        )
+        charts.append(
+            {
+                "sku": sku,
+                "location": loc,
+                "item": inames.get(sku),
+                "location_name": lnames.get(loc),
+                "total": float(total),
+                "peak_p90": float(s["p90"].max()),
+                "models": ", ".join(sorted(s["model"].astype("str").unique())),
+                "png": png,
+            }
+        )
+    return charts
+
+
+def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "en") -> str:
+    """The planner report of one run as a self-contained HTML document.
+
+    ``frames`` holds the run's output tables by contract name (any may be missing or empty) and
+    optionally the ``items`` and ``locations`` input tables, used only to show names next to
+    codes. ``summary`` carries ``run_date``, ``run_id``, ``counts``, ``quarantined``, ``notes``.
+    """
+    t = labels(lang)
+    run_date = run_date_of(summary, frames)
+    items, locations = frames.get("items"), frames.get("locations")
+    transfers = sort_transfers(frame(frames, "transfers"))
+    alerts = sort_alerts(frame(frames, "alerts"))
+    policy = frame(frames, "inventory_policy")
+    kpis = frame(frames, "kpis")
+    dq = frame(frames, "dq_results")
+    quarantine = frame(frames, "quarantine")
+    forecasts = frame(frames, "forecasts")
+
+    run_id = summary.get("run_id")
+    if not run_id:
+        for df in (transfers, alerts, policy, forecasts, kpis, dq):
+            if len(df):
+                run_id = str(df["run_id"].iloc[0])
+                break
+    severity_counts = alerts["severity"].value_counts() if len(alerts) else pd.Series(dtype="int64")
+    headline = {
+        "transfers_total": int(len(transfers)),
+        "transfers_planner": int((transfers["approval_tier"] == "planner").sum()),
+        "transfers_auto": int((transfers["approval_tier"] == "auto").sum()),
+        "net_benefit": float((transfers["expected_benefit"] - transfers["transfer_cost"]).sum()),
+        "alerts_total": int(len(alerts)),
+        "alerts_high": int(severity_counts.get("high", 0)),
+        "value_at_risk": float(alerts["value_at_risk"].sum()),
+        "under_stocked": int((policy["health_band"] == "under").sum()),
+        "quarantined": quarantined_count(summary, quarantine),
+    }
+    notes = [str(n) for n in (summary.get("notes") or [])]
+    ctx = {
+        "lang": lang,
+        "t": t,
+        "run_date": run_date.isoformat(),
+        "run_id": run_id or "",
+        "headline": headline,
+        "stage_counts": stage_count_rows(summary),
+        "notes": notes,
+        "kpis": network_kpis(kpis),
+        "transfers": transfer_rows(transfers.head(MAX_REPORT_ROWS), lang, items, locations),
+        "transfers_total": int(len(transfers)),
+        "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),
+        "alerts_total": int(len(alerts)),
+        "health": _health(policy),
+        "dq": _data_quality(dq, quarantine),
+        "charts": _forecast(forecasts, lang, items, locations),
+        "forecast_days": FORECAST_DAYS,
+        "section_ids": SECTION_IDS,
+    }
+    return _ENV.get_template("report.html").render(**ctx)
+
+
+def report_path(out_dir: Path, run_date: date, lang: str = "en") -> Path:
+    """``report_<date>.html`` for English, ``report_<date>.<lang>.html`` for another language."""
+    suffix = "" if lang == "en" else f".{lang}"
+    return Path(out_dir) / f"report_{run_date.isoformat()}{suffix}.html"
+
+
+def write_report(frames: dict[str, pd.DataFrame], summary: dict, out_dir: Path, lang: str = "en") -> Path:
+    """Render the report and write it atomically (temporary file, then rename); returns the path."""
+    html = render_report(frames, summary, lang)
+    target = report_path(Path(out_dir), run_date_of(summary, frames), lang)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, target)
+    return target

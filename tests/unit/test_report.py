@@ -1,0 +1,642 @@
+"""Unit tests of the planner report, the digest email, the failure email and .eml delivery."""
+
+from __future__ import annotations
+
+import email
+import io
+from datetime import date
+from email import policy as email_policy
+from email.message import EmailMessage, Message
+from html.parser import HTMLParser
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from pipelines import contract
+from pipelines.config import RecipientGroup, load_config
+from pipelines.context import RunContext
+from pipelines.notify import (
+    build_digest,
+    build_failure_email,
+    deliver,
+    filter_for_group,
+    notify_stage,
+    send_failure,
+)
+from pipelines.report import SECTION_IDS, render_report, write_report
+
+RUN_DATE = date(2026, 11, 25)
+RUN_ID = "20261125-abcdef123456"
+SCRIPT = "<script>alert('x')</script>"
+
+
+# --------------------------------------------------------------------------------------------
+# Hand-made frames
+# --------------------------------------------------------------------------------------------
+
+
+def table(name: str, rows: list[dict]) -> pd.DataFrame:
+    """Contract table ``name`` with ``rows`` (run_date / run_id filled in for output tables)."""
+    if not rows:
+        return contract.empty(name)
+    cols = contract.TABLES[name].names
+    full = []
+    for r in rows:
+        row = dict(r)
+        if "run_date" in cols:
+            row.setdefault("run_date", pd.Timestamp(RUN_DATE))
+            row.setdefault("run_id", RUN_ID)
+        full.append(row)
+    return pd.concat([contract.empty(name), contract.conform(pd.DataFrame(full), name)], ignore_index=True)
+
+
+def transfer(sku: str, frm: str, to: str, qty: float, tier: str, benefit: float, cost: float = 10.0, **kw) -> dict:
+    row = {
+        "sku": sku,
+        "from_location": frm,
+        "to_location": to,
+        "quantity": qty,
+        "packs": int(qty // 6),
+        "transfer_cost": cost,
+        "expected_benefit": benefit,
+        "receiver_stockout_date": pd.Timestamp("2026-11-29"),
+        "receiver_units_short": qty,
+        "donor_days_of_cover": 80.0,
+        "donor_excess_units": qty * 2,
+        "arrival_date": pd.Timestamp("2026-11-27"),
+        "approval_tier": tier,
+        "method": "greedy",
+        "explanation_en": f"Move {qty:.0f} units of {sku} from {frm} to {to}.",
+        "explanation_zh": f"将 {qty:.0f} 件 {sku} 从 {frm} 调到 {to}。",
+    }
+    row.update(kw)
+    return row
+
+
+def alert(kind: str, sku: str, loc: str, severity: str, var: float, **kw) -> dict:
+    row = {
+        "alert_type": kind,
+        "sku": sku,
+        "location": loc,
+        "lot": "",
+        "severity": severity,
+        "units": 12.0,
+        "value_at_risk": var,
+        "event_date": pd.Timestamp("2026-11-30"),
+        "action": "transfer_in",
+        "explanation_en": f"{sku} at {loc}: {kind}.",
+        "explanation_zh": f"{sku} 在 {loc}：预警。",
+    }
+    row.update(kw)
+    return row
+
+
+@pytest.fixture()
+def items() -> pd.DataFrame:
+    base = {
+        "unit_cost": 5.0,
+        "unit_price": 9.0,
+        "pack_size": 6,
+        "shelf_life_days": None,
+        "abc_override": None,
+        "active": True,
+    }
+    return table(
+        "items",
+        [
+            {**base, "sku": "S1", "name": SCRIPT, "name_en": None, "category": "food"},
+            {**base, "sku": "S2", "name": "绿茶 500ml", "name_en": None, "category": "drinks"},
+            {**base, "sku": "S3", "name": "Soap =cmd", "name_en": "Soap", "category": "home"},
+        ],
+    )
+
+
+@pytest.fixture()
+def locations() -> pd.DataFrame:
+    base = {"type": "store", "can_ship": True, "can_receive": True, "active": True}
+    return table(
+        "locations",
+        [
+            {**base, "location": "DC1", "name": "上海仓", "type": "dc", "region": "east"},
+            {**base, "location": "ST1", "name": "南京店", "region": "east"},
+            {**base, "location": "ST2", "name": "成都店", "region": "west"},
+            {**base, "location": "ST3", "name": "重庆店", "region": "west"},
+        ],
+    )
+
+
+@pytest.fixture()
+def frames() -> dict[str, pd.DataFrame]:
+    transfers = table(
+        "transfers",
+        [
+            transfer("S1", "DC1", "ST1", 60, "planner", 500.0, explanation_en=f"Move 60 of {SCRIPT} now."),
+            transfer("S2", "ST2", "ST3", 12, "auto", 80.0),
+            transfer("S2", "DC1", "ST2", 120, "planner", 900.0),
+            transfer("S3", "ST2", "ST3", 6, "planner", 40.0, explanation_en='=HYPERLINK("x")'),
+        ],
+    )
+    alerts = table(
+        "alerts",
+        [
+            alert("stockout_risk", "S1", "ST1", "high", 300.0),
+            alert("stockout_risk", "S2", "ST3", "high", 1200.0),
+            alert("excess", "S3", "ST2", "low", 5000.0),
+            alert("slow_mover", "S2", "DC1", "medium", 50.0),
+        ],
+    )
+    days = pd.date_range("2026-11-25", periods=28, freq="D")
+    fc_rows = []
+    for i, (sku, loc, level) in enumerate(
+        [
+            ("S1", "ST1", 10.0),
+            ("S2", "ST2", 4.0),
+            ("S2", "ST3", 3.0),
+            ("S3", "ST2", 1.0),
+            ("S1", "DC1", 0.5),
+            ("S3", "ST3", 0.2),
+        ]
+    ):
+        for h, d in enumerate(days, start=1):
+            m = level * (1 + 0.1 * ((h + i) % 7 == 5))
+            fc_rows.append(
+                {
+                    "sku": sku,
+                    "location": loc,
+                    "target_date": d,
+                    "horizon": h,
+                    "mean": m,
+                    "p50": m * 0.9,
+                    "p90": m * 1.6,
+                    "p95": m * 1.9,
+                    "p99": m * 2.5,
+                    "model": "ets",
+                }
+            )
+    policy_rows = []
+    for sku, loc, band, cat in [
+        ("S1", "ST1", "under", "food"),
+        ("S2", "ST2", "healthy", "drinks"),
+        ("S2", "ST3", "under", "drinks"),
+        ("S3", "ST2", "over", "home"),
+        ("S1", "DC1", "no_demand", "food"),
+    ]:
+        policy_rows.append(
+            {
+                "sku": sku,
+                "location": loc,
+                "category": cat,
+                "abc_class": "A",
+                "demand_mean": 1.0,
+                "demand_std": 0.5,
+                "lead_time_days": 7.0,
+                "review_period_days": 7.0,
+                "service_level": 0.95,
+                "safety_stock": 3.0,
+                "reorder_point": 10.0,
+                "order_up_to": 17.0,
+                "on_hand": 5.0,
+                "in_transit": 0.0,
+                "available": 5.0,
+                "days_of_cover": 5.0,
+                "health_band": band,
+                "lead_time_defaulted": False,
+                "explanation_en": "x",
+                "explanation_zh": "x",
+            }
+        )
+    return {
+        "transfers": transfers,
+        "alerts": alerts,
+        "forecasts": table("forecasts", fc_rows),
+        "inventory_policy": table("inventory_policy", policy_rows),
+        "kpis": table(
+            "kpis",
+            [
+                {"location": "*", "category": "*", "metric": "fill_rate", "value": 0.97},
+                {"location": "ST1", "category": "*", "metric": "fill_rate", "value": 0.5},
+            ],
+        ),
+        "dq_results": table(
+            "dq_results",
+            [
+                {
+                    "table_name": "sales",
+                    "rule": "quantity_non_negative",
+                    "column_name": "quantity",
+                    "level": "row",
+                    "passed": False,
+                    "observed": "2 negative values",
+                    "failing_rows": 2,
+                },
+                {
+                    "table_name": "items",
+                    "rule": "unique_key",
+                    "column_name": "sku",
+                    "level": "table",
+                    "passed": True,
+                    "observed": "0 duplicates",
+                    "failing_rows": 0,
+                },
+            ],
+        ),
+        "quarantine": table(
+            "quarantine",
+            [
+                {
+                    "table_name": "sales",
+                    "row_number": 3,
+                    "rule": "quantity_non_negative",
+                    "column_name": "quantity",
+                    "value": "-4",
+                    "row_json": "{}",
+                },
+                {
+                    "table_name": "sales",
+                    "row_number": 9,
+                    "rule": "quantity_non_negative",
+                    "column_name": "quantity",
+                    "value": "-1",
+                    "row_json": "{}",
+                },
+            ],
+        ),
+    }
+
+
+@pytest.fixture()
+def summary() -> dict:
+    return {
+        "run_date": "2026-11-25",
+        "run_id": RUN_ID,
+        "counts": {"extract": {"sales": 123, "stock": 40}, "transfers": {"transfers": 4}},
+        "quarantined": 2,
+        "notes": ["Lead time defaulted for 3 SKU-locations", f"note with {SCRIPT}"],
+    }
+
+
+@pytest.fixture()
+def cfg(tmp_path: Path):
+    return load_config(
+        overrides={
+            "staging_dir": str(tmp_path / "staging"),
+            "output_dir": str(tmp_path / "output"),
+            "email": {
+                "sender": "tiaobo@example.com",
+                "data_team": ["data@example.com"],
+                "planners": [
+                    {
+                        "name": "east-food",
+                        "recipients": ["east@example.com"],
+                        "language": "en",
+                        "categories": ["food", "drinks"],
+                        "regions": ["east"],
+                    },
+                    {"name": "all-zh", "recipients": ["zh@example.com", "boss@example.com"], "language": "zh-CN"},
+                ],
+            },
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# HTML parsing helpers
+# --------------------------------------------------------------------------------------------
+
+
+class Collector(HTMLParser):
+    """Collects element ids, <script> tags, resource URLs and <img> sources of a document."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: list[str] = []
+        self.scripts = 0
+        self.urls: list[str] = []
+        self.imgs: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if a.get("id"):
+            self.ids.append(str(a["id"]))
+        if tag == "script":
+            self.scripts += 1
+        for key in ("src", "href"):
+            if a.get(key):
+                self.urls.append(str(a[key]))
+        if tag == "img":
+            self.imgs.append(str(a.get("src")))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html: str) -> Collector:
+    c = Collector()
+    c.feed(html)
+    c.close()
+    return c
+
+
+def section_text(html: str, section_id: str) -> str:
+    start = html.index(f'<section id="{section_id}">')
+    return html[start : html.index("</section>", start)]
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def test_report_has_every_section_and_is_self_contained(frames, summary, items, locations):
+    html = render_report({**frames, "items": items, "locations": locations}, summary, "en")
+    doc = parse(html)
+    for sid in ("summary", "transfers", "alerts", "health", "data-quality", "forecast"):
+        assert sid in doc.ids
+    assert set(SECTION_IDS) <= set(doc.ids)
+    # offline: no script, no http(s) resource, every image inline
+    assert doc.scripts == 0
+    assert not [u for u in doc.urls if u.lower().startswith(("http:", "https:", "//"))]
+    assert "http://" not in html and "https://" not in html
+    assert len(doc.imgs) == 5 and all(src.startswith("data:image/png;base64,") for src in doc.imgs)
+
+
+def test_report_escapes_data_text_and_keeps_chinese(frames, summary, items, locations):
+    html = render_report({**frames, "items": items, "locations": locations}, summary, "en")
+    assert SCRIPT not in html
+    assert "&lt;script&gt;" in html
+    doc = parse(html)
+    text = "".join(doc.text)
+    assert SCRIPT in text  # shown to the reader as text
+    assert "绿茶 500ml" in html and "上海仓" in html
+    assert "将 60 件 S1" not in html  # English report shows English explanations
+    assert "Move 120 units of S2 from DC1 to ST2." in section_text(html, "transfers")
+
+
+def test_report_orders_transfers_and_alerts(frames, summary):
+    html = render_report(frames, summary, "en")
+    tr = section_text(html, "transfers")
+    # planner tier first by net benefit: S2 (890) then S1 (490) then S3 (30), the auto one last
+    order = [tr.index(s) for s in ("Move 120 units of S2", "Move 60 of", "=HYPERLINK", "Move 12 units of S2")]
+    assert order == sorted(order)
+    al = section_text(html, "alerts")
+    # severity first, then value at risk: S2/ST3 high 1200, S1/ST1 high 300, medium 50, low 5000
+    order = [al.index(s) for s in ("S2 at ST3", "S1 at ST1", "S2 at DC1", "S3 at ST2")]
+    assert order == sorted(order)
+
+
+def test_report_zh_cn_translates_headings_not_data(frames, summary, items, locations):
+    html = render_report({**frames, "items": items, "locations": locations}, summary, "zh-CN")
+    assert '<html lang="zh-CN">' in html
+    assert "调拨建议" in html and "库存健康度" in html and "数据质量" in html
+    assert "将 120 件 S2 从 DC1 调到 ST2。" in html
+    assert "Stock health" not in html
+    assert "&lt;script&gt;" in html and SCRIPT not in html
+
+
+def test_report_health_and_data_quality_numbers(frames, summary):
+    html = render_report(frames, summary, "en")
+    health = section_text(html, "health")
+    assert 'Under-stocked</td><td class="n">2</td>' in health
+    assert "40.0%" in health  # 2 of 5
+    dq = section_text(html, "data-quality")
+    assert "quantity_non_negative" in dq and "1 of 2 checks passed" in dq
+    assert "<strong>2</strong>" in dq  # quarantined rows from the summary
+
+
+def test_report_forecast_picks_the_five_largest(frames, summary):
+    html = render_report(frames, summary, "en")
+    fc = section_text(html, "forecast")
+    assert "S1</span> · ST1" in fc and "S3</span> · ST2" in fc
+    assert "S3</span> · ST3" not in fc  # sixth by volume
+    # largest first: S1@ST1 has 28 days x 10 units plus four 10% bumps = 284 units
+    assert fc.index("S1</span> · ST1") < fc.index("S2</span> · ST2") < fc.index("S1</span> · DC1")
+    assert "Expected units over 28 days: 284.0" in fc
+    assert fc.count("<img") == 5
+
+
+def test_report_with_no_frames_at_all(summary):
+    html = render_report({}, summary, "en")
+    doc = parse(html)
+    assert set(SECTION_IDS) <= set(doc.ids)
+    assert html.count("Nothing to report.") >= 4
+
+
+def test_write_report_atomic_names(tmp_path, frames, summary):
+    en = write_report(frames, summary, tmp_path, "en")
+    zh = write_report(frames, summary, tmp_path, "zh-CN")
+    assert en.name == "report_2026-11-25.html" and zh.name == "report_2026-11-25.zh-CN.html"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [en.name, zh.name]  # no temp files left
+    assert en.read_text(encoding="utf-8") == render_report(frames, summary, "en")  # deterministic
+
+
+def test_report_caps_long_tables(frames, summary, monkeypatch):
+    import pipelines.report as report
+
+    monkeypatch.setattr(report, "MAX_REPORT_ROWS", 2)
+    html = render_report(frames, summary, "en")
+    assert "Showing the first 2 of 4 rows" in section_text(html, "transfers")
+    assert "Showing the first 2 of 4 rows" in section_text(html, "alerts")
+    assert "Move 12 units of S2" not in html  # the auto transfer sorts last and is cut
+
+
+def test_render_report_rejects_unknown_language(frames, summary):
+    with pytest.raises(ValueError, match="unsupported language"):
+        render_report(frames, summary, "fr")
+
+
+# --------------------------------------------------------------------------------------------
+# Digest
+# --------------------------------------------------------------------------------------------
+
+
+def parts(msg: Message) -> tuple[str, str, dict[str, bytes]]:
+    """(plain text, html, {attachment filename: bytes}) of a message."""
+    text = html = ""
+    files: dict[str, bytes] = {}
+    for part in msg.walk():
+        if part.get_content_maintype() == "multipart":
+            continue
+        fn = part.get_filename()
+        payload = part.get_payload(decode=True)
+        if fn:
+            files[fn] = payload
+        elif part.get_content_type() == "text/plain":
+            text = payload.decode(part.get_content_charset() or "utf-8")
+        elif part.get_content_type() == "text/html":
+            html = payload.decode(part.get_content_charset() or "utf-8")
+    return text, html, files
+
+
+def test_group_filter_by_category_and_region(frames, items, locations):
+    group = RecipientGroup(name="g", recipients=["a@example.com"], categories=["drinks"], regions=["west"])
+    tr, al, warn = filter_for_group(frames["transfers"], frames["alerts"], group, locations, items)
+    assert warn == []
+    # drinks, touching the west by receiver or donor: S2 ST2->ST3 and S2 DC1(east)->ST2(west)
+    assert sorted(zip(tr["sku"], tr["from_location"], tr["to_location"], strict=True)) == [
+        ("S2", "DC1", "ST2"),
+        ("S2", "ST2", "ST3"),
+    ]
+    assert list(zip(al["sku"], al["location"], strict=True)) == [("S2", "ST3")]
+
+
+def test_group_filter_without_master_data_matches_nothing(frames):
+    group = RecipientGroup(name="g", recipients=["a@example.com"], regions=["west"])
+    tr, al, warn = filter_for_group(frames["transfers"], frames["alerts"], group, None, None)
+    assert tr.empty and al.empty and warn == ["no_locations"]
+    # categories fall back to inventory_policy when the item master is missing
+    group = RecipientGroup(name="g", recipients=["a@example.com"], categories=["home"])
+    tr, al, warn = filter_for_group(
+        frames["transfers"], frames["alerts"], group, None, None, frames["inventory_policy"]
+    )
+    assert warn == [] and set(tr["sku"]) == {"S3"} and set(al["sku"]) == {"S3"}
+
+
+def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, locations):
+    group = cfg.email.planners[0]  # food+drinks, east
+    msg = build_digest(frames, summary, group, cfg, locations, items)
+    assert msg["To"] == "east@example.com" and msg["From"] == "tiaobo@example.com"
+    # planner transfers in scope: S1 DC1->ST1 (food, east), S2 DC1->ST2 (drinks, donor east); S3 is home.
+    # alerts in scope: S1@ST1 high, S2@DC1 medium (S2@ST3 is west)
+    assert msg["Subject"] == "[Tiaobo] 2026-11-25: 2 transfers need approval, 1 high alert"
+    assert msg.get_content_type() == "multipart/mixed"
+    alt = [p for p in msg.walk() if p.get_content_type() == "multipart/alternative"]
+    assert len(alt) == 1
+    text, html, files = parts(msg)
+    assert "Move 120 units of S2 from DC1 to ST2." in html and "Move 120 units of S2" in text
+    assert "=HYPERLINK" not in html  # S3 filtered out
+    assert SCRIPT not in html and "&lt;script&gt;" in html
+    assert SCRIPT in text  # plain text is not HTML, nothing to escape
+    assert "fill_rate" in html and "0.97" in html
+    assert "set aside 2 row(s)" in html
+
+    csvs = {k: v for k, v in files.items() if k.endswith(".csv")}
+    assert set(csvs) == {"transfers_2026-11-25_east-food.csv", "alerts_2026-11-25_east-food.csv"}
+    for data in csvs.values():
+        assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
+    tr = pd.read_csv(io.BytesIO(csvs["transfers_2026-11-25_east-food.csv"]), encoding="utf-8-sig")
+    # all transfers in scope, the auto one too: S1 DC1->ST1, S2 DC1->ST2; S2 ST2->ST3 is west only
+    assert sorted(zip(tr["sku"], tr["to_location"], strict=True)) == [("S1", "ST1"), ("S2", "ST2")]
+    assert set(tr["item_name"]) == {SCRIPT, "绿茶 500ml"}
+    assert set(tr["arrival_date"]) == {"2026-11-27"}
+    al = pd.read_csv(io.BytesIO(csvs["alerts_2026-11-25_east-food.csv"]), encoding="utf-8-sig")
+    assert sorted(zip(al["sku"], al["location"], strict=True)) == [("S1", "ST1"), ("S2", "DC1")]
+
+    xlsx = files["tiaobo_2026-11-25_east-food.xlsx"]
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx))
+    assert wb.sheetnames == ["transfers", "alerts"]
+    sheets = pd.read_excel(io.BytesIO(xlsx), sheet_name=None, engine="openpyxl")
+    assert len(sheets["transfers"]) == 2 and len(sheets["alerts"]) == 2
+    assert "绿茶 500ml" in set(sheets["transfers"]["item_name"])
+
+
+def test_digest_zh_cn_subject_and_text(frames, summary, cfg, items, locations):
+    group = cfg.email.planners[1]  # no filters, Chinese
+    msg = build_digest(frames, summary, group, cfg, locations, items)
+    assert msg["Subject"] == "[调拨] 2026-11-25：3 条调拨待审批，2 条高风险预警"
+    assert msg["To"] == "zh@example.com, boss@example.com"
+    text, html, files = parts(msg)
+    assert "待您审批的调拨" in html and "将 120 件 S2 从 DC1 调到 ST2。" in html
+    assert "另有 1 条调拨已自动批准" in text
+    tr = pd.read_csv(io.BytesIO(files["transfers_2026-11-25_all-zh.csv"]), encoding="utf-8-sig")
+    assert len(tr) == 4
+    # formula-looking text stays text in the CSV and the workbook
+    assert '\'=HYPERLINK("x")' in set(tr["explanation_en"])
+    wb = openpyxl.load_workbook(io.BytesIO(files["tiaobo_2026-11-25_all-zh.xlsx"]))
+    ws = wb["transfers"]
+    header = [c.value for c in ws[1]]
+    col = header.index("explanation_en")
+    cells = [row[col] for row in ws.iter_rows(min_row=2)]
+    hyper = [c for c in cells if str(c.value).startswith("=HYPERLINK")]
+    assert len(hyper) == 1 and hyper[0].data_type == "s"
+
+
+def test_digest_subject_singular_and_top_alerts_cap(frames, summary, cfg, items, locations):
+    many = table("alerts", [alert("excess", "S1", f"L{i:02d}", "low", float(i)) for i in range(15)])
+    frames = {**frames, "alerts": many, "transfers": frames["transfers"].iloc[[0]]}
+    group = RecipientGroup(name="x", recipients=["x@example.com"])
+    msg = build_digest(frames, summary, group, cfg, locations, items)
+    assert msg["Subject"] == "[Tiaobo] 2026-11-25: 1 transfer needs approval, 0 high alerts"
+    _, html, _ = parts(msg)
+    alerts_html = html[html.index('id="alerts"') :]
+    assert "L14" in alerts_html and "L05" in alerts_html and "L04" not in alerts_html  # top 10 by value
+
+
+# --------------------------------------------------------------------------------------------
+# Failure email and .eml delivery
+# --------------------------------------------------------------------------------------------
+
+
+def test_failure_email_escapes_examples(cfg):
+    examples = pd.DataFrame({"sku": ["S1", SCRIPT], "quantity": [-4.0, None]})
+    msg = build_failure_email(
+        cfg,
+        RUN_DATE,
+        dag_id="tiaobo_nightly",
+        task_id="validate",
+        error="sales.quantity < 0 in 2 rows",
+        where_to_look="var/staging/2026-11-25/quarantine.parquet",
+        examples=examples,
+    )
+    assert msg["To"] == "data@example.com"
+    assert msg["Subject"] == "[Tiaobo] FAILED 2026-11-25: tiaobo_nightly.validate"
+    text, html, files = parts(msg)
+    assert "sales.quantity &lt; 0 in 2 rows" in html and "&lt;script&gt;" in html and SCRIPT not in html
+    assert "var/staging/2026-11-25/quarantine.parquet" in text
+    back = pd.read_csv(io.BytesIO(files["failing_rows_2026-11-25_validate.csv"]), encoding="utf-8-sig")
+    assert list(back["sku"]) == ["S1", SCRIPT]
+
+
+def test_deliver_without_smtp_writes_a_parseable_eml(tmp_path, frames, summary, cfg, items, locations):
+    msg = build_digest(frames, summary, cfg.email.planners[1], cfg, locations, items)
+    out = deliver(msg, cfg, tmp_path)
+    assert out["mode"] == "eml"
+    path = Path(out["path"])
+    assert path.parent == tmp_path and path.suffix == ".eml" and path.name.startswith("all-zh__")
+    back = email.message_from_bytes(path.read_bytes(), policy=email_policy.default)
+    assert isinstance(back, EmailMessage)
+    assert back["Subject"] == "[调拨] 2026-11-25：3 条调拨待审批，2 条高风险预警"
+    text, html, files = parts(back)
+    assert "将 120 件 S2 从 DC1 调到 ST2。" in html
+    assert len(files) == 3
+    # written again: same name, overwritten (idempotent)
+    assert deliver(msg, cfg, tmp_path)["path"] == out["path"]
+    assert len(list(tmp_path.glob("*.eml"))) == 1
+
+
+def test_send_failure_writes_into_the_run_date_folder(cfg):
+    out = send_failure(cfg, RUN_DATE, dag_id="d", task_id="forecast", error="boom", where_to_look="logs")
+    assert out["mode"] == "eml"
+    assert Path(out["path"]).parent == Path(cfg.output_dir) / "2026-11-25"
+    back = email.message_from_bytes(Path(out["path"]).read_bytes(), policy=email_policy.default)
+    assert back["To"] == "data@example.com"
+    assert not [p for p in back.walk() if p.get_filename()]  # no examples, no attachment
+
+
+def test_notify_stage_reads_staging_and_writes_everything(cfg, frames, summary, items, locations):
+    ctx = RunContext(cfg, RUN_DATE)
+    for name, df in frames.items():
+        ctx.write(name, df)
+    ctx.write("items", items)
+    ctx.write("locations", locations)
+    ctx.write_json("summary", summary)
+    result = notify_stage(ctx)
+    assert result.counts == {"emails_sent": 0, "emails_written": 2, "emails_failed": 0}
+    assert Path(result.paths["report"]).name == "report_2026-11-25.html"
+    assert Path(result.paths["report_zh"]).name == "report_2026-11-25.zh-CN.html"
+    html = Path(result.paths["report"]).read_text(encoding="utf-8")
+    assert "上海仓" in html and "Lead time defaulted for 3 SKU-locations" in html
+    for key in ("eml_east-food", "eml_all-zh"):
+        assert Path(result.paths[key]).exists() and Path(result.paths[key]).parent == ctx.output_dir
+
+
+def test_notify_stage_with_an_empty_run(cfg):
+    ctx = RunContext(cfg, RUN_DATE)
+    result = notify_stage(ctx)
+    assert result.counts["emails_written"] == 2
+    html = Path(result.paths["report"]).read_text(encoding="utf-8")
+    assert "2026-11-25" in html and "Nothing to report." in html
+    back = email.message_from_bytes(Path(result.paths["eml_all-zh"]).read_bytes(), policy=email_policy.default)
+    assert back["Subject"] == "[调拨] 2026-11-25：0 条调拨待审批，0 条高风险预警"
