@@ -1,0 +1,65 @@
+"""Glue between Airflow and the pipeline package: business date, config, failure notifier.
+
+Imported by the DAG files at parse time, so it imports only Airflow's SDK and the standard library
+at module level; the pipeline (pandas, scikit-learn, Great Expectations) loads inside tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from typing import Any
+
+from airflow.sdk import BaseNotifier
+
+CONFIG_ENV = "TIAOBO_CONFIG"
+
+
+def load_cfg() -> Any:
+    """The pipeline configuration: the YAML file named by $TIAOBO_CONFIG, else the embedded defaults."""
+    from pipelines.config import load_config
+
+    return load_config(os.environ.get(CONFIG_ENV) or None)
+
+
+def business_date(context: Any, timezone: str) -> date:
+    """The run's business date: the logical date in the company's time zone, never the wall clock."""
+    import pendulum
+
+    logical = context.get("logical_date") or context["dag_run"].logical_date
+    local = pendulum.instance(logical).in_timezone(timezone)
+    return date(local.year, local.month, local.day)  # a plain date: DB drivers do not know pendulum's
+
+
+def run_stage(name: str, context: Any) -> dict[str, Any]:
+    """Run one pipeline stage for the task's business date; returns paths and counts for XCom."""
+    import logging
+
+    from pipelines.context import RunContext
+    from pipelines.runner import run_stage as _run
+
+    cfg = load_cfg()
+    ctx = RunContext(cfg, business_date(context, cfg.timezone))
+    log = logging.getLogger("tiaobo")
+    result = _run(name, ctx, progress=log.info)
+    log.info("stage %s for %s: %s", name, ctx.run_date, result.counts)
+    return result.to_xcom()
+
+
+class TiaoboFailureNotifier(BaseNotifier):
+    """Failure notifier: records the failed stage in the run log and emails the data team.
+
+    The email goes through the SMTP server of the configuration (or is written as an ``.eml``
+    file when none is set), with the task, the error or validation rule, example rows and where
+    to look. It never raises: a notifier failure must not hide the original failure.
+    """
+
+    def notify(self, context: Any) -> None:
+        from pipelines.runner import record_failure
+
+        cfg = load_cfg()
+        ti = context.get("ti") or context.get("task_instance")
+        task_id = getattr(ti, "task_id", "unknown")
+        dag_id = getattr(ti, "dag_id", "tiaobo_nightly")
+        error = context.get("exception") or "the task failed (no exception recorded)"
+        record_failure(cfg, business_date(context, cfg.timezone), task_id, error, dag_id=dag_id)

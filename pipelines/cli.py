@@ -1,0 +1,153 @@
+"""The ``tiaobo`` command line: the nightly pipeline without an Airflow server (same code as the DAG)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pipelines.config import Config, ConfigError, load_config
+
+app = typer.Typer(help="Tiaobo: nightly demand forecasts, safety stock, alerts and stock transfers.", no_args_is_help=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: embedded defaults)")]
+
+
+def _say(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        _say(f"  {time.perf_counter() - self.t0:6.1f}s  {msg}")
+
+
+def _load(config: Path | None) -> Config:
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        _say(f"error: --date must be YYYY-MM-DD, got {value!r}")
+        raise typer.Exit(2) from None
+
+
+@app.command("demo-source")
+def demo_source(
+    config: ConfigOpt = None,
+    url: Annotated[str | None, typer.Option(help="SQLAlchemy URL to write to (default: the configured source)")] = None,
+    seed: int = 42,
+    skus: Annotated[int, typer.Option(help="number of SKUs")] = 300,
+    locations: Annotated[int, typer.Option(help="number of locations")] = 6,
+    days: Annotated[int, typer.Option(help="days of sales history")] = 730,
+) -> None:
+    """Generate the demo ERP source database (deterministic for a seed)."""
+    from pipelines import demo_source as ds
+
+    cfg = _load(config)
+    target = url or cfg.source_url()
+    if target.startswith("sqlite:///"):
+        Path(target.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    clock = _Clock()
+    counts = ds.generate(target, seed=seed, n_skus=skus, n_locations=locations, days=days, progress=clock)
+    from pipelines.connections import describe
+
+    _say(f"demo ERP written to {describe(target)}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@app.command()
+def run(
+    date_: Annotated[str, typer.Option("--date", help="business date of the run, YYYY-MM-DD")],
+    config: ConfigOpt = None,
+) -> None:
+    """Run the nightly pipeline for one business date."""
+    cfg = _load(config)
+    _run(cfg, _parse_date(date_))
+
+
+def _run(cfg: Config, run_date: date) -> dict[str, Any]:
+    from pipelines import runner
+
+    clock = _Clock()
+    _say(f"Tiaobo nightly run for {run_date} (staging {cfg.staging_dir}/{run_date})")
+    try:
+        results = runner.run_pipeline(cfg, run_date, progress=clock)
+    except Exception as exc:
+        _say(f"\nerror: the run for {run_date} failed; nothing was published.\n{exc}")
+        raise typer.Exit(1) from None
+    _print_summary(cfg, run_date, results, time.perf_counter() - clock.t0)
+    return results
+
+
+def _print_summary(cfg: Config, run_date: date, results: dict[str, Any], seconds: float) -> None:
+    import pandas as pd
+
+    from pipelines.connections import describe
+    from pipelines.context import RunContext
+
+    ctx = RunContext(cfg, run_date)
+    out = typer.echo
+    out(f"\n== Tiaobo {run_date}  run {ctx.run_id}  ({seconds:.0f}s) ==")
+    out("\nRows per stage:")
+    for stage, res in results.items():
+        if stage == "timings" or not res["counts"]:
+            continue
+        counts = ", ".join(f"{k} {v:,}" for k, v in res["counts"].items())
+        out(f"  {stage:<10} {counts}   [{results['timings'].get(stage, 0):.1f}s]")
+        for note in res.get("notes", []):
+            out(f"  {'':<10} note: {note}")
+    transfers = ctx.read("transfers") if ctx.exists("transfers") else pd.DataFrame()
+    if len(transfers):
+        top = transfers.sort_values(["expected_benefit", "sku"], ascending=[False, True]).head(5)
+        out(f"\nTop transfer recommendations ({len(transfers)} in all):")
+        for r in top.itertuples():
+            out(f"  [{r.approval_tier}] {r.explanation_en}")
+    alerts = ctx.read("alerts") if ctx.exists("alerts") else pd.DataFrame()
+    if len(alerts):
+        sev = {"high": 0, "medium": 1, "low": 2}
+        top = alerts.assign(_s=alerts["severity"].map(sev)).sort_values(["_s", "value_at_risk", "sku"], ascending=[True, False, True]).head(5)
+        out(f"\nTop alerts ({len(alerts)} in all: " + ", ".join(f"{k} {v}" for k, v in alerts["alert_type"].value_counts().sort_index().items()) + "):")
+        for r in top.itertuples():
+            out(f"  [{r.severity}] {r.alert_type} {r.sku} @ {r.location}: {r.explanation_en}")
+    out("\nOutputs:")
+    out(f"  reporting database: {describe(cfg.reporting_url())}")
+    notify = results.get("notify", {}).get("paths", {})
+    for k, v in sorted(notify.items()):
+        out(f"  {k}: {v}")
+    out(f"  staging files: {ctx.run_dir}")
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    skus: Annotated[int, typer.Option(help="number of SKUs in the demo ERP")] = 300,
+) -> None:
+    """Generate the demo ERP and run the nightly pipeline for its latest business date."""
+    from pipelines import demo_source as ds
+
+    cfg = _load(config)
+    demo_source(config=config, url=None, seed=42, skus=skus, locations=6, days=730)
+    _run(cfg, ds.DEMO_END_DATE + timedelta(days=1))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

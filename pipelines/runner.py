@@ -1,0 +1,133 @@
+"""The nightly pipeline without an Airflow server: the same stage functions the DAG calls, in order.
+
+``STAGES`` is the single list of stages; the DAG wires the same functions as tasks. A failure in
+any stage is recorded in the run log with the stage and the message, the data team gets the
+failure email (or its ``.eml``), and nothing is published: publishing is the single transaction
+of the load stage, so the previously published state stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from pipelines.config import Config
+from pipelines.context import RunContext, StageResult
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+STAGE_FUNCS: dict[str, tuple[str, str]] = {
+    "extract": ("extract", "extract_stage"),
+    "validate": ("validate", "validate_stage"),
+    "forecast": ("forecast", "forecast_stage"),
+    "policy": ("policy", "policy_stage"),
+    "alerts": ("alerts", "alerts_stage"),
+    "transfers": ("transfers", "transfers_stage"),
+    "kpis": ("kpis", "kpis_stage"),
+    "summary": ("runner", "summary_stage"),
+    "load": ("load", "load_stage"),
+    "notify": ("notify", "notify_stage"),
+}
+STAGES = tuple(STAGE_FUNCS)
+
+
+def run_stage(name: str, ctx: RunContext, progress: Progress | None = None) -> StageResult:
+    """Run one stage by name. Stage modules are imported here, lazily: the DAG file stays light."""
+    module, func = STAGE_FUNCS[name]
+    fn = getattr(importlib.import_module(f"pipelines.{module}"), func)
+    return fn(ctx, progress=progress) if name in ("extract", "validate") else fn(ctx)
+
+
+def summary_stage(ctx: RunContext) -> StageResult:
+    """Collect the counts of every stage and the top recommendations into ``summary.json``."""
+    from pipelines import contract
+
+    counts: dict[str, Any] = {}
+    for name in ("items", "locations", "lanes", "sales", "stock", "lead_times"):
+        if ctx.exists(name):
+            counts.setdefault("validated", {})[name] = len(pd.read_parquet(ctx.path(name), columns=[contract.TABLES[name].key[0]]))
+    for name in contract.OUTPUT_TABLES:
+        if ctx.exists(name):
+            counts.setdefault("outputs", {})[name] = len(pd.read_parquet(ctx.path(name), columns=["run_id"]))
+    q = ctx.read("quarantine") if ctx.exists("quarantine") else contract.empty("quarantine")
+    summary = {
+        "run_date": ctx.run_date.isoformat(),
+        "run_id": ctx.run_id,
+        "counts": counts,
+        "quarantined": int(q[["table_name", "row_number"]].drop_duplicates().shape[0]),
+        "reconciliation": ctx.read_json("reconciliation") if (ctx.run_dir / "reconciliation.json").exists() else [],
+    }
+    path = ctx.write_json("summary", summary)
+    return StageResult(stage="summary", paths={"summary": str(path)}, counts={"quarantined": summary["quarantined"]})
+
+
+def record_failure(cfg: Config, run_date: date, stage: str, error: BaseException | str, *,
+                   dag_id: str = "tiaobo_nightly", attempt_id: str | None = None) -> None:
+    """Log a failed (or validation-stopped) run and tell the data team. Never raises."""
+    from pipelines.validate import ValidationStop
+
+    status = "stopped" if isinstance(error, ValidationStop) else "failed"
+    text = str(error)
+    try:
+        from pipelines import reporting
+
+        url = cfg.reporting_url()
+        reporting.migrate(url)
+        aid = attempt_id or reporting.log_attempt_start(url, run_date)
+        reporting.log_attempt_end(url, aid, status, stage=stage, message=text[:4000])
+    except Exception:  # the failure email must still go out
+        log.exception("could not write the failure to the run log")
+    try:
+        from pipelines import notify
+
+        examples = getattr(error, "examples", None)
+        notify.send_failure(
+            cfg, run_date, dag_id=dag_id, task_id=stage, error=text,
+            where_to_look=f"run log in the reporting database; staging files in {RunContext(cfg, run_date).run_dir}",
+            examples=examples,
+        )
+    except Exception:
+        log.exception("could not send the failure email")
+
+
+def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every stage for ``run_date``; returns {stage: StageResult.to_xcom()} plus timings."""
+    from pipelines import reporting
+
+    ctx = RunContext(cfg, run_date)
+    url = cfg.reporting_url()
+    reporting.migrate(url)
+    attempt = reporting.log_attempt_start(url, run_date)
+    results: dict[str, Any] = {}
+    timings: dict[str, float] = {}
+    stage = "start"
+    try:
+        for stage in STAGES:
+            if progress:
+                progress(f"[{stage}]")
+            t0 = time.perf_counter()
+            res = run_stage(stage, ctx, progress)
+            timings[stage] = round(time.perf_counter() - t0, 2)
+            results[stage] = res.to_xcom()
+    except BaseException as exc:
+        log.error("stage %s failed: %s", stage, exc)
+        if not isinstance(exc, KeyboardInterrupt):
+            log.debug(traceback.format_exc())
+        record_failure(cfg, run_date, stage, exc, attempt_id=attempt)
+        raise
+    reporting.log_attempt_end(
+        url, attempt, "published", run_id=ctx.run_id,
+        counts={k: v["counts"] for k, v in results.items()}, message="ok",
+    )
+    results["timings"] = timings
+    return results
