@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-unit test-integration lint typecheck lock docs clean
+.PHONY: install bench-install demo test test-unit test-integration lint typecheck lock docs clean
 
 ## install: create .venv and install the exact pins of requirements.lock, then this project (editable)
 install: $(STAMP)
@@ -15,6 +15,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
+
+## bench-install: add the benchmark-only peers (statsforecast) on top of the same pins
+bench-install: install
+	$(UV) pip sync --quiet --python $(BIN)/python requirements-bench.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 
 ## demo: generate the demo ERP and run the nightly pipeline for its latest business date
 demo: install
@@ -40,6 +45,7 @@ typecheck: install
 ## lock: re-pin every dependency (needs the package index)
 lock: install
 	$(UV) pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
+	$(UV) pip compile --quiet --python-version 3.11 requirements-bench.in -o requirements-bench.lock
 
 ## docs: regenerate docs/data-contract.md from pipelines/contract.py
 docs: install
