@@ -1,0 +1,102 @@
+"""Bad input at the level a user meets it: the CLI and the runner.
+
+An invalid config, an unreachable source and a missing source table each give a clear message and
+publish nothing: what was published before stays exactly as it was.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from pipelines import contract, reporting
+from pipelines.cli import app
+from pipelines.config import load_config
+from pipelines.demo_source import DEMO_END_DATE, generate
+from pipelines.runner import run_pipeline
+
+RUN = DEMO_END_DATE + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def demo_erp(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("erp") / "erp.sqlite"
+    generate(f"sqlite:///{path}", n_skus=20, days=120)
+    return path
+
+
+def _cfg(tmp_path: Path, source_url: str):
+    return load_config(overrides={
+        "source": {"url": source_url, "retries": 1, "retry_backoff_seconds": 0.01},
+        "reporting": {"url": f"sqlite:///{tmp_path / 'reporting.sqlite'}"},
+        "staging_dir": str(tmp_path / "staging"), "output_dir": str(tmp_path / "output"),
+        "forecast": {"history_days": 120},
+    })
+
+
+def _published(url: str) -> dict[str, pd.DataFrame]:
+    return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
+
+
+@pytest.fixture
+def published(tmp_path, demo_erp):
+    """A reporting database with one good run published, and its rows."""
+    erp = tmp_path / "erp.sqlite"
+    shutil.copy(demo_erp, erp)
+    cfg = _cfg(tmp_path, f"sqlite:///{erp}")
+    run_pipeline(cfg, RUN)
+    before = _published(cfg.reporting_url())
+    assert len(before["forecasts"]) > 0
+    return cfg, erp, before
+
+
+def test_unreachable_source_names_host_not_password(tmp_path, published, monkeypatch):
+    cfg, _, before = published
+    bad = cfg.model_copy(update={"source": cfg.source.model_copy(update={"url": None, "url_env": "TIAOBO_T_SRC"})})
+    monkeypatch.setenv("TIAOBO_T_SRC", "postgresql+psycopg://reader:hunter2@127.0.0.1:1/erp")  # nothing listens on 1
+    with pytest.raises(Exception) as err:
+        run_pipeline(bad, RUN + timedelta(days=1))
+    msg = str(err.value)
+    assert "127.0.0.1:1" in msg and "database erp" in msg and "after 2 attempt(s)" in msg
+    assert "hunter2" not in msg
+    after = _published(cfg.reporting_url())
+    for name in contract.OUTPUT_TABLES:
+        pd.testing.assert_frame_equal(before[name], after[name], obj=name)
+    log = reporting.read_run_log(cfg.reporting_url())
+    failed = log[log["status"] == "failed"]
+    assert failed["stage"].tolist() == ["extract"] and "hunter2" not in failed["message"].iloc[0]
+
+
+def test_missing_source_column_names_profile_query_and_column(tmp_path, published):
+    cfg, erp, before = published
+    eng = sa.create_engine(f"sqlite:///{erp}")
+    with eng.begin() as conn:
+        conn.execute(sa.text("alter table md_material drop column pack_qty"))
+    eng.dispose()
+    with pytest.raises(Exception) as err:
+        run_pipeline(cfg, RUN)  # the same date again: the published rows must survive the failure
+    assert "source profile 'demo', query items.sql (table items)" in str(err.value)
+    assert "pack_qty" in str(err.value)
+    after = _published(cfg.reporting_url())
+    for name in contract.OUTPUT_TABLES:
+        pd.testing.assert_frame_equal(before[name], after[name], obj=name)
+
+
+def test_cli_invalid_config_exits_with_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("forecast:\n  horizon_days: -3\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--date", "2026-11-25", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "forecast.horizon_days" in result.output and "greater than or equal to 1" in result.output
+    assert not (tmp_path / "var").exists()  # nothing was staged or published
+
+
+def test_cli_bad_date(tmp_path):
+    result = CliRunner().invoke(app, ["run", "--date", "25/11/2026"])
+    assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
