@@ -64,28 +64,105 @@ class DatabaseConfig(_Strict):
         return self.url or default
 
 
+_CANONICAL_SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
+
+
+class FileTable(_Strict):
+    """One canonical table read from files dropped in ``source.folder``."""
+
+    pattern: str = Field(description="glob of the file names in the folder, e.g. 'sales_*.csv' (.csv, .xlsx, .parquet)")
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical column -> column name in the file")
+    defaults: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="canonical column -> constant, for columns the file does not have"
+    )
+    sheet: str | int = Field(0, description="xlsx: sheet name or 0-based index")
+    encoding: str | None = Field(None, description="CSV encoding; none = detect (UTF-8, UTF-8 with BOM, GBK/GB18030)")
+    delimiter: str = Field(",", min_length=1, max_length=1)
+
+
+class GenericTable(_Strict):
+    """One canonical table of the generic profile: a source table and its column names."""
+
+    table: str = Field(description="source table name (optionally schema.table)")
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical column -> source column")
+    defaults: dict[str, str | int | float | bool | None] = Field(
+        default_factory=dict, description="canonical column -> constant, for columns the source does not have"
+    )
+    aggregate: bool = Field(
+        True, description="sales: sum rows per SKU, location and day (false: the table already has one row per day)"
+    )
+
+
 class SourceConfig(DatabaseConfig):
-    kind: Literal["sql"] = "sql"
+    kind: Literal["sql", "files"] = Field("sql", description="sql: a database and a profile; files: file drops")
     profile: str = Field("demo", description="source profile folder under sql/sources/")
     chunk_rows: int = Field(200_000, gt=0, description="rows per extraction chunk")
     retries: int = Field(3, ge=0, description="connection attempts after the first one fails")
     retry_backoff_seconds: float = Field(2.0, ge=0)
+    lookback_days: int = Field(7, ge=0, description="sales: days before the watermark re-read every night")
+    full_refresh: bool = Field(False, description="sales: ignore the watermark, re-read the whole history window")
+    folder: str | None = Field(None, description="file drops: local folder or fsspec URL (s3://..., file://...)")
+    encoding: str | None = Field(None, description="file drops: encoding of every CSV (none = detect per file)")
+    files: dict[str, FileTable] = Field(
+        default_factory=dict,
+        description="canonical table -> file drop; with kind sql, tables the profile does not hold (e.g. lanes)",
+    )
+    tables: dict[str, GenericTable] = Field(default_factory=dict, description="generic profile: table and column names")
+    language: str = Field("zh_CN", description="Odoo profile: language of translated names (en_US fallback)")
+
+    @field_validator("files", "tables")
+    @classmethod
+    def _known_tables(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(v) - set(_CANONICAL_SOURCE_TABLES))
+        if unknown:
+            raise ValueError(f"unknown table(s) {unknown}; expected some of {list(_CANONICAL_SOURCE_TABLES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> SourceConfig:
+        if self.kind == "files":
+            if not self.folder:
+                raise ValueError("kind 'files' needs folder (a local folder or an fsspec URL)")
+            missing = [t for t in _CANONICAL_SOURCE_TABLES if t not in self.files]
+            if missing:
+                raise ValueError(f"kind 'files' needs a files entry for {missing}")
+        elif self.files and not self.folder:
+            raise ValueError("files entries need folder (where the files are dropped)")
+        if self.profile == "generic" and self.kind == "sql":
+            missing = [t for t in _CANONICAL_SOURCE_TABLES if t not in self.tables and t not in self.files]
+            if missing:
+                raise ValueError(f"profile 'generic' needs a tables (or files) entry for {missing}")
+        return self
 
 
 class PolicyRow(_Strict):
     category: str = "*"
     abc_class: Literal["A", "B", "C", "*"] = "*"
-    service_level: float = Field(0.95, gt=0.5, lt=1.0)
-    min_cover_days: float = Field(7.0, ge=0)
-    max_cover_days: float = Field(60.0, gt=0)
-    slow_mover_days: int = Field(60, gt=0)
+    service_level: float = Field(0.95, gt=0.5, lt=1.0, description="target cycle service level")
+    min_cover_days: float = Field(7.0, ge=0, description="health band: below = under-stocked")
+    max_cover_days: float = Field(60.0, gt=0, description="health band: above = over-stocked")
+    slow_mover_days: int = Field(60, gt=0, description="no sale in this many days = slow mover")
     auto_approve_max_units: float = Field(50.0, ge=0)
     auto_approve_max_value: float = Field(2000.0, ge=0)
+    fill_rate: float | None = Field(
+        None, gt=0.5, lt=1.0, description="optional fill-rate (beta) target; the larger safety stock wins"
+    )
+    safety_stock_min_days: float = Field(0.0, ge=0, description="safety stock at least this many days of demand")
+    safety_stock_max_days: float | None = Field(
+        None, gt=0, description="safety stock at most this many days of demand (none = no cap)"
+    )
+    dead_stock_days: int | None = Field(
+        None, gt=0, description="no sale in this many days = dead stock (none = 3 x slow_mover_days)"
+    )
 
     @model_validator(mode="after")
     def _band(self) -> PolicyRow:
         if self.max_cover_days <= self.min_cover_days:
             raise ValueError("max_cover_days must be greater than min_cover_days")
+        if self.safety_stock_max_days is not None and self.safety_stock_max_days < self.safety_stock_min_days:
+            raise ValueError("safety_stock_max_days must be at least safety_stock_min_days")
+        if self.dead_stock_days is not None and self.dead_stock_days < self.slow_mover_days:
+            raise ValueError("dead_stock_days must be at least slow_mover_days")
         return self
 
 
@@ -102,19 +179,72 @@ class ForecastConfig(_Strict):
     horizon_days: int = Field(28, ge=1, le=366, description="days forecast ahead")
     window_days: int = Field(28, ge=1, description="moving-average window")
     history_days: int = Field(730, ge=28, description="days of sales history read")
-    holdout_days: int = Field(28, ge=1, description="holdout for the accuracy table")
+    holdout_days: int = Field(28, ge=1, description="holdout for the accuracy table (moving_average method)")
+    method: Literal["selected", "moving_average"] = Field(
+        "selected",
+        description="selected = per-series choice by backtest (with the global GBM); moving_average = skeleton",
+    )
+    model_dir: Path | None = Field(None, description="versioned model artifacts; default <staging_dir>/../models")
+    backtest_folds: int = Field(2, ge=1, le=8, description="rolling-origin folds of horizon_days each")
+    use_gbm: bool = Field(True, description="include the global gradient-boosting candidate")
+    gbm_max_iter: int = Field(150, ge=10, le=2000, description="boosting iterations of the global model")
+    min_gain: float = Field(
+        0.1, ge=0, lt=1, description="a series leaves the globally best model only if this much better"
+    )
+    lead_time_days: int = Field(
+        7, ge=1, le=366, description="lead time of the lead-time demand quantiles in the metadata"
+    )
 
 
 class PolicyConfig(_Strict):
-    default_lead_time_days: float = Field(7.0, gt=0, description="used when no lead time is recorded")
+    default_lead_time_days: float = Field(7.0, gt=0, description="used (and flagged) when no lead time is recorded")
     default_lead_time_std_days: float = Field(2.0, ge=0)
     default_review_period_days: float = Field(7.0, gt=0)
-    abc_cutoffs: tuple[float, float] = Field((0.80, 0.95), description="cumulative value shares for A and B")
+    abc_cutoffs: tuple[float, float] = Field((0.80, 0.95), description="cumulative value shares for A and A+B")
+    abc_scope: Literal["network", "location"] = Field(
+        "network", description="which ABC class picks the policy row: network-wide or per location"
+    )
+    abc_days: int = Field(365, ge=7, description="days of sales valued for ABC")
+    xyz_cutoffs: tuple[float, float] = Field(
+        (0.5, 1.0), description="CV of weekly demand: X up to the first, Y up to the second"
+    )
+    xyz_weeks: int = Field(26, ge=4, description="weeks of sales for XYZ and the demand pattern")
+    std_days: int = Field(56, ge=2, description="days of sales for the daily demand standard deviation")
+    adi_cutoff: float = Field(1.32, gt=1.0, description="average inter-demand interval (weeks) above = intermittent")
+    cv2_cutoff: float = Field(0.49, gt=0.0, description="squared CV of non-zero weekly demand above = erratic/lumpy")
+    special_categories: list[str] = Field(
+        default_factory=list,
+        description="categories always planned from the discrete (Poisson / negative binomial) lead-time demand",
+    )
+
+    @field_validator("abc_cutoffs", "xyz_cutoffs")
+    @classmethod
+    def _increasing(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] < v[1]:
+            raise ValueError("needs two increasing positive cut-offs")
+        return v
+
+    @field_validator("abc_cutoffs")
+    @classmethod
+    def _shares(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if v[1] > 1:
+            raise ValueError("ABC cut-offs are cumulative value shares, at most 1")
+        return v
 
 
 class TransferConfig(_Strict):
     coverage_days: int = Field(14, ge=1, description="horizon over which a receiver's shortage is counted")
-    margin_floor: float = Field(0.0, ge=0, description="minimum benefit minus cost for a transfer")
+    margin_floor: float = Field(
+        0.0, ge=0, description="minimum benefit minus cost for a transfer (milp: per lane shipment)"
+    )
+    method: Literal["milp", "greedy"] = Field("milp", description="optimisation model, or the greedy baseline")
+    time_limit_seconds: float = Field(240.0, gt=0, description="solver time limit; then the greedy is used")
+    mip_rel_gap: float = Field(0.01, ge=0, lt=1, description="relative optimality gap at which the solver stops")
+    batch_candidates: int = Field(40_000, ge=100, description="largest number of candidate transfers per MILP")
+    holding_cost_rate: float = Field(0.25, ge=0, description="yearly holding cost as a share of unit cost")
+    planner_categories: list[str] = Field(default_factory=list, description="categories never auto-approved")
+    decisions_csv: Path | None = Field(None, description="planners' approve/reject CSV read by the next run")
+    reject_cooldown_days: int = Field(14, ge=0, description="a rejected transfer is not proposed again for this long")
 
 
 class RecipientGroup(_Strict):
@@ -126,25 +256,48 @@ class RecipientGroup(_Strict):
 
 
 class EmailConfig(_Strict):
+    """Planner digests and the data-team failure email (see pipelines.notify.smtp_settings).
+
+    The SMTP server comes from the Airflow connection ``smtp_conn_id`` when set, else from
+    ``smtp_host`` / ``smtp_port`` / TLS flags, each overridable by ``TIAOBO_SMTP_HOST``,
+    ``TIAOBO_SMTP_PORT``, ``TIAOBO_SMTP_STARTTLS``, ``TIAOBO_SMTP_SSL``; credentials from
+    ``TIAOBO_SMTP_USER`` / ``TIAOBO_SMTP_PASSWORD``. No server at all: messages are ``.eml`` files.
+    """
+
     sender: str = "tiaobo@localhost"
-    smtp_host: str | None = Field(None, description="no host: emails are written as .eml files")
+    smtp_host: str | None = Field(
+        None, description="no host (and no TIAOBO_SMTP_HOST): emails are written as .eml files"
+    )
     smtp_port: int = Field(25, gt=0, lt=65536)
-    smtp_starttls: bool = False
-    smtp_ssl: bool = False
+    smtp_starttls: bool = Field(False, description="STARTTLS after connecting (port 587)")
+    smtp_ssl: bool = Field(False, description="TLS from the start (port 465)")
     smtp_timeout_seconds: float = Field(30.0, gt=0)
     smtp_retries: int = Field(3, ge=0)
     smtp_retry_backoff_seconds: float = Field(2.0, ge=0, description="first wait between attempts, doubled each time")
-    smtp_conn_id: str | None = Field(None, description="Airflow connection with SMTP credentials")
+    smtp_conn_id: str | None = Field(
+        None, description="Airflow connection (host, port, login, password; extras starttls/ssl); wins over smtp_host"
+    )
     planners: list[RecipientGroup] = Field(
-        default_factory=lambda: [
-            RecipientGroup(name="planners", recipients=["planners@example.com"], language="zh-CN")
-        ]
+        default_factory=lambda: [RecipientGroup(name="planners", recipients=["planners@example.com"], language="zh-CN")]
     )
     data_team: list[str] = Field(default_factory=lambda: ["data-team@example.com"])
 
 
 class ValidationConfig(_Strict):
     max_bad_row_share: float = Field(0.05, ge=0, le=1, description="more bad rows than this stops the run")
+    volume_band: float = Field(
+        0.5, gt=0, description="a table's row count may differ from its trailing median by this share (0.5 = +-50%)"
+    )
+    volume_history_runs: int = Field(14, ge=1, description="published runs the trailing median is taken over")
+    max_lead_time_days: float = Field(
+        365.0, gt=0, description="lead times (and their std, review period) above this are bad rows"
+    )
+    max_transit_days: int = Field(90, ge=0, description="lane transit days above this are bad rows")
+    max_shelf_life_days: int = Field(3650, ge=1, description="shelf lives above this are bad rows")
+    max_missing_sales_days: int = Field(
+        0, ge=0, description="company-wide days without any sale tolerated inside the sales window (e.g. a closure)"
+    )
+    data_docs: bool = Field(True, description="build Great Expectations Data Docs (HTML) for every run")
 
 
 class Config(_Strict):

@@ -224,13 +224,13 @@ INVENTORY_POLICY = Table(
         _c("sku", "str"),
         _c("location", "str"),
         _c("category", "str"),
-        _c("abc_class", "str"),
+        _c("abc_class", "str", "ABC class that picks the policy row (network or per location: policy.abc_scope)"),
         _c("demand_mean", "float", "forecast units per day"),
         _c("demand_std", "float", "standard deviation of daily demand"),
         _c("lead_time_days", "float"),
         _c("review_period_days", "float"),
-        _c("service_level", "float"),
-        _c("safety_stock", "float"),
+        _c("service_level", "float", "target cycle service level of the policy row"),
+        _c("safety_stock", "float", "units; normal, Poisson or negative-binomial lead-time demand (see policy)"),
         _c("reorder_point", "float"),
         _c("order_up_to", "float"),
         _c("on_hand", "float"),
@@ -281,7 +281,9 @@ TRANSFERS = Table(
         _c("expected_benefit", "float", "expected margin of lost sales avoided, plus donor cost avoided"),
         _c("receiver_stockout_date", "date", "projected stockout date at the receiver", nullable=True),
         _c("receiver_units_short", "float", "units the receiver is short over its coverage horizon"),
-        _c("donor_days_of_cover", "float", "donor's days of cover before the transfer; null = no demand", nullable=True),
+        _c(
+            "donor_days_of_cover", "float", "donor's days of cover before the transfer; null = no demand", nullable=True
+        ),
         _c("donor_excess_units", "float", "donor's units above its own need"),
         _c("arrival_date", "date"),
         _c("approval_tier", "str", "auto | planner"),
@@ -318,11 +320,12 @@ DQ_RESULTS = Table(
         _c("level", "str", "row (bad rows quarantined) | table (stops the run)"),
         _c("passed", "bool"),
         _c("observed", "str", "observed value, in words"),
+        _c("observed_value", "float", "observed number (row count for rule row_count, share, days ...)", nullable=True),
         _c("failing_rows", "int"),
     ),
     key=("run_date", "table_name", "rule", "column_name"),
     kind="output",
-    doc="Data-quality results of the run's validation.",
+    doc="Data-quality results of the run's validation (level row, table, or warn: reported, does not stop).",
 )
 
 QUARANTINE = Table(
@@ -341,9 +344,30 @@ QUARANTINE = Table(
     doc="Rows set aside by validation, with their reason.",
 )
 
-INPUT_TABLES: dict[str, Table] = {
-    t.name: t for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES)
-}
+DQ_HISTORY = Table(
+    "dq_history",
+    (
+        _c("run_date", "date", "business date the validation was for"),
+        _c("attempt", "int", "1, 2, ... per run date: every validation of the date is kept"),
+        _c("status", "str", "validated (the run went on) | stopped (a table-level rule failed)"),
+        _c("table_name", "str"),
+        _c("rule", "str"),
+        _c("column_name", "str"),
+        _c("level", "str"),
+        _c("passed", "bool"),
+        _c("observed", "str"),
+        _c("observed_value", "float", nullable=True),
+        _c("failing_rows", "int"),
+    ),
+    key=("run_date", "attempt", "table_name", "rule", "column_name"),
+    kind="history",
+    doc="Validation results of every run, stopped ones included; written by validation in its own"
+    " transaction, never by the publish of a run date.",
+)
+
+HISTORY_TABLES: dict[str, Table] = {DQ_HISTORY.name: DQ_HISTORY}
+
+INPUT_TABLES: dict[str, Table] = {t.name: t for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES)}
 OUTPUT_TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -357,7 +381,7 @@ OUTPUT_TABLES: dict[str, Table] = {
         QUARANTINE,
     )
 }
-TABLES: dict[str, Table] = {**INPUT_TABLES, **OUTPUT_TABLES}
+TABLES: dict[str, Table] = {**INPUT_TABLES, **OUTPUT_TABLES, **HISTORY_TABLES}
 
 _PANDAS = {"str": "str", "int": "int64", "float": "float64", "bool": "bool"}
 _PANDAS_NULLABLE = {"str": "str", "int": "Int64", "float": "float64", "bool": "boolean"}
@@ -387,9 +411,7 @@ def conform(df: pd.DataFrame, table: Table | str, *, extra: str = "drop") -> pd.
     t = TABLES[table] if isinstance(table, str) else table
     missing = [c for c in t.names if c not in df.columns]
     if missing:
-        raise ContractError(
-            f"table {t.name}: missing column(s) {', '.join(missing)}; expected {', '.join(t.names)}"
-        )
+        raise ContractError(f"table {t.name}: missing column(s) {', '.join(missing)}; expected {', '.join(t.names)}")
     unknown = [c for c in df.columns if c not in t.names]
     if unknown and extra == "error":
         raise ContractError(f"table {t.name}: unexpected column(s) {', '.join(map(str, unknown))}")

@@ -146,7 +146,23 @@ def upgrade() -> None:
         sa.Column("level", sa.Text(), nullable=False),
         sa.Column("passed", sa.Boolean(), nullable=False),
         sa.Column("observed", sa.Text(), nullable=False),
+        sa.Column("observed_value", sa.Double(), nullable=True),
         sa.Column("failing_rows", sa.BigInteger(), nullable=False),
+    )
+    op.create_table(
+        "dq_history",
+        sa.Column("run_date", sa.Date(), nullable=False),
+        sa.Column("attempt", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.Text(), nullable=False),
+        sa.Column("table_name", sa.Text(), nullable=False),
+        sa.Column("rule", sa.Text(), nullable=False),
+        sa.Column("column_name", sa.Text(), nullable=False),
+        sa.Column("level", sa.Text(), nullable=False),
+        sa.Column("passed", sa.Boolean(), nullable=False),
+        sa.Column("observed", sa.Text(), nullable=False),
+        sa.Column("observed_value", sa.Double(), nullable=True),
+        sa.Column("failing_rows", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("run_date", "attempt", "table_name", "rule", "column_name", name="pk_dq_history"),
     )
     _output_table(
         "quarantine",
@@ -172,7 +188,9 @@ def upgrade() -> None:
         sa.Column("message", sa.Text(), nullable=False, server_default=""),
         sa.Column("method_notes", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("attempt_id", name="pk_run_log"),
-        sa.CheckConstraint("status in ('running', 'published', 'failed', 'stopped')", name="ck_run_log_status"),
+        sa.CheckConstraint(
+            "status in ('running', 'published', 'failed', 'stopped', 'email_failed')", name="ck_run_log_status"
+        ),
     )
     op.create_index("ix_run_log_run_date", "run_log", ["run_date"])
 
@@ -199,6 +217,7 @@ def downgrade() -> None:
     for view in sorted(_VIEWS_DIR.glob("*.sql")):
         op.execute(f"drop view if exists {view.stem}")
     op.drop_table("watermarks")
+    op.drop_table("dq_history")
     op.drop_table("published_runs")
     op.drop_index("ix_run_log_run_date", table_name="run_log")
     op.drop_table("run_log")
