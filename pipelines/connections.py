@@ -75,7 +75,14 @@ def with_retries(
             last = exc
             if i < retries:
                 delay = backoff_seconds * (2**i)
-                log.warning("%s: %s unreachable (attempt %d of %d), retrying in %.1fs", what, describe(url), i + 1, retries + 1, delay)
+                log.warning(
+                    "%s: %s unreachable (attempt %d of %d), retrying in %.1fs",
+                    what,
+                    describe(url),
+                    i + 1,
+                    retries + 1,
+                    delay,
+                )
                 sleep(delay)
     reason = str(getattr(last, "orig", last) or last).strip().splitlines()[0][:300] if last else "unknown"
     raise SourceUnavailable(

@@ -1,66 +1,214 @@
-"""Extract: run a source profile's staging queries and stage the canonical tables as parquet.
+"""Extract: stage the canonical tables from a source system as parquet, in bounded memory.
 
-A *source profile* is a folder ``sql/sources/<profile>/`` with one staging query per canonical
-table (rename and cast only) and a ``manifest.yaml`` naming each query, its parameters and the
-source tables and columns it reads. Extraction streams each query in chunks straight to parquet
-(``extract_<table>.parquet`` in the run's staging folder), casting each column to its contract
-type. Values that cannot be cast (text where a number is expected, an unreadable date) are not
-dropped: the cell is set to null and the whole original row is kept in
-``castfail_<table>.parquet`` with the column and value, for validation to quarantine.
+Sources (``source.kind``):
 
-Current method (walking skeleton): the sales window is the last ``forecast.history_days`` days
-before the run date, re-read in full every night; the stock snapshot is the one dated run date;
-master data is re-read every night; ``policies`` come from the configuration. Reconciliation
-compares row count and quantity sum of the staged sales with the source's own aggregate
-(``reconcile_sales.sql``) and fails the run on a mismatch.
+- ``sql``: a *source profile* ``sql/sources/<profile>/`` with one staging query per canonical
+  table (rename and cast only) and a ``manifest.yaml`` naming each query, its parameters and the
+  source tables and columns it reads. The ``generic`` profile has no ``.sql`` files: its queries
+  are generated with SQLAlchemy Core (quoted identifiers) from the table and column names in
+  ``source.tables``. A SQL profile may take some tables from file drops (``source.files``), for
+  what the ERP does not hold (Odoo has no transfer lanes).
+- ``files``: every table from CSV / xlsx / Parquet files (:mod:`pipelines.files`).
+
+Each table is streamed in chunks straight to ``extract_<table>.parquet`` in the run's staging
+folder, cast to its contract type. PostgreSQL goes through ``COPY (query) TO STDOUT`` (CSV) parsed
+by pyarrow's streaming CSV reader; MariaDB/MySQL through an unbuffered server-side cursor
+(pymysql ``SSCursor``); other dialects through SQLAlchemy's ``stream_results``. Values that cannot
+be cast (text where a number is expected, an unreadable date) are not dropped: the cell becomes
+null and the whole original row is kept in ``castfail_<table>.parquet`` with the column and value,
+for validation to quarantine.
+
+Sales are incremental (see docs/extract.md): a cumulative per-source store of typed daily sales
+(``<staging_dir>/_store/<source key>/sales/day=YYYY-MM-DD/``) is refreshed from the source from
+``watermark - lookback_days + 1`` to the day before the run date, then the history window
+(``forecast.history_days``) is staged from the store. The watermark is read from the reporting
+database and the proposed new one written to ``watermarks.json``; only the load stage advances it,
+inside the publish transaction. The re-read always starts from the *published* watermark, so a run
+that fails after extraction never makes a later run skip data. ``full_refresh`` (or a store that
+does not cover the window) re-reads the whole window. Stock is the snapshot dated the run date;
+master data is re-read every night.
+
+Reconciliation: for every table, row count and quantity sum at the source (the profile's own
+``reconcile_<table>.sql`` when it has one, else an aggregate over the staging query) versus what
+was staged, in ``reconciliation.json``. A mismatch fails the run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
+import itertools
 import json
 import logging
 import os
-from datetime import timedelta
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
 
 from pipelines import contract
-from pipelines.connections import describe, with_retries
+from pipelines.config import Config, FileTable, GenericTable
+from pipelines.connections import _scrub, describe, with_retries
 from pipelines.context import RunContext, StageResult, policies_frame
 
 log = logging.getLogger(__name__)
 
 SQL_DIR = Path(os.environ.get("TIAOBO_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
 SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
+#: the column whose sum is reconciled, per table (tables without one reconcile the row count only)
+QUANTITY_COLUMN = {"sales": "quantity", "stock": "on_hand"}
+_STORE_EXTRA = "_castfail"  # store column: JSON of the cast failures of a row (null when none)
+_COPY_BLOCK_BYTES = 8 << 20
 
 
 class ExtractError(RuntimeError):
     """Extraction failed; the message names the profile, the query and the table or column."""
 
 
-def load_profile(profile: str) -> dict[str, Any]:
+# --------------------------------------------------------------------------------------------
+# Profiles and queries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Query:
+    """One staging query of a profile: SQL text from a file, or a SQLAlchemy Core select."""
+
+    table: str
+    label: str  # the .sql file name, or "generated from source.tables.<table>"
+    stmt: Any  # sa.TextClause | sa.Select
+    params: list[str] = field(default_factory=list)
+    reads: dict[str, list[str]] = field(default_factory=dict)
+
+
+def load_profile(profile: str, cfg: Config | None = None) -> dict[str, Any]:
+    """The manifest of ``sql/sources/<profile>/`` (tables given as file drops in ``cfg`` may be absent)."""
     folder = SQL_DIR / "sources" / profile
     manifest = folder / "manifest.yaml"
     if not manifest.exists():
         known = sorted(p.name for p in (SQL_DIR / "sources").iterdir() if (p / "manifest.yaml").exists())
         raise ExtractError(f"source profile {profile!r} not found ({manifest} missing); known profiles: {known}")
     spec = yaml.safe_load(manifest.read_text(encoding="utf-8"))
-    missing = [t for t in SOURCE_TABLES if t not in spec.get("tables", {})]
+    spec.setdefault("tables", {})
+    spec["tables"] = spec["tables"] or {}
+    from_files = set(cfg.source.files) if cfg else set()
+    generated = set(cfg.source.tables) if (cfg and spec.get("generated")) else set()
+    missing = [t for t in SOURCE_TABLES if t not in spec["tables"] and t not in from_files and t not in generated]
     if missing:
-        raise ExtractError(f"source profile {profile!r}: manifest has no query for table(s) {', '.join(missing)}")
+        hint = " or source.tables" if spec.get("generated") else ""
+        raise ExtractError(
+            f"source profile {profile!r}: no query for table(s) {', '.join(missing)}; give them in the manifest,"
+            f" or as file drops in source.files{hint}"
+        )
     spec["folder"] = folder
+    spec.setdefault("profile", profile)
     return spec
 
 
+def _read_sql(path: Path) -> str:
+    return path.read_text(encoding="utf-8").strip().rstrip(";")
+
+
+def profile_query(spec: dict[str, Any], name: str, cfg: Config) -> Query:
+    """The staging query of canonical table ``name``."""
+    if spec.get("generated") and name in cfg.source.tables:
+        return generic_query(name, cfg.source.tables[name])
+    entry = spec["tables"][name]
+    return Query(
+        name,
+        entry["query"],
+        sa.text(_read_sql(spec["folder"] / entry["query"])),
+        list(entry.get("params") or []),
+        dict(entry.get("reads") or {}),
+    )
+
+
+def _ident(name: str) -> sa.sql.elements.quoted_name:
+    return sa.sql.quoted_name(name, quote=True)
+
+
+def generic_query(name: str, gt: GenericTable) -> Query:
+    """The staging query of the generic profile for ``name``: rename and cast, quoted identifiers.
+
+    Sales rows are summed per SKU, location and day (the source may hold document lines or daily
+    rows; a timestamp column is cast to its date) and filtered on ``:start_date``..``:end_date``;
+    stock is filtered on ``:snapshot_date`` when the table has a snapshot column, else the current
+    balances are dated the run date. A canonical column neither mapped nor defaulted is read from a
+    source column of the same name; a nullable one is null when absent from both.
+    """
+    t = contract.TABLES[name]
+    schema, _, tname = gt.table.rpartition(".")
+    mapped = {c: gt.columns.get(c, c) for c in t.names if c not in gt.defaults}
+    optional = {c for c in t.names if t.column(c).nullable and c not in gt.columns and c not in gt.defaults}
+    if name == "stock" and "snapshot_date" not in gt.columns:
+        optional.add("snapshot_date")
+    src_cols = sorted({v for c, v in mapped.items() if c not in optional})
+    src = sa.table(_ident(tname), *[sa.column(_ident(c)) for c in src_cols], schema=_ident(schema) if schema else None)
+
+    def expr(col: str) -> Any:
+        if col in gt.defaults:
+            return sa.literal(gt.defaults[col])
+        if name == "stock" and col == "snapshot_date" and col in optional:
+            return sa.bindparam("snapshot_date", type_=sa.Date)
+        if col in optional:
+            return sa.null()
+        return src.c[mapped[col]]
+
+    params: list[str] = []
+    if name == "sales":
+        day = sa.cast(expr("date"), sa.Date)
+        measures = {
+            c: sa.func.sum(expr(c)) if gt.aggregate and c not in gt.defaults else expr(c)
+            for c in ("quantity", "returns", "revenue")
+        }
+        stmt = sa.select(
+            expr("sku").label("sku"),
+            expr("location").label("location"),
+            day.label("date"),
+            *[m.label(c) for c, m in measures.items()],
+        ).where(day >= sa.bindparam("start_date", type_=sa.Date), day <= sa.bindparam("end_date", type_=sa.Date))
+        if gt.aggregate:
+            stmt = stmt.group_by(expr("sku"), expr("location"), day)
+        params = ["start_date", "end_date"]
+    else:
+        stmt = sa.select(*[expr(c).label(c) for c in t.names])
+        if name == "stock":
+            params = ["snapshot_date"]
+            if "snapshot_date" not in optional:
+                stmt = stmt.where(
+                    sa.cast(expr("snapshot_date"), sa.Date) == sa.bindparam("snapshot_date", type_=sa.Date)
+                )
+    stmt = stmt.select_from(src)
+    return Query(name, f"generated from source.tables.{name}", stmt, params, {gt.table: src_cols})
+
+
+# --------------------------------------------------------------------------------------------
+# Casting
+# --------------------------------------------------------------------------------------------
+
+
 def arrow_schema(table: contract.Table) -> pa.Schema:
-    types = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "date": pa.timestamp("ns")}
+    types = {
+        "str": pa.string(),
+        "int": pa.int64(),
+        "float": pa.float64(),
+        "bool": pa.bool_(),
+        "date": pa.timestamp("ns"),
+    }
     return pa.schema([pa.field(c.name, types[c.type], nullable=True) for c in table.columns])
 
 
@@ -113,8 +261,12 @@ def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tu
 
 def _empty_failures() -> pd.DataFrame:
     return pd.DataFrame(
-        {"row_number": pd.Series(dtype="int64"), "column_name": pd.Series(dtype="str"),
-         "value": pd.Series(dtype="str"), "row_json": pd.Series(dtype="str")}
+        {
+            "row_number": pd.Series(dtype="int64"),
+            "column_name": pd.Series(dtype="str"),
+            "value": pd.Series(dtype="str"),
+            "row_json": pd.Series(dtype="str"),
+        }
     )
 
 
@@ -125,105 +277,669 @@ def _bool_or_none(v: object) -> object:
         return None
 
 
-def _query_params(name: str, ctx: RunContext) -> dict[str, Any]:
-    end = ctx.last_sales_date
-    start = end - timedelta(days=ctx.cfg.forecast.history_days - 1)
-    return {"start_date": start, "end_date": end, "snapshot_date": ctx.run_date}
+def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.Table | None:
+    """Cast a batch with pyarrow alone; None when any value needs the lenient path (or a bool column)."""
+    cols = []
+    for col, fld in zip(table.columns, schema, strict=True):
+        arr = batch.column(col.name)
+        try:
+            if col.type == "bool":
+                return None
+            if col.type == "str":
+                arr = (
+                    arr
+                    if arr.type == pa.string()
+                    else (
+                        pc.cast(arr, pa.string())
+                        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
+                        else None
+                    )
+                )
+                if arr is None:
+                    return None
+            elif col.type == "date":
+                if pa.types.is_string(arr.type):
+                    arr = pc.cast(arr, pa.timestamp("ns"))
+                elif pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
+                    arr = pc.cast(arr, pa.timestamp("ns"))
+                elif pa.types.is_null(arr.type):
+                    arr = pa.nulls(len(arr), pa.timestamp("ns"))
+                else:
+                    return None
+                arr = pc.floor_temporal(arr, unit="day")
+            else:
+                if not (
+                    pa.types.is_string(arr.type)
+                    or pa.types.is_integer(arr.type)
+                    or pa.types.is_floating(arr.type)
+                    or pa.types.is_decimal(arr.type)
+                    or pa.types.is_null(arr.type)
+                ):
+                    return None
+                arr = pc.cast(arr, fld.type)
+                if col.type == "float" and pc.any(pc.is_inf(arr)).as_py():
+                    return None
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return None
+        cols.append(arr)
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _explain_failure(exc: Exception, spec: dict[str, Any], name: str, conn: sa.Connection) -> str:
-    """Name the missing source table or column, using the manifest's list of what the query reads."""
-    entry = spec["tables"][name]
-    reads: dict[str, list[str]] = entry.get("reads", {}) or {}
-    head = f"source profile {spec['profile']!r}, query {entry['query']} (table {name})"
+def conform_batch(
+    batch: pa.Table | pd.DataFrame, table: contract.Table, schema: pa.Schema, offset: int
+) -> tuple[pa.Table, pd.DataFrame]:
+    """Typed arrow table and cast failures of one chunk (row numbers counted from ``offset``)."""
+    if isinstance(batch, pa.Table):
+        fast = _fast_cast(batch, table, schema)
+        if fast is not None:
+            return fast, _empty_failures()
+        df = batch.to_pandas(types_mapper=None)
+        df = df.astype(object).where(df.notna(), None)
+    else:
+        df = batch
+    df.index = pd.RangeIndex(offset, offset + len(df))
+    typed, fails = cast_lenient(df[table.names], table)
+    return pa.Table.from_pandas(typed[table.names], schema=schema, preserve_index=False), fails
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming readers
+# --------------------------------------------------------------------------------------------
+
+
+class _CopyStream(io.RawIOBase):
+    """A read-only file over psycopg's COPY TO STDOUT blocks (for pyarrow's streaming CSV reader)."""
+
+    def __init__(self, copy: Any) -> None:
+        self._it = iter(copy)
+        self._buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if not self._buf:
+            # psycopg yields one row per block: join a few thousand at once (in C) to keep Python out of the loop
+            self._buf = memoryview(b"".join(itertools.islice(self._it, 4096)))
+            if not self._buf:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _compile(conn: sa.Connection, query: Query, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    compiled = query.stmt.compile(dialect=conn.dialect)
+    values = compiled.construct_params(params)
+    if compiled.positional:
+        return str(compiled), tuple(values[k] for k in compiled.positiontup or [])  # type: ignore[return-value]
+    return str(compiled), values
+
+
+def _pg_batches(conn: sa.Connection, query: Query, params: dict[str, Any]) -> tuple[list[str], Iterator[pa.Table]]:
+    """Column names and string batches of ``COPY (query) TO STDOUT`` (PostgreSQL, psycopg 3)."""
+    sql, bound = _compile(conn, query, params)
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cur.execute("set datestyle to 'ISO, YMD'")
+    cur.execute(f"select * from ({sql}) as tiaobo_q limit 0", bound)
+    names = [d.name for d in cur.description or []]
+
+    def gen() -> Iterator[pa.Table]:
+        with cur.copy(f"copy ({sql}) to stdout with (format csv)", bound) as cp:
+            stream = io.BufferedReader(_CopyStream(cp), buffer_size=1 << 20)
+            if not stream.peek(1):
+                return  # no row: pyarrow refuses an empty CSV
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=names, block_size=_COPY_BLOCK_BYTES, use_threads=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+
+    return names, gen()
+
+
+def _rows_to_batch(rows: list[tuple[Any, ...]], names: list[str]) -> pa.Table | pd.DataFrame:
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in names]
     try:
+        return pa.Table.from_arrays([pa.array(list(c)) for c in cols], names=names)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return pd.DataFrame(rows, columns=names, dtype=object)
+
+
+def _cursor_batches(
+    conn: sa.Connection, query: Query, params: dict[str, Any], chunk_rows: int
+) -> tuple[list[str], Iterator[Any]]:
+    """Column names and chunks of a server-side cursor (MariaDB/MySQL: SSCursor; others: stream_results)."""
+    if conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
+        import pymysql.cursors  # noqa: PLC0415
+
+        sql, bound = _compile(conn, query, params)
+        raw = conn.connection.driver_connection
+        cur = raw.cursor(pymysql.cursors.SSCursor)  # type: ignore[union-attr]
+        # values as text: pyarrow casts whole columns far faster than pymysql's per-value converters
+        decoders, raw.decoders = raw.decoders, {}  # type: ignore[union-attr]
+        try:
+            cur.execute(sql, bound)
+        finally:
+            raw.decoders = decoders  # type: ignore[union-attr]
+        names = [d[0] for d in cur.description or []]
+
+        def gen_my() -> Iterator[Any]:
+            try:
+                while rows := cur.fetchmany(chunk_rows):
+                    yield _rows_to_batch(rows, names)
+            finally:
+                cur.close()
+
+        return names, gen_my()
+    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(query.stmt, params)
+    names = list(result.keys())
+
+    def gen() -> Iterator[Any]:
+        for part in result.partitions(chunk_rows):
+            yield _rows_to_batch([tuple(r) for r in part], names)
+
+    return names, gen()
+
+
+def _driver_errors(conn: sa.Connection) -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [sa.exc.DBAPIError]
+    dbapi = getattr(conn.dialect, "loaded_dbapi", None)
+    if dbapi is not None and hasattr(dbapi, "Error"):
+        errs.append(dbapi.Error)
+    return tuple(errs)
+
+
+def _explain_failure(exc: BaseException, profile: str, query: Query, conn: sa.Connection, url: str = "") -> str:
+    """Name the missing source table or column, using what the query reads (manifest or configuration)."""
+    head = f"source profile {profile!r}, query {query.label} (table {query.table})"
+    try:
+        conn.rollback()
+        conn.connection.driver_connection.rollback()  # type: ignore[union-attr]  # raw cursors bypass SQLAlchemy
         insp = sa.inspect(conn)
-        have = {t.lower() for t in insp.get_table_names()}
-        for tbl, cols in reads.items():
-            if tbl.lower() not in have:
+        for tbl, cols in query.reads.items():
+            schema, _, tname = tbl.rpartition(".")
+            have = {t.lower() for t in insp.get_table_names(schema=schema or None)}
+            if tname.lower() not in have:
                 return f"{head}: source table {tbl!r} does not exist"
-            present = {c["name"].lower() for c in insp.get_columns(tbl)}
+            present = {c["name"].lower() for c in insp.get_columns(tname, schema=schema or None)}
             for c in cols:
                 if c.lower() not in present:
                     return f"{head}: source table {tbl!r} has no column {c!r}"
     except Exception:  # the inspection is a courtesy; fall back to the driver's message
         pass
-    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300]
-    return f"{head} failed: {detail}"
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return f"{head} failed: {_scrub(detail, url) if url else detail}"
 
 
-def extract_table(conn: sa.Connection, spec: dict[str, Any], name: str, ctx: RunContext) -> dict[str, Any]:
-    """Stream one profile query into ``extract_<name>.parquet``; returns rows, quantity sum, cast failures."""
-    table = contract.TABLES[name]
-    entry = spec["tables"][name]
-    sql = (spec["folder"] / entry["query"]).read_text(encoding="utf-8")
-    params = {k: v for k, v in _query_params(name, ctx).items() if k in (entry.get("params") or [])}
-    target = ctx.run_dir / f"extract_{name}.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+# --------------------------------------------------------------------------------------------
+# Writing one table
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Staged:
+    rows: int = 0
+    quantity_sum: float = 0.0
+    quantity_failures: int = 0  # cells of the quantity column that could not be cast
+    failures: list[pd.DataFrame] = field(default_factory=list)
+
+    @property
+    def cast_failures(self) -> int:
+        return int(sum(len(f) for f in self.failures))
+
+
+def _write_batches(
+    batches: Iterator[Any], table: contract.Table, target: Path, *, with_failures_column: bool = False
+) -> Staged:
+    """Cast each chunk and append it to ``target`` (atomically replaced at the end)."""
     schema = arrow_schema(table)
-    rows = 0
-    qty = 0.0
-    failures: list[pd.DataFrame] = []
+    out_schema = schema.append(pa.field(_STORE_EXTRA, pa.string())) if with_failures_column else schema
+    qty_col = QUANTITY_COLUMN.get(table.name)
+    st = Staged()
+    tmp = target.with_name(target.name + ".tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        result = conn.execution_options(stream_results=True, yield_per=ctx.cfg.source.chunk_rows).execute(
-            sa.text(sql), params
-        )
-        columns = list(result.keys())
-        drift = contract.check_columns(columns, table)
-        if drift["missing"]:
-            raise ExtractError(
-                f"source profile {spec['profile']!r}, query {entry['query']} (table {name}): the query returns no"
-                f" column(s) {', '.join(drift['missing'])}; it must return {', '.join(table.names)}"
-            )
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for chunk in result.partitions(ctx.cfg.source.chunk_rows):
-                df = pd.DataFrame(chunk, columns=columns)
-                df.index = pd.RangeIndex(rows, rows + len(df))
-                typed, fails = cast_lenient(df, table)
-                if len(fails):
-                    failures.append(fails)
-                writer.write_table(pa.Table.from_pandas(typed[table.names], schema=schema, preserve_index=False))
-                rows += len(df)
-                if "quantity" in typed:
-                    qty += float(typed["quantity"].sum())
-    except sa.exc.DBAPIError as exc:
+        with pq.ParquetWriter(tmp, out_schema) as writer:
+            for raw in batches:
+                typed, fails = conform_batch(raw, table, schema, st.rows)
+                if with_failures_column:
+                    typed = typed.append_column(_STORE_EXTRA, _failures_column(fails, st.rows, typed.num_rows))
+                elif len(fails):
+                    st.failures.append(fails)
+                if with_failures_column and len(fails):
+                    st.failures.append(fails)
+                writer.write_table(typed)
+                if qty_col:
+                    st.quantity_sum += float(pc.sum(typed.column(qty_col)).as_py() or 0.0)
+                    if len(fails):
+                        st.quantity_failures += int((fails["column_name"] == qty_col).sum())
+                st.rows += typed.num_rows
+    except BaseException:
         tmp.unlink(missing_ok=True)
-        raise ExtractError(_explain_failure(exc, spec, name, conn)) from None
+        raise
     os.replace(tmp, target)
-    fail_df = pd.concat(failures, ignore_index=True) if failures else _empty_failures()
-    fail_df.to_parquet(ctx.run_dir / f"castfail_{name}.parquet", index=False)
-    return {"rows": rows, "quantity_sum": qty, "cast_failures": len(fail_df), "path": str(target)}
+    return st
 
 
-def reconcile(conn: sa.Connection, spec: dict[str, Any], name: str, staged: dict[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """Compare the staged row count and quantity sum with the source's own aggregate."""
-    rec_file = spec["folder"] / f"reconcile_{name}.sql"
-    if not rec_file.exists():
-        return {"table": name, "checked": False}
-    params = _query_params(name, ctx)
-    row = conn.execute(sa.text(rec_file.read_text(encoding="utf-8")), params).mappings().one()
-    src_rows, src_qty = int(row["row_count"] or 0), float(row["quantity_sum"] or 0.0)
-    ok = src_rows == staged["rows"] and abs(src_qty - staged["quantity_sum"]) <= 1e-6 * max(1.0, abs(src_qty))
+def _failures_column(fails: pd.DataFrame, offset: int, n: int) -> pa.Array:
+    """Per row of a chunk: JSON of its cast failures (row_json and [column, value] pairs), or null."""
+    out: list[str | None] = [None] * n
+    if len(fails):
+        for rn, grp in fails.groupby("row_number", sort=True):
+            out[int(rn) - offset] = json.dumps(
+                {"row_json": grp["row_json"].iloc[0], "fails": grp[["column_name", "value"]].values.tolist()},
+                ensure_ascii=False,
+            )
+    return pa.array(out, pa.string())
+
+
+def _failures_from_column(values: pa.Array, offset: int) -> pd.DataFrame:
+    s = values.to_pandas()
+    hit = s[s.notna()]
+    if not len(hit):
+        return _empty_failures()
+    recs = []
+    for pos, text in hit.items():
+        d = json.loads(text)
+        recs += [
+            {"row_number": offset + int(pos), "column_name": c, "value": v, "row_json": d["row_json"]}
+            for c, v in d["fails"]
+        ]
+    return pd.DataFrame(recs).astype({"row_number": "int64"})
+
+
+def _write_failures(failures: list[pd.DataFrame], path: Path) -> int:
+    df = pd.concat(failures, ignore_index=True) if failures else _empty_failures()
+    df = df.astype({"row_number": "int64", "column_name": "str", "value": "str", "row_json": "str"})
+    df.to_parquet(path, index=False)
+    return len(df)
+
+
+def _query_params(ctx: RunContext, start: date | None = None, end: date | None = None) -> dict[str, Any]:
+    last = ctx.last_sales_date
     return {
-        "table": name,
-        "checked": True,
-        "source_rows": src_rows,
-        "staged_rows": staged["rows"],
-        "source_quantity": src_qty,
-        "staged_quantity": staged["quantity_sum"],
-        "ok": ok,
+        "start_date": start or last - timedelta(days=ctx.cfg.forecast.history_days - 1),
+        "end_date": end or last,
+        "snapshot_date": ctx.run_date,
+        "tz": ctx.cfg.timezone,
+        "lang": ctx.cfg.source.language,
     }
 
 
-def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
-    """Extract every canonical table of the configured source profile for the run date."""
+def _stream_query(
+    conn: sa.Connection, profile: str, query: Query, params: dict[str, Any], chunk_rows: int, url: str
+) -> tuple[list[str], Iterator[Any]]:
+    """Open the query's stream (PostgreSQL COPY, else a server-side cursor); check its columns."""
+    bound = {k: v for k, v in params.items() if k in query.params}
+    table = contract.TABLES[query.table]
+    try:
+        if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+            names, batches = _pg_batches(conn, query, bound)
+        else:
+            names, batches = _cursor_batches(conn, query, bound, chunk_rows)
+    except _driver_errors(conn) as exc:
+        raise ExtractError(_explain_failure(exc, profile, query, conn, url)) from None
+    drift = contract.check_columns(names, table)
+    if drift["missing"]:
+        raise ExtractError(
+            f"source profile {profile!r}, query {query.label} (table {query.table}): the query returns no"
+            f" column(s) {', '.join(drift['missing'])}; it must return {', '.join(table.names)}"
+        )
+    return names, _guard(batches, conn, profile, query, url)
+
+
+def _guard(batches: Iterator[Any], conn: sa.Connection, profile: str, query: Query, url: str) -> Iterator[Any]:
+    try:
+        yield from batches
+    except _driver_errors(conn) as exc:
+        raise ExtractError(_explain_failure(exc, profile, query, conn, url)) from None
+
+
+def _source_aggregate(conn: sa.Connection, query: Query, params: dict[str, Any]) -> tuple[int, float | None]:
+    """Row count and quantity sum of the staging query, computed by the source database."""
+    qty = QUANTITY_COLUMN.get(query.table)
+    stmt = query.stmt
+    if isinstance(stmt, sa.TextClause):
+        stmt = stmt.columns(*[sa.column(c) for c in contract.TABLES[query.table].names])
+    sub = stmt.subquery("tiaobo_q")
+    cols = [sa.func.count().label("row_count")]
+    if qty:
+        cols.append(sa.func.sum(sub.c[qty]).label("quantity_sum"))
+    row = (
+        conn.execute(sa.select(*cols).select_from(sub), {k: v for k, v in params.items() if k in query.params})
+        .mappings()
+        .one()
+    )
+    return int(row["row_count"] or 0), (float(row["quantity_sum"] or 0.0) if qty else None)
+
+
+def _reconcile_entry(
+    name: str, how: str, src_rows: int, src_qty: float | None, st: Staged, **extra: Any
+) -> dict[str, Any]:
+    qty_checked = src_qty is not None and st.quantity_failures == 0
+    ok = src_rows == st.rows and (
+        not qty_checked or abs(float(src_qty or 0.0) - st.quantity_sum) <= 1e-6 * max(1.0, abs(float(src_qty or 0.0)))
+    )
+    out = {
+        "table": name,
+        "checked": True,
+        "source": how,
+        "source_rows": src_rows,
+        "staged_rows": st.rows,
+        "source_quantity": src_qty,
+        "staged_quantity": st.quantity_sum if src_qty is not None else None,
+        "quantity_checked": qty_checked,
+        "ok": ok,
+    }
+    out.update(extra)
+    return out
+
+
+def _reconcile_sql(
+    conn: sa.Connection,
+    spec: dict[str, Any],
+    query: Query,
+    params: dict[str, Any],
+    st: Staged,
+    url: str = "",
+    **extra: Any,
+) -> dict[str, Any]:
+    name = query.table
+    rec = (spec.get("reconcile") or {}).get(name)
+    src_qty: float | None
+    try:
+        if rec:
+            stmt = sa.text(_read_sql(spec["folder"] / rec["query"]))
+            row = (
+                conn.execute(stmt, {k: v for k, v in params.items() if k in (rec.get("params") or [])}).mappings().one()
+            )
+            src_rows, src_qty = int(row["row_count"] or 0), float(row["quantity_sum"] or 0.0)
+            how = rec["query"]
+        else:
+            src_rows, src_qty = _source_aggregate(conn, query, params)
+            how = "count/sum over the staging query"
+    except _driver_errors(conn) as exc:
+        raise ExtractError(
+            f"reconciliation of {name}: " + _explain_failure(exc, spec["profile"], query, conn, url)
+        ) from None
+    return _reconcile_entry(name, how, src_rows, src_qty, st, **extra)
+
+
+def extract_sql_table(
+    conn: sa.Connection,
+    spec: dict[str, Any],
+    query: Query,
+    ctx: RunContext,
+    url: str = "",
+    *,
+    params: dict[str, Any] | None = None,
+    target: Path | None = None,
+    with_failures_column: bool = False,
+) -> Staged:
+    """Stream one staging query into ``target`` (default ``extract_<table>.parquet``)."""
+    params = params or _query_params(ctx)
+    target = target or ctx.run_dir / f"extract_{query.table}.parquet"
+    names, batches = _stream_query(conn, spec["profile"], query, params, ctx.cfg.source.chunk_rows, url)
+    # the source query's own column list, for validation's schema-drift report (new / renamed columns)
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.run_dir / f"columns_{query.table}.json").write_text(json.dumps(names), encoding="utf-8")
+    return _write_batches(batches, contract.TABLES[query.table], target, with_failures_column=with_failures_column)
+
+
+def extract_table(
+    conn: sa.Connection, spec: dict[str, Any], name: str, ctx: RunContext, url: str = ""
+) -> dict[str, Any]:
+    """Stream one profile query into ``extract_<name>.parquet``; returns rows, quantity sum, cast failures."""
+    query = profile_query(spec, name, ctx.cfg)
+    st = extract_sql_table(conn, spec, query, ctx, url)
+    n = _write_failures(st.failures, ctx.run_dir / f"castfail_{name}.parquet")
+    return {
+        "rows": st.rows,
+        "quantity_sum": st.quantity_sum,
+        "cast_failures": n,
+        "path": str(ctx.run_dir / f"extract_{name}.parquet"),
+        "staged": st,
+        "query": query,
+    }
+
+
+def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Staged, dict[str, Any]]:
+    """One canonical table from file drops; returns what was staged and its reconciliation entry."""
+    from pipelines import files  # noqa: PLC0415
+
+    src = ctx.cfg.source
+    qty = QUANTITY_COLUMN.get(name)
+    counted: dict[str, Any] = {"rows": 0, "qty": 0.0, "files": 0}
+    seen: set[str] = set()
+
+    def chunks() -> Iterator[pd.DataFrame]:
+        for path, frame in files.read_chunks(name, spec, src.folder or "", src.chunk_rows, src.encoding):
+            if path not in seen:
+                seen.add(path)
+                counted["files"] += 1
+            counted["rows"] += len(frame)
+            if qty:
+                counted["qty"] += float(
+                    pd.to_numeric(frame[qty], errors="coerce").replace([np.inf, -np.inf], np.nan).sum()
+                )
+            yield frame.astype(object).where(frame.notna(), None)
+
+    try:
+        st = _write_batches(chunks(), contract.TABLES[name], ctx.run_dir / f"extract_{name}.parquet")
+    except (files.FileDropError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise ExtractError(f"file drop for {name}: {exc}") from None
+    _write_failures(st.failures, ctx.run_dir / f"castfail_{name}.parquet")
+    rec = _reconcile_entry(
+        name,
+        f"{counted['files']} file(s) matching {spec.pattern}",
+        counted["rows"],
+        counted["qty"] if qty else None,
+        st,
+    )
+    return st, rec
+
+
+# --------------------------------------------------------------------------------------------
+# Incremental sales: cumulative store + watermark
+# --------------------------------------------------------------------------------------------
+
+
+def source_key(cfg: Config, url: str) -> str:
+    """The watermark's ``source`` name: profile (or files) and where it reads from, never a password."""
+    where = describe(url) if cfg.source.kind == "sql" else f"files at {cfg.source.folder}"
+    return f"{cfg.source.profile if cfg.source.kind == 'sql' else 'files'}: {where}"
+
+
+def _store_dir(cfg: Config, key: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.split(":")[0])[:40]
+    return Path(cfg.staging_dir) / "_store" / f"{slug}-{hashlib.sha256(key.encode()).hexdigest()[:12]}" / "sales"
+
+
+def read_watermark(cfg: Config, source: str, table_name: str) -> date | None:
+    """The published watermark of ``source``/``table_name`` in the reporting database (None if none)."""
+    from pipelines import reporting  # noqa: PLC0415
+
+    try:
+        with reporting.engine_for(cfg.reporting_url()).connect() as conn:
+            value = reporting.get_watermark(conn, source, table_name)
+    except sa.exc.DBAPIError as exc:  # no reporting schema yet: behave as a first run (full window)
+        log.warning(
+            "no watermark readable for %s/%s (%s): reading the whole window",
+            source,
+            table_name,
+            str(getattr(exc, "orig", exc)).splitlines()[0][:200],
+        )
+        return None
+    return date.fromisoformat(value[:10]) if value else None
+
+
+def plan_sales_read(
+    window_start: date,
+    end: date,
+    watermark: date | None,
+    coverage: tuple[date, date] | None,
+    lookback_days: int,
+    full_refresh: bool,
+) -> tuple[date, str]:
+    """First day to re-read from the source, and why.
+
+    The whole window is read on a full refresh, without a watermark, or when the store does not
+    hold every day from the window start to the day before the re-read. Otherwise the re-read
+    starts ``lookback_days`` days before the day after the published watermark (a backfill of an
+    older date re-reads its own look-back days).
+    """
+    if full_refresh:
+        return window_start, "full refresh"
+    if watermark is None:
+        return window_start, "no published watermark"
+    start = watermark + timedelta(days=1) - timedelta(days=lookback_days)
+    if start > end:
+        start = end + timedelta(days=1) - timedelta(days=max(lookback_days, 1))
+    start = max(start, window_start)
+    if coverage is None or coverage[0] > window_start or coverage[1] < start - timedelta(days=1):
+        return window_start, "store does not cover the window"
+    return start, f"watermark {watermark.isoformat()}, look-back {lookback_days} day(s)"
+
+
+def _coverage(store: Path) -> tuple[date, date] | None:
+    p = store / "coverage.json"
+    if not p.exists():
+        return None
+    d = json.loads(p.read_text(encoding="utf-8"))
+    return date.fromisoformat(d["first"]), date.fromisoformat(d["last"])
+
+
+def _days(a: date, b: date) -> list[date]:
+    return [a + timedelta(days=i) for i in range((b - a).days + 1)]
+
+
+def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None:
+    """Replace the store's days ``start``..``end`` with the rows of ``delta`` (one folder per day).
+
+    Each day is swapped by renames, and coverage.json is written last: an interrupted update leaves
+    days that the next run re-reads anyway (it starts from the same published watermark).
+    """
+    staging = store.parent / f".incoming-{uuid.uuid4().hex[:8]}"
+    data = ds.dataset(delta, format="parquet")
+    scanner = data.scanner(batch_size=262_144)
+
+    def with_day() -> Iterator[pa.RecordBatch]:
+        for b in scanner.to_batches():
+            yield b.append_column("day", pc.strftime(b.column("date"), format="%Y-%m-%d"))
+
+    schema = data.schema.append(pa.field("day", pa.string()))
+    ds.write_dataset(
+        with_day(),
+        staging,
+        schema=schema,
+        format="parquet",
+        partitioning=ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive"),
+        existing_data_behavior="overwrite_or_ignore",
+        basename_template="part-{i}.parquet",
+        max_open_files=4096,
+    )
+    store.mkdir(parents=True, exist_ok=True)
+    for d in _days(start, end):
+        name = f"day={d.isoformat()}"
+        new, old = staging / name, store / name
+        trash = store.parent / f".trash-{uuid.uuid4().hex[:8]}"
+        if old.exists():
+            os.replace(old, trash)
+        if new.exists():
+            os.replace(new, old)
+        shutil.rmtree(trash, ignore_errors=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    cov = _coverage(store)
+    first, last = (
+        (start, end)
+        if cov is None or cov[1] < start - timedelta(days=1) or cov[0] > end + timedelta(days=1)
+        else (min(cov[0], start), max(cov[1], end))
+    )
+    tmp = store / "coverage.json.tmp"
+    tmp.write_text(json.dumps({"first": first.isoformat(), "last": last.isoformat()}), encoding="utf-8")
+    os.replace(tmp, store / "coverage.json")
+
+
+def stage_sales_window(store: Path, start: date, end: date, target: Path, castfail_path: Path) -> Staged:
+    """Write the store's days ``start``..``end`` to ``target`` and its cast failures (row numbers of ``target``)."""
+    schema = arrow_schema(contract.SALES)
+    st = Staged()
+    tmp = target.with_name(target.name + ".tmp")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for d in _days(start, end):
+            folder = store / f"day={d.isoformat()}"
+            if not folder.exists():
+                continue
+            for part in sorted(folder.glob("*.parquet")):
+                pf = pq.ParquetFile(part)
+                for b in pf.iter_batches(batch_size=262_144):
+                    t = pa.Table.from_batches([b])
+                    fails = _failures_from_column(t.column(_STORE_EXTRA).combine_chunks(), st.rows)
+                    if len(fails):
+                        st.failures.append(fails)
+                        st.quantity_failures += int((fails["column_name"] == "quantity").sum())
+                    typed = t.select(schema.names).cast(schema)
+                    writer.write_table(typed)
+                    st.quantity_sum += float(pc.sum(typed.column("quantity")).as_py() or 0.0)
+                    st.rows += typed.num_rows
+    os.replace(tmp, target)
+    _write_failures(st.failures, castfail_path)
+    return st
+
+
+def extract_sales_incremental(
+    conn: sa.Connection, spec: dict[str, Any], ctx: RunContext, url: str
+) -> tuple[Staged, dict[str, Any], dict[str, Any]]:
+    """Refresh the sales store from the source (look-back window), stage the history window.
+
+    Returns what was staged, the reconciliation entry (source vs re-read rows) and the proposed
+    watermark row for ``watermarks.json``.
+    """
     cfg = ctx.cfg
-    spec = load_profile(cfg.source.profile)
-    url = cfg.source_url()
+    query = profile_query(spec, "sales", cfg)
+    key = source_key(cfg, url)
+    table_name = str((spec["tables"].get("sales") or {}).get("watermark_table") or "sales")
+    store = _store_dir(cfg, key)
+    end = ctx.last_sales_date
+    window_start = end - timedelta(days=cfg.forecast.history_days - 1)
+    wm = None if cfg.source.full_refresh else read_watermark(cfg, key, table_name)
+    read_from, why = plan_sales_read(
+        window_start, end, wm, _coverage(store), cfg.source.lookback_days, cfg.source.full_refresh
+    )
+    params = _query_params(ctx, read_from, end)
+    delta = ctx.run_dir / "extract_sales_delta.parquet"
+    read = extract_sql_table(conn, spec, query, ctx, url, params=params, target=delta, with_failures_column=True)
+    rec = _reconcile_sql(
+        conn, spec, query, params, read, url, window=[read_from.isoformat(), end.isoformat()], read_plan=why
+    )
+    if rec["ok"]:
+        replace_store_days(store, delta, read_from, end)
+    delta.unlink(missing_ok=True)
+    st = stage_sales_window(
+        store, window_start, end, ctx.run_dir / "extract_sales.parquet", ctx.run_dir / "castfail_sales.parquet"
+    )
+    rec["staged_window"] = [window_start.isoformat(), end.isoformat()]
+    rec["staged_window_rows"] = st.rows
+    new_wm = max(end, wm) if wm else end
+    return st, rec, {"source": key, "table_name": table_name, "watermark": new_wm.isoformat()}
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------------------------
+
+
+def _connect(cfg: Config, url: str) -> tuple[sa.Engine, sa.Connection]:
     engine = sa.create_engine(url, pool_pre_ping=True)
-    result = StageResult(stage="extract")
-    reconciliation = []
     try:
         conn = with_retries(
             f"source {cfg.source.profile!r}",
@@ -232,31 +948,77 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
             retries=cfg.source.retries,
             backoff_seconds=cfg.source.retry_backoff_seconds,
         )
-        with conn:
-            for name in SOURCE_TABLES:
-                if progress:
-                    progress(f"extract {name}")
-                info = extract_table(conn, spec, name, ctx)
-                result.paths[name] = info["path"]
-                result.counts[name] = info["rows"]
-                if info["cast_failures"]:
-                    result.notes.append(f"{name}: {info['cast_failures']} value(s) could not be read as their type")
-                reconciliation.append(reconcile(conn, spec, name, info, ctx))
-    finally:
+    except BaseException:
         engine.dispose()
+        raise
+    return engine, conn
+
+
+def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
+    """Extract every canonical table of the configured source for the run date."""
+    cfg = ctx.cfg
+    src = cfg.source
+    result = StageResult(stage="extract")
+    reconciliation: list[dict[str, Any]] = []
+    watermarks: list[dict[str, Any]] = []
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.run_dir / "watermarks.json").unlink(missing_ok=True)
+
+    def record(name: str, st: Staged, rec: dict[str, Any]) -> None:
+        result.paths[name] = str(ctx.run_dir / f"extract_{name}.parquet")
+        result.counts[name] = st.rows
+        if st.cast_failures:
+            result.notes.append(f"{name}: {st.cast_failures} value(s) could not be read as their type")
+        reconciliation.append(rec)
+
+    file_tables = [n for n in SOURCE_TABLES if n in src.files]
+    for name in file_tables:
+        if progress:
+            progress(f"extract {name} (files)")
+        st, rec = extract_file_table(name, src.files[name], ctx)
+        record(name, st, rec)
+    if src.kind == "sql":
+        spec = load_profile(src.profile, cfg)
+        url = cfg.source_url()
+        engine, conn = _connect(cfg, url)
+        try:
+            with conn:
+                for name in SOURCE_TABLES:
+                    if name in src.files:
+                        continue
+                    if progress:
+                        progress(f"extract {name}")
+                    if name == "sales":
+                        st, rec, wm = extract_sales_incremental(conn, spec, ctx, url)
+                        watermarks.append(wm)
+                    else:
+                        info = extract_table(conn, spec, name, ctx, url)
+                        st = info["staged"]
+                        rec = _reconcile_sql(conn, spec, info["query"], _query_params(ctx), st, url)
+                    record(name, st, rec)
+                    conn.commit()  # end the read transaction between tables (no long snapshot held)
+        finally:
+            engine.dispose()
     pol = policies_frame(cfg)
     pol.to_parquet(ctx.run_dir / "extract_policies.parquet", index=False)
-    pd.DataFrame(columns=["row_number", "column_name", "value", "row_json"]).astype("str").astype(
-        {"row_number": "int64"}
-    ).to_parquet(ctx.run_dir / "castfail_policies.parquet", index=False)
+    _write_failures([], ctx.run_dir / "castfail_policies.parquet")
     result.paths["policies"] = str(ctx.run_dir / "extract_policies.parquet")
     result.counts["policies"] = len(pol)
     ctx.write_json("reconciliation", reconciliation)
     bad = [r for r in reconciliation if r.get("checked") and not r["ok"]]
     if bad:
         r = bad[0]
-        raise ExtractError(
-            f"reconciliation failed for {r['table']} from {describe(url)}: source has {r['source_rows']} rows /"
-            f" quantity {r['source_quantity']:.2f}, staged {r['staged_rows']} rows / quantity {r['staged_quantity']:.2f}"
+        where = (
+            describe(cfg.source_url())
+            if src.kind == "sql" and r["table"] not in src.files
+            else f"files in {src.folder}"
         )
+        sq = "" if r["source_quantity"] is None else f" / quantity {r['source_quantity']:.2f}"
+        tq = "" if r["staged_quantity"] is None else f" / quantity {r['staged_quantity']:.2f}"
+        raise ExtractError(
+            f"reconciliation failed for {r['table']} from {where}: source has {r['source_rows']} rows{sq},"
+            f" staged {r['staged_rows']} rows{tq}"
+        )
+    if watermarks:
+        ctx.write_json("watermarks", watermarks)
     return result
