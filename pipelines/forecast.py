@@ -1,6 +1,21 @@
 """Forecast stage: daily demand per SKU and location, with quantiles, and its backtest accuracy.
 
-Current method (walking skeleton, replaced by per-series model selection in a later issue):
+Method ``selected`` (default, ``forecast.method``): per-series model selection by rolling-origin
+backtest among seasonal naive, moving average, SES, SBA, TSB and a global gradient-boosting model
+(``models.backtest.ForecastSelector``), trained on the history before the run date with each
+series' days before its first sale left out (not listed yet) and Chinese holiday / festival
+calendar features (``models.calendar``). The fitted model is a versioned artifact under
+``model_dir`` (``models.artifacts``): the nightly stage predicts with the *current* version,
+refitting the cheap statistical candidates on the newest history and letting the stored global
+model predict from it, and trains + promotes a version itself only when none exists (or its
+horizon differs); the weekly ``tiaobo_retrain`` DAG (:func:`retrain_stage`) trains a new version and
+promotes it only if its backtest WAPE is not worse. ``model`` names the model used per series
+(``zero_no_sales`` when a series never sold). Quantiles are negative binomial with the forecast
+mean and the variance-to-mean ratio of the selected model's backtest residuals (whole units).
+The ``forecast_accuracy`` rows are the current model's scores on its most recent backtest fold
+(``window_days`` = observed days in it).
+
+Method ``moving_average`` (the walking skeleton, kept for comparison):
 
 - **Series**: every *active* SKU that has a stock row in the snapshot or any sale in the history
   at a location. An item not launched yet is simply a series without sales.
@@ -27,12 +42,18 @@ too narrow for lumpy demand; one holdout, not a rolling-origin backtest.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from models import artifacts
+from models.backtest import ForecastSelector, candidate_forecast, nb_quantiles
 from models.baselines import QUANTILES, MovingAverageForecaster, naive_mae, poisson_quantiles
+from models.calendar import CHINA_COLUMNS, china_calendar
 from pipelines import contract
+from pipelines.config import Config, ForecastConfig
 from pipelines.context import RunContext, StageResult
 
 KEY = ["sku", "location"]
@@ -201,13 +222,260 @@ def forecast_accuracy(
 # --------------------------------------------------------------------------------------------
 
 
+def model_dir(cfg: Config) -> Path:
+    """Folder of the versioned model artifacts (``forecast.model_dir``, default ``<staging>/../models``)."""
+    configured = cfg.forecast.model_dir
+    return Path(configured) if configured is not None else Path(cfg.staging_dir).parent / "models"
+
+
+def history_window(sales: pd.DataFrame, run_date: date, history_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """``[start, run_date)`` of the model's history: the last ``history_days`` days the sales reach,
+    its start moved back to a Monday so that the weekly position of every column is fixed."""
+    start, end = observed_window(sales, pd.Timestamp(run_date), history_days)
+    return start - pd.Timedelta(days=int(start.weekday())), end
+
+
+def history_matrix(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
+    """Daily units ``[len(keys), days]`` over ``[start, end)`` with ``NaN`` before each series' first
+    sale (not listed yet: a new SKU's launch is not read as weeks of zero demand); 0 on later days
+    without a sale; all ``NaN`` for a series that never sold."""
+    y = daily_matrix(sales, keys, start, end)
+    if y.shape[1] == 0:
+        return y
+    sold = y > 0
+    first = np.where(sold.any(axis=1), np.argmax(sold, axis=1), y.shape[1])
+    return np.where(np.arange(y.shape[1])[None, :] < first[:, None], np.nan, y)
+
+
+def _static_codes(
+    keys: pd.DataFrame, items: pd.DataFrame, maps: dict[str, list[str]] | None
+) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Integer codes of category and location per series (``NaN`` when unseen in training); a
+    field with more than 250 values is left out (gradient boosting's categorical limit)."""
+    frame = keys.merge(items[["sku", "category"]].drop_duplicates("sku"), on="sku", how="left")
+    fields = {"category": frame["category"].fillna("").astype(str), "location": frame["location"].astype(str)}
+    if maps is None:
+        maps = {k: sorted(v.unique().tolist()) for k, v in fields.items() if v.nunique() <= 250}
+    cols = []
+    for k, values in maps.items():
+        lookup = pd.Series(np.arange(len(values), dtype=float), index=values)
+        cols.append(fields[k].map(lookup).to_numpy(dtype=float))
+    return (np.column_stack(cols) if cols else np.zeros((len(keys), 0))), maps
+
+
+def _calendar(start: pd.Timestamp, end: pd.Timestamp, horizon: int) -> np.ndarray:
+    cal = china_calendar(start, end + pd.Timedelta(days=int(horizon) - 1))
+    return cal.to_numpy(dtype=float)
+
+
+def _accuracy_frame(
+    run_date: pd.Timestamp, keys: pd.DataFrame, model: np.ndarray, actual: np.ndarray, fc: np.ndarray, scale: np.ndarray
+) -> pd.DataFrame:
+    obs = ~np.isnan(actual)
+    a = np.where(obs, actual, 0.0)
+    f = np.where(obs, fc, 0.0)
+    tot_a, tot_f = a.sum(axis=1), f.sum(axis=1)
+    abs_err = np.abs(a - f).sum(axis=1)
+    n = obs.sum(axis=1)
+    sold = tot_a > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wape = np.where(sold, abs_err / np.where(sold, tot_a, 1.0), np.nan)
+        bias = np.where(sold, (tot_f - tot_a) / np.where(sold, tot_a, 1.0), np.nan)
+        ok = np.isfinite(scale) & (scale > 0) & (n > 0)
+        mase = np.where(ok, abs_err / np.maximum(n, 1) / np.where(ok, scale, 1.0), np.nan)
+    cols = [c for c in contract.FORECAST_ACCURACY.names if c != "run_id"]
+    return pd.DataFrame(
+        {
+            "run_date": run_date,
+            "sku": keys["sku"].to_numpy(),
+            "location": keys["location"].to_numpy(),
+            "model": model.astype(str),
+            "window_days": n.astype(np.int64),
+            "actual": tot_a,
+            "forecast": tot_f,
+            "wape": wape,
+            "bias": bias,
+            "mase": mase,
+        }
+    )[cols]
+
+
+def train_model(
+    sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date, fc: ForecastConfig
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Backtest, select and fit on the history before ``run_date``: ``(bundle, metadata)``.
+
+    The bundle holds what the nightly prediction needs (global model, candidates, the selected
+    model and dispersions per series, code maps, the backtest accuracy rows); the metadata the
+    training window, features and backtest scores (``backtest.score`` = WAPE of the selected
+    models over the backtest days, lower is better).
+    """
+    rd = pd.Timestamp(run_date)
+    keys = series_keys(sales, items, stock, run_date)
+    start, end = history_window(sales, rd, fc.history_days)
+    y = history_matrix(sales, keys, start, end)
+    static, maps = _static_codes(keys, items, None)
+    cal = _calendar(start, end, fc.horizon_days)
+    sel = ForecastSelector(
+        horizon=fc.horizon_days,
+        season=7,
+        n_folds=fc.backtest_folds,
+        use_gbm=fc.use_gbm,
+        gbm_params={"max_iter": fc.gbm_max_iter},
+        min_gain=fc.min_gain,
+        random_state=0,
+    ).fit(y, calendar=cal, static=static)
+    gbm = getattr(sel, "gbm_", None)
+    if gbm is not None:  # the nightly prediction passes its own history: do not store the training copy
+        gbm.history_ = None
+        gbm.calendar_ = None
+        gbm.static_ = None
+    last = slice(max(0, sel.fold_actual_.shape[1] - fc.horizon_days), sel.fold_actual_.shape[1])
+    fold_start = y.shape[1] - fc.horizon_days
+    scale = naive_mae(y[:, : max(fold_start, 0)]) if fold_start > 1 else np.full(len(keys), np.nan)
+    accuracy = _accuracy_frame(rd, keys, sel.model_, sel.fold_actual_[:, last], sel.fold_forecast_[:, last], scale)
+    series = keys.assign(
+        model=sel.model_.astype(str), phi=sel.phi_, phi_lead_time=sel.lead_time_dispersion(fc.lead_time_days)
+    )
+    bundle = {
+        "gbm": gbm,
+        "candidates": [c for c in sel.candidates],
+        "names": list(sel.candidates_),
+        "best_global": sel.best_global_,
+        "horizon": int(fc.horizon_days),
+        "season": 7,
+        "series": series,
+        "maps": maps,
+        "accuracy": accuracy,
+    }
+    obs = ~np.isnan(sel.fold_actual_)
+    act = np.where(obs, sel.fold_actual_, 0.0)
+    tot = act.sum()
+    fold_q = nb_quantiles(np.where(obs, sel.fold_forecast_, 0.0), sel.phi_[:, None], (0.9, 0.95))
+
+    def _wape(f: np.ndarray) -> float | None:
+        return float(np.abs(np.where(obs, f, 0.0) - act).sum() / tot) if tot > 0 else None
+
+    metadata = {
+        "trained_for_run_date": rd.date().isoformat(),
+        "training_window": [start.date().isoformat(), (end - pd.Timedelta(days=1)).date().isoformat()],
+        "horizon_days": int(fc.horizon_days),
+        "n_series": int(len(keys)),
+        "candidates": list(sel.candidates_),
+        "best_global": sel.best_global_,
+        "features": {
+            "gbm": list(gbm.feature_names_) if gbm is not None else [],
+            "calendar": list(CHINA_COLUMNS),
+            "static": list(maps),
+        },
+        "model_counts": {str(k): int(v) for k, v in pd.Series(sel.model_).value_counts().sort_index().items()},
+        "demand_classes": {str(k): int(v) for k, v in pd.Series(sel.demand_class_).value_counts().sort_index().items()},
+        "backtest": {
+            "folds": int(fc.backtest_folds),
+            "score": _wape(sel.fold_forecast_) if tot > 0 else 0.0,  # lower is better
+            "metric": "wape of the selected models over the backtest days",
+            "candidate_wape": {
+                name: _wape(fold_fc) for name, fold_fc in zip(sel.candidates_, sel.fold_candidates_, strict=True)
+            },
+            "p90_coverage": float((act[obs] <= fold_q[..., 0][obs]).mean()) if obs.any() else None,
+            "p95_coverage": float((act[obs] <= fold_q[..., 1][obs]).mean()) if obs.any() else None,
+        },
+        "random_state": 0,
+    }
+    return bundle, metadata
+
+
+def predict_with(
+    bundle: dict[str, Any],
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    stock: pd.DataFrame,
+    run_date: date,
+    fc: ForecastConfig,
+) -> pd.DataFrame:
+    """Daily forecasts (``forecasts`` columns without run_id) from a stored model: the statistical
+    candidates are refitted on the current history, the global model predicts from it, and each
+    series uses the model selected for it at training (new series: the globally best one)."""
+    rd = pd.Timestamp(run_date)
+    h = int(bundle["horizon"])
+    keys = series_keys(sales, items, stock, run_date)
+    start, end = history_window(sales, rd, fc.history_days)
+    y = history_matrix(sales, keys, start, end)
+    names: list[str] = bundle["names"]
+    fcs = np.zeros((len(names), len(keys), h))
+    for c, spec in enumerate(bundle["candidates"]):
+        fcs[c] = candidate_forecast(spec, y, h, bundle["season"])
+    if "gbm" in names and len(keys) and y.shape[1] > 0:
+        static, _ = _static_codes(keys, items, bundle["maps"])
+        cal = _calendar(start, end, h)
+        fcs[names.index("gbm")] = bundle["gbm"].predict_from(y, calendar=cal, static=static)
+    stored = keys.merge(bundle["series"], on=KEY, how="left")
+    chosen = stored["model"].where(stored["model"].isin(names), bundle["best_global"]).to_numpy()
+    choice = np.array([names.index(m) for m in chosen], dtype=np.int64) if len(chosen) else np.zeros(0, dtype=np.int64)
+    phi_default = float(np.median(bundle["series"]["phi"])) if len(bundle["series"]) else 1.0
+    phi = stored["phi"].fillna(phi_default).to_numpy(dtype=float)
+    sold = (np.nan_to_num(y) > 0).any(axis=1)
+    mean = np.where(sold[:, None], fcs[choice, np.arange(len(keys))], 0.0) if len(keys) else np.zeros((0, h))
+    q = nb_quantiles(mean, phi[:, None], QUANTILES)
+    model = np.where(sold, chosen.astype(object), "zero_no_sales")
+    horizon = np.tile(np.arange(1, h + 1, dtype=np.int64), len(keys))
+    return pd.DataFrame(
+        {
+            "run_date": rd,
+            "sku": np.repeat(keys["sku"].to_numpy(), h),
+            "location": np.repeat(keys["location"].to_numpy(), h),
+            "target_date": rd + pd.to_timedelta(horizon - 1, unit="D"),
+            "horizon": horizon,
+            "mean": mean.reshape(-1),
+            **{name: q[:, :, i].reshape(-1) for i, name in enumerate(QUANTILE_COLUMNS)},
+            "model": np.repeat(model, h).astype(str),
+        }
+    )
+
+
+def retrain(
+    cfg: Config, run_date: date, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame
+) -> dict[str, Any]:
+    """Train a new version, save it and promote it if its backtest is not worse than the current one."""
+    bundle, meta = train_model(sales, items, stock, run_date, cfg.forecast)
+    root = model_dir(cfg)
+    path = artifacts.save(root, run_date, bundle, meta)
+    promoted, reason = artifacts.promote(root, path.name)
+    return {"version": path.name, "promoted": promoted, "reason": reason, "score": meta["backtest"]["score"]}
+
+
+def _current_or_train(
+    ctx: RunContext, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    root = model_dir(ctx.cfg)
+    loaded = artifacts.load_current(root)
+    if loaded is not None and int(loaded[1].get("horizon_days", -1)) == ctx.cfg.forecast.horizon_days:
+        return loaded[0], loaded[1], f"model {loaded[1]['version']} (trained for {loaded[1]['trained_for_run_date']})"
+    info = retrain(ctx.cfg, ctx.run_date, sales, items, stock)
+    loaded = artifacts.load_current(root)
+    assert loaded is not None, info
+    return loaded[0], loaded[1], f"no usable model: trained {info['version']} ({info['reason']})"
+
+
 def forecast_stage(ctx: RunContext) -> StageResult:
-    """Read sales, items and stock from staging; write ``forecasts`` and ``forecast_accuracy``."""
+    """Read sales, items and stock from staging; write ``forecasts`` and ``forecast_accuracy``.
+
+    ``forecast.method = selected`` (default): predict with the current model version under
+    ``model_dir`` (training and promoting one when there is none); the accuracy rows are the
+    current model's own most recent backtest fold. ``moving_average``: the skeleton method.
+    """
     fc = ctx.cfg.forecast
     sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
     run_id = ctx.run_id
-    forecasts = forecast_moving_average(sales, items, stock, ctx.run_date, fc.horizon_days, fc.window_days)
-    accuracy = forecast_accuracy(sales, items, stock, ctx.run_date, fc.window_days, fc.holdout_days)
+    if fc.method == "moving_average":
+        forecasts = forecast_moving_average(sales, items, stock, ctx.run_date, fc.horizon_days, fc.window_days)
+        accuracy = forecast_accuracy(sales, items, stock, ctx.run_date, fc.window_days, fc.holdout_days)
+        note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
+    else:
+        bundle, _meta, how = _current_or_train(ctx, sales, items, stock)
+        forecasts = predict_with(bundle, sales, items, stock, ctx.run_date, fc)
+        accuracy = bundle["accuracy"].assign(run_date=pd.Timestamp(ctx.run_date))
+        note = f"per-series selected models, {fc.horizon_days}-day horizon, negative binomial quantiles; {how}"
     counts = {
         "forecasts": ctx.write("forecasts", forecasts.assign(run_id=run_id)),
         "forecast_accuracy": ctx.write("forecast_accuracy", accuracy.assign(run_id=run_id)),
@@ -216,7 +484,15 @@ def forecast_stage(ctx: RunContext) -> StageResult:
         stage="forecast",
         paths={name: str(ctx.path(name)) for name in counts},
         counts=counts,
-        notes=[f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"],
+        notes=[note],
+    )
+
+
+def retrain_stage(ctx: RunContext) -> StageResult:
+    """Weekly retrain: backtest, select, save a new version, promote it only if not worse."""
+    info = retrain(ctx.cfg, ctx.run_date, ctx.read("sales"), ctx.read("items"), ctx.read("stock"))
+    return StageResult(
+        stage="retrain", paths={"model": str(model_dir(ctx.cfg) / info["version"])}, counts={}, notes=[info["reason"]]
     )
 
 
@@ -225,7 +501,13 @@ __all__ = [
     "forecast_accuracy",
     "forecast_moving_average",
     "forecast_stage",
+    "history_matrix",
     "latest_snapshot",
+    "model_dir",
+    "predict_with",
+    "retrain",
+    "retrain_stage",
+    "train_model",
     "series_keys",
     "stock_totals",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import numpy as np
@@ -19,6 +20,9 @@ from pipelines.forecast import (
     forecast_accuracy,
     forecast_moving_average,
     forecast_stage,
+    history_matrix,
+    model_dir,
+    retrain_stage,
     series_keys,
     stock_totals,
 )
@@ -214,7 +218,7 @@ def test_forecast_stage_on_tiny_staging(tmp_path) -> None:
         overrides={
             "staging_dir": str(tmp_path / "s"),
             "output_dir": str(tmp_path / "o"),
-            "forecast": {"horizon_days": 5, "window_days": 4, "holdout_days": 2},
+            "forecast": {"horizon_days": 5, "window_days": 4, "holdout_days": 2, "method": "moving_average"},
         }
     )
     ctx = RunContext(cfg, RUN)
@@ -235,3 +239,66 @@ def test_forecast_stage_on_tiny_staging(tmp_path) -> None:
     first = ctx.path("forecasts").read_bytes()
     forecast_stage(ctx)
     assert ctx.path("forecasts").read_bytes() == first
+
+
+# -- selected models: train when none exists, predict from the current version, retrain ------------
+
+
+def _weekly_sales(days: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(D(RUN) - pd.Timedelta(days=days), periods=days, freq="D")
+    rows = []
+    week = np.array([1, 1, 1, 1, 2, 4, 4])
+    for sku, loc, level in (("A", "S1", 3.0), ("A", "S2", 1.0), ("B", "S1", 0.2)):
+        qty = rng.poisson(level * week[dates.dayofweek.to_numpy()])
+        rows += [(sku, loc, d.date().isoformat(), float(q)) for d, q in zip(dates, qty, strict=True) if q > 0]
+    rows.append(("C", "S1", (D(RUN) - pd.Timedelta(days=5)).date().isoformat(), 2.0))  # launched 5 days ago
+    return sales(*rows)
+
+
+def test_history_matrix_is_nan_before_first_sale() -> None:
+    s = sales(("A", "S1", "2026-01-07", 2), ("B", "S1", "2026-01-09", 1))
+    keys = pd.DataFrame({"sku": ["A", "B", "Z"], "location": ["S1", "S1", "S1"]})
+    y = history_matrix(s, keys, D("2026-01-06"), D("2026-01-10"))
+    np.testing.assert_array_equal(y, [[np.nan, 2, 0, 0], [np.nan, np.nan, np.nan, 1], [np.nan] * 4])
+
+
+def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -> None:
+    cfg = load_config(
+        overrides={
+            "staging_dir": str(tmp_path / "s"),
+            "output_dir": str(tmp_path / "o"),
+            "forecast": {"horizon_days": 7, "history_days": 140, "backtest_folds": 2, "gbm_max_iter": 20},
+        }
+    )
+    ctx = RunContext(cfg, RUN)
+    ctx.write_json("run", {"run_id": "test"})
+    ctx.write("items", items(("A", True), ("B", True), ("C", True), ("D", True)))
+    ctx.write("sales", _weekly_sales(140))
+    ctx.write("stock", stock(("D", "S1", 3.0)))
+    res = forecast_stage(ctx)
+    assert res.counts["forecasts"] == 5 * 7 and "trained v2026-01-10-01" in res.notes[0]
+    root = model_dir(cfg)
+    assert root == tmp_path / "models" and (root / "CURRENT").read_text().strip() == "v2026-01-10-01"
+    meta = json.loads((root / "v2026-01-10-01" / "metadata.json").read_text())
+    assert meta["training_window"][1] == "2026-01-09" and meta["horizon_days"] == 7
+    assert "gbm" in meta["candidates"] and meta["backtest"]["score"] > 0 and "lag_1" in meta["features"]["gbm"]
+    fc = ctx.read("forecasts")
+    first = ctx.path("forecasts").read_bytes()
+    by = fc.groupby(["sku", "location"])["model"].first().to_dict()
+    assert by[("D", "S1")] == "zero_no_sales" and by[("C", "S1")] != "zero_no_sales"
+    assert (fc[["p50", "p90", "p95", "p99"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()
+    a1 = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
+    assert a1["mean"].sum() > 3 * fc[(fc["sku"] == "A") & (fc["location"] == "S2")]["mean"].sum() * 0.8
+    acc = ctx.read("forecast_accuracy")
+    # observed backtest days: 7, C only since its launch 5 days ago, D never sold
+    assert len(acc) == 5 and acc.set_index("sku")["window_days"].to_dict() == {"A": 7, "B": 7, "C": 5, "D": 0}
+    contract.conform(fc, "forecasts")
+    contract.conform(acc, "forecast_accuracy")
+    # second night: the stored model is used and the output is identical
+    res2 = forecast_stage(ctx)
+    assert "model v2026-01-10-01" in res2.notes[0] and ctx.path("forecasts").read_bytes() == first
+    # weekly retrain on the same data: same backtest score, so the new version replaces it (not worse)
+    rr = retrain_stage(ctx)
+    assert "v2026-01-10-02 replaces v2026-01-10-01" in rr.notes[0]
+    assert (root / "CURRENT").read_text().strip() == "v2026-01-10-02"

@@ -1,0 +1,60 @@
+"""
+### Tiaobo weekly retrain
+
+Every Sunday, for the business date of the run: extract and validate the sales history → backtest
+every candidate forecast model (seasonal naive, moving average, SES, SBA, TSB and the global
+gradient-boosting model) on rolling origins, select the best model per SKU-location, and save a
+new versioned model artifact (model + metadata: training window, features, backtest scores) under
+`forecast.model_dir`. The new version becomes the current one only if its backtest score is not
+worse than the current version's; otherwise the current model stays and the reason is logged.
+
+The nightly DAG predicts with the current version (and trains one itself when none exists).
+Each task calls one `pipelines` function; only paths and counts go through XCom.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+
+from pipelines.airflow_support import TiaoboFailureNotifier, run_stage
+
+DEFAULT_ARGS = {
+    "owner": "data-team",
+    "retries": 1,
+    "retry_delay": timedelta(minutes=10),
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": [TiaoboFailureNotifier()],
+}
+
+
+@dag(
+    dag_id="tiaobo_retrain",
+    schedule="0 4 * * 0",
+    start_date=pendulum.datetime(2026, 1, 4, tz="Asia/Shanghai"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    dagrun_timeout=timedelta(hours=3),
+    tags=["tiaobo", "weekly", "forecast"],
+    doc_md=__doc__,
+)
+def tiaobo_retrain():
+    @task(retries=3, retry_exponential_backoff=True)
+    def extract(**context):
+        return run_stage("extract", context)
+
+    @task(retries=0)  # a validation stop is a verdict on the data: retrying cannot change it
+    def validate(upstream: dict, **context):
+        return run_stage("validate", context)
+
+    @task
+    def retrain(upstream: dict, **context):
+        return run_stage("retrain", context)
+
+    retrain(validate(extract()))
+
+
+dag_object = tiaobo_retrain()

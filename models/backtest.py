@@ -1,0 +1,278 @@
+"""Rolling-origin backtest, per-series model selection and calibrated quantiles.
+
+:class:`ForecastSelector` (scikit-learn estimator contract) does, over all series at once:
+
+1. **Backtest**: ``n_folds`` origins ``T - k * horizon`` (k = n_folds..1). Each statistical
+   candidate is refitted on the history before every origin (cheap, vectorised kernels); the
+   global gradient-boosting model is trained *once* on the history before the earliest origin and
+   predicts every fold from the data before that fold's origin (no target after the earliest
+   origin is ever seen, so the scores are honest).
+2. **Selection**: per series, the candidate with the lowest mean squared (``metric='mse'``, the
+   mean-optimal choice RMSSE rewards) or absolute (``'mae'``, what MASE rewards) error over its fold
+   days, switching away from the candidate that is best over *all* series only when it is better
+   by more than ``min_gain`` (a guard against selection noise on short backtests). Series with
+   fewer than ``min_history`` observed periods (new or very short) take the globally best
+   candidate (``fallback``); series that never sold forecast zero with model ``zero_no_sales``.
+3. **Final fit** of the candidates on the whole history; the forecast of each series is its
+   selected candidate's.
+4. **Uncertainty**: daily demand is negative binomial with the forecast mean and a per-series
+   variance-to-mean ratio ``phi`` from the selected model's backtest residuals, shrunk towards
+   the ratio pooled over its demand class; lead-time demand uses a separate ratio measured on
+   backtest *sums* over the lead time (so a level error that persists over the lead time widens
+   it, as it should). Quantiles are whole units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import nbinom, poisson
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from models.baselines import QUANTILES, _as_matrix
+from models.gbm import GlobalGBMForecaster
+from models.intermittent import classify_demand, kernel_forecast
+
+DEFAULT_CANDIDATES: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] = (
+    ("seasonal_naive", "seasonal_naive", ()),
+    ("moving_average", "moving_average", (("window", 28),)),
+    ("ses", "ses", (("alpha", 0.1),)),
+    ("sba", "sba", (("alpha", 0.1),)),
+    ("tsb", "tsb", (("alpha", 0.1), ("beta", 0.05))),
+)
+
+
+def nb_quantiles(mean: np.ndarray, phi: np.ndarray, quantiles: Sequence[float] = QUANTILES) -> np.ndarray:
+    """Quantiles of a negative binomial with the given means and variance-to-mean ratios ``phi``
+    (``phi <= 1``: Poisson): ``[*mean.shape, len(quantiles)]``; a mean of 0 gives 0."""
+    mu = np.asarray(mean, dtype=float)
+    ph = np.broadcast_to(np.asarray(phi, dtype=float), mu.shape)
+    q = np.asarray(quantiles, dtype=float)
+    out = np.zeros(mu.shape + (q.size,))
+    pos = mu > 0
+    over = pos & (ph > 1.0 + 1e-9)
+    pois = pos & ~over
+    if over.any():
+        m, p = mu[over], ph[over]
+        out[over] = nbinom.ppf(q[None, :], (m / (p - 1.0))[:, None], (1.0 / p)[:, None])
+    if pois.any():
+        out[pois] = poisson.ppf(q[None, :], mu[pois][:, None])
+    return out
+
+
+def dispersion(actual: np.ndarray, forecast: np.ndarray, groups: np.ndarray, prior_weight: float) -> np.ndarray:
+    """Variance-to-mean ratio of ``actual`` around ``forecast`` per row (``NaN`` actuals skipped),
+    shrunk towards the ratio pooled over each row's group: ``w * own + (1 - w) * pooled`` with
+    ``w = n / (n + prior_weight)``; never below 1 (Poisson)."""
+    obs = ~np.isnan(actual) & ~np.isnan(forecast)
+    sq = np.where(obs, (np.nan_to_num(actual) - np.nan_to_num(forecast)) ** 2, 0.0).sum(axis=1)
+    den = np.where(obs, np.maximum(np.nan_to_num(forecast), 0.0), 0.0).sum(axis=1)
+    n = obs.sum(axis=1)
+    own = np.divide(sq, den, out=np.ones(len(sq)), where=den > 1e-9)
+    pooled = np.ones(len(sq))
+    for g in np.unique(groups):
+        m = groups == g
+        d = den[m].sum()
+        pooled[m] = sq[m].sum() / d if d > 1e-9 else 1.0
+    w = np.divide(n, n + float(prior_weight), out=np.zeros(len(n)), where=n > 0)
+    return np.maximum(1.0, w * own + (1.0 - w) * pooled)
+
+
+def candidate_forecast(spec: tuple, hist: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """Forecast ``[n_series, horizon]`` of one statistical candidate ``(name, method, params)``."""
+    _, method, params = spec
+    p = dict(params)
+    if method == "seasonal_naive":
+        p.setdefault("season", season)
+    return kernel_forecast(method, hist, int(horizon), **p)
+
+
+def coverage(actual: np.ndarray, upper: np.ndarray) -> float:
+    """Share of observed actuals at or below the quantile ``upper`` (one-sided coverage)."""
+    a = np.asarray(actual, dtype=float)
+    u = np.asarray(upper, dtype=float)
+    obs = ~np.isnan(a)
+    return float((a[obs] <= u[obs]).mean()) if obs.any() else float("nan")
+
+
+class ForecastSelector(BaseEstimator):
+    """Backtest, per-series selection and calibrated quantiles over all series at once.
+
+    ``fit(Y, calendar=None, static=None)`` with ``Y[n_series, n_periods]`` (``NaN`` = not yet
+    observed), ``calendar`` per-period features ``[n_periods + horizon, k]`` and integer
+    ``static`` codes ``[n_series, s]`` for the gradient-boosting candidate. After fitting:
+    ``mean_`` ``[n_series, horizon]``, ``model_`` (selected name per series), ``scores_``
+    (backtest MSE or MAE per candidate ``[n_series, n_candidates]``), ``candidates_`` (names),
+    ``demand_class_``, ``phi_``, ``fold_actual_`` / ``fold_forecast_`` of the selected model.
+    """
+
+    def __init__(
+        self,
+        horizon: int = 28,
+        season: int = 7,
+        n_folds: int = 2,
+        candidates: tuple = DEFAULT_CANDIDATES,
+        use_gbm: bool = True,
+        gbm_params: dict | None = None,
+        min_gain: float = 0.1,
+        min_history: int | None = None,
+        prior_weight: float = 56.0,
+        metric: str = "mse",
+        gbm_refit_per_fold: bool = False,
+        random_state: int = 0,
+    ) -> None:
+        self.horizon = horizon
+        self.season = season
+        self.n_folds = n_folds
+        self.candidates = candidates
+        self.use_gbm = use_gbm
+        self.gbm_params = gbm_params
+        self.min_gain = min_gain
+        self.min_history = min_history
+        self.prior_weight = prior_weight
+        self.metric = metric
+        self.gbm_refit_per_fold = gbm_refit_per_fold
+        self.random_state = random_state
+
+    def _kernel(self, spec: tuple, hist: np.ndarray) -> np.ndarray:
+        return candidate_forecast(spec, hist, int(self.horizon), int(self.season))
+
+    def _gbm(self) -> GlobalGBMForecaster:
+        params: dict[str, Any] = {
+            "horizon": int(self.horizon),
+            "season": int(self.season),
+            "random_state": self.random_state,
+        }
+        params.update(self.gbm_params or {})
+        return GlobalGBMForecaster(**params)
+
+    def fit(
+        self,
+        Y: np.ndarray,  # noqa: N803 (sklearn naming)
+        y: object = None,
+        calendar: np.ndarray | None = None,
+        static: np.ndarray | None = None,
+    ) -> ForecastSelector:
+        if self.metric not in ("mse", "mae"):
+            raise ValueError(f"metric must be 'mse' or 'mae', got {self.metric!r}")
+        arr = _as_matrix(Y)
+        n, T = arr.shape
+        h = int(self.horizon)
+        folds = [T - k * h for k in range(int(self.n_folds), 0, -1)]
+        folds = [o for o in folds if o > 0]
+        names = [c[0] for c in self.candidates]
+        gbm_ok = bool(self.use_gbm) and folds and folds[0] > h + self.season
+        if gbm_ok:
+            names = names + ["gbm"]
+        n_days = len(folds) * h
+        fold_actual = np.full((n, n_days), np.nan)
+        fold_fc = np.full((len(names), n, n_days), np.nan)
+        gbm_bt = None
+        if gbm_ok:
+            gbm_bt = self._gbm().fit(arr[:, : folds[0]], calendar=calendar, static=static)
+        for f, o in enumerate(folds):
+            sl = slice(f * h, (f + 1) * h)
+            fold_actual[:, sl] = arr[:, o : o + h]
+            hist = arr[:, :o]
+            for c, spec in enumerate(self.candidates):
+                fold_fc[c, :, sl] = self._kernel(spec, hist)
+            if gbm_bt is not None:
+                if self.gbm_refit_per_fold and f > 0:
+                    gbm_bt = self._gbm().fit(hist, calendar=calendar, static=static)
+                fold_fc[-1, :, sl] = gbm_bt.predict_from(hist, calendar=calendar, static=static)
+        obs = ~np.isnan(fold_actual)
+        diff = np.abs(fold_fc - np.nan_to_num(fold_actual)[None])
+        err = np.where(obs[None], diff**2 if self.metric == "mse" else diff, 0.0)
+        cnt = obs.sum(axis=1)
+        scores = np.divide(
+            err.sum(axis=2), cnt[None, :], out=np.full((len(names), n), np.nan), where=cnt[None, :] > 0
+        ).T
+        # global best: lowest total squared error over all series with a backtest
+        has_bt = cnt > 0
+        total = np.nansum(np.where(has_bt[:, None], scores, 0.0), axis=0)
+        best_global = int(np.argmin(total)) if has_bt.any() else 0
+        own_best = np.argmin(np.where(np.isnan(scores), np.inf, scores), axis=1)
+        own = scores[np.arange(n), own_best]
+        glob = scores[:, best_global]
+        switch = has_bt & (own < (1.0 - float(self.min_gain)) * glob)
+        choice = np.where(switch, own_best, best_global)
+        observed = (~np.isnan(arr)).sum(axis=1)
+        min_hist = 2 * h if self.min_history is None else int(self.min_history)
+        short = observed < min_hist
+        choice = np.where(short, best_global, choice)
+        # final forecasts of every candidate on the whole history
+        final = np.zeros((len(names), n, h))
+        for c, spec in enumerate(self.candidates):
+            final[c] = self._kernel(spec, arr)
+        if gbm_ok:
+            self.gbm_ = self._gbm().fit(arr, calendar=calendar, static=static)
+            final[-1] = self.gbm_.predict()
+        idx = np.arange(n)
+        mean = final[choice, idx]
+        sold = (np.nan_to_num(arr) > 0).any(axis=1)
+        mean = np.where(sold[:, None], np.maximum(mean, 0.0), 0.0)
+        model = np.where(sold, np.asarray(names, dtype=object)[choice], "zero_no_sales")
+        classes, _, _ = classify_demand(arr)
+        sel_fc = fold_fc[choice, idx]
+        sel_fc = np.where(sold[:, None], sel_fc, 0.0)
+        self.phi_ = dispersion(fold_actual, sel_fc, classes, self.prior_weight)
+        self.candidates_ = names
+        self.candidate_forecasts_ = final
+        self.fold_candidates_ = fold_fc
+        self.scores_ = scores
+        self.best_global_ = names[best_global]
+        self.choice_ = choice
+        self.mean_ = mean
+        self.model_ = model
+        self.short_ = short
+        self.demand_class_ = classes
+        self.fold_actual_ = fold_actual
+        self.fold_forecast_ = sel_fc
+        self.n_series_ = n
+        return self
+
+    def predict(self, horizon: int | None = None) -> np.ndarray:
+        check_is_fitted(self, "mean_")
+        if horizon is not None and int(horizon) != int(self.horizon):
+            raise ValueError(f"fitted for horizon {self.horizon}, got {horizon}")
+        return self.mean_
+
+    def predict_quantiles(self, quantiles: Sequence[float] = QUANTILES) -> np.ndarray:
+        """Quantiles of demand in each period: ``[n_series, horizon, len(quantiles)]``."""
+        check_is_fitted(self, "mean_")
+        return nb_quantiles(self.mean_, self.phi_[:, None], quantiles)
+
+    def lead_time_dispersion(self, lead_time: int) -> np.ndarray:
+        """Variance-to-mean ratio of demand summed over ``lead_time`` periods, per series, from
+        the selected model's backtest sums over consecutive blocks of that length."""
+        check_is_fitted(self, "mean_")
+        L = int(lead_time)
+        if L < 1:
+            raise ValueError(f"lead_time must be at least 1 period, got {lead_time}")
+        n, d = self.fold_actual_.shape
+        h = int(self.horizon)
+        L = min(L, h)
+        blocks = h // L
+        if d == 0 or blocks == 0:
+            return self.phi_.copy()
+        folds = d // h
+        a = self.fold_actual_.reshape(n, folds, h)[:, :, : blocks * L].reshape(n, folds * blocks, L)
+        f = self.fold_forecast_.reshape(n, folds, h)[:, :, : blocks * L].reshape(n, folds * blocks, L)
+        full = ~np.isnan(a).any(axis=2)
+        a_sum = np.where(full, np.nan_to_num(a).sum(axis=2), np.nan)
+        f_sum = f.sum(axis=2)
+        return np.maximum(self.phi_, dispersion(a_sum, f_sum, self.demand_class_, self.prior_weight / L))
+
+    def lead_time_quantiles(self, lead_time: int, quantiles: Sequence[float] = QUANTILES) -> np.ndarray:
+        """Quantiles of demand summed over the first ``lead_time`` periods: ``[n_series, len(q)]``."""
+        L = int(lead_time)
+        mu = self.mean_[:, : min(L, self.mean_.shape[1])].sum(axis=1)
+        if L > self.mean_.shape[1]:  # beyond the horizon: the last period's rate held flat
+            mu = mu + self.mean_[:, -1] * (L - self.mean_.shape[1])
+        return nb_quantiles(mu, self.lead_time_dispersion(L), quantiles)
+
+
+__all__ = ["DEFAULT_CANDIDATES", "ForecastSelector", "candidate_forecast", "coverage", "dispersion", "nb_quantiles"]

@@ -1,0 +1,255 @@
+"""Kernels on hand-made arrays, estimator contracts, selection by backtest, quantiles, artifacts."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from models import artifacts
+from models.backtest import ForecastSelector, coverage, dispersion, nb_quantiles
+from models.calendar import china_calendar, m5_calendar
+from models.gbm import GlobalGBMForecaster, origin_features
+from models.intermittent import KernelForecaster, classify_demand, croston, kernel_forecast, seasonal_naive, ses, tsb
+
+NAN = np.nan
+
+
+# -- kernels -----------------------------------------------------------------------------------
+
+
+def test_seasonal_naive_repeats_last_season_and_pads_short() -> None:
+    y = np.array([[1, 2, 3, 4, 5.0], [NAN, NAN, NAN, 7, 8]])
+    np.testing.assert_array_equal(seasonal_naive(y, 3, 5), [[3, 4, 5, 3, 4], [0, 7, 8, 0, 7]])
+    np.testing.assert_array_equal(seasonal_naive(np.array([[2.0]]), 3, 4), [[0, 0, 2, 0]])
+    with pytest.raises(ValueError, match="season"):
+        seasonal_naive(y, 0, 3)
+
+
+def test_ses_hand_values() -> None:
+    # level: 4 -> 4 + 0.5 * (0 - 4) = 2 -> 2 + 0.5 * (2 - 2) = 2 ; first observed value starts it
+    y = np.array([[NAN, 4, 0, 2.0], [3, 3, 3, 3], [0, 0, 0, 0], [NAN, NAN, NAN, NAN]])
+    np.testing.assert_allclose(ses(y, 0.5), [2.0, 3.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="alpha"):
+        ses(y, 0.0)
+
+
+def test_croston_and_sba_hand_values() -> None:
+    # demands 3 at periods 3 and 6 (intervals 3 and 3): size 3, interval 3 -> 1; SBA x (1 - 0.25)
+    y = np.array([[0, 0, 3, 0, 0, 3.0], [0, 0, 0, 0, 0, 0], [2, 2, 2, 2, 2, 2], [NAN, NAN, 0, 5, 0, 0]])
+    np.testing.assert_allclose(croston(y, 0.5), [1.0, 0.0, 2.0, 2.5])
+    np.testing.assert_allclose(croston(y, 0.5, variant="sba"), [0.75, 0.0, 1.5, 1.875])
+    # a single spike: size 10 over an interval of 4 periods (counted from the first observed one)
+    np.testing.assert_allclose(croston(np.array([[0, 0, 0, 10, 0, 0.0]]), 0.2), [2.5])
+    with pytest.raises(ValueError, match="variant"):
+        croston(y, 0.5, variant="nope")
+
+
+def test_tsb_decays_after_demand_stops() -> None:
+    y = np.array([[0, 0, 3, 0, 0, 3.0]])
+    # p0 = 2/6; p: 1/6, 7/12, 7/24, 7/48, 55/96 ; size 3
+    np.testing.assert_allclose(tsb(y, 0.5, 0.5), [3 * 55 / 96])
+    stopped = tsb(np.array([[4, 4, 4, 4, 0, 0, 0, 0, 0, 0.0]]), 0.5, 0.5)
+    assert 0 < stopped[0] < 4 * 0.6**6  # probability halves each empty period
+    np.testing.assert_array_equal(tsb(np.zeros((2, 5)), 0.1, 0.1), [0.0, 0.0])
+    np.testing.assert_allclose(tsb(np.full((1, 4), 2.0), 0.3, 0.3), [2.0])
+
+
+def test_classify_demand_adi_cv2() -> None:
+    y = np.array(
+        [
+            [2, 2, 2, 2, 2, 2.0],  # smooth: ADI 1, CV2 0
+            [0, 0, 3, 0, 0, 3.0],  # intermittent: ADI 3, CV2 0
+            [1, 9, 1, 9, 1, 9.0],  # erratic: ADI 1, CV2 (4^2) / 5^2 = 0.64
+            [0, 1, 0, 0, 0, 9.0],  # lumpy: ADI 3, CV2 0.64
+            [0, 0, 0, 0, 0, 0.0],
+            [NAN, NAN, 0, 5, 0, 5.0],  # ADI over observed periods only: 4 / 2 = 2
+        ]
+    )
+    classes, adi, cv2 = classify_demand(y)
+    assert classes.tolist() == ["smooth", "intermittent", "erratic", "lumpy", "no_sales", "intermittent"]
+    np.testing.assert_allclose(adi[[0, 1, 5]], [1.0, 3.0, 2.0])
+    np.testing.assert_allclose(cv2[[2, 3]], [0.64, 0.64])
+    assert np.isnan(adi[4]) and np.isnan(cv2[4])
+
+
+def test_kernels_on_all_zero_and_empty_history() -> None:
+    for method in ("seasonal_naive", "moving_average", "ses", "croston", "sba", "tsb"):
+        np.testing.assert_array_equal(kernel_forecast(method, np.zeros((2, 9)), 3), np.zeros((2, 3)), err_msg=method)
+        np.testing.assert_array_equal(
+            kernel_forecast(method, np.full((1, 4), NAN), 2), np.zeros((1, 2)), err_msg=method
+        )
+    with pytest.raises(ValueError, match="unknown method"):
+        kernel_forecast("prophet", np.zeros((1, 3)), 2)
+
+
+def test_kernel_estimator_contract() -> None:
+    est = KernelForecaster(method="sba", alpha=0.5)
+    assert est.get_params()["method"] == "sba" and not hasattr(est, "history_")
+    with pytest.raises(NotFittedError):
+        est.predict(2)
+    assert est.fit(np.array([[0, 0, 3, 0, 0, 3.0]])) is est
+    np.testing.assert_allclose(est.predict(2), [[0.75, 0.75]])
+    assert not hasattr(clone(est), "history_") and clone(est).get_params() == est.get_params()
+    with pytest.raises(ValueError, match="unknown method"):
+        KernelForecaster(method="x").fit(np.zeros((1, 3)))
+
+
+# -- quantiles -----------------------------------------------------------------------------------
+
+
+def test_nb_quantiles_poisson_limit_and_overdispersion() -> None:
+    q = nb_quantiles(np.array([2.0, 0.0]), np.array([1.0, 3.0]))
+    np.testing.assert_array_equal(q, [[2, 4, 5, 6], [0, 0, 0, 0]])  # Poisson(2) as the skeleton had
+    wide = nb_quantiles(np.array([2.0]), np.array([4.0]))[0]
+    assert wide[3] > 6 and (np.diff(wide) >= 0).all()
+
+
+def test_dispersion_shrinks_to_group_and_floors_at_one() -> None:
+    actual = np.array([[0, 10, 0, 10.0], [5, 5, 5, 5], [NAN, NAN, NAN, NAN]])
+    fc = np.full((3, 4), 5.0)
+    phi = dispersion(actual, fc, np.array(["a", "b", "a"]), prior_weight=0.0)
+    np.testing.assert_allclose(phi[:2], [5.0, 1.0])  # 4 * 25 / 20 ; exact forecast -> Poisson floor
+    assert phi[2] == pytest.approx(5.0)  # no own data: the pooled ratio of its group
+    assert coverage(np.array([1.0, 2, 3, NAN]), np.array([1.0, 1, 5, 0])) == pytest.approx(2 / 3)
+
+
+# -- gradient boosting -------------------------------------------------------------------------
+
+
+def _weekly_panel(n: int, days: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    level = rng.uniform(1, 8, n)[:, None]
+    week = np.array([0.5, 0.6, 0.8, 1.0, 1.2, 1.8, 2.1])
+    return rng.poisson(level * week[np.arange(days) % 7][None, :]).astype(float)
+
+
+def test_origin_features_use_only_the_past() -> None:
+    y = np.arange(30, dtype=float)[None, :]
+    X, names = origin_features(y, origin=20, horizon=3, season=7, n_lags=2, windows=(7,))
+    f = dict(zip(names, X[0], strict=True))
+    assert f["lag_1"] == 19 and f["lag_2"] == 18 and f["mean_7"] == 16.0 and f["horizon"] == 1
+    # same weekday as target day 20: days 13, 6 (and -1, -8 unobserved)... last four: -8, -1, 6, 13
+    assert f["same_season_last"] == 13 and f["same_season_mean"] == pytest.approx(9.5)
+    assert X[:, names.index("horizon")].tolist() == [1, 2, 3] and (X[:, names.index("age")] == 20).all()
+    values = [i for i, n in enumerate(names) if n.startswith(("lag_", "mean_", "same_season"))]
+    assert X[:, values].max() < 20  # no value at or after the origin leaks into the features
+
+
+def test_gbm_estimator_contract_determinism_and_weekly_pattern() -> None:
+    y = _weekly_panel(40, 140, 0)
+    est = GlobalGBMForecaster(horizon=7, n_origins=4, origin_step=7, max_iter=40, windows=(7, 28), random_state=3)
+    assert "max_iter" in est.get_params() and not hasattr(est, "model_")
+    with pytest.raises(NotFittedError):
+        est.predict()
+    p1 = est.fit(y[:, :-7]).predict()
+    p2 = clone(est).fit(y[:, :-7]).predict()
+    np.testing.assert_array_equal(p1, p2)
+    assert p1.shape == (40, 7) and (p1 >= 0).all()
+    flat = kernel_forecast("moving_average", y[:, :-7], 7)
+    actual = y[:, -7:]
+    assert ((p1 - actual) ** 2).mean() < ((flat - actual) ** 2).mean()
+    with pytest.raises(ValueError, match="too short"):
+        clone(est).fit(y[:, :10])
+
+
+# -- selection ------------------------------------------------------------------------------------
+
+
+def test_selection_picks_the_model_each_series_was_built_for() -> None:
+    rng = np.random.default_rng(7)
+    days = 112
+    weekly = np.tile(np.array([0, 0, 0, 0, 0, 12.0, 12.0]), days // 7)[None, :].repeat(6, axis=0)
+    noisy = rng.poisson(5.0, size=(6, days)).astype(float)
+    short = np.full((1, days), NAN)
+    short[0, -10:] = [1, 0, 2, 0, 1, 1, 0, 3, 0, 1]
+    zero = np.zeros((1, days))
+    y = np.vstack([weekly, noisy, short, zero])
+    sel = ForecastSelector(horizon=14, n_folds=2, use_gbm=False, min_gain=0.1).fit(y)
+    assert sel.model_[:6].tolist() == ["seasonal_naive"] * 6
+    assert "seasonal_naive" not in sel.model_[6:12].tolist()
+    assert sel.short_[12] and sel.model_[12] == sel.best_global_
+    assert sel.model_[13] == "zero_no_sales" and (sel.mean_[13] == 0).all()
+    np.testing.assert_allclose(sel.mean_[0], np.tile([0, 0, 0, 0, 0, 12.0, 12.0], 2))
+    q = sel.predict_quantiles()
+    assert q.shape == (14, 14, 4) and (np.diff(q, axis=2) >= 0).all()
+    lt = sel.lead_time_quantiles(7)
+    assert lt.shape == (14, 4) and (lt[6:12, 0] > q[6:12, 0, 0]).all()
+    same = clone(sel).fit(y)
+    np.testing.assert_array_equal(same.mean_, sel.mean_)
+
+
+def test_selection_quantiles_are_calibrated_on_overdispersed_demand() -> None:
+    rng = np.random.default_rng(11)
+    n, days, h = 300, 140, 14
+    mu = rng.uniform(1, 6, n)[:, None]
+    y = rng.negative_binomial(2, 2 / (2 + mu), size=(n, days)).astype(float)  # var = mu + mu^2 / 2
+    sel = ForecastSelector(horizon=h, n_folds=3, use_gbm=False).fit(y[:, :-h])
+    q = sel.predict_quantiles((0.9, 0.95))
+    cov90, cov95 = coverage(y[:, -h:], q[..., 0]), coverage(y[:, -h:], q[..., 1])
+    assert 0.87 <= cov90 <= 0.96 and 0.92 <= cov95 <= 0.985, (cov90, cov95)
+
+
+def test_selector_with_gbm_candidate_runs_and_is_deterministic() -> None:
+    y = _weekly_panel(30, 154, 1)
+    params = {"max_iter": 30, "n_origins": 3, "origin_step": 7, "windows": (7, 28)}
+    a = ForecastSelector(horizon=7, n_folds=2, gbm_params=params).fit(y)
+    b = ForecastSelector(horizon=7, n_folds=2, gbm_params=params).fit(y)
+    assert "gbm" in a.candidates_ and a.scores_.shape == (30, len(a.candidates_))
+    np.testing.assert_array_equal(a.mean_, b.mean_)
+    assert a.best_global_ in ("gbm", "seasonal_naive")  # a weekly pattern: a flat model cannot win
+    c = ForecastSelector(horizon=7, n_folds=2, gbm_params=params, gbm_refit_per_fold=True).fit(y)
+    g = a.candidates_.index("gbm")
+    np.testing.assert_array_equal(c.fold_candidates_[g][:, :7], a.fold_candidates_[g][:, :7])  # same first fold
+    assert not np.array_equal(c.fold_candidates_[g][:, 7:], a.fold_candidates_[g][:, 7:])  # refitted for the second
+
+
+# -- calendar and artifacts ---------------------------------------------------------------------
+
+
+def test_china_calendar_spring_festival_golden_week_and_festivals() -> None:
+    cal = china_calendar(pd.Timestamp("2026-01-01"), pd.Timestamp("2026-12-31"))
+    assert cal.loc["2026-02-17", "holiday"] == 1 and cal.loc["2026-02-17", "days_to_spring_festival"] == 0
+    assert (
+        cal.loc["2026-02-10", "days_to_spring_festival"] == 7 and cal.loc["2026-02-20", "days_to_spring_festival"] == -3
+    )
+    assert cal.loc["2026-10-01":"2026-10-07", "holiday"].eq(1).all() and cal.loc["2026-10-08", "holiday"] == 0
+    assert cal.loc["2026-11-11", "festival"] == 1 and cal.loc["2026-06-18", "festival"] == 1
+    assert cal.loc["2026-11-09", "days_to_event"] == 2 and cal.loc["2026-07-15", "festival"] == 0
+    with pytest.raises(ValueError, match="2015-2035"):
+        china_calendar(pd.Timestamp("2040-01-01"), pd.Timestamp("2040-01-02"))
+
+
+def test_m5_calendar_reader(tmp_path) -> None:
+    p = tmp_path / "calendar.csv"
+    p.write_text(
+        "date,wm_yr_wk,weekday,wday,month,year,d,event_name_1,event_type_1,event_name_2,event_type_2,snap_CA,snap_TX,snap_WI\n"
+        "2016-02-06,1,Saturday,1,2,2016,d_1,,,,,1,0,1\n"
+        "2016-02-07,1,Sunday,2,2,2016,d_2,SuperBowl,Sporting,,,1,1,0\n"
+    )
+    cal = m5_calendar(p)
+    assert cal["event"].tolist() == [0, 1] and cal["event_sporting"].tolist() == [0, 1]
+    assert cal["snap_TX"].tolist() == [0, 1] and cal["days_to_event"].tolist() == [1, 0]
+    (tmp_path / "bad.csv").write_text("date,snap_CA\n2016-01-01,1\n")
+    with pytest.raises(ValueError, match="missing columns"):
+        m5_calendar(tmp_path / "bad.csv")
+
+
+def test_artifacts_promote_only_if_not_worse(tmp_path) -> None:
+    d = date(2026, 1, 10)
+    v1 = artifacts.save(tmp_path, d, {"w": 1}, {"backtest": {"score": 0.5}})
+    assert artifacts.current_version(tmp_path) is None
+    assert artifacts.promote(tmp_path, v1.name)[0] and artifacts.current_version(tmp_path) == "v2026-01-10-01"
+    v2 = artifacts.save(tmp_path, d, {"w": 2}, {"backtest": {"score": 0.6}})
+    ok, reason = artifacts.promote(tmp_path, v2.name)
+    assert not ok and "worse" in reason and artifacts.current_version(tmp_path) == v1.name
+    v3 = artifacts.save(tmp_path, date(2026, 1, 17), {"w": 3}, {"backtest": {"score": 0.5}})
+    assert artifacts.promote(tmp_path, v3.name)[0]
+    bundle, meta = artifacts.load_current(tmp_path)
+    assert bundle == {"w": 3} and meta["version"] == "v2026-01-17-01"
+    assert json.loads((v2 / "metadata.json").read_text())["version"] == "v2026-01-10-02"
