@@ -11,7 +11,17 @@ import pytest
 from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
-from pipelines.transfers import greedy_transfers, transfers_stage
+from pipelines.decisions import DecisionsError, apply_decisions, read_decisions
+from pipelines.transfers import (
+    Demand,
+    _blocks,
+    _loss,
+    _poisson_loss,
+    benefit_curves,
+    greedy_transfers,
+    optimal_transfers,
+    transfers_stage,
+)
 
 RUN = date(2026, 3, 1)
 D = pd.Timestamp
@@ -258,3 +268,330 @@ def test_transfers_stage_on_tiny_staging(tmp_path) -> None:
     out = ctx.read("transfers")
     assert out["quantity"].tolist() == [24.0] and set(out["run_id"]) == {"test"}
     assert set(out["run_date"]) == {D(RUN)}
+
+
+# --------------------------------------------------------------------------------------------
+# The MILP (hand-checked optima; deterministic demand makes the benefit exact: margin 3 per unit
+# sold after arrival)
+# --------------------------------------------------------------------------------------------
+
+
+def det(pol: pd.DataFrame, horizon: int = 14) -> Demand:
+    keys = pol[["sku", "location"]].reset_index(drop=True)
+    mu = pol["demand_mean"].to_numpy(float)
+    return Demand(keys, np.arange(horizon + 1)[None, :] * mu[:, None], deterministic=True)
+
+
+def milp_run(pol, it, ln, *, locs=LOCS, coverage=14, **kw):
+    kw.setdefault("demand", det(pol, coverage))
+    kw.setdefault("holding_cost_rate", 0.0)
+    return optimal_transfers(pol, it, locs, ln, RUN, coverage, 0.0, policies=policies(), **kw)
+
+
+CONSOLIDATION_LANES = (("DC", "S1", 0.1, 20.0, 1, 1, None), ("S2", "S1", 0.5, 0.0, 1, 1, None))
+
+
+def test_milp_consolidation_changes_the_lane() -> None:
+    rows = [("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0), ("A", "S2", 0.0, 100.0, 0.0, 0.0)]
+    # S1 sells 2/day, has nothing; arrival on day 1 -> 26 units sell before day 14 (benefit 78)
+    one = milp_run(policy_rows(*rows), items(("A", 2.0, 5.0, 1)), lanes(*CONSOLIDATION_LANES))
+    # alone: DC costs 26 x 0.1 + 20 = 22.6, S2 costs 26 x 0.5 = 13 -> S2
+    t = one.transfers
+    assert one.method == "milp" and t[["from_location", "quantity"]].values.tolist() == [["S2", 26.0]]
+    assert t["transfer_cost"].tolist() == pytest.approx([13.0]) and t["expected_benefit"].tolist() == pytest.approx(
+        [78.0]
+    )
+    assert "gap" in one.notes[0] and t["method"].tolist() == ["milp"]
+    both_rows = rows + [(b, *r[1:]) for b in ["B"] for r in rows]
+    both = milp_run(policy_rows(*both_rows), items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1)), lanes(*CONSOLIDATION_LANES))
+    # together: DC 52 x 0.1 + 20 = 25.2 < S2 52 x 0.5 = 26 (mixing: 20 + 2.6 + 13 = 35.6) -> DC for both
+    t2 = both.transfers
+    assert t2[["sku", "from_location", "quantity"]].values.tolist() == [["A", "DC", 26.0], ["B", "DC", 26.0]]
+    assert t2["transfer_cost"].tolist() == pytest.approx([12.6, 12.6])
+    # the greedy takes the lowest cost per unit whatever the fixed cost: DC even for A alone
+    g = greedy_transfers(policy_rows(*rows), items(("A", 2.0, 5.0, 1)), LOCS, lanes(*CONSOLIDATION_LANES), RUN, 14, 0.0)
+    assert g["from_location"].tolist() == ["DC"]
+
+
+def test_milp_slow_lane_counts_only_demand_after_arrival_and_too_late_is_no_candidate() -> None:
+    pol = policy_rows(("A", "S1", 2.0, 4.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
+    it = items(("A", 2.0, 5.0, 1))
+    # arrives on day 10: S1's 4 units ran out on day 2; only days 10..13 (8 units) can be saved
+    t = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 10, 1, None))).transfers
+    assert t["quantity"].tolist() == [8.0] and t["expected_benefit"].tolist() == pytest.approx([24.0])
+    assert t["receiver_stockout_date"].tolist() == [D("2026-03-03")] and t["arrival_date"].tolist() == [D("2026-03-11")]
+    assert t["receiver_units_short"].tolist() == [24.0]
+    late = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 14, 1, None)))
+    assert late.transfers.empty and late.method == "none"
+    assert "no configured lane from a donor reaches a short receiver within the coverage horizon" in late.notes[0]
+
+
+def test_milp_whole_packs_round_up_only_when_the_partial_pack_pays() -> None:
+    pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 40.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
+    it = items(("A", 2.0, 5.0, 6))
+    # 26 units sell. 5 packs (30 units): 78 - 30 x 0.1 = 75 > 4 packs (24): 72 - 2.4 = 69.6
+    cheap = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))).transfers
+    assert cheap[["quantity", "packs"]].values.tolist() == [[30.0, 5]]
+    assert cheap["expected_benefit"].tolist() == pytest.approx([78.0])
+    # at 1.5 per unit: 5 packs 78 - 45 = 33 < 4 packs 72 - 36 = 36
+    dear = milp_run(pol, it, lanes(("DC", "S1", 1.5, 0.0, 1, 1, None))).transfers
+    assert dear[["quantity", "packs"]].values.tolist() == [[24.0, 4]]
+    # the receiver's need (order-up-to 20 - 0, units short 28) caps it at 4 packs whatever the cost
+    capped = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
+    assert milp_run(capped, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))).transfers["packs"].tolist() == [4]
+
+
+def test_milp_lane_minimum_and_capacity() -> None:
+    pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
+    it = items(("A", 2.0, 5.0, 1))
+    assert milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 30, None))).transfers.empty  # 26 < minimum 30
+    t = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, 10))).transfers
+    assert t["quantity"].tolist() == [10.0]
+
+
+def test_milp_empty_cases_publish_nothing_and_say_why() -> None:
+    it = items(("A", 2.0, 5.0, 1))
+    pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 2.0, 10.0, 30.0, 40.0))
+    short_donor = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None)))
+    assert short_donor.transfers.empty and "no donor has a whole pack to spare" in short_donor.notes[0]
+    nobody_short = milp_run(
+        policy_rows(("A", "S1", 2.0, 100.0, 16.0, 20.0)), it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))
+    )
+    assert "no receiver is short" in nobody_short.notes[0]
+    assert list(nobody_short.transfers.columns) == [c for c in contract.TRANSFERS.names if c != "run_id"]
+    # a lane whose fixed cost exceeds everything it could earn: the solver keeps it closed
+    closed = milp_run(
+        policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0)),
+        it,
+        lanes(("DC", "S1", 0.1, 500.0, 1, 1, None)),
+    )
+    assert closed.transfers.empty and closed.method == "milp" and "none pays" in closed.notes[-1]
+
+
+def test_milp_near_expiry_units_only_where_they_sell_before_expiry() -> None:
+    # DC: 30 units in a lot expiring in 5 days, sells 1/day -> 25 will expire; its own need (reorder
+    # point 10 + 1 day) leaves 19, all of them expiring: no fresh units to spare.
+    pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 40.0), ("A", "DC", 1.0, 30.0, 10.0, 20.0))
+    stock = contract.conform(
+        pd.DataFrame(
+            {
+                "sku": ["A"],
+                "location": ["DC"],
+                "snapshot_date": [D(RUN)],
+                "lot": ["L1"],
+                "expiry_date": [D("2026-03-06")],
+                "on_hand": [30.0],
+                "in_transit": [0.0],
+                "reserved": [0.0],
+            }
+        ),
+        "stock",
+    )
+    t = milp_run(pol, items(("A", 2.0, 5.0, 1)), lanes(("DC", "S1", 0.1, 0.0, 1, 1, None)), stock=stock).transfers
+    # S1 sells 2/day from its arrival on day 1 to the expiry on day 5: 8 units
+    assert t["quantity"].tolist() == [8.0]
+    assert t["expected_benefit"].tolist() == pytest.approx([8 * 3.0 + 8 * 2.0])  # lost sales + write-off avoided
+    no_lot = milp_run(pol, items(("A", 2.0, 5.0, 1)), lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))).transfers
+    assert no_lot["quantity"].tolist() == [19.0]  # without the lot: its excess 30 - 10 - 1
+
+
+def test_poisson_benefit_curve_is_concave_and_exact_at_breakpoints() -> None:
+    u, slope = benefit_curves(np.array([10.0, 0.5]), np.array([3.0, 0.0]), False)
+    assert (np.diff(u, axis=1) >= 0).all()
+    for r in range(2):  # slopes decrease over the segments of positive width
+        assert (np.diff(slope[r][np.diff(u[r]) > 0]) <= 1e-12).all()
+    assert slope.max() <= 1.0 and slope.min() >= 0.0
+    from scipy.stats import poisson
+
+    x = np.arange(0, 200)
+    for k in range(u.shape[1]):
+        exact = (np.maximum(x - 3.0 - u[0, k], 0) * poisson.pmf(x, 10.0)).sum()
+        assert _poisson_loss(np.array([10.0]), np.array([3.0 + u[0, k]]))[0] == pytest.approx(exact, abs=1e-9)
+
+
+def test_overdispersed_demand_uses_gamma_loss() -> None:
+    from scipy.stats import gamma
+
+    # mean 10, variance 40 (dispersion 4): gamma shape 2.5, scale 4
+    x = np.linspace(0, 400, 400_001)
+    dens = gamma.pdf(x, 2.5, scale=4.0)
+    for c in (0.0, 3.0, 10.0, 25.0):
+        exact = np.trapezoid(np.maximum(x - c, 0) * dens, x)
+        assert _loss(np.array([10.0]), np.array([c]), np.array([4.0]))[0] == pytest.approx(exact, rel=1e-4)
+    # dispersion 1: the Poisson loss
+    assert (
+        _loss(np.array([10.0]), np.array([3.0]), np.array([1.0]))[0]
+        == _poisson_loss(np.array([10.0]), np.array([3.0]))[0]
+    )
+    # a wider distribution: fewer units are worth their full margin on the first segment
+    u1, s1 = benefit_curves(np.array([10.0]), np.array([0.0]), False, np.array([1.0]))
+    u4, s4 = benefit_curves(np.array([10.0]), np.array([0.0]), False, np.array([4.0]))
+    assert u4[0, -1] > u1[0, -1]  # the p99.5 reaches further
+
+
+def test_milp_with_poisson_demand_and_approval_by_category() -> None:
+    pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
+    plan = optimal_transfers(
+        pol,
+        items(("A", 2.0, 5.0, 6)),
+        LOCS,
+        lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)),
+        RUN,
+        14,
+        0.0,
+        policies=policies(),
+    )
+    t = plan.transfers
+    assert len(t) == 1 and t["quantity"].iloc[0] % 6 == 0 and t["approval_tier"].tolist() == ["auto"]
+    assert t["receiver_units_short"].iloc[0] == pytest.approx(_poisson_loss(np.array([28.0]), np.array([5.0]))[0])
+    assert "Lane DC→S1" in t["explanation_en"].iloc[0] and "线路 DC→S1" in t["explanation_zh"].iloc[0]
+    ordinary = optimal_transfers(
+        pol,
+        items(("A", 2.0, 5.0, 6)),
+        LOCS,
+        lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)),
+        RUN,
+        14,
+        0.0,
+        policies=policies(),
+        planner_categories=["c1"],
+    )
+    assert ordinary.transfers["approval_tier"].tolist() == ["planner"]
+
+
+def test_milp_falls_back_to_greedy_when_no_solution_in_time(monkeypatch) -> None:
+    import pipelines.transfers as tr
+
+    def no_solution(*a, **k):
+        n = len(a[0])
+        return np.zeros(n), np.zeros(n), np.zeros(n), None, 1, "Time limit reached"
+
+    monkeypatch.setattr(tr, "_solve_block", no_solution)
+    pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
+    plan = tr.optimal_transfers(
+        pol,
+        items(("A", 2.0, 5.0, 6)),
+        LOCS,
+        lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)),
+        RUN,
+        14,
+        0.0,
+        policies=policies(),
+    )
+    assert plan.method == "greedy" and plan.transfers["method"].tolist() == ["greedy"]
+    assert plan.notes[0].startswith("greedy: 1 transfer(s) (0 by the MILP)")
+    assert "greedy fallback used for their 1 SKU(s)" in plan.notes[1] and "Time limit reached" in plan.notes[1]
+
+
+def test_batches_split_only_where_lanes_do_not_couple() -> None:
+    rows = [("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0), ("A", "S2", 0.0, 100.0, 0.0, 0.0)]
+    both_rows = rows + [("B", *r[1:]) for r in rows]
+    it = items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1))
+    # a tiny batch size cuts the coupled component in two: each SKU pays half the fixed cost
+    split = milp_run(policy_rows(*both_rows), it, lanes(*CONSOLIDATION_LANES), batch_candidates=100)
+    whole = milp_run(policy_rows(*both_rows), it, lanes(*CONSOLIDATION_LANES))
+    assert split.batches == 1 and whole.batches == 1  # 4 candidates fit in one batch of 100
+    free = lanes(("DC", "S1", 0.1, 0.0, 1, 0, None), ("S2", "S1", 0.5, 0.0, 1, 0, None))
+    c = pd.DataFrame(
+        {
+            "sku": ["A", "A", "B"],
+            "from_location": ["DC", "S2", "DC"],
+            "to_location": "S1",
+            "fixed_cost_per_shipment": [10.0, 0.0, 10.0],
+            "min_units": 0,
+            "capacity": np.inf,
+            "pack_size": 1,
+            "ub_packs": [5.0, 5.0, 15.0],
+        }
+    )
+    batch, scale = _blocks(c, 2)
+    assert batch.tolist() == [0, 0, 1] and scale.tolist() == pytest.approx([0.25, 1.0, 0.75])
+    nofix = c.assign(fixed_cost_per_shipment=0.0)
+    b2, _ = _blocks(nofix, 2)
+    assert b2.tolist() == [0, 0, 1]  # independent SKUs, packed by size
+    assert len(free) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Planner decisions read by the next run
+# --------------------------------------------------------------------------------------------
+
+
+def write_decisions(path, rows) -> None:
+    pd.DataFrame(rows, columns=["run_date", "sku", "from_location", "to_location", "decision", "quantity"]).to_csv(
+        path, index=False
+    )
+
+
+def test_decisions_approved_in_transit_rejected_cooled_down(tmp_path) -> None:
+    pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
+    ln = lanes(("DC", "S1", 0.1, 0.0, 3, 1, None))
+    f = tmp_path / "decisions.csv"
+    # approved 2 days ago on a 3-day lane: still on its way
+    write_decisions(f, [["2026-02-27", "A", "DC", "S1", "Approved", "20"]])
+    adj, excl, notes = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
+    got = adj.set_index("location")
+    assert got.loc["S1", ["in_transit", "available"]].tolist() == [20.0, 20.0]
+    assert got.loc["DC", ["on_hand", "available"]].tolist() == [80.0, 80.0]
+    assert excl.empty and "1 approved transfer(s) still on the way (20 units)" in notes[0]
+    # approved 3 days ago: arrived, the snapshot shows it -> nothing adjusted
+    write_decisions(f, [["2026-02-26", "A", "DC", "S1", "approve", "20"]])
+    adj, _, notes = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
+    assert adj["available"].tolist() == pol["available"].tolist() and notes == []
+    # rejected 13 days ago with a 14-day cooldown: excluded; 14 days ago: proposed again
+    write_decisions(f, [["2026-02-16", "A", "DC", "S1", "reject", ""]])
+    _, excl, _ = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
+    assert excl.values.tolist() == [["A", "DC", "S1"]]
+    plan = milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, exclude=excl)
+    assert plan.transfers.empty
+    write_decisions(f, [["2026-02-15", "A", "DC", "S1", "reject", ""]])
+    _, excl, _ = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
+    assert excl.empty and len(milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, exclude=excl).transfers) == 1
+
+
+def test_decisions_file_errors_name_column_rule_and_line(tmp_path) -> None:
+    f = tmp_path / "d.csv"
+    write_decisions(f, [["2026-02-27", "A", "DC", "S1", "approve", "5"], ["2026-02-27", "B", "DC", "S1", "maybe", "5"]])
+    with pytest.raises(DecisionsError, match=r"column 'decision' rule 'approve or reject' fails on line\(s\) 3"):
+        read_decisions(f)
+    write_decisions(f, [["2026-02-27", "A", "DC", "S1", "approve", ""]])
+    with pytest.raises(DecisionsError, match="column 'quantity' rule 'a number > 0 for approve'"):
+        read_decisions(f)
+    write_decisions(f, [["27/02/2026", "A", "DC", "S1", "reject", ""]])
+    with pytest.raises(DecisionsError, match="column 'run_date' rule 'a date YYYY-MM-DD'"):
+        read_decisions(f)
+    pd.DataFrame({"sku": ["A"]}).to_csv(f, index=False)
+    with pytest.raises(DecisionsError, match="missing column"):
+        read_decisions(f)
+
+
+def test_transfers_stage_reads_decisions_and_says_why_nothing(tmp_path) -> None:
+    f = tmp_path / "decisions.csv"
+    write_decisions(f, [["2026-02-25", "A", "DC", "S1", "reject", ""]])
+    cfg = load_config(
+        overrides={
+            "staging_dir": str(tmp_path / "s"),
+            "output_dir": str(tmp_path / "o"),
+            "transfers": {"decisions_csv": str(f), "reject_cooldown_days": 7},
+        }
+    )
+    ctx = RunContext(cfg, RUN)
+    ctx.write_json("run", {"run_id": "test"})
+    ctx.write("inventory_policy", policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0)))
+    ctx.write("items", items(("A", 2.0, 5.0, 6)))
+    ctx.write("locations", LOCS)
+    ctx.write("lanes", lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
+    ctx.write("policies", policies())
+    res = transfers_stage(ctx)
+    assert res.counts == {"transfers": 0} and ctx.read("transfers").empty
+    assert any("no transfer: no configured lane" in n for n in res.notes)
+    assert any("1 rejected transfer(s) not proposed again (cooldown 7 days)" in n for n in res.notes)
+    greedy_cfg = load_config(
+        overrides={
+            "staging_dir": str(tmp_path / "s"),
+            "output_dir": str(tmp_path / "o"),
+            "transfers": {"method": "greedy"},
+        }
+    )
+    res2 = transfers_stage(RunContext(greedy_cfg, RUN))
+    assert res2.counts == {"transfers": 1} and res2.notes[0].startswith("greedy: 1 transfer(s)")
