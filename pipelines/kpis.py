@@ -18,6 +18,25 @@ without stock. Current metrics and how they are computed:
 - ``forecast_wape``: sum of absolute daily errors / sum of actual units of the backtest; the
   absolute error of a series is wape x actual, or its forecast total when nothing sold (then every
   daily error is the forecast). Null when nothing sold.
+- ``turnover``: cost of the units sold (net of returns) over the last :data:`TURNOVER_WINDOW_DAYS`
+  days before the run date, annualised (x 365 / window), divided by inventory_value; null when
+  there is no inventory value.
+- ``fill_rate``: always null for now, on purpose. A fill rate needs the demand *asked for*
+  (order lines or lost-sale records); the contract has only sales, which are censored by stock:
+  units sold / units sold would be 100 % by construction, and sales / forecast measures the
+  forecast, not the service. It becomes a real value when an orders table joins the contract.
+- ``transfers_approved_count`` / ``_units`` / ``_cost``: planners' approvals known at this run
+  (optional ``transfer_decisions`` staging file, the checked decisions CSV: run_date, sku,
+  from_location, to_location, decision, quantity) on the recommendations of the latest earlier run
+  date present in it, counted at the receiving location; units = approved quantity, cost =
+  quantity x the lane's cost per unit (the shared fixed shipment cost is not included). 0 without
+  decisions.
+- ``forecast_wape_last_horizon`` / ``forecast_bias_last_horizon``: the forecasts *published* by
+  the latest earlier run R whose whole horizon has passed (R <= run date - horizon_days; read from
+  the reporting database) against the units sold since (net of returns, 0 on days without a sale
+  row): WAPE = sum |forecast - actual| / sum actual over every SKU-location-day, bias = (sum
+  forecast - sum actual) / sum actual. ``forecast_last_horizon_lag_days`` = run date - R. Null
+  when no such run is published or nothing sold.
 
 Limits: one snapshot (no averages over time), values at cost in the company currency; a SKU
 missing from the item master is not counted.
@@ -26,7 +45,7 @@ missing from the item master is not counted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -47,7 +66,16 @@ METRICS = (
     "transfers_recommended_units",
     "transfers_recommended_cost",
     "forecast_wape",
+    "turnover",
+    "fill_rate",
+    "transfers_approved_count",
+    "transfers_approved_units",
+    "transfers_approved_cost",
+    "forecast_wape_last_horizon",
+    "forecast_bias_last_horizon",
+    "forecast_last_horizon_lag_days",
 )
+TURNOVER_WINDOW_DAYS = 28
 _SUMS = (
     "inventory_value",
     "cogs_per_day",
@@ -61,6 +89,13 @@ _SUMS = (
     "transfer_cost",
     "abs_error",
     "actual",
+    "cogs_window",
+    "approved_count",
+    "approved_units",
+    "approved_cost",
+    "lh_abs_error",
+    "lh_forecast",
+    "lh_actual",
 )
 
 
@@ -83,6 +118,73 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return (num / den.where(ok, 1.0)).where(ok)
 
 
+def _net_sales(sales: pd.DataFrame) -> pd.DataFrame:
+    return sales.assign(_units=sales["quantity"].astype(float) - sales["returns"].astype(float))
+
+
+def _sales_facts(sales: pd.DataFrame | None, items: pd.DataFrame, rd: pd.Timestamp) -> list[pd.DataFrame]:
+    """Cost of the units sold in the turnover window, per location and category."""
+    if sales is None or sales.empty:
+        return []
+    start = rd - pd.Timedelta(days=TURNOVER_WINDOW_DAYS)
+    win = _net_sales(sales[(sales["date"] >= start) & (sales["date"] < rd)]).merge(
+        items[["sku", "unit_cost"]], on="sku"
+    )
+    return [_facts(win, "location", items, cogs_window=lambda f: f["_units"] * f["unit_cost"])]
+
+
+def _approved_facts(
+    decisions: pd.DataFrame | None, lanes: pd.DataFrame | None, items: pd.DataFrame, rd: pd.Timestamp
+) -> list[pd.DataFrame]:
+    """Approved transfers of the latest earlier run date in the decisions, at the receiver."""
+    if decisions is None or decisions.empty:
+        return []
+    d = decisions.assign(run_date=pd.to_datetime(decisions["run_date"]).dt.normalize())
+    d = d[(d["run_date"] < rd) & (d["decision"].astype("str").str.lower().isin(["approve", "approved"]))]
+    if d.empty:
+        return []
+    d = d[d["run_date"] == d["run_date"].max()]
+    if lanes is not None and len(lanes):
+        lane = lanes[["from_location", "to_location", "cost_per_unit"]]
+        d = d.merge(lane, on=["from_location", "to_location"], how="left")
+    else:
+        d = d.assign(cost_per_unit=np.nan)
+    qty = pd.to_numeric(d["quantity"], errors="coerce").fillna(0.0).astype(float)
+    d = d.assign(_q=qty, _c=qty * d["cost_per_unit"].astype(float).fillna(0.0))
+    return [
+        _facts(
+            d,
+            "to_location",
+            items,
+            approved_count=1.0,
+            approved_units=lambda f: f["_q"],
+            approved_cost=lambda f: f["_c"],
+        )
+    ]
+
+
+def _last_horizon_facts(
+    past_forecasts: pd.DataFrame | None, sales: pd.DataFrame | None, items: pd.DataFrame
+) -> list[pd.DataFrame]:
+    """Absolute error, forecast and actual units per SKU-location-day of a past run's whole horizon."""
+    if past_forecasts is None or past_forecasts.empty or sales is None:
+        return []
+    fc = past_forecasts[["sku", "location", "target_date", "mean"]].rename(columns={"target_date": "date"})
+    actual = _net_sales(sales)[["sku", "location", "date", "_units"]]
+    m = fc.merge(actual, on=["sku", "location", "date"], how="left")
+    m["_units"] = m["_units"].fillna(0.0)
+    return [
+        _facts(
+            m,
+            "location",
+            items,
+            lh_abs_error=lambda f: (f["mean"] - f["_units"]).abs(),
+            lh_forecast=lambda f: f["mean"],
+            lh_actual=lambda f: f["_units"],
+        )
+    ]
+
+
 def compute_kpis(
     policy_df: pd.DataFrame,
     alerts: pd.DataFrame,
@@ -92,8 +194,18 @@ def compute_kpis(
     items: pd.DataFrame,
     locations: pd.DataFrame,
     run_date: date,
+    *,
+    sales: pd.DataFrame | None = None,
+    decisions: pd.DataFrame | None = None,
+    lanes: pd.DataFrame | None = None,
+    past_forecasts: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The ``kpis`` rows (without run_id) for the run date (see module doc)."""
+    """The ``kpis`` rows (without run_id) for the run date (see module doc).
+
+    ``sales`` feeds turnover and the last-horizon accuracy, ``decisions`` (+ ``lanes`` for the
+    cost) the approved transfers, ``past_forecasts`` (the forecasts of one earlier published run,
+    see :func:`pipelines.reporting.read_last_horizon_forecasts`) the last-horizon accuracy.
+    """
     rd = pd.Timestamp(run_date)
     items = items.assign(unit_cost=items["unit_cost"].astype(float))
     tot = stock_totals(stock, run_date).merge(items[["sku", "unit_cost"]], on="sku", how="inner")
@@ -131,6 +243,9 @@ def compute_kpis(
             transfer_cost=lambda f: f["transfer_cost"],
         ),
         _facts(acc, "location", items, abs_error=lambda f: f["_abs"], actual=lambda f: f["actual"]),
+        *_sales_facts(sales, items, rd),
+        *_approved_facts(decisions, lanes, items, rd),
+        *_last_horizon_facts(past_forecasts, sales, items),
     ]
     facts = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
     cols = ["location", "category", *_SUMS]
@@ -151,6 +266,11 @@ def compute_kpis(
     fill = fill[~fill.set_index(["location", "category"]).index.isin(agg.set_index(["location", "category"]).index)]
     agg = pd.concat([agg, fill.assign(**{c: 0.0 for c in _SUMS})], ignore_index=True)
 
+    lag = (
+        float((rd - past_forecasts["run_date"].max()).days)
+        if past_forecasts is not None and len(past_forecasts)
+        else np.nan
+    )
     wide = pd.DataFrame(
         {
             "location": agg["location"],
@@ -165,6 +285,14 @@ def compute_kpis(
             "transfers_recommended_units": agg["transfer_units"],
             "transfers_recommended_cost": agg["transfer_cost"],
             "forecast_wape": _ratio(agg["abs_error"], agg["actual"]),
+            "turnover": _ratio(agg["cogs_window"] * (365.0 / TURNOVER_WINDOW_DAYS), agg["inventory_value"]),
+            "fill_rate": np.nan,
+            "transfers_approved_count": agg["approved_count"],
+            "transfers_approved_units": agg["approved_units"],
+            "transfers_approved_cost": agg["approved_cost"],
+            "forecast_wape_last_horizon": _ratio(agg["lh_abs_error"], agg["lh_actual"]),
+            "forecast_bias_last_horizon": _ratio(agg["lh_forecast"] - agg["lh_actual"], agg["lh_actual"]),
+            "forecast_last_horizon_lag_days": lag,
         }
     )
     long = wide.melt(id_vars=["location", "category"], value_vars=list(METRICS), var_name="metric", value_name="value")
@@ -173,7 +301,26 @@ def compute_kpis(
 
 
 def kpis_stage(ctx: RunContext) -> StageResult:
-    """Read inventory_policy, alerts, transfers, forecast_accuracy, stock, items, locations; write ``kpis``."""
+    """Read inventory_policy, alerts, transfers, forecast_accuracy, stock, items, locations, sales,
+    lanes (and ``transfer_decisions`` when present) from the staging folder and the forecasts of
+    the last full horizon from the reporting database; write ``kpis``."""
+    from pipelines import reporting
+
+    url = ctx.cfg.reporting_url()
+    reporting.migrate(url)
+    horizon = ctx.cfg.forecast.horizon_days
+    past = reporting.read_last_horizon_forecasts(url, ctx.run_date, horizon)
+    notes = []
+    if past.empty:
+        notes.append(
+            f"forecast accuracy of the last horizon: no run published on or before"
+            f" {ctx.run_date - timedelta(days=horizon)} (run date - {horizon} days): null"
+        )
+    else:
+        notes.append(
+            f"forecast accuracy of the last horizon: forecasts of the run of {past['run_date'].max():%Y-%m-%d}"
+        )
+    decisions = ctx.read("transfer_decisions") if ctx.exists("transfer_decisions") else None
     out = compute_kpis(
         ctx.read("inventory_policy"),
         ctx.read("alerts"),
@@ -183,6 +330,15 @@ def kpis_stage(ctx: RunContext) -> StageResult:
         ctx.read("items"),
         ctx.read("locations"),
         ctx.run_date,
+        sales=ctx.read("sales") if ctx.exists("sales") else None,
+        decisions=decisions,
+        lanes=ctx.read("lanes") if ctx.exists("lanes") else None,
+        past_forecasts=past,
     )
     n = ctx.write("kpis", out.assign(run_id=ctx.run_id))
-    return StageResult(stage="kpis", paths={"kpis": str(ctx.path("kpis"))}, counts={"kpis": n})
+    return StageResult(
+        stage="kpis",
+        paths={"kpis": str(ctx.path("kpis"))},
+        counts={"kpis": n, "decisions": 0 if decisions is None else len(decisions), "past_forecasts": len(past)},
+        notes=notes,
+    )

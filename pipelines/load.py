@@ -6,11 +6,20 @@ atomic, idempotent transaction (:func:`pipelines.reporting.publish`). A table wh
 missing is published as empty (its rows of that date are removed), so that the published state is
 exactly what this run produced; a run with no output file at all is refused rather than wiping
 the date.
+
+Extraction watermarks: when the extractor proposed new ones (``<run_dir>/watermarks.json``, a list
+of ``{"source", "table_name", "watermark"}``), they are written by
+:func:`pipelines.reporting.set_watermark` inside the same publish transaction (``before_commit``),
+so they advance only when the run's rows are published: a failed or killed publish leaves the
+previous watermarks, and the next run extracts the same increment again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -18,12 +27,44 @@ from pipelines import contract, reporting
 from pipelines.config import redact_url
 from pipelines.context import RunContext, StageResult
 
+WATERMARKS_FILE = "watermarks.json"
+
+
+def read_proposed_watermarks(path: Path) -> list[dict[str, str]]:
+    """The watermarks proposed in ``path`` (a JSON list of ``{"source", "table_name", "watermark"}``).
+
+    Raises ``ValueError`` naming the file, the entry and the field when an entry is malformed, or
+    when two entries name the same source and table.
+    """
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a list of {{source, table_name, watermark}}, got {type(data).__name__}")
+    out: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for i, entry in enumerate(data):
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: entry {i} is not an object")
+        for field in ("source", "table_name", "watermark"):
+            value = entry.get(field)
+            if value is None or str(value) == "":
+                raise ValueError(f"{path}: entry {i} has no {field!r}")
+        key = (str(entry["source"]), str(entry["table_name"]))
+        if key in seen:
+            raise ValueError(f"{path}: entry {i} repeats source {key[0]!r}, table {key[1]!r}")
+        seen.add(key)
+        out.append({"source": key[0], "table_name": key[1], "watermark": str(entry["watermark"])})
+    return out
+
 
 def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None] | None = None) -> StageResult:
     """Publish ``ctx.run_date`` (run id ``ctx.run_id``) to ``ctx.cfg.reporting_url()``.
 
-    ``before_commit(conn)`` runs inside the publish transaction (e.g. to advance watermarks).
-    Counts = rows published per output table (0 for a table with no file).
+    The proposed watermarks of ``<run_dir>/watermarks.json`` (when the file exists) are set inside
+    the publish transaction, then ``before_commit(conn)`` runs (also inside it).
+    Counts = rows published per output table (0 for a table with no file), plus ``watermarks``.
     """
     present = [name for name in contract.OUTPUT_TABLES if ctx.exists(name)]
     if not present:
@@ -32,11 +73,20 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
             f" {', '.join(contract.OUTPUT_TABLES)}); refusing to publish an empty run over the published one"
         )
     frames = {name: ctx.read(name) for name in present}
+    wm_path = ctx.run_dir / WATERMARKS_FILE
+    watermarks = read_proposed_watermarks(wm_path) if wm_path.exists() else []
+
+    def _before_commit(conn: sa.Connection) -> None:
+        for wm in watermarks:
+            reporting.set_watermark(conn, wm["source"], wm["table_name"], wm["watermark"], ctx.run_date)
+        if before_commit is not None:
+            before_commit(conn)
+
     run_id = ctx.run_id
     url = ctx.cfg.reporting_url()
     reporting.migrate(url)
     counts = {name: len(frames[name]) if name in frames else 0 for name in contract.OUTPUT_TABLES}
-    inserted = reporting.publish(url, ctx.run_date, run_id, frames, counts=counts, before_commit=before_commit)
+    inserted = reporting.publish(url, ctx.run_date, run_id, frames, counts=counts, before_commit=_before_commit)
     missing = [name for name in contract.OUTPUT_TABLES if name not in frames]
     notes = [
         f"published {ctx.run_date} (run {run_id}) to {redact_url(url)}:"
@@ -44,9 +94,16 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     ]
     if missing:
         notes.append(f"no file for {', '.join(missing)}: published as empty for {ctx.run_date}")
+    if watermarks:
+        notes.append(
+            "watermarks advanced: " + ", ".join(f"{w['source']}.{w['table_name']}={w['watermark']}" for w in watermarks)
+        )
+    paths = {name: str(ctx.path(name)) for name in present}
+    if watermarks:
+        paths["watermarks"] = str(wm_path)
     return StageResult(
         stage="load",
-        paths={name: str(ctx.path(name)) for name in present},
-        counts=inserted,
+        paths=paths,
+        counts={**inserted, "watermarks": len(watermarks)},
         notes=notes,
     )

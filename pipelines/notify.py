@@ -17,8 +17,13 @@ Messages are built deterministically from the run's frames (no Date or Message-I
 All data text goes through Jinja2 with autoescape on (HTML parts); attachments are defused
 against spreadsheet formula injection (text cells starting with ``= + - @`` are kept as text).
 
-Limits: SMTP credentials come only from ``TIAOBO_SMTP_USER`` / ``TIAOBO_SMTP_PASSWORD`` (the
-Airflow connection named by ``email.smtp_conn_id`` is not read here); the body of the digest lists
+SMTP server and credentials: :func:`smtp_settings` (the Airflow connection ``email.smtp_conn_id``,
+or the config with ``TIAOBO_SMTP_*`` environment overrides). When a digest cannot be delivered
+after the retries, the published results stay published, the message is kept as ``.eml``, the
+failure is logged, and :func:`notify_stage` records it in the run log as an attempt with status
+``email_failed`` (stage ``notify``) naming the groups, the error and the kept files.
+
+Limits: the body of the digest lists
 at most :data:`DIGEST_MAX_TRANSFERS` transfers needing approval and the top
 :data:`DIGEST_TOP_ALERTS` alerts, the attachments carry everything.
 """
@@ -33,6 +38,7 @@ import smtplib
 import ssl
 import time
 import unicodedata
+from dataclasses import dataclass
 from datetime import date
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
@@ -48,6 +54,7 @@ from pipelines.report import (
     alert_rows,
     frame,
     item_names,
+    kpi_trends,
     labels,
     location_names,
     network_kpis,
@@ -299,8 +306,13 @@ def build_digest(
     cfg: Config,
     locations: pd.DataFrame | None,
     items: pd.DataFrame | None,
+    kpi_history: pd.DataFrame | None = None,
 ) -> EmailMessage:
     """The morning digest of one planner group as an email (not sent; see :func:`deliver`).
+
+    ``kpi_history``: ``kpis`` rows of past run dates; the network trends of
+    :data:`pipelines.report.TREND_METRICS` are drawn as small PNG charts shown inline (the HTML part
+    becomes ``multipart/related``, images referenced by ``cid:``).
 
     Body: transfers needing planner approval (up to :data:`DIGEST_MAX_TRANSFERS`) and the count of
     automatic ones, the top :data:`DIGEST_TOP_ALERTS` alerts by value at risk, the network KPIs
@@ -329,6 +341,10 @@ def build_digest(
         .head(DIGEST_TOP_ALERTS)
     )
     quarantined = quarantined_count(summary, frame(frames, "quarantine"))
+    history = kpi_history
+    if history is None or history.empty:
+        history = frame(frames, "kpis")
+    trends = [{**tr, "cid": f"kpi-{tr['metric']}.{run_date:%Y%m%d}@tiaobo"} for tr in kpi_trends(history, run_date)]
     ctx = {
         "lang": lang,
         "t": rt,
@@ -349,6 +365,7 @@ def build_digest(
         "alerts_total": int(len(alerts)),
         "n_high": n_high,
         "kpis": network_kpis(frame(frames, "kpis")),
+        "trends": trends,
         "quarantined": quarantined,
         "warnings": [dt[k] for k in warn_keys],
     }
@@ -363,6 +380,18 @@ def build_digest(
     msg[GROUP_HEADER] = group.name
     msg[RUN_DATE_HEADER] = run_date.isoformat()
     _set_bodies(msg, text, html)
+    if trends:
+        html_part = msg.get_body(preferencelist=("html",))
+        assert html_part is not None
+        for tr in trends:
+            html_part.add_related(
+                tr["png"],
+                maintype="image",
+                subtype="png",
+                cid=f"<{tr['cid']}>",
+                filename=f"{tr['metric']}.png",
+                disposition="inline",
+            )
 
     tx = export_frame(transfers, "transfers", lang, items, locations)
     ax = export_frame(alerts, "alerts", lang, items, locations)
@@ -465,24 +494,99 @@ def _permanent(exc: BaseException) -> bool:
     return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
 
 
-def _send_once(msg: EmailMessage, cfg: Config) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to send: resolved per delivery by :func:`smtp_settings`."""
+
+    host: str
+    port: int
+    starttls: bool
+    ssl: bool
+    user: str | None
+    password: str | None
+    source: str  # "config" | "environment" | "airflow connection <id>"
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SmtpSettings({self.host}:{self.port}, starttls={self.starttls}, ssl={self.ssl}, user={self.user!r}, from {self.source})"
+
+
+def _env_bool(name: str) -> bool | None:
+    v = os.environ.get(name)
+    return None if v is None or v == "" else v.strip().lower() in ("1", "true", "yes", "on")
+
+
+def smtp_settings(cfg: Config) -> SmtpSettings | None:
+    """The SMTP server to use, or None when none is configured (messages become .eml files).
+
+    - ``email.smtp_conn_id`` set: the Airflow connection of that id (``airflow.sdk.BaseHook``,
+      imported only here): host, port, login, password; extras ``starttls`` / ``ssl`` (or
+      ``disable_tls: false``) override the config's TLS flags. Inside Airflow the connection comes
+      from the metadata DB or a secrets backend; outside, from ``AIRFLOW_CONN_<ID>``.
+    - otherwise the config's ``smtp_host`` / ``smtp_port`` / TLS flags, each overridable from the
+      environment (``TIAOBO_SMTP_HOST``, ``TIAOBO_SMTP_PORT``, ``TIAOBO_SMTP_STARTTLS``,
+      ``TIAOBO_SMTP_SSL``); credentials from ``TIAOBO_SMTP_USER`` / ``TIAOBO_SMTP_PASSWORD``.
+    Raises ``RuntimeError`` naming the connection id when the Airflow connection cannot be read.
+    """
     e = cfg.email
-    assert e.smtp_host is not None
+    if e.smtp_conn_id:
+        try:
+            from airflow.sdk import BaseHook
+
+            conn = BaseHook.get_connection(e.smtp_conn_id)
+        except Exception as exc:
+            raise RuntimeError(
+                f"SMTP: could not read the Airflow connection {e.smtp_conn_id!r} (email.smtp_conn_id):"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+        extra = dict(conn.extra_dejson or {})
+        use_ssl = bool(extra.get("ssl", e.smtp_ssl))
+        starttls = bool(extra.get("starttls", not extra.get("disable_tls", not e.smtp_starttls)))
+        if not conn.host:
+            raise RuntimeError(f"SMTP: the Airflow connection {e.smtp_conn_id!r} has no host")
+        return SmtpSettings(
+            host=str(conn.host),
+            port=int(conn.port or e.smtp_port),
+            starttls=starttls and not use_ssl,
+            ssl=use_ssl,
+            user=conn.login or None,
+            password=conn.password or None,
+            source=f"airflow connection {e.smtp_conn_id}",
+        )
+    host = os.environ.get("TIAOBO_SMTP_HOST") or e.smtp_host
+    if not host:
+        return None
+    port_env = os.environ.get("TIAOBO_SMTP_PORT")
+    ssl_env, starttls_env = _env_bool("TIAOBO_SMTP_SSL"), _env_bool("TIAOBO_SMTP_STARTTLS")
+    use_ssl = e.smtp_ssl if ssl_env is None else ssl_env
+    starttls = e.smtp_starttls if starttls_env is None else starttls_env
+    from_env = bool(os.environ.get("TIAOBO_SMTP_HOST") or port_env)
+    return SmtpSettings(
+        host=host,
+        port=int(port_env) if port_env else e.smtp_port,
+        starttls=starttls and not use_ssl,
+        ssl=use_ssl,
+        user=os.environ.get("TIAOBO_SMTP_USER") or None,
+        password=os.environ.get("TIAOBO_SMTP_PASSWORD") or None,
+        source="environment" if from_env else "config",
+    )
+
+
+def _send_once(msg: EmailMessage, cfg: Config, smtp_cfg: SmtpSettings) -> dict[str, Any]:
+    e = cfg.email
     smtp: smtplib.SMTP
-    if e.smtp_ssl:
+    if smtp_cfg.ssl:
         smtp = smtplib.SMTP_SSL(
-            e.smtp_host, e.smtp_port, timeout=e.smtp_timeout_seconds, context=ssl.create_default_context()
+            smtp_cfg.host, smtp_cfg.port, timeout=e.smtp_timeout_seconds, context=ssl.create_default_context()
         )
     else:
-        smtp = smtplib.SMTP(e.smtp_host, e.smtp_port, timeout=e.smtp_timeout_seconds)
+        smtp = smtplib.SMTP(smtp_cfg.host, smtp_cfg.port, timeout=e.smtp_timeout_seconds)
     with smtp:
         smtp.ehlo()
-        if e.smtp_starttls and not e.smtp_ssl:
+        if smtp_cfg.starttls:
             smtp.starttls(context=ssl.create_default_context())
             smtp.ehlo()
-        user, password = os.environ.get("TIAOBO_SMTP_USER"), os.environ.get("TIAOBO_SMTP_PASSWORD")
-        if user and password:
-            smtp.login(user, password)
+        if smtp_cfg.user and smtp_cfg.password:
+            smtp.login(smtp_cfg.user, smtp_cfg.password)
         refused = smtp.send_message(msg)
     return {str(k): str(v) for k, v in refused.items()}
 
@@ -499,7 +603,12 @@ def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: f
     ``Date`` and ``Message-ID`` headers are added to ``msg`` when it has none.
     """
     e = cfg.email
-    if e.smtp_host is None:
+    try:
+        smtp_cfg = smtp_settings(cfg)
+    except RuntimeError as exc:  # the Airflow connection cannot be read: keep the message, report
+        log.error("%s", exc)
+        return _keep_undelivered(msg, out_dir, str(exc), 0)
+    if smtp_cfg is None:
         try:
             return {"mode": "eml", "path": str(write_eml(msg, out_dir))}
         except Exception as exc:  # disk full, permissions: report, never raise
@@ -519,7 +628,7 @@ def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: f
     for attempt in range(e.smtp_retries + 1):
         attempts = attempt + 1
         try:
-            refused = _send_once(msg, cfg)
+            refused = _send_once(msg, cfg, smtp_cfg)
             recipients = [a.strip() for a in str(msg.get("To", "")).split(",") if a.strip()]
             if refused:
                 log.warning("SMTP refused some recipients of %r: %s", msg.get("Subject"), refused)
@@ -529,8 +638,8 @@ def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: f
             log.warning(
                 "sending %r to %s:%s failed (attempt %d of %d): %s",
                 msg.get("Subject"),
-                e.smtp_host,
-                e.smtp_port,
+                smtp_cfg.host,
+                smtp_cfg.port,
                 attempts,
                 e.smtp_retries + 1,
                 last_error,
@@ -538,14 +647,19 @@ def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: f
             if _permanent(exc) or attempt == e.smtp_retries:
                 break
             time.sleep(min(backoff_seconds * (2**attempt), MAX_SMTP_BACKOFF_SECONDS))
+    return _keep_undelivered(msg, out_dir, last_error, attempts)
+
+
+def _keep_undelivered(msg: EmailMessage, out_dir: Path, error: str, attempts: int) -> dict[str, Any]:
+    """Write an undelivered message as .eml and describe the failure (never raises)."""
     try:
         path: str | None = str(write_eml(msg, out_dir))
     except Exception as exc:
         log.error("could not write the undelivered email %r to %s: %s", msg.get("Subject"), out_dir, exc)
         path = None
-        last_error += f"; could not write .eml: {exc}"
+        error += f"; could not write .eml: {exc}"
     log.error("email %r not delivered after %d attempt(s); kept at %s", msg.get("Subject"), attempts, path)
-    return {"mode": "failed", "error": last_error, "path": path, "attempts": attempts}
+    return {"mode": "failed", "error": error, "path": path, "attempts": attempts}
 
 
 # --------------------------------------------------------------------------------------------
@@ -576,6 +690,19 @@ def _default_summary(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> dict[s
     }
 
 
+def _kpi_history(ctx: RunContext) -> pd.DataFrame | None:
+    """Network KPI rows of the published run dates up to this one (None when the reporting
+    database cannot be read: the digest then shows today's values without trends)."""
+    from pipelines import reporting
+    from pipelines.report import TREND_DAYS
+
+    try:
+        return reporting.read_kpi_history(ctx.cfg.reporting_url(), ctx.run_date, TREND_DAYS)
+    except Exception as exc:
+        log.warning("KPI history unavailable for the digest trends: %s", exc)
+        return None
+
+
 def notify_stage(
     ctx: RunContext, frames: dict[str, pd.DataFrame] | None = None, summary: dict | None = None
 ) -> StageResult:
@@ -592,12 +719,15 @@ def notify_stage(
     items = ctx.read("items") if ctx.exists("items") else None
     report_frames = {**frames, "items": items, "locations": locations}
 
+    history = _kpi_history(ctx)
+    report_frames["kpi_history"] = history
+    report_frames["sales"] = ctx.read("sales") if ctx.exists("sales") else None
     out_dir = ctx.output_dir
     result = StageResult(stage="notify", counts={"emails_sent": 0, "emails_written": 0, "emails_failed": 0})
     result.paths["report"] = str(write_report(report_frames, summary, out_dir, "en"))
     result.paths["report_zh"] = str(write_report(report_frames, summary, out_dir, "zh-CN"))
     for group in cfg.email.planners:
-        msg = build_digest(frames, summary, group, cfg, locations, items)
+        msg = build_digest(frames, summary, group, cfg, locations, items, history)
         outcome = deliver(msg, cfg, out_dir)
         key = {"smtp": "emails_sent", "eml": "emails_written"}.get(outcome["mode"], "emails_failed")
         result.counts[key] += 1
@@ -609,7 +739,38 @@ def notify_stage(
             )
         elif outcome.get("refused"):
             result.notes.append(f"digest for {group.name}: recipients refused {sorted(outcome['refused'])}")
+    if result.counts["emails_failed"]:
+        record_email_failure(ctx, [n for n in result.notes if "not delivered" in n], result.counts)
     return result
+
+
+def record_email_failure(ctx: RunContext, notes: list[str], counts: dict[str, int]) -> str | None:
+    """Record undelivered digests in the run log: an attempt of its own with status ``email_failed``,
+    stage ``notify``, the counts and one line per undelivered group. Returns the attempt id (None
+    when the run log itself cannot be written; that is logged, never raised)."""
+    from pipelines import reporting
+
+    try:
+        url = ctx.cfg.reporting_url()
+        try:
+            run_id: str | None = ctx.run_id
+        except FileNotFoundError:
+            run_id = None
+        attempt = reporting.log_attempt_start(url, ctx.run_date)
+        reporting.log_attempt_end(
+            url,
+            attempt,
+            "email_failed",
+            run_id=run_id,
+            stage="notify",
+            counts=counts,
+            message=f"{counts.get('emails_failed', 0)} digest(s) not delivered; results are published. "
+            + " | ".join(notes),
+        )
+        return attempt
+    except Exception:
+        log.exception("could not record the undelivered digests in the run log")
+        return None
 
 
 def send_failure(

@@ -15,9 +15,13 @@ caption is HTML next to the chart.
 The helpers here (labels, sorting, name look-ups, Jinja environment) are shared with
 :mod:`pipelines.notify`, which builds the planner digest from the same frames.
 
+:func:`report_command` rebuilds the report of a published run date from the reporting database
+(what ``tiaobo report --date D`` calls).
+
 Limits: the transfer and alert tables show at most :data:`MAX_REPORT_ROWS` rows each (the full
-lists are in the reporting database and the digest attachments); the report is a snapshot of one
-run date, not a history.
+lists are in the reporting database and the digest attachments); the KPI trends are network-wide;
+actual sales on the forecast charts need the run's staged ``sales`` file (the reporting database
+holds no sales), without it the charts show the forecast only.
 """
 
 from __future__ import annotations
@@ -44,7 +48,18 @@ FORECAST_DAYS = 28
 SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
 BAND_ORDER: tuple[str, ...] = ("under", "healthy", "over", "no_demand")
 TIER_ORDER: dict[str, int] = {"planner": 0, "auto": 1}
-SECTION_IDS: tuple[str, ...] = ("summary", "transfers", "alerts", "health", "data-quality", "forecast")
+SECTION_IDS: tuple[str, ...] = ("summary", "kpi-trends", "transfers", "alerts", "health", "data-quality", "forecast")
+#: network KPIs drawn as small trend charts (report and digest), when they have values
+TREND_METRICS: tuple[str, ...] = (
+    "inventory_value",
+    "days_of_inventory",
+    "stockout_rate",
+    "band_compliance",
+    "transfers_recommended_count",
+    "forecast_wape_last_horizon",
+)
+TREND_DAYS = 56
+ACTUAL_DAYS = 28
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
 
@@ -65,7 +80,11 @@ _TEXT: dict[str, dict[str, Any]] = {
             "health": "Stock health",
             "data-quality": "Data quality",
             "forecast": "Forecast",
+            "kpi-trends": "KPI trends",
         },
+        "trend_intro": "Network KPIs over the last {days} published run dates (latest value in bold).",
+        "trend_alt": "Trend of {metric}",
+        "actual_note": "The black line is the units actually sold over the {days} days before the run date.",
         "none": "Nothing to report.",
         "showing": "Showing the first {shown} of {total} rows; the full list is in the reporting database.",
         "transfers_total": "Transfers recommended",
@@ -147,6 +166,7 @@ _TEXT: dict[str, dict[str, Any]] = {
         "run_id": "运行编号",
         "sections": {
             "summary": "概览",
+            "kpi-trends": "指标趋势",
             "transfers": "调拨建议",
             "alerts": "预警",
             "health": "库存健康度",
@@ -210,6 +230,9 @@ _TEXT: dict[str, dict[str, Any]] = {
             "未来 {days} 天预测销量最大的 {n} 个商品-地点：曲线为每日预期需求（均值），"
             "阴影区间为中位数（p50）到 90 分位数（p90）。"
         ),
+        "trend_intro": "最近 {days} 个已发布运行日期的全网指标（粗体为最新值）。",
+        "trend_alt": "{metric} 趋势",
+        "actual_note": "黑线为运行日期前 {days} 天的实际销量。",
         "forecast_total": "{days} 天预期销量",
         "forecast_peak_p90": "单日最高 p90",
         "model": "模型",
@@ -535,7 +558,71 @@ def _data_quality(dq: pd.DataFrame, quarantine: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def forecast_chart_png(dates: pd.Series, mean: np.ndarray, p50: np.ndarray, p90: np.ndarray, title: str) -> str:
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def kpi_trend_png(dates: pd.Series, values: np.ndarray, title: str) -> bytes:
+    """A small trend chart (sparkline with the last point marked) as PNG bytes; ASCII text only,
+    no metadata, so equal inputs give equal bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, DateFormatter
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.0, 1.2), dpi=96)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    x = pd.to_datetime(dates).to_numpy()
+    ax.plot(x, values, color="#08519c", linewidth=1.4, marker="o" if len(x) < 3 else None, markersize=3)
+    ok = ~np.isnan(values)
+    if ok.any():
+        last = np.flatnonzero(ok)[-1]
+        ax.plot([x[last]], [values[last]], "o", color="#b00020", markersize=4)
+    ax.set_title(title, fontsize=8, loc="left")
+    ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+    ax.tick_params(labelsize=6)
+    ax.xaxis.set_major_locator(AutoDateLocator(minticks=2, maxticks=4))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout(pad=0.3)
+    return _png(fig)
+
+
+def kpi_trends(
+    history: pd.DataFrame | None, run_date: date, metrics: tuple[str, ...] = TREND_METRICS, days: int = TREND_DAYS
+) -> list[dict[str, Any]]:
+    """Network KPI trends (location and category ``*``) up to ``run_date``: one dict per metric
+    with any value in the last ``days`` run dates: metric, latest value, the dates and values, and
+    the chart as PNG bytes (``png``). ``history`` is ``kpis`` rows of several run dates."""
+    if history is None or history.empty:
+        return []
+    net = history[(history["location"] == "*") & (history["category"] == "*")]
+    net = net[net["run_date"] <= pd.Timestamp(run_date)]
+    dates = sorted(net["run_date"].unique())[-days:]
+    net = net[net["run_date"].isin(dates)]
+    out: list[dict[str, Any]] = []
+    for metric in metrics:
+        m = net[net["metric"] == metric].sort_values("run_date", kind="mergesort")
+        values = m["value"].to_numpy(dtype=float)
+        if m.empty or np.isnan(values).all():
+            continue
+        latest = float(values[-1]) if not np.isnan(values[-1]) else None
+        out.append(
+            {
+                "metric": metric,
+                "latest": latest,
+                "points": int((~np.isnan(values)).sum()),
+                "png": kpi_trend_png(m["run_date"], values, metric),
+            }
+        )
+    return out
+
+
+def forecast_chart_png(
+    dates: pd.Series, mean: np.ndarray, p50: np.ndarray, p90: np.ndarray, title: str, actual: pd.DataFrame | None = None
+) -> str:
     """A small forecast chart as base64 PNG: the mean line and the p50-p90 band (ASCII text only).
 
     Drawn on a bare :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot global state,
@@ -552,8 +639,18 @@ def forecast_chart_png(dates: pd.Series, mean: np.ndarray, p50: np.ndarray, p90:
     x = pd.to_datetime(dates).to_numpy()
     ax.fill_between(x, p50, p90, color="#9ecae1", alpha=0.6, linewidth=0, label="p50-p90")
     ax.plot(x, mean, color="#08519c", linewidth=1.6, label="mean")
+    peaks = [p90, mean]
+    if actual is not None and len(actual):
+        ax.plot(
+            pd.to_datetime(actual["date"]).to_numpy(),
+            actual["units"].to_numpy(dtype=float),
+            color="#222222",
+            linewidth=1.2,
+            label="actual",
+        )
+        peaks.append(actual["units"].to_numpy(dtype=float))
     ax.set_title(title, fontsize=9, loc="left")
-    top = float(np.nanmax(np.concatenate([p90, mean]))) if len(mean) else 1.0
+    top = float(np.nanmax(np.concatenate(peaks))) if len(mean) else 1.0
     ax.set_ylim(bottom=0, top=max(top, 1e-9) * 1.3)  # head-room for the legend
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.tick_params(labelsize=8)
@@ -562,13 +659,28 @@ def forecast_chart_png(dates: pd.Series, mean: np.ndarray, p50: np.ndarray, p90:
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(_png(fig)).decode("ascii")
+
+
+def _daily_actuals(sales: pd.DataFrame | None, run_date: date, days: int = ACTUAL_DAYS) -> pd.DataFrame | None:
+    """Units sold (net of returns) per SKU, location and day over the ``days`` days before the run
+    date, every day present (0 when nothing sold); None without sales."""
+    if sales is None or sales.empty:
+        return None
+    rd = pd.Timestamp(run_date)
+    win = sales[(sales["date"] >= rd - pd.Timedelta(days=days)) & (sales["date"] < rd)]
+    return win.assign(units=win["quantity"].astype(float) - win["returns"].astype(float))[
+        ["sku", "location", "date", "units"]
+    ]
 
 
 def _forecast(
-    forecasts: pd.DataFrame, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
+    forecasts: pd.DataFrame,
+    lang: str,
+    items: pd.DataFrame | None,
+    locations: pd.DataFrame | None,
+    actuals: pd.DataFrame | None = None,
+    run_date: date | None = None,
 ) -> list[dict[str, Any]]:
     if forecasts.empty:
         return []
@@ -583,12 +695,18 @@ def _forecast(
     charts: list[dict[str, Any]] = []
     for sku, loc, total in zip(top["sku"], top["location"], top["mean"], strict=True):
         s = fc[(fc["sku"] == sku) & (fc["location"] == loc)].sort_values("target_date", kind="mergesort")
+        act = None
+        if actuals is not None and run_date is not None:
+            days = pd.date_range(pd.Timestamp(run_date) - pd.Timedelta(days=ACTUAL_DAYS), periods=ACTUAL_DAYS, freq="D")
+            one = actuals[(actuals["sku"] == sku) & (actuals["location"] == loc)].groupby("date")["units"].sum()
+            act = pd.DataFrame({"date": days, "units": one.reindex(days, fill_value=0.0).to_numpy()})
         png = forecast_chart_png(
             s["target_date"],
             s["mean"].to_numpy(dtype=float),
             s["p50"].to_numpy(dtype=float),
             s["p90"].to_numpy(dtype=float),
             title=f"{sku} @ {loc}".encode("ascii", "replace").decode("ascii"),
+            actual=act,
         )
         charts.append(
             {
@@ -609,8 +727,9 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
     """The planner report of one run as a self-contained HTML document.
 
     ``frames`` holds the run's output tables by contract name (any may be missing or empty) and
-    optionally the ``items`` and ``locations`` input tables, used only to show names next to
-    codes. ``summary`` carries ``run_date``, ``run_id``, ``counts``, ``quarantined``, ``notes``.
+    optionally the ``items`` and ``locations`` input tables (names next to codes), ``sales`` (the
+    actual units drawn on the forecast charts) and ``kpi_history`` (``kpis`` rows of past run
+    dates, for the KPI trend charts). ``summary`` carries ``run_date``, ``run_id``, ``counts``, ``quarantined``, ``notes``.
     """
     t = labels(lang)
     run_date = run_date_of(summary, frames)
@@ -657,7 +776,14 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "alerts_total": int(len(alerts)),
         "health": _health(policy),
         "dq": _data_quality(dq, quarantine),
-        "charts": _forecast(forecasts, lang, items, locations),
+        "charts": _forecast(forecasts, lang, items, locations, _daily_actuals(frames.get("sales"), run_date), run_date),
+        "has_actuals": frames.get("sales") is not None and len(frames["sales"]) > 0,
+        "actual_days": ACTUAL_DAYS,
+        "trends": [
+            {**tr, "png": base64.b64encode(tr["png"]).decode("ascii")}
+            for tr in kpi_trends(frames.get("kpi_history"), run_date)
+        ],
+        "trend_days": TREND_DAYS,
         "forecast_days": FORECAST_DAYS,
         "section_ids": SECTION_IDS,
     }
@@ -679,3 +805,51 @@ def write_report(frames: dict[str, pd.DataFrame], summary: dict, out_dir: Path, 
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, target)
     return target
+
+
+def report_command(run_date: date | str, config: Any = None) -> list[Path]:
+    """Rebuild the report of a published ``run_date`` from the reporting database (English and
+    zh-CN) into ``<output_dir>/<run_date>/``; returns the paths. What ``tiaobo report --date D`` runs.
+
+    ``config``: a :class:`pipelines.config.Config`, a YAML path or None (embedded defaults). Every
+    output table is read for the date from the database, the KPI history of the last
+    :data:`TREND_DAYS` days for the trends, the summary from ``published_runs`` and the run log;
+    item and location names and actual sales come from the run's staging folder when its files
+    are still there (else codes only and forecast-only charts). Raises ``LookupError`` when the
+    date is not published.
+    """
+    from pipelines import reporting
+    from pipelines.config import Config, load_config
+    from pipelines.context import RunContext
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    run_date = date.fromisoformat(run_date) if isinstance(run_date, str) else run_date
+    url = cfg.reporting_url()
+    reporting.migrate(url)
+    published = reporting.read_published_runs(url)
+    row = published[published["run_date"] == pd.Timestamp(run_date)]
+    if row.empty:
+        dates = ", ".join(f"{d:%Y-%m-%d}" for d in published["run_date"].tail(5)) or "none"
+        raise LookupError(f"report: {run_date} is not published in the reporting database (latest: {dates})")
+    frames: dict[str, Any] = {name: reporting.read_table(url, name, run_date) for name in contract.OUTPUT_TABLES}
+    frames["kpi_history"] = reporting.read_kpi_history(url, run_date, TREND_DAYS)
+    ctx = RunContext(cfg, run_date)
+    for name in ("items", "locations", "sales"):
+        frames[name] = ctx.read(name) if ctx.exists(name) else None
+    import json
+
+    counts = json.loads(str(row["counts_json"].iloc[0]) or "{}")
+    log_ = reporting.read_run_log(url, run_date)
+    notes = [
+        f"{r.status} ({r.stage}): {r.message}"
+        for r in log_.itertuples()
+        if r.status in ("failed", "stopped", "email_failed") and r.message
+    ]
+    summary = {
+        "run_date": run_date.isoformat(),
+        "run_id": str(row["run_id"].iloc[0]),
+        "counts": {"published": counts},
+        "quarantined": int(frames["quarantine"][["table_name", "row_number"]].drop_duplicates().shape[0]),
+        "notes": notes,
+    }
+    return [write_report(frames, summary, ctx.output_dir, lang) for lang in LANGS]

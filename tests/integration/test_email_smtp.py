@@ -83,15 +83,16 @@ def auth_smtp_server():
         controller.stop()
 
 
-def config(tmp_path: Path, port: int, retries: int = 1):
+def config(tmp_path: Path, port: int, retries: int = 1, host: str | None = "127.0.0.1", backoff: float = 2.0):
     return load_config(
         overrides={
             "staging_dir": str(tmp_path / "staging"),
             "output_dir": str(tmp_path / "output"),
             "email": {
                 "sender": "tiaobo@example.com",
-                "smtp_host": "127.0.0.1",
+                "smtp_host": host,
                 "smtp_port": port,
+                "smtp_retry_backoff_seconds": backoff,
                 "smtp_timeout_seconds": 5,
                 "smtp_retries": retries,
                 "data_team": ["data@example.com", "oncall@example.com"],
@@ -321,3 +322,109 @@ def test_smtp_auth_uses_environment_credentials(tmp_path, auth_smtp_server, run_
     sent = deliver(msg, cfg, tmp_path / "out", backoff_seconds=BACKOFF)
     assert sent["mode"] == "smtp"
     assert [e.rcpt_tos for e in handler.envelopes] == [["east@example.com"]]
+
+
+def test_smtp_down_notify_keeps_results_published_and_records_it_in_the_run_log(tmp_path, run_frames):
+    from pipelines import reporting
+
+    cfg = config(tmp_path, free_port(), retries=1, backoff=BACKOFF)  # nothing listens there
+    frames, summary, items, locations = run_frames
+    url = cfg.reporting_url()
+    reporting.publish(url, RUN_DATE, "20261125-abc", frames)
+    ctx = RunContext(cfg, RUN_DATE)
+    ctx.write_json("run", {"run_id": "20261125-abc"})
+    ctx.write("items", items)
+    ctx.write("locations", locations)
+    result = notify_stage(ctx, frames=frames, summary=summary)
+    assert result.counts == {"emails_sent": 0, "emails_written": 0, "emails_failed": 2}
+    assert all(Path(result.paths[f"eml_{g}"]).exists() for g in ("east", "zh"))
+    log_ = reporting.read_run_log(url, RUN_DATE)
+    failed = log_[log_["status"] == "email_failed"]
+    assert len(failed) == 1 and failed["stage"].iloc[0] == "notify" and failed["run_id"].iloc[0] == "20261125-abc"
+    msg = failed["message"].iloc[0]
+    assert "2 digest(s) not delivered; results are published" in msg and "digest for east not delivered" in msg
+    assert '"emails_failed": 2' in failed["counts_json"].iloc[0]
+    # the published results are untouched
+    assert len(reporting.read_table(url, "transfers", RUN_DATE)) == 3
+    reporting.dispose_engine(url)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_smtp_host_and_credentials_from_an_airflow_connection(tmp_path, auth_smtp_server, run_frames, monkeypatch):
+    import json
+
+    from pipelines.notify import smtp_settings
+
+    handler, port = auth_smtp_server
+    cfg = load_config(
+        overrides={
+            "staging_dir": str(tmp_path / "staging"),
+            "output_dir": str(tmp_path / "output"),
+            "email": {
+                "sender": "tiaobo@example.com",
+                "smtp_conn_id": "tiaobo_smtp_test",
+                "smtp_retries": 0,
+                "planners": [{"name": "east", "recipients": ["east@example.com"], "language": "en"}],
+            },
+        }
+    )
+    frames, summary, items, locations = run_frames
+    msg = build_digest(frames, summary, cfg.email.planners[0], cfg, locations, items)
+    monkeypatch.delenv("AIRFLOW_CONN_TIAOBO_SMTP_TEST", raising=False)
+    missing = deliver(msg, cfg, tmp_path / "out", backoff_seconds=BACKOFF)
+    assert missing["mode"] == "failed" and "tiaobo_smtp_test" in missing["error"] and Path(missing["path"]).exists()
+
+    conn = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": port,
+        "login": "planner",
+        "password": "s3cret",
+        "extra": {"starttls": False},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_TIAOBO_SMTP_TEST", json.dumps(conn))
+    monkeypatch.delenv("TIAOBO_SMTP_USER", raising=False)
+    monkeypatch.delenv("TIAOBO_SMTP_PASSWORD", raising=False)
+    settings = smtp_settings(cfg)
+    assert settings is not None and (settings.host, settings.port, settings.user) == ("127.0.0.1", port, "planner")
+    assert "s3cret" not in repr(settings)
+    sent = deliver(msg, cfg, tmp_path / "out", backoff_seconds=BACKOFF)
+    assert sent["mode"] == "smtp" and [e.rcpt_tos for e in handler.envelopes] == [["east@example.com"]]
+
+
+def test_smtp_host_and_port_from_the_environment(tmp_path, smtp_server, run_frames, monkeypatch):
+    handler, port = smtp_server
+    cfg = config(tmp_path, 1, host=None)  # no host configured, a wrong port: the environment wins
+    monkeypatch.setenv("TIAOBO_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("TIAOBO_SMTP_PORT", str(port))
+    frames, summary, items, locations = run_frames
+    msg = build_digest(frames, summary, cfg.email.planners[1], cfg, locations, items)
+    assert deliver(msg, cfg, tmp_path / "out", backoff_seconds=BACKOFF)["mode"] == "smtp"
+    assert [sorted(e.rcpt_tos) for e in handler.envelopes] == [["zh1@example.com", "zh2@example.com"]]
+
+
+def test_digest_with_inline_kpi_charts_arrives_intact(tmp_path, smtp_server, run_frames):
+    handler, port = smtp_server
+    cfg = config(tmp_path, port)
+    frames, summary, items, locations = run_frames
+    history = contract.conform(
+        pd.DataFrame(
+            {
+                "run_date": pd.date_range("2026-11-20", "2026-11-25", freq="D"),
+                "run_id": "r",
+                "location": "*",
+                "category": "*",
+                "metric": "inventory_value",
+                "value": [5.0, 6.0, 7.0, 6.5, 8.0, 9.0],
+            }
+        ),
+        "kpis",
+    )
+    msg = build_digest(frames, summary, cfg.email.planners[1], cfg, locations, items, history)
+    assert deliver(msg, cfg, tmp_path / "out", backoff_seconds=BACKOFF)["mode"] == "smtp"
+    got = received(handler.envelopes[0])
+    html = got.get_body(preferencelist=("html",)).get_content()
+    images = [p for p in got.walk() if p.get_content_type() == "image/png"]
+    assert len(images) == 1 and images[0].get_payload(decode=True).startswith(b"\x89PNG")
+    assert f'src="cid:{images[0]["Content-ID"].strip("<>")}"' in html
+    assert "指标趋势" in html  # the zh-CN group

@@ -134,8 +134,38 @@ def test_twenty_thousand_forecast_rows_go_through_copy(url, monkeypatch):
     monkeypatch.setattr(psycopg.Cursor, "copy", spy)
     counts = reporting.publish(url, D1, "r1", {"forecasts": fc})
     assert counts["forecasts"] == n
-    assert len(copies) == 1 and copies[0].startswith("copy tiaobo_stage_forecasts ")
+    assert len(copies) == 1 and copies[0].startswith("copy forecasts (") and copies[0].endswith("(format binary)")
     assert_frame_equal(reporting.read_table(url, "forecasts", D1), expected(fc, "forecasts"))
+
+
+def test_binary_copy_round_trips_nulls_text_and_special_floats(url):
+    """Every column type through the binary COPY: NULLs (NaN, NaT), empty and Chinese text with tabs,
+    newlines and backslashes, inf, -0.0, tiny floats, negative ints, dates around 2000-01-01."""
+    tr = make_frames(D1, "r1", n=4)["transfers"].assign(
+        sku=["a", "中文\t\n\\", "", "x'y\"z"],
+        quantity=[1.5, float("inf"), -0.0, 1e-300],
+        packs=[1, 2, 3, -4],
+        receiver_stockout_date=[
+            pd.NaT,
+            pd.Timestamp("1999-12-31"),
+            pd.Timestamp("2000-01-01"),
+            pd.Timestamp("2099-06-30"),
+        ],
+        donor_days_of_cover=[float("nan"), 1.0, 2.0, float("nan")],
+        explanation_en=["", "é", "x" * 5000, "q"],
+    )
+    reporting.publish(url, D1, "r1", {"transfers": tr})
+    assert_frame_equal(reporting.read_table(url, "transfers", D1), expected(tr, "transfers"))
+    # more rows than one COPY chunk: chunks follow one another in the same COPY stream
+    fc = make_frames(D1, "r1", n=1)["forecasts"]
+    many = pd.concat([fc.assign(sku=f"S{i:05d}") for i in range(2_500)], ignore_index=True)
+    old = reporting.COPY_CHUNK_ROWS
+    try:
+        reporting.COPY_CHUNK_ROWS = 1_000
+        assert reporting.publish(url, D1, "r1", {"forecasts": many})["forecasts"] == 2_500
+    finally:
+        reporting.COPY_CHUNK_ROWS = old
+    assert_frame_equal(reporting.read_table(url, "forecasts", D1), expected(many, "forecasts"))
 
 
 def test_exception_in_before_commit_leaves_previous_rows(url):
@@ -202,3 +232,111 @@ def test_run_log_and_views_on_postgresql(url):
     # forecasts and policy rows share (sku-i, location-i); horizons 1..3 with means 0.1, 1.6, 3.1
     assert sorted(health) == [("r2", 0.1), ("r2", 1.6), ("r2", 3.1)]
     assert trend == [(d, f"metric-{i}") for d in (D1, D2) for i in range(3)]
+
+
+def _as_role(url: str, role: str) -> str:
+    return sa.make_url(url).set(username=role, password=None).render_as_string(hide_password=False)
+
+
+def test_planner_role_reads_views_and_cannot_write_loader_publishes(pg_url, monkeypatch):
+    suffix = uuid.uuid4().hex[:6]
+    planner, loader = f"tiaobo_planner_{suffix}", f"tiaobo_loader_{suffix}"
+    monkeypatch.delenv("TIAOBO_PLANNER_PASSWORD", raising=False)
+    monkeypatch.setenv("TIAOBO_LOADER_PASSWORD", "s3cret-loader")
+    planner_url, loader_url = _as_role(pg_url, planner), _as_role(pg_url, loader)
+    admin = psycopg.connect(sa.make_url(pg_url).set(drivername="postgresql").render_as_string(False), autocommit=True)
+    try:
+        reporting.publish(pg_url, D1, "r1", make_frames(D1, "r1"))
+        done = reporting.create_roles(pg_url, planner, loader)
+        assert done["created"] == [planner, loader] and done["passwords_set"] == [loader]
+        assert {"forecasts", "run_log", "v_transfers_today"} <= set(done["objects"])
+        assert reporting.create_roles(pg_url, planner, loader)["created"] == []  # idempotent
+        # the loader publishes a new date and re-runs the migrations (it owns the views it re-creates)
+        reporting.publish(loader_url, D2, "r2", make_frames(D2, "r2"))
+        reporting.dispose_engine(loader_url)
+        reporting.migrate(loader_url)
+        with reporting.engine_for(loader_url).begin() as conn:  # a table the loader adds later
+            conn.exec_driver_sql("create table later_table (x int)")
+            conn.exec_driver_sql("insert into later_table values (1)")
+        # the planner reads every view and table, including the one created after the grants
+        with sa.create_engine(planner_url).connect() as conn:
+            for view in reporting.view_names():
+                conn.exec_driver_sql(f"select * from {view}").all()
+            assert conn.exec_driver_sql("select count(*) from v_transfers_today").scalar_one() == 3
+            assert conn.exec_driver_sql("select x from later_table").scalar_one() == 1
+            conn.rollback()
+            for stmt in (
+                "insert into kpis (run_date, run_id, location, category, metric, value)"
+                " values ('2025-03-12', 'x', '*', '*', 'm', 1)",
+                "delete from forecasts",
+                "update alerts set severity = 'low'",
+                "truncate transfers",
+                "create table planner_table (x int)",
+            ):
+                with pytest.raises(sa.exc.DBAPIError) as err:
+                    conn.exec_driver_sql(stmt)
+                assert isinstance(
+                    err.value.orig, psycopg.errors.InsufficientPrivilege | psycopg.errors.ReadOnlySqlTransaction
+                )
+                conn.rollback()
+        # ... and cannot escape the read-only default either
+        with sa.create_engine(planner_url).connect() as conn:
+            conn.exec_driver_sql("set transaction read write")
+            with pytest.raises(sa.exc.DBAPIError) as err:
+                conn.exec_driver_sql("delete from forecasts")
+            assert isinstance(err.value.orig, psycopg.errors.InsufficientPrivilege)
+        assert len(reporting.read_table(pg_url, "forecasts")) == 6
+    finally:
+        for u in (planner_url, loader_url):
+            reporting.dispose_engine(u)
+        for role in (planner, loader):
+            if admin.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone():
+                admin.execute(f'reassign owned by "{role}" to current_user')
+                admin.execute(f'drop owned by "{role}"')
+                admin.execute(f'drop role "{role}"')
+        admin.close()
+
+
+def test_roles_are_refused_on_sqlite(tmp_path):
+    with pytest.raises(ValueError, match="PostgreSQL only"):
+        reporting.create_roles(f"sqlite:///{tmp_path / 'r.sqlite'}")
+
+
+def test_summary_views_on_postgresql(url):
+    from tests.unit.test_load import check_summary_views
+
+    check_summary_views(url)
+
+
+def test_load_stage_killed_mid_publish_keeps_rows_and_watermarks(url, tmp_path):
+    from pipelines.config import load_config
+    from pipelines.context import RunContext
+    from pipelines.load import load_stage
+
+    cfg = load_config(overrides={"staging_dir": str(tmp_path / "staging"), "reporting": {"url": url}})
+    ctx = RunContext(cfg, D1)
+    ctx.write_json("run", {"run_id": "r1"})
+    for name, df in make_frames(D1, "r1").items():
+        ctx.write(name, df)
+    ctx.write_json("watermarks", [{"source": "erp", "table_name": "sales", "watermark": "w1"}])
+    load_stage(ctx)
+    before, pub = _snapshot(url), reporting.read_published_runs(url)
+
+    ctx.write_json("run", {"run_id": "r2"})
+    for name, df in make_frames(D1, "r2", n=5, shift=1.0).items():
+        ctx.write(name, df)
+    ctx.write_json("watermarks", [{"source": "erp", "table_name": "sales", "watermark": "w2"}])
+
+    def kill_me(conn: sa.Connection) -> None:
+        assert reporting.get_watermark(conn, "erp", "sales") == "w2"  # written, not committed
+        pid = conn.execute(sa.text("select pg_backend_pid()")).scalar_one()
+        with psycopg.connect(sa.make_url(url).set(drivername="postgresql").render_as_string(False)) as other:
+            assert other.execute("select pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
+
+    with pytest.raises(reporting.PublishError, match="rolled back"):
+        load_stage(ctx, before_commit=kill_me)
+    for name, df in _snapshot(url).items():
+        assert_frame_equal(before[name], df)
+    assert_frame_equal(pub, reporting.read_published_runs(url))
+    with reporting.engine_for(url).connect() as conn:
+        assert reporting.get_watermark(conn, "erp", "sales") == "w1"

@@ -260,8 +260,147 @@ def test_kpis_stage_on_tiny_staging(tmp_path) -> None:
     ):
         ctx.write(name, df)
     res = kpis_stage(ctx)
-    assert res.stage == "kpis" and res.counts == {"kpis": 9 * len(METRICS)}
+    assert res.stage == "kpis" and res.counts == {"kpis": 9 * len(METRICS), "decisions": 0, "past_forecasts": 0}
+    assert any("last horizon: no run published" in n for n in res.notes)
     out = ctx.read("kpis")
     assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}
     net = out[(out["location"] == "*") & (out["category"] == "*") & (out["metric"] == "inventory_value")]
     assert net["value"].tolist() == [110.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# turnover, approved transfers, accuracy of the last horizon (published forecasts vs sales)
+# ---------------------------------------------------------------------------------------------
+
+R = D(RUN) - pd.Timedelta(days=28)  # the run whose 28-day horizon has just passed
+
+
+def _sales() -> pd.DataFrame:
+    rows = [
+        ("A", "S1", R, 14.0, 0.0),  # in the turnover window and day 1 of the past horizon
+        ("A", "S1", D(RUN) - pd.Timedelta(days=1), 14.0, 0.0),
+        ("A", "S1", R - pd.Timedelta(days=1), 100.0, 0.0),  # before the window: not counted
+        ("B", "S1", D(RUN) - pd.Timedelta(days=2), 3.0, 1.0),  # net 2 units
+        ("B", "S1", D(RUN), 50.0, 0.0),  # the run date itself: not known yet, not counted
+    ]
+    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity", "returns"])
+    return contract.conform(df.assign(revenue=0.0), "sales")
+
+
+def _decisions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run_date": [
+                D(RUN) - pd.Timedelta(days=2),
+                D(RUN) - pd.Timedelta(days=1),
+                D(RUN) - pd.Timedelta(days=1),
+                D(RUN),
+            ],
+            "sku": ["A", "B", "A", "B"],
+            "from_location": ["S2", "S2", "S1", "S2"],
+            "to_location": ["S1", "S1", "S2", "S1"],
+            "decision": ["approve", "approve", "reject", "approve"],
+            "quantity": [5.0, 4.0, 0.0, 9.0],
+        }
+    )
+
+
+def _lanes() -> pd.DataFrame:
+    lanes = pd.DataFrame({"from_location": ["S2", "S1"], "to_location": ["S1", "S2"], "cost_per_unit": [0.5, 0.7]})
+    return contract.conform(
+        lanes.assign(fixed_cost_per_shipment=0.0, transit_days=1.0, min_units=0.0, capacity=None), "lanes"
+    )
+
+
+def _past_forecasts() -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "run_date": R,
+                "run_id": "old",
+                "sku": "A",
+                "location": "S1",
+                "target_date": [R, R + pd.Timedelta(days=1)],
+                "horizon": [1, 2],
+                "mean": 2.0,
+                "p50": 2.0,
+                "p90": 3.0,
+                "p95": 4.0,
+                "p99": 5.0,
+                "model": "ma",
+            }
+        ),
+        "forecasts",
+    )
+
+
+def test_turnover_approved_transfers_and_last_horizon_accuracy_hand_computed() -> None:
+    out = compute_kpis(
+        _policy(),
+        _alerts(),
+        _transfers(),
+        _accuracy(),
+        _stock(),
+        _items(),
+        _locations(),
+        RUN,
+        sales=_sales(),
+        decisions=_decisions(),
+        lanes=_lanes(),
+        past_forecasts=_past_forecasts(),
+    )
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    # A at S1: 28 units x cost 2 sold in the window, annualised 730, over 20 of stock value
+    assert k[("S1", "fruit", "turnover")] == pytest.approx(36.5)
+    # B at S1: net 2 units x 10 = 20, annualised 260.71, over 50
+    assert k[("S1", "tools", "turnover")] == pytest.approx(20 * 365 / 28 / 50)
+    assert k[("*", "*", "turnover")] == pytest.approx((56 + 20) * 365 / 28 / 110)
+    assert np.isnan(k[("S3", "*", "turnover")])  # no inventory value
+    assert all(np.isnan(v) for (_, _, m), v in k.items() if m == "fill_rate")
+    # decisions of the latest earlier run (RUN-1): B S2->S1 approved 4 units at 0.5 per unit
+    assert k[("S1", "tools", "transfers_approved_count")] == 1.0
+    assert k[("S1", "tools", "transfers_approved_units")] == 4.0
+    assert k[("S1", "tools", "transfers_approved_cost")] == 2.0
+    assert k[("*", "*", "transfers_approved_count")] == 1.0 and k[("S2", "*", "transfers_approved_count")] == 0.0
+    # past horizon: forecast 2 + 2, actual 14 + 0 -> |err| 12 + 2
+    assert k[("S1", "fruit", "forecast_wape_last_horizon")] == pytest.approx(14 / 14)
+    assert k[("*", "*", "forecast_bias_last_horizon")] == pytest.approx((4 - 14) / 14)
+    assert k[("*", "*", "forecast_last_horizon_lag_days")] == 28.0
+    assert np.isnan(k[("S2", "*", "forecast_wape_last_horizon")])
+
+
+def test_kpis_stage_reads_decisions_and_the_published_past_forecasts(tmp_path) -> None:
+    from pipelines import reporting
+
+    cfg = load_config(overrides={"staging_dir": str(tmp_path / "s"), "output_dir": str(tmp_path / "o")})
+    url = cfg.reporting_url()
+    reporting.publish(url, R.date(), "old", {"forecasts": _past_forecasts()})
+    # a later run (R + 1) is too recent: its horizon has not passed
+    reporting.publish(
+        url,
+        (R + pd.Timedelta(days=1)).date(),
+        "newer",
+        {"forecasts": _past_forecasts().assign(run_date=R + pd.Timedelta(days=1), run_id="newer", mean=100.0)},
+    )
+    ctx = RunContext(cfg, RUN)
+    ctx.write_json("run", {"run_id": "test"})
+    for name, df in (
+        ("inventory_policy", _policy()),
+        ("alerts", _alerts()),
+        ("transfers", _transfers()),
+        ("forecast_accuracy", _accuracy()),
+        ("stock", _stock()),
+        ("items", _items()),
+        ("locations", _locations()),
+        ("sales", _sales()),
+        ("lanes", _lanes()),
+        ("transfer_decisions", _decisions()),
+    ):
+        ctx.write(name, df)
+    res = kpis_stage(ctx)
+    assert res.counts["decisions"] == 4 and res.counts["past_forecasts"] == 2
+    out = ctx.read("kpis")
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    assert k[("*", "*", "forecast_wape_last_horizon")] == pytest.approx(1.0)
+    assert k[("*", "*", "transfers_approved_units")] == 4.0
+    reporting.dispose_engine(url)

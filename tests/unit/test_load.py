@@ -76,9 +76,12 @@ def test_migrated_schema_matches_the_contract(url):
         sorted(insp.get_view_names())
         == sorted(reporting.view_names())
         == [
+            "v_alert_summary_today",
             "v_alerts_today",
             "v_kpi_trend",
+            "v_kpi_trend_location",
             "v_sku_health",
+            "v_transfer_tiers_today",
             "v_transfers_today",
         ]
     )
@@ -383,7 +386,8 @@ def test_load_stage_publishes_the_staged_outputs(tmp_path):
     result = load_stage(ctx)
     assert result.stage == "load"
     assert result.counts == {
-        name: (3 if name in ("forecasts", "alerts", "kpis") else 0) for name in contract.OUTPUT_TABLES
+        **{name: (3 if name in ("forecasts", "alerts", "kpis") else 0) for name in contract.OUTPUT_TABLES},
+        "watermarks": 0,
     }
     assert set(result.paths) == {"forecasts", "alerts", "kpis"}
     assert any("no file for forecast_accuracy" in n for n in result.notes)
@@ -393,3 +397,113 @@ def test_load_stage_publishes_the_staged_outputs(tmp_path):
     assert load_stage(ctx).counts == result.counts  # idempotent
     assert len(reporting.read_table(u, "forecasts")) == 3
     reporting.dispose_engine(u)
+
+
+def _staged(tmp_path, run_id: str = "20250310-abc"):
+    u = f"sqlite:///{tmp_path / 'rep.sqlite'}"
+    cfg = load_config(overrides={"staging_dir": str(tmp_path / "staging"), "reporting": {"url": u}})
+    ctx = RunContext(cfg, D1)
+    ctx.write_json("run", {"run_id": run_id})
+    for name, df in make_frames(D1, run_id).items():
+        ctx.write(name, df)
+    return ctx, u
+
+
+def _watermarks(u: str) -> dict[tuple[str, str], str]:
+    with reporting.engine_for(u).connect() as conn:
+        rows = conn.execute(sa.select(reporting.WATERMARKS)).all()
+    return {(r.source, r.table_name): r.watermark for r in rows}
+
+
+def test_load_stage_applies_proposed_watermarks_only_when_the_publish_commits(tmp_path):
+    ctx, u = _staged(tmp_path)
+    ctx.write_json("watermarks", [{"source": "erp", "table_name": "sales", "watermark": "2025-03-09T23:00:00"}])
+    result = load_stage(ctx)
+    assert result.counts["watermarks"] == 1 and "watermarks" in result.paths
+    assert _watermarks(u) == {("erp", "sales"): "2025-03-09T23:00:00"}
+    assert any("erp.sales=2025-03-09T23:00:00" in n for n in result.notes)
+
+    # the next proposal: the publish fails inside its transaction -> rows and watermarks unchanged
+    before = _snapshot(u)
+    ctx.write_json(
+        "watermarks",
+        [
+            {"source": "erp", "table_name": "sales", "watermark": "2025-03-10T23:00:00"},
+            {"source": "erp", "table_name": "stock", "watermark": "42"},
+        ],
+    )
+
+    def fail(conn: sa.Connection) -> None:
+        # the watermarks were already written on this connection, inside the transaction
+        assert reporting.get_watermark(conn, "erp", "stock") == "42"
+        raise RuntimeError("simulated failure after the watermarks")
+
+    with pytest.raises(RuntimeError, match="simulated failure"):
+        load_stage(ctx, before_commit=fail)
+    assert _watermarks(u) == {("erp", "sales"): "2025-03-09T23:00:00"}
+    for name, df in _snapshot(u).items():
+        assert_frame_equal(before[name], df)
+    load_stage(ctx)
+    assert _watermarks(u) == {("erp", "sales"): "2025-03-10T23:00:00", ("erp", "stock"): "42"}
+    reporting.dispose_engine(u)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"source": "erp"}, "expected a list"),
+        ([{"source": "erp", "table_name": "sales"}], "entry 0 has no 'watermark'"),
+        ([{"source": "erp", "table_name": "s", "watermark": "1"}] * 2, "entry 1 repeats source 'erp', table 's'"),
+    ],
+)
+def test_malformed_watermarks_file_is_refused_before_publishing(tmp_path, content, message):
+    ctx, u = _staged(tmp_path)
+    ctx.write_json("watermarks", content)
+    with pytest.raises(ValueError, match=message):
+        load_stage(ctx)
+    reporting.migrate(u)
+    assert reporting.published_run_dates(u) == []
+    reporting.dispose_engine(u)
+
+
+def check_summary_views(u: str) -> None:
+    """Publish two dates, then check the summary views against hand-computed sums (SQLite and PostgreSQL)."""
+    for d, rid in ((D1, "r1"), (D2, "r2")):
+        f = make_frames(d, rid, n=4)
+        f["transfers"]["approval_tier"] = ["planner", "auto", "planner", "auto"]
+        f["transfers"]["quantity"] = [10.0, 1.0, 30.0, 2.0]
+        f["transfers"]["transfer_cost"] = [1.0, 0.5, 3.0, 0.25]
+        f["alerts"]["severity"] = ["low", "high", "high", "high"]
+        f["alerts"]["alert_type"] = ["excess", "stockout_risk", "stockout_risk", "near_expiry"]
+        f["alerts"]["value_at_risk"] = [100.0, 10.0, 50.0, 20.0]
+        f["kpis"]["location"] = ["*", "S1", "S1", "S2"]
+        f["kpis"]["category"] = "*"
+        reporting.publish(u, d, rid, f)
+    with reporting.engine_for(u).connect() as conn:
+        tiers = conn.execute(sa.text("select * from v_transfer_tiers_today")).mappings().all()
+        alerts = conn.execute(sa.text("select * from v_alert_summary_today")).mappings().all()
+        by_loc = conn.execute(sa.text("select run_date, location, metric from v_kpi_trend_location")).all()
+    assert [(r["approval_tier"], r["transfers"], r["units"], r["transfer_cost"]) for r in tiers] == [
+        ("auto", 2, 3.0, 0.75),
+        ("planner", 2, 40.0, 4.0),
+    ]
+    assert {str(r["run_date"])[:10] for r in tiers} == {D2.isoformat()}
+    assert [(r["severity"], r["alert_type"], r["alerts"], r["value_at_risk"]) for r in alerts] == [
+        ("high", "stockout_risk", 2, 60.0),
+        ("high", "near_expiry", 1, 20.0),
+        ("low", "excess", 1, 100.0),
+    ]
+    assert [(str(d)[:10], loc, m) for d, loc, m in by_loc] == [
+        (D1.isoformat(), "*", "metric-0"),
+        (D2.isoformat(), "*", "metric-0"),
+        (D1.isoformat(), "S1", "metric-1"),
+        (D2.isoformat(), "S1", "metric-1"),
+        (D1.isoformat(), "S1", "metric-2"),
+        (D2.isoformat(), "S1", "metric-2"),
+        (D1.isoformat(), "S2", "metric-3"),
+        (D2.isoformat(), "S2", "metric-3"),
+    ]
+
+
+def test_summary_views_on_sqlite(url):
+    check_summary_views(url)

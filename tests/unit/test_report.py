@@ -229,6 +229,7 @@ def frames() -> dict[str, pd.DataFrame]:
                     "level": "row",
                     "passed": False,
                     "observed": "2 negative values",
+                    "observed_value": 2.0,
                     "failing_rows": 2,
                 },
                 {
@@ -238,6 +239,7 @@ def frames() -> dict[str, pd.DataFrame]:
                     "level": "table",
                     "passed": True,
                     "observed": "0 duplicates",
+                    "observed_value": None,
                     "failing_rows": 0,
                 },
             ],
@@ -640,3 +642,116 @@ def test_notify_stage_with_an_empty_run(cfg):
     assert "2026-11-25" in html and "Nothing to report." in html
     back = email.message_from_bytes(Path(result.paths["eml_all-zh"]).read_bytes(), policy=email_policy.default)
     assert back["Subject"] == "[调拨] 2026-11-25：0 条调拨待审批，0 条高风险预警"
+
+
+# --------------------------------------------------------------------------------------------
+# KPI trends, forecast vs actual, inline digest charts, rebuilding the report from the database
+# --------------------------------------------------------------------------------------------
+
+
+def kpi_history(days: int = 5) -> pd.DataFrame:
+    rows = []
+    for i in range(days):
+        d = pd.Timestamp(RUN_DATE) - pd.Timedelta(days=days - 1 - i)
+        for metric, value in (
+            ("inventory_value", 1000.0 + 10 * i),
+            ("stockout_rate", 0.1 - 0.01 * i),
+            ("band_compliance", None),
+            ("not_a_trend_metric", 1.0),
+        ):
+            rows.append(
+                {"run_date": d, "run_id": f"r{i}", "location": "*", "category": "*", "metric": metric, "value": value}
+            )
+        rows.append(
+            {
+                "run_date": d,
+                "run_id": f"r{i}",
+                "location": "ST1",
+                "category": "*",
+                "metric": "inventory_value",
+                "value": 5.0,
+            }
+        )
+    return contract.conform(pd.DataFrame(rows), "kpis")
+
+
+def daily_sales() -> pd.DataFrame:
+    days = pd.date_range(pd.Timestamp(RUN_DATE) - pd.Timedelta(days=30), periods=31, freq="D")
+    return contract.conform(
+        pd.DataFrame({"sku": "S1", "location": "ST1", "date": days, "quantity": 7.0, "returns": 0.0, "revenue": 0.0}),
+        "sales",
+    )
+
+
+def test_report_kpi_trends_and_forecast_vs_actual(frames, summary):
+    from pipelines.report import kpi_trends
+
+    trends = kpi_trends(kpi_history(), RUN_DATE)
+    # network rows only, metrics in TREND_METRICS order, all-null metrics left out
+    assert [t["metric"] for t in trends] == ["inventory_value", "stockout_rate"]
+    assert trends[0]["latest"] == 1040.0 and trends[0]["points"] == 5
+    assert trends[0]["png"].startswith(b"\x89PNG") and kpi_trends(kpi_history(), RUN_DATE)[0]["png"] == trends[0]["png"]
+    assert kpi_trends(kpi_history(), RUN_DATE - pd.Timedelta(days=3))[0]["latest"] == 1010.0  # no future rows
+
+    html = render_report({**frames, "kpi_history": kpi_history(), "sales": daily_sales()}, summary, "en")
+    sec = section_text(html, "kpi-trends")
+    doc = parse(sec + "</section>")
+    assert len(doc.imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in doc.imgs)
+    assert "inventory_value: <b>1,040" in sec and "not_a_trend_metric" not in sec
+    assert "actually sold over the 28 days" in section_text(html, "forecast")
+    without = render_report(frames, summary, "en")
+    assert "actually sold" not in without
+    # the chart of S1 @ ST1 differs once actual sales are drawn on it
+    png = [s for s in parse(html).imgs if s.startswith("data:")]
+    assert set(png) - set(parse(without).imgs)
+    zh = render_report({**frames, "kpi_history": kpi_history()}, summary, "zh-CN")
+    assert "指标趋势" in section_text(zh, "kpi-trends")
+
+
+def test_digest_shows_kpi_trends_inline_through_cid(frames, summary, cfg, items, locations):
+    msg = build_digest(frames, summary, cfg.email.planners[0], cfg, locations, items, kpi_history())
+    back = email.message_from_bytes(msg.as_bytes(), policy=email_policy.default)
+    related = [p for p in back.walk() if p.get_content_type() == "multipart/related"]
+    assert len(related) == 1
+    html = back.get_body(preferencelist=("html",)).get_content()
+    images = {p["Content-ID"].strip("<>"): p for p in back.walk() if p.get_content_type() == "image/png"}
+    refs = [s.removeprefix("cid:") for s in parse(html).imgs]
+    assert refs and sorted(refs) == sorted(images)
+    assert refs[0] == "kpi-inventory_value.20261125@tiaobo"
+    assert all(p.get_payload(decode=True).startswith(b"\x89PNG") for p in images.values())
+    # attachments are still attachments, not inline parts
+    names = sorted(p.get_filename() for p in back.iter_attachments())
+    assert any(n.endswith(".xlsx") for n in names) and sum(n.endswith(".csv") for n in names) == 2
+    # without any KPI rows: no images, no multipart/related, the digest is otherwise the same
+    no_kpis = {k: v for k, v in frames.items() if k != "kpis"}
+    plain = build_digest(no_kpis, summary, cfg.email.planners[0], cfg, locations, items)
+    assert not [p for p in plain.walk() if p.get_content_type() in ("image/png", "multipart/related")]
+    assert "cid:" not in plain.get_body(preferencelist=("html",)).get_content()
+
+
+def test_report_command_rebuilds_the_report_from_the_reporting_database(cfg, frames, items, locations):
+    from pipelines import reporting
+    from pipelines.report import report_command
+
+    url = cfg.reporting_url()
+    hist = kpi_history()
+    for i, d in enumerate(sorted(hist["run_date"].unique())):
+        f = {name: df for name, df in frames.items() if name in contract.OUTPUT_TABLES}
+        f = {name: df.assign(run_date=d, run_id=f"r{i}") for name, df in f.items()}
+        f["kpis"] = hist[hist["run_date"] == d]
+        reporting.publish(url, d.date(), f"r{i}", f)
+    ctx = RunContext(cfg, RUN_DATE)
+    ctx.write("items", items)
+    ctx.write("locations", locations)
+    paths = report_command(RUN_DATE.isoformat(), cfg)
+    assert [p.name for p in paths] == ["report_2026-11-25.html", "report_2026-11-25.zh-CN.html"]
+    html = paths[0].read_text(encoding="utf-8")
+    doc = parse(html)
+    assert set(SECTION_IDS) <= set(doc.ids)
+    assert "(run r4)" in html and "(run r3)" not in html
+    assert parse(section_text(html, "kpi-trends")).imgs and len(parse(section_text(html, "forecast")).imgs) == 5
+    assert "矿泉水" in html or "ST1" in html
+    assert not [u for u in doc.urls if u.lower().startswith(("http:", "https:", "//"))]
+    with pytest.raises(LookupError, match="2026-11-26 is not published"):
+        report_command("2026-11-26", cfg)
+    reporting.dispose_engine(url)
