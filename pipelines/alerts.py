@@ -1,6 +1,7 @@
-"""Alerts stage: stockout risk, slow movers, excess stock and near-expiry lots.
+"""Alerts stage: stockout risk, slow movers and dead stock, excess stock and near-expiry lots.
 
-Current method (walking skeleton), per SKU x location of the inventory policy (mu = demand_mean,
+Each alert has a severity, units, a value at risk, an action code and an explanation in English
+and Chinese built from the numbers. Method, per SKU x location of the inventory policy (mu = demand_mean,
 L = lead_time_days, the policy row found as in :func:`pipelines.policy.lookup_policy`):
 
 - ``stockout_risk``: mu > 0, available < reorder point, and the projected stockout day
@@ -11,19 +12,25 @@ L = lead_time_days, the policy row found as in :func:`pipelines.policy.lookup_po
   medium at most 7 days, else low.
 - ``slow_mover``: on hand > 0 and no sale (quantity > 0) in the last ``slow_mover_days`` of the
   policy row, i.e. the last sale is more than that many days before the run date. A series never
-  sold is a slow mover ("no sale recorded") only when the sales history reaches back that far
-  (otherwise we cannot tell). units = on hand; value = on hand x unit cost. Action
-  ``promote_or_transfer``.
-- ``excess``: mu > 0 and available above ``max_cover_days`` of cover: units = available -
-  max_cover_days x mu; value at cost. Action ``transfer_out``. (Stock with no forecast demand is
-  left to the slow-mover alert, so the same units are not reported twice.)
+  sold counts ("no sale recorded in N days of history") only when the sales history reaches back
+  that far (otherwise we cannot tell). **Dead stock** is the same test with ``dead_stock_days``
+  (policy row; default 3 x slow_mover_days): action ``clear_dead_stock`` (return, sell off or
+  write off), else ``promote_or_transfer``. units = on hand; value = on hand x unit cost (value
+  tied up). The alert type stays ``slow_mover`` for both, so KPIs of slow stock include dead stock.
+- ``excess``: mu > 0 and available above both the order-up-to level and the top of the health
+  band (``max_cover_days`` x mu): units = available - max(order_up_to, max_cover_days x mu); value
+  at cost. Action ``transfer_out``; the explanation names up to three locations of the same SKU
+  that are below their own order-up-to level (largest need first) and how many units each needs.
+  Stock above the band is reported here, once (not again as a slow mover); stock with no forecast
+  demand is left to the slow-mover alert.
 - ``near_expiry``: per lot with an expiry date (first-expiry-first-out): at the forecast rate mu a
   location sells its lots in expiry order; a lot is sellable on the days before its expiry date,
   so what sells from it is ``clip(mu * days_to_expiry - units of earlier-expiring lots, 0, on_hand)``
   and the rest expires. A lot already expired (expiry date on or before the run date) expires in
   full and does not absorb demand. Lots without expiry are sold last and never expire. Value at
-  cost. Action ``write_off`` when expired, else ``transfer_or_promote``. Severity: high when
-  expired or expiring within 7 days, medium within 30 days, else low. SKUs without a policy row
+  cost. Action ``write_off`` when expired; else ``transfer_to_faster_location`` when another
+  location of the SKU has a higher forecast rate (named in the explanation with its rate), else
+  ``promote``. Severity: high when expired or expiring within 7 days, medium within 30 days, else low. SKUs without a policy row
   (e.g. discontinued) count with mu = 0.
 - Severity of ``slow_mover`` and ``excess`` by value at cost: high from ``high_value`` (5,000),
   medium from ``medium_value`` (1,000), else low.
@@ -42,7 +49,7 @@ import pandas as pd
 from pipelines import contract, explain
 from pipelines.context import RunContext, StageResult
 from pipelines.forecast import KEY, history_start, latest_snapshot
-from pipelines.policy import lookup_policy
+from pipelines.policy import lookup_policy, policies_with_extras
 
 HIGH_VALUE = 5000.0
 MEDIUM_VALUE = 1000.0
@@ -54,6 +61,7 @@ POLICY_COLUMNS = KEY + [
     "lead_time_days",
     "reorder_point",
     "order_up_to",
+    "safety_stock",
     "on_hand",
     "available",
     "days_of_cover",
@@ -103,35 +111,67 @@ def stockout_alerts(p: pd.DataFrame, run_date: date) -> pd.DataFrame:
 def slow_mover_alerts(
     p: pd.DataFrame, sales: pd.DataFrame, run_date: date, high_value: float, medium_value: float
 ) -> pd.DataFrame:
-    """``p``: policy rows with unit_cost and slow_mover_days. See the module doc."""
+    """``p``: policy rows with unit_cost, slow_mover_days and dead_stock_days. See the module doc."""
     rd = pd.Timestamp(run_date)
-    sold = sales[(sales["quantity"] > 0) & (sales["date"] < rd)]
-    last = sold.groupby(KEY, as_index=False)["date"].max().rename(columns={"date": "last_sale_date"})
+    sold = sales.loc[(sales["quantity"] > 0) & (sales["date"] < rd), KEY + ["date"]]
+    last = sold.groupby(KEY, as_index=False, sort=False)["date"].max().rename(columns={"date": "last_sale_date"})
     a = p.merge(last, on=KEY, how="left")
     days_since = (rd - a["last_sale_date"]).dt.days
     first = history_start(sales)
+    history = -1 if first is None else (rd - first).days
     n = a["slow_mover_days"].astype("int64")
+    dead_n = a["dead_stock_days"].fillna(3 * n).astype("int64")
     never = a["last_sale_date"].isna()
-    covers = pd.Series(False, index=a.index) if first is None else (rd - first).days >= n
-    hit = (a["on_hand"] > 0) & ((~never & (days_since > n)) | (never & covers))
+    slow = (~never & (days_since > n)) | (never & (history >= n))
+    dead = (~never & (days_since > dead_n)) | (never & (history >= dead_n))
+    hit = (a["on_hand"] > 0) & slow
     a = a.loc[hit].copy()
+    a["dead"] = dead[hit]
+    a["history_days"] = history
     a["days_since_sale"] = days_since[hit]
+    a["dead_stock_days"] = dead_n[hit]
     a["units"] = a["on_hand"]
     a["value_at_risk"] = a["on_hand"] * a["unit_cost"]
     a["severity"] = _value_severity(a["value_at_risk"], high_value, medium_value)
     a["explanation_en"], a["explanation_zh"] = explain.slow_mover_sentences(a)
-    return _finish(a, "slow_mover", "promote_or_transfer", rd)
+    action = pd.Series(np.where(a["dead"], "clear_dead_stock", "promote_or_transfer"), index=a.index, dtype="str")
+    return _finish(a, "slow_mover", action, rd)
+
+
+def _receivers(p: pd.DataFrame, top: int = 3) -> pd.Series:
+    """Per SKU: the locations below their order-up-to level (with demand), largest need first, as
+    text "S2 (12), S3 (4)" (units needed); at most ``top`` names."""
+    need = p["order_up_to"] - p["available"]
+    mask = (p["demand_mean"] > 0) & (need > 0.5)
+    if not mask.any():
+        return pd.Series(dtype="str")
+    r = p.loc[mask, ["sku", "location"]].assign(need=need[mask])
+    if r.empty:
+        return pd.Series(dtype="str")
+    r = r.sort_values(["sku", "need", "location"], ascending=[True, False, True], kind="mergesort")
+    r["_rank"] = r.groupby("sku", sort=False).cumcount()
+    r = r[r["_rank"] < top]
+    r["txt"] = r["location"].astype("str") + " (" + explain.num(r["need"], 0) + ")"
+    wide = r.pivot(index="sku", columns="_rank", values="txt")
+    out = wide[0].astype("str")
+    for k in range(1, wide.shape[1]):
+        nxt = wide[k]
+        out = out.where(nxt.isna(), out + ", " + nxt.fillna("").astype("str"))
+    return out
 
 
 def excess_alerts(p: pd.DataFrame, run_date: date, high_value: float, medium_value: float) -> pd.DataFrame:
     """``p``: policy rows with unit_cost and max_cover_days. See the module doc."""
     rd = pd.Timestamp(run_date)
-    units = p["available"] - p["max_cover_days"] * p["demand_mean"]
-    hit = (p["demand_mean"] > 0) & (units > 0)
+    ceiling = np.maximum(p["order_up_to"], p["max_cover_days"] * p["demand_mean"])
+    units = p["available"] - ceiling
+    hit = (p["demand_mean"] > 0) & (units > 1e-9)
     a = p.loc[hit].copy()
+    a["ceiling"] = ceiling[hit]
     a["units"] = units[hit]
     a["value_at_risk"] = a["units"] * a["unit_cost"]
     a["severity"] = _value_severity(a["value_at_risk"], high_value, medium_value)
+    a["receivers"] = a["sku"].map(_receivers(p)).fillna("").astype("str")
     a["explanation_en"], a["explanation_zh"] = explain.excess_sentences(a)
     return _finish(a, "excess", "transfer_out", rd)
 
@@ -173,9 +213,21 @@ def near_expiry_alerts(stock: pd.DataFrame, p: pd.DataFrame, items: pd.DataFrame
     a["value_at_risk"] = a["units"] * a["unit_cost"].fillna(0.0)
     a["event_date"] = a["expiry_date"]
     a["severity"] = _days_severity(a["days_to_expiry"].to_numpy(np.int64), 7, 30)
-    action = pd.Series(np.where(a["expired"], "write_off", "transfer_or_promote"), index=a.index, dtype="str")
+    # the location of the same SKU with the highest forecast rate (ties: first by code)
+    fast = p.loc[p["demand_mean"] > 0, KEY + ["demand_mean"]].sort_values(
+        ["sku", "demand_mean", "location"], ascending=[True, False, True], kind="mergesort"
+    )
+    fast = fast.drop_duplicates("sku").rename(columns={"location": "best_location", "demand_mean": "best_rate"})
+    a = a.merge(fast, on="sku", how="left")
+    faster = a["best_location"].notna() & (a["best_location"] != a["location"])
+    faster &= a["best_rate"].fillna(0.0) > a["demand_mean"]
+    a["best_location"] = a["best_location"].where(faster, "").astype("str")
+    a["best_rate"] = a["best_rate"].where(faster, 0.0)
+    expired = a["expired"].astype(bool)
+    action = np.where(expired, "write_off", np.where(faster, "transfer_to_faster_location", "promote"))
+    a["action_code"] = action
     a["explanation_en"], a["explanation_zh"] = explain.near_expiry_sentences(a)
-    return _finish(a, "near_expiry", action, rd)
+    return _finish(a, "near_expiry", pd.Series(action, index=a.index, dtype="str"), rd)
 
 
 def compute_alerts(
@@ -206,13 +258,14 @@ def compute_alerts(
 
 
 def alerts_stage(ctx: RunContext) -> StageResult:
-    """Read inventory_policy, stock, sales, items, policies; write ``alerts``."""
+    """Read inventory_policy, stock, sales, items, policies (with the configured optional
+    parameters); write ``alerts``."""
     out = compute_alerts(
         ctx.read("inventory_policy"),
         ctx.read("stock"),
         ctx.read("sales"),
         ctx.read("items"),
-        ctx.read("policies"),
+        policies_with_extras(ctx),
         ctx.run_date,
     )
     n = ctx.write("alerts", out.assign(run_id=ctx.run_id))

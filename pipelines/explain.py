@@ -17,12 +17,13 @@ prints as "n/a" (Chinese "无").
 from __future__ import annotations
 
 import math
-from functools import reduce
 from string import Formatter
 from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Part: TypeAlias = pd.Series | str
 
@@ -39,16 +40,36 @@ def _fmt_number(x: object, decimals: int, missing: str) -> str:
     return "0" if t == "-0" else t
 
 
+def _as_text(values: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.array(values, dtype="str"), index=index)
+
+
+def _arrow_text(part: pd.Series, index: pd.Index) -> pa.Array | pa.ChunkedArray:
+    if not part.index.equals(index):
+        part = part.reindex(index)
+    return pa.array(part.astype("str"), type=pa.large_string(), from_pandas=True)
+
+
+def _format_unique(values: pd.Series, decimals: int, fmt) -> pd.Series:  # type: ignore[no-untyped-def]
+    """Format every row through ``fmt`` called once per distinct value rounded to ``decimals``
+    (the text depends on the rounded value only), so a million rows cost a few thousand calls."""
+    s = pd.Series(values)
+    arr = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        rounded = np.round(arr, decimals)
+    codes, uniq = pd.factorize(rounded, use_na_sentinel=False)
+    texts = pa.array([fmt(u) for u in uniq], type=pa.large_string())
+    return _as_text(pc.take(texts, pa.array(codes)), s.index)
+
+
 def num(values: pd.Series, decimals: int = 1, missing: str = "n/a") -> pd.Series:
     """Numbers as text: thousands separators, up to ``decimals`` decimals, trailing zeros dropped."""
-    s = pd.Series(values)
-    return s.map(lambda x: _fmt_number(x, decimals, missing)).astype("str")
+    return _format_unique(values, decimals, lambda x: _fmt_number(x, decimals, missing))
 
 
 def money(values: pd.Series, missing: str = "n/a") -> pd.Series:
     """Money as text with two decimals and thousands separators."""
-    s = pd.Series(values)
-    return s.map(lambda x: missing if pd.isna(x) else f"{float(x):,.2f}").astype("str")
+    return _format_unique(values, 2, lambda x: missing if pd.isna(x) else f"{float(x):,.2f}")
 
 
 def pct(values: pd.Series) -> pd.Series:
@@ -63,13 +84,16 @@ def day(values: pd.Series, missing: str = "") -> pd.Series:
 
 
 def text(*parts: Part) -> pd.Series:
-    """Concatenate string Series and literals column-wise (at least one part must be a Series)."""
+    """Concatenate string Series and literals column-wise (at least one part must be a Series;
+    Series are aligned on the first one's index). One vectorised Arrow call for all rows."""
     series = [p for p in parts if isinstance(p, pd.Series)]
     if not series:
         raise ValueError("text() needs at least one Series part")
     index = series[0].index
-    cols = [p.astype("str") if isinstance(p, pd.Series) else pd.Series(p, index=index, dtype="str") for p in parts]
-    return reduce(lambda a, b: a + b, cols)
+    cols = [
+        _arrow_text(p, index) if isinstance(p, pd.Series) else pa.scalar(str(p), type=pa.large_string()) for p in parts
+    ]
+    return _as_text(pc.binary_join_element_wise(*cols, pa.scalar("", type=pa.large_string())), index)
 
 
 def render(template: str, **fields: Part) -> pd.Series:
@@ -91,9 +115,18 @@ def render(template: str, **fields: Part) -> pd.Series:
 
 def choose(condition: pd.Series, when_true: Part, when_false: Part) -> pd.Series:
     """Row-wise choice between two texts (Series aligned with ``condition``, or literals)."""
-    a = when_true.to_numpy(dtype=object) if isinstance(when_true, pd.Series) else when_true
-    b = when_false.to_numpy(dtype=object) if isinstance(when_false, pd.Series) else when_false
-    return pd.Series(np.where(condition.to_numpy(dtype=bool), a, b), index=condition.index, dtype="str")
+    index = condition.index
+
+    def arrow(part: Part) -> pa.Array | pa.ChunkedArray | pa.Scalar:
+        if isinstance(part, pd.Series):
+            return _arrow_text(part, index)
+        return pa.scalar(str(part), type=pa.large_string())
+
+    cond = pa.array(condition.to_numpy(dtype=bool))
+    out = pc.if_else(cond, arrow(when_true), arrow(when_false))
+    if isinstance(out, pa.Scalar):  # both literals and no row
+        out = pa.array([], type=pa.large_string())
+    return _as_text(out, index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -102,15 +135,31 @@ def choose(condition: pd.Series, when_true: Part, when_false: Part) -> pd.Series
 
 _BAND_EN = {"under": "under-stocked", "healthy": "healthy", "over": "over-stocked", "no_demand": "no demand"}
 _BAND_ZH = {"under": "库存不足", "healthy": "库存健康", "over": "库存过多", "no_demand": "无需求"}
+_PATTERN_EN = {
+    "smooth": "smooth",
+    "erratic": "erratic",
+    "intermittent": "intermittent",
+    "lumpy": "lumpy",
+    "no_demand": "no recent sales",
+}
+_PATTERN_ZH = {"smooth": "平稳", "erratic": "波动", "intermittent": "间歇", "lumpy": "块状", "no_demand": "近期无销售"}
+_METHOD_EN = {
+    "normal": "normal approximation",
+    "poisson": "Poisson lead-time demand",
+    "negbin": "negative binomial lead-time demand",
+    "zero": "no demand",
+}
+_METHOD_ZH = {"normal": "正态近似", "poisson": "泊松提前期需求", "negbin": "负二项提前期需求", "zero": "无需求"}
 
 _POLICY_EN = (
-    "Forecast {mu}/day (std {sd}), lead time {lt} ± {lts} days{dflt} + review {rp} days, service level {sl}:"
-    " safety stock {ss}, reorder at {rop}, order up to {out}. Available {avail} = {cover} days of cover:"
-    " {band} (band {lo}–{hi} days)."
+    "Class {abc}{xyz}, {pat} demand. Forecast {mu}/day (std {sd}), lead time {lt} ± {lts} days{dflt} + review {rp}"
+    " days, service level {sl}{fr}: safety stock {ss} ({meth}{cap}), reorder at {rop}, order up to {out}."
+    " Available {avail} = {cover} days of cover: {band} (band {lo}–{hi} days)."
 )
 _POLICY_ZH = (
-    "预测日销 {mu}（标准差 {sd}），补货提前期 {lt} ± {lts} 天{dflt}，检查周期 {rp} 天，服务水平 {sl}："
-    "安全库存 {ss}，再订货点 {rop}，最高库存 {out}。可用库存 {avail}，可售 {cover} 天：{band}（健康区间 {lo}–{hi} 天）。"
+    "分类 {abc}{xyz}，需求{pat}。预测日销 {mu}（标准差 {sd}），补货提前期 {lt} ± {lts} 天{dflt}，检查周期 {rp} 天，"
+    "服务水平 {sl}{fr}：安全库存 {ss}（{meth}{cap}），再订货点 {rop}，最高库存 {out}。"
+    "可用库存 {avail}，可售 {cover} 天：{band}（健康区间 {lo}–{hi} 天）。"
 )
 _NO_DEMAND_EN = (
     "No demand forecast (nothing sold in the forecast window): available {avail}, no safety stock needed;"
@@ -119,10 +168,15 @@ _NO_DEMAND_EN = (
 _NO_DEMAND_ZH = "无需求预测（预测窗口内无销售）：可用库存 {avail}，无需安全库存；补货提前期 {lt} 天{dflt}。"
 
 
+def _opt_col(df: pd.DataFrame, name: str, default: object) -> pd.Series:
+    return df[name] if name in df.columns else pd.Series(default, index=df.index)
+
+
 def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Columns: demand_mean, demand_std, lead_time_days, lead_time_std_days, lead_time_defaulted,
     review_period_days, service_level, safety_stock, reorder_point, order_up_to, available,
-    days_of_cover, health_band, min_cover_days, max_cover_days."""
+    days_of_cover, health_band, min_cover_days, max_cover_days, abc_class; optional: xyz_class,
+    demand_pattern, ss_method, ss_capped, fill_rate."""
     f = {
         "mu": num(df["demand_mean"], 1),
         "sd": num(df["demand_std"], 1),
@@ -137,17 +191,32 @@ def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "cover": num(df["days_of_cover"], 0),
         "lo": num(df["min_cover_days"], 0),
         "hi": num(df["max_cover_days"], 0),
+        "abc": df["abc_class"].astype("str"),
+        "xyz": _opt_col(df, "xyz_class", "").astype("str"),
     }
     defaulted = df["lead_time_defaulted"].astype(bool)
+    fill = pd.to_numeric(_opt_col(df, "fill_rate", np.nan), errors="coerce")
+    has_fill = fill.notna()
+    capped = _opt_col(df, "ss_capped", False).astype(bool)
+    pattern = _opt_col(df, "demand_pattern", "smooth").astype("str")
+    method = _opt_col(df, "ss_method", "normal").astype("str")
     en = {
         **f,
         "band": df["health_band"].map(_BAND_EN).astype("str"),
         "dflt": choose(defaulted, " (default, none recorded)", ""),
+        "pat": pattern.map(_PATTERN_EN).fillna(pattern).astype("str"),
+        "meth": method.map(_METHOD_EN).fillna(method).astype("str"),
+        "cap": choose(capped, ", capped by the policy's days of cover", ""),
+        "fr": choose(has_fill, render(", fill rate {x}", x=pct(fill)), ""),
     }
     zh = {
         **f,
         "band": df["health_band"].map(_BAND_ZH).astype("str"),
         "dflt": choose(defaulted, "（无记录，使用默认值）", ""),
+        "pat": pattern.map(_PATTERN_ZH).fillna(pattern).astype("str"),
+        "meth": method.map(_METHOD_ZH).fillna(method).astype("str"),
+        "cap": choose(capped, "，受策略可售天数上下限约束", ""),
+        "fr": choose(has_fill, render("，满足率 {x}", x=pct(fill)), ""),
     }
     has = pd.Series(df["demand_mean"].to_numpy() > 0, index=df.index)
     return (
@@ -191,56 +260,82 @@ _SLOW_EN = (
     " Promote or transfer to a location that sells it."
 )
 _SLOW_ZH = "现有库存 {oh} 件（成本 {val}），近 {n} 天无销售：{last}。建议促销或调拨至有销量的门店。"
+_DEAD_EN = (
+    "Dead stock: on hand {oh} ({val} at cost tied up) and no sale in the last {dn} days: {last}."
+    " Return to the supplier, sell off or write off."
+)
+_DEAD_ZH = "呆滞库存：现有库存 {oh} 件（占用成本 {val}），近 {dn} 天无销售：{last}。建议退货、清仓或报废。"
 
 
 def slow_mover_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Columns: on_hand, value_at_risk, last_sale_date (NaT = never sold), days_since_sale,
-    slow_mover_days."""
-    f = {"oh": num(df["on_hand"], 0), "val": money(df["value_at_risk"]), "n": num(df["slow_mover_days"], 0)}
+    slow_mover_days; optional: dead (bool), dead_stock_days, history_days."""
+    f = {
+        "oh": num(df["on_hand"], 0),
+        "val": money(df["value_at_risk"]),
+        "n": num(df["slow_mover_days"], 0),
+        "dn": num(df["dead_stock_days"] if "dead_stock_days" in df.columns else df["slow_mover_days"], 0),
+    }
     never = df["last_sale_date"].isna()
     last, ago = day(df["last_sale_date"]), num(df["days_since_sale"], 0)
-    last_en = choose(never, "no sale recorded", render("last sale on {d}, {n} days ago", d=last, n=ago))
-    last_zh = choose(never, "无销售记录", render("最近一次销售于 {d}（{n} 天前）", d=last, n=ago))
-    return render(_SLOW_EN, **f, last=last_en), render(_SLOW_ZH, **f, last=last_zh)
+    if "history_days" in df.columns:
+        hist = num(df["history_days"], 0)
+        never_en = render("no sale recorded in {h} days of history", h=hist)
+        never_zh = render("{h} 天销售记录内无销售", h=hist)
+    else:
+        never_en, never_zh = pd.Series("no sale recorded", index=df.index), pd.Series("无销售记录", index=df.index)
+    last_en = choose(never, never_en, render("last sale on {d}, {n} days ago", d=last, n=ago))
+    last_zh = choose(never, never_zh, render("最近一次销售于 {d}（{n} 天前）", d=last, n=ago))
+    dead = df["dead"].astype(bool) if "dead" in df.columns else pd.Series(False, index=df.index)
+    return (
+        choose(dead, render(_DEAD_EN, **f, last=last_en), render(_SLOW_EN, **f, last=last_en)),
+        choose(dead, render(_DEAD_ZH, **f, last=last_zh), render(_SLOW_ZH, **f, last=last_zh)),
+    )
 
 
 _EXCESS_EN = (
-    "Available {av} at {mu}/day = {cover} days of cover, above the {mx}-day maximum: {units} units in excess"
-    " ({val} at cost). Transfer them out."
+    "Available {av} at {mu}/day = {cover} days of cover, above the order-up-to level {out} and the {mx}-day"
+    " maximum: {units} units in excess ({val} at cost). {to}"
 )
-_EXCESS_ZH = (
-    "可用库存 {av}，预测日销 {mu}，可售 {cover} 天，超过上限 {mx} 天：超额 {units} 件（成本 {val}）。建议调出。"
-)
+_EXCESS_ZH = "可用库存 {av}，预测日销 {mu}，可售 {cover} 天，超过最高库存 {out} 及上限 {mx} 天：超额 {units} 件（成本 {val}）。{to}"
 
 
 def excess_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """Columns: available, demand_mean, days_of_cover, max_cover_days, units, value_at_risk."""
+    """Columns: available, demand_mean, days_of_cover, order_up_to, max_cover_days, units,
+    value_at_risk; optional: receivers (text "S2 (12), S3 (4)": locations short of their
+    order-up-to level and the units they need, empty when none)."""
     f = {
         "av": num(df["available"], 0),
         "mu": num(df["demand_mean"], 1),
         "cover": num(df["days_of_cover"], 0),
+        "out": num(df["order_up_to"], 0),
         "mx": num(df["max_cover_days"], 0),
         "units": num(df["units"], 1),
         "val": money(df["value_at_risk"]),
     }
-    return render(_EXCESS_EN, **f), render(_EXCESS_ZH, **f)
+    rec = df["receivers"].astype("str") if "receivers" in df.columns else pd.Series("", index=df.index, dtype="str")
+    some = rec != ""
+    to_en = choose(some, render("Transfer them out; could use it (units needed): {r}.", r=rec), "Transfer them out.")
+    to_zh = choose(some, render("建议调出；可接收门店（所需件数）：{r}。", r=rec), "建议调出。")
+    return render(_EXCESS_EN, **f, to=to_en), render(_EXCESS_ZH, **f, to=to_zh)
 
 
 _EXPIRED_EN = "Lot {lot}: {oh} units expired on {ev} ({val} at cost). Write them off."
 _EXPIRED_ZH = "批次 {lot}：{oh} 件已于 {ev} 过期（成本 {val}）。建议报废。"
 _EXPIRING_EN = (
     "Lot {lot}: {oh} units expire on {ev} (in {d} days); at {mu}/day, selling older lots first, {units} units"
-    " will not sell in time ({val} at cost). Transfer or promote."
+    " will not sell in time ({val} at cost). {act}"
 )
 _EXPIRING_ZH = (
     "批次 {lot}：{oh} 件将于 {ev} 过期（剩 {d} 天）；按预测日销 {mu}、先到期先出，预计 {units} 件无法及时售出"
-    "（成本 {val}）。建议调拨或促销。"
+    "（成本 {val}）。{act}"
 )
 
 
 def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Columns: lot, on_hand, event_date (expiry), days_to_expiry, demand_mean, units, value_at_risk,
-    expired (bool)."""
+    expired (bool); optional: best_location / best_rate (a location selling the SKU faster, "" if
+    none)."""
     f = {
         "lot": df["lot"].astype("str"),
         "oh": num(df["on_hand"], 0),
@@ -251,9 +346,20 @@ def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "val": money(df["value_at_risk"]),
     }
     expired = df["expired"].astype(bool)
+    best = df["best_location"].astype("str") if "best_location" in df.columns else pd.Series("", index=df.index)
+    rate = num(df["best_rate"], 1) if "best_rate" in df.columns else pd.Series("", index=df.index)
+    faster = best != ""
+    act_en = choose(
+        faster,
+        render("Transfer to {b}, which sells {r}/day, or promote.", b=best, r=rate),
+        "Promote it; no other location sells it faster.",
+    )
+    act_zh = choose(
+        faster, render("建议调拨至 {b}（日销 {r}）或促销。", b=best, r=rate), "建议促销；其他门店销售不更快。"
+    )
     return (
-        choose(expired, render(_EXPIRED_EN, **f), render(_EXPIRING_EN, **f)),
-        choose(expired, render(_EXPIRED_ZH, **f), render(_EXPIRING_ZH, **f)),
+        choose(expired, render(_EXPIRED_EN, **f), render(_EXPIRING_EN, **f, act=act_en)),
+        choose(expired, render(_EXPIRED_ZH, **f), render(_EXPIRING_ZH, **f, act=act_zh)),
     )
 
 

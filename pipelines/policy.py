@@ -1,47 +1,78 @@
-"""Policy stage: ABC class, safety stock, reorder point, order-up-to level and health band.
+"""Policy stage: ABC/XYZ classes, demand pattern, safety stock, reorder point, order-up-to, health band.
 
-Current method (walking skeleton; later issues add XYZ classes and forecast-error based sigma):
+Method, per SKU x location of the forecast, all series at once (numpy / pandas, no row loop):
 
-- **Series**: every SKU x location of the forecast. ``demand_mean`` (mu, units/day) is the mean
-  daily forecast over the horizon; ``demand_std`` (sigma_d) is the sample standard deviation
-  (ddof=1) of daily units sold over the last ``std_days`` (56) days before the run date, days
-  without a sale counting as 0 (0 with fewer than two observed days).
+- **Demand rate** ``mu`` (units/day): the mean daily forecast ``mean`` over the forecast horizon
+  (the ``forecasts`` contract columns only). ``demand_std`` (sigma_d): sample standard deviation
+  (ddof=1) of daily units sold over the last ``std_days`` (56) observed days before the run date,
+  days without a sale counting as 0 (0 with fewer than two observed days).
 - **Lead time** L, its standard deviation sigma_L and the review period R come from
   ``lead_times``; when a SKU x location has none, the configured defaults are used and
-  ``lead_time_defaulted`` is true.
-- **ABC class** per SKU, network-wide (the same class at every location): value = units sold over
-  the last 365 days x unit cost (annualising would multiply every SKU by the same factor, so the
-  shares are unchanged), active SKUs ranked by value; a SKU is A while the cumulative share of the
-  SKUs ranked *before* it is below the first cut-off, B below the second, else C (so the largest
-  SKU is always A); a SKU with no value is C. ``items.abc_override`` wins.
-- **Policy row**: the most specific row of the ``policies`` table for (category, class):
+  ``lead_time_defaulted`` is true (the explanation says so).
+- **ABC by value** = units sold over the last ``abc_days`` (365) x unit cost, ranked; a row is A
+  while the cumulative share of the rows ranked *before* it is below the first cut-off (default
+  0.80), B below the second (0.95), else C (the largest is always A; no value = C). Computed twice:
+  **network-wide** per SKU (``abc_class_network``) and **per location** among that location's
+  SKUs (``abc_class_location``). ``items.abc_override`` wins in both. ``abc_class`` is the one
+  named by ``policy.abc_scope`` (default ``network``) and picks the policy row.
+- **XYZ** per SKU x location: coefficient of variation (std / mean, ddof=0) of weekly units over
+  the last ``xyz_weeks`` (26) observed whole weeks; X up to the first cut-off (0.5), Y up to the
+  second (1.0), else Z; a series with no sale in the window is Z.
+- **Demand pattern** (Syntetos-Boylan-Croston on the same weekly buckets): ADI = observed weeks /
+  weeks with a sale, CV^2 = squared CV of the non-zero weeks; ``smooth`` (ADI < 1.32, CV^2 < 0.49),
+  ``erratic`` (ADI < 1.32), ``intermittent`` (CV^2 < 0.49), else ``lumpy``; ``no_demand`` without
+  any sale in the window.
+- **Policy row**: the most specific row of ``policies`` for (category, class):
   (category, class) > (category, *) > (*, class) > (*, *).
-- **Formulas** (normal approximation, periodic review with order-up-to level):
-  ``z = norm.ppf(service_level)``;
-  ``safety_stock = z * sqrt((L + R) * sigma_d^2 + mu^2 * sigma_L^2)``;
-  ``reorder_point = mu * L + safety_stock``; ``order_up_to = mu * (L + R) + safety_stock``;
-  ``available = on_hand + in_transit - reserved`` (stock summed over lots);
-  ``days_of_cover = available / mu`` (null when mu = 0);
-  ``health_band`` = ``no_demand`` when mu = 0, ``under`` below min_cover_days, ``over`` above
-  max_cover_days, else ``healthy``.
+- **Lead-time demand** over the protection interval L + R: mean ``m = mu (L + R)``, variance
+  ``V = (L + R) sigma_d^2 + mu^2 sigma_L^2`` (the standard formula with both variances).
+- **Safety stock for the cycle service level** (CSL, the policy's ``service_level``):
+  * smooth / erratic demand (normal approximation, ``ss_method = normal``):
+    ``SS = z sqrt(V)``, ``z = Phi^-1(CSL)``;
+  * intermittent / lumpy demand, and every series of a category listed in
+    ``policy.special_categories`` (discrete, whole units): the lead-time demand is **negative
+    binomial** fitted by moments (``n = m^2 / (V - m)``, ``p = m / V``) when V > m, else
+    **Poisson(m)**; the order-up-to level is its CSL quantile ``S`` and ``SS = S - m``
+    (``ss_method`` = ``negbin`` / ``poisson``).
+  * Optional **fill-rate** (beta) target of the policy row (``fill_rate``): expected units short
+    per review cycle must not exceed ``(1 - beta) mu R``. Normal: ``sqrt(V) G(z_beta)`` with the
+    standard normal loss ``G``; discrete: ``E[(X - S)^+]`` of the fitted distribution (exact
+    recursions). The larger of the CSL and the fill-rate safety stock is kept.
+  * **Caps** in days of demand from the policy row: ``SS`` between ``safety_stock_min_days x mu``
+    and ``safety_stock_max_days x mu``; ``ss_capped`` says when a cap bound; SS is never negative.
+  * ``mu = 0``: ``ss_method = zero``, SS = 0 (nothing to protect).
+- ``reorder_point = mu L + SS``; ``order_up_to = mu (L + R) + SS``.
+- **Cover**: ``available = on_hand + in_transit - reserved`` (summed over lots);
+  ``days_of_cover = available / mu`` (projected position, including what is in transit) and
+  ``days_of_cover_on_hand = (on_hand - reserved) / mu``; null when mu = 0.
+- **Health band** (库存健康线) per category / class from the policy row: ``no_demand`` when mu = 0,
+  ``under`` below ``min_cover_days`` of (projected) cover, ``over`` above ``max_cover_days``, else
+  ``healthy``. The band-compliance KPI (kpis stage) reads ``health_band``.
 
-Limits: normal demand over the lead time (poor for slow, intermittent items); sigma_d from raw
-sales, not forecast errors; no review of the lead-time variability of the source; the band uses
-available stock including what is still in transit.
+The ``inventory_policy`` table keeps its contract columns; the full frame (classes, pattern,
+method, caps, on-hand cover, policy parameters) is written to the staging file
+``policy_detail.parquet`` for the alerts stage and for analysis.
+
+Limits: sigma_d from sales, not from the errors of the forecast in use; the demand rate is flat
+over the protection interval; forecast quantiles are not used (they are daily; lead-time
+quantiles would be better); the lead time is independent of the source's load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.stats import nbinom, norm, poisson
 
 from pipelines import explain
 from pipelines.context import RunContext, StageResult
-from pipelines.forecast import KEY, daily_matrix, observed_window, stock_totals
+from pipelines.forecast import KEY, history_start, stock_totals
 
 POLICY_PARAMS = [
     "service_level",
@@ -51,8 +82,236 @@ POLICY_PARAMS = [
     "auto_approve_max_units",
     "auto_approve_max_value",
 ]
+# optional columns of the policy rows (from the configuration), with the value used when absent
+EXTRA_PARAMS: dict[str, float] = {
+    "fill_rate": np.nan,
+    "safety_stock_min_days": 0.0,
+    "safety_stock_max_days": np.nan,
+    "dead_stock_days": np.nan,
+}
 STD_DAYS = 56
 ABC_DAYS = 365
+XYZ_WEEKS = 26
+DETAIL = "policy_detail"
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels (pure numpy, tested on hand-made arrays)
+# --------------------------------------------------------------------------------------------
+
+
+def abc_rank(value: np.ndarray, group: np.ndarray, cutoffs: Sequence[float]) -> np.ndarray:
+    """ABC class of each value within its group (cumulative share of the values ranked before it).
+
+    ``group`` holds integer group codes (one group = network-wide); ties broken by position.
+    """
+    v = np.clip(np.asarray(value, float), 0.0, None)
+    g = np.asarray(group, np.int64)
+    n = len(v)
+    if n == 0:
+        return np.array([], dtype=object)
+    order = np.lexsort((np.arange(n), -v, g))
+    vs, gs = v[order], g[order]
+    cum = np.cumsum(vs)
+    starts = np.r_[True, gs[1:] != gs[:-1]]
+    grp_start_idx = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    base = np.where(grp_start_idx > 0, cum[grp_start_idx - 1], 0.0)
+    within = cum - base
+    total = np.zeros(g.max() + 1 if n else 0)
+    np.add.at(total, gs, vs)
+    tot = total[gs]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        before = np.where(tot > 0, (within - vs) / tot, 1.0)
+    cls = np.where(vs <= 0, "C", np.where(before < cutoffs[0], "A", np.where(before < cutoffs[1], "B", "C")))
+    out = np.empty(n, dtype=object)
+    out[order] = cls
+    return out
+
+
+def weekly_stats(w: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row of a weekly matrix ``[n, weeks]``: mean, CV (ddof=0), ADI and CV^2 of non-zero weeks."""
+    w = np.asarray(w, float)
+    n, k = w.shape
+    if k == 0:
+        z = np.zeros(n)
+        return {"mean": z, "cv": np.full(n, np.nan), "adi": np.full(n, np.inf), "cv2": np.full(n, np.nan)}
+    mean = w.mean(axis=1)
+    sd = w.std(axis=1)
+    nz = w > 0
+    cnt = nz.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cv = np.where(mean > 0, sd / mean, np.nan)
+        adi = np.where(cnt > 0, k / cnt, np.inf)
+        nz_mean = np.where(cnt > 0, w.sum(axis=1) / cnt, np.nan)
+        nz_var = np.where(cnt > 0, (np.where(nz, w, 0.0) ** 2).sum(axis=1) / cnt - nz_mean**2, np.nan)
+        cv2 = np.where(cnt > 0, np.clip(nz_var, 0.0, None) / nz_mean**2, np.nan)
+    return {"mean": mean, "cv": cv, "adi": adi, "cv2": cv2}
+
+
+def xyz_class(cv: np.ndarray, cutoffs: Sequence[float] = (0.5, 1.0)) -> np.ndarray:
+    """X / Y / Z from the CV of weekly demand (NaN = no demand = Z)."""
+    cv = np.asarray(cv, float)
+    return np.where(np.isnan(cv), "Z", np.where(cv <= cutoffs[0], "X", np.where(cv <= cutoffs[1], "Y", "Z")))
+
+
+def demand_pattern(adi: np.ndarray, cv2: np.ndarray, adi_cut: float = 1.32, cv2_cut: float = 0.49) -> np.ndarray:
+    """Syntetos-Boylan classes: smooth / erratic / intermittent / lumpy, or no_demand."""
+    adi, cv2 = np.asarray(adi, float), np.asarray(cv2, float)
+    none = ~np.isfinite(adi)
+    frequent = adi < adi_cut
+    steady = np.nan_to_num(cv2, nan=0.0) < cv2_cut
+    return np.select(
+        [none, frequent & steady, frequent, steady], ["no_demand", "smooth", "erratic", "intermittent"], "lumpy"
+    )
+
+
+def _normal_loss(z: np.ndarray) -> np.ndarray:
+    """Standard normal loss G(z) = E[(Z - z)^+]."""
+    return norm.pdf(z) - z * norm.sf(z)
+
+
+_Z_GRID = np.linspace(-5.0, 8.0, 26001)
+_G_GRID = _normal_loss(_Z_GRID)  # decreasing in z
+
+
+def normal_loss_inverse(target: np.ndarray) -> np.ndarray:
+    """z with G(z) = target (G decreasing; clipped to the grid -5 .. 8)."""
+    t = np.asarray(target, float)
+    return np.interp(t, _G_GRID[::-1], _Z_GRID[::-1])
+
+
+def negbin_params(m: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Moment fit of scipy's nbinom(n, p): n = m^2 / (v - m), p = m / v (needs v > m > 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return m**2 / (v - m), m / v
+
+
+def discrete_loss(s: np.ndarray, m: np.ndarray, n: np.ndarray, p: np.ndarray, is_nb: np.ndarray) -> np.ndarray:
+    """E[(X - s)^+] for integer s >= 0, X ~ nbinom(n, p) where ``is_nb`` else Poisson(m).
+
+    Poisson: m P(X >= s) - s P(X > s). Negative binomial: sum_{k>s} k f(k) =
+    (1-p)/p (s f(s) + n P(X >= s)), minus s P(X > s).
+    """
+    s = np.asarray(s, float)
+    m, n, p, is_nb = (np.asarray(a) for a in (m, n, p, is_nb))
+    out = np.zeros(len(s))
+    b, q = is_nb.astype(bool), ~is_nb.astype(bool)
+    sp, mp = s[q], m[q]
+    out[q] = mp * poisson.sf(sp - 1, mp) - sp * poisson.sf(sp, mp)
+    sn, nn, pn = s[b], n[b], p[b]
+    out[b] = (1 - pn) / pn * (sn * nbinom.pmf(sn, nn, pn) + nn * nbinom.sf(sn - 1, nn, pn)) - sn * nbinom.sf(sn, nn, pn)
+    return np.clip(out, 0.0, None)
+
+
+def safety_stock_kernel(
+    mu: np.ndarray,
+    sd: np.ndarray,
+    lead: np.ndarray,
+    lead_sd: np.ndarray,
+    review: np.ndarray,
+    csl: np.ndarray,
+    fill_rate: np.ndarray,
+    discrete: np.ndarray,
+    ss_min_days: np.ndarray,
+    ss_max_days: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Safety stock per series (see the module doc). All inputs are arrays of the same length;
+    ``fill_rate`` / ``ss_max_days`` NaN = none. Returns safety_stock, ss_method, ss_capped,
+    lt_mean (m) and lt_std (sqrt V)."""
+    mu, sd, lead, lead_sd, review = (np.asarray(a, float) for a in (mu, sd, lead, lead_sd, review))
+    csl, fill_rate = np.asarray(csl, float), np.asarray(fill_rate, float)
+    discrete = np.asarray(discrete, bool)
+    prot = lead + review
+    m = mu * prot
+    v = prot * sd**2 + mu**2 * lead_sd**2
+    s_x = np.sqrt(v)
+    has = mu > 0
+    # normal
+    z = norm.ppf(csl)
+    ss_norm = z * s_x
+    want_fr = has & ~np.isnan(fill_rate)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        target = np.where(want_fr, (1 - np.nan_to_num(fill_rate, nan=1.0)) * mu * review, 0.0)
+        z_fr = normal_loss_inverse(np.where(s_x > 0, target / np.where(s_x > 0, s_x, 1.0), np.inf))
+    ss_norm = np.where(want_fr & (s_x > 0), np.maximum(ss_norm, z_fr * s_x), ss_norm)
+    # discrete (each distribution evaluated on its own rows only)
+    is_nb = discrete & has & (v > m * (1 + 1e-9))
+    is_po = discrete & has & ~is_nb
+    n, p = negbin_params(np.where(is_nb, m, 1.0), np.where(is_nb, v, 2.0))
+    s_csl = np.zeros(len(m))
+    s_csl[is_nb] = nbinom.ppf(csl[is_nb], n[is_nb], p[is_nb])
+    s_csl[is_po] = poisson.ppf(csl[is_po], m[is_po])
+    rows = np.flatnonzero(discrete & want_fr)
+    if len(rows):
+        # smallest integer S >= S_csl with E[(X - S)^+] <= target: bisection on all rows at once;
+        # upper bound m + 12 sd + 12 (the loss there is far below any practical target)
+        lo = s_csl[rows].copy()
+        hi = np.maximum(np.ceil(m[rows] + 12 * s_x[rows] + 12), lo)
+        args = (m[rows], n[rows], p[rows], is_nb[rows])
+        ok_lo = discrete_loss(lo, *args) <= target[rows]
+        hi_cur = np.where(ok_lo, lo, hi)  # invariant: hi_cur meets the target, lo_cur does not
+        lo_cur = lo.copy()
+        for _ in range(64):
+            active = hi_cur - lo_cur > 1
+            if not active.any():
+                break
+            mid = np.floor((lo_cur + hi_cur) / 2)
+            good = discrete_loss(mid, *args) <= target[rows]
+            hi_cur = np.where(active & good, mid, hi_cur)
+            lo_cur = np.where(active & ~good, mid, lo_cur)
+        s_csl[rows] = np.where(ok_lo, lo, hi_cur)
+    ss_disc = s_csl - m
+    ss = np.where(has, np.where(discrete, ss_disc, ss_norm), 0.0)
+    lo_cap = np.asarray(ss_min_days, float) * mu
+    hi_cap = np.where(np.isnan(np.asarray(ss_max_days, float)), np.inf, np.asarray(ss_max_days, float) * mu)
+    capped = has & ((ss < lo_cap - 1e-12) | (ss > hi_cap + 1e-12))
+    ss = np.clip(np.clip(ss, lo_cap, hi_cap), 0.0, None)
+    method = np.where(~has, "zero", np.where(discrete, np.where(is_nb, "negbin", "poisson"), "normal"))
+    return {"safety_stock": ss, "ss_method": method, "ss_capped": capped, "lt_mean": m, "lt_std": s_x}
+
+
+# --------------------------------------------------------------------------------------------
+# Frame helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _window_rows(
+    sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, day offset, quantity) of the sales in ``[start, end)`` that belong to ``keys``."""
+    w = sales.loc[(sales["date"] >= start) & (sales["date"] < end), KEY + ["date", "quantity"]]
+    if w.empty or keys.empty:
+        z = np.zeros(0, np.int64)
+        return z, z, np.zeros(0)
+    idx = pd.MultiIndex.from_frame(keys[KEY].astype("str")).get_indexer(
+        pd.MultiIndex.from_arrays([w["sku"].astype("str"), w["location"].astype("str")])
+    )
+    keep = idx >= 0
+    days = (w["date"] - start).dt.days.to_numpy(np.int64)
+    return idx[keep].astype(np.int64), days[keep], w["quantity"].to_numpy(float)[keep]
+
+
+def sales_matrices(
+    sales: pd.DataFrame, keys: pd.DataFrame, run_date: date, std_days: int, xyz_weeks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Daily matrix of the last ``std_days`` observed days and weekly matrix of the last
+    ``xyz_weeks`` observed whole weeks (7-day buckets ending the day before the run date)."""
+    rd = pd.Timestamp(run_date)
+    first = history_start(sales)
+    avail_days = 0 if first is None else max(0, (rd - first).days)
+    n_days = min(int(std_days), avail_days)
+    n_weeks = min(int(xyz_weeks), avail_days // 7)
+    span = max(n_days, 7 * n_weeks)
+    start = rd - pd.Timedelta(days=span)
+    r, d, q = _window_rows(sales, keys, start, rd)
+    daily = np.zeros((len(keys), n_days))
+    weekly = np.zeros((len(keys), n_weeks))
+    off = span - d  # days before the run date, 1 = yesterday
+    sel = off <= n_days
+    np.add.at(daily, (r[sel], n_days - off[sel]), q[sel])
+    sel = off <= 7 * n_weeks
+    np.add.at(weekly, (r[sel], n_weeks - 1 - (off[sel] - 1) // 7), q[sel])
+    return daily, weekly
 
 
 def abc_classes(
@@ -62,39 +321,54 @@ def abc_classes(
     cutoffs: Sequence[float] = (0.80, 0.95),
     days: int = ABC_DAYS,
 ) -> pd.DataFrame:
-    """ABC class of every active SKU by value over the last ``days`` days (see module doc).
-
-    Returns columns sku, abc_class, abc_value, sorted by sku.
-    """
-    a_cut, b_cut = float(cutoffs[0]), float(cutoffs[1])
+    """Network-wide ABC class of every active SKU (see module doc): sku, abc_class, abc_value."""
     rd = pd.Timestamp(run_date)
     recent = sales[(sales["date"] >= rd - pd.Timedelta(days=int(days))) & (sales["date"] < rd)]
     units = recent.groupby("sku", sort=False)["quantity"].sum().rename("units")
     active = items.loc[items["active"].astype(bool), ["sku", "unit_cost", "abc_override"]]
     df = active.merge(units, left_on="sku", right_index=True, how="left")
     df["abc_value"] = (df["units"].fillna(0.0) * df["unit_cost"]).clip(lower=0.0)
-    df = df.sort_values(["abc_value", "sku"], ascending=[False, True], kind="mergesort")
-    total = float(df["abc_value"].sum())
-    share_before = (df["abc_value"].cumsum() - df["abc_value"]) / total if total > 0 else df["abc_value"] * 0.0 + 1.0
-    computed = np.where(
-        (df["abc_value"] <= 0) | (total <= 0),
-        "C",
-        np.where(share_before < a_cut, "A", np.where(share_before < b_cut, "B", "C")),
-    )
-    override = df["abc_override"].astype("str").str.strip().str.upper()
-    valid = df["abc_override"].notna() & override.isin(["A", "B", "C"])
-    df["abc_class"] = np.where(valid, override, computed)
+    computed = abc_rank(df["abc_value"].to_numpy(float), np.zeros(len(df), np.int64), cutoffs)
+    df["abc_class"] = _override(df["abc_override"], computed)
     return df[["sku", "abc_class", "abc_value"]].sort_values("sku").reset_index(drop=True)
+
+
+def _override(override: pd.Series, computed: np.ndarray) -> np.ndarray:
+    o = override.astype("str").str.strip().str.upper()
+    valid = override.notna() & o.isin(["A", "B", "C"])
+    return np.where(valid.to_numpy(bool), o.to_numpy(object), computed)
+
+
+def location_abc(
+    sales: pd.DataFrame, keys: pd.DataFrame, items: pd.DataFrame, run_date: date, cutoffs: Sequence[float], days: int
+) -> np.ndarray:
+    """ABC class of each SKU x location in ``keys`` within its location (override wins)."""
+    rd = pd.Timestamp(run_date)
+    recent = sales[(sales["date"] >= rd - pd.Timedelta(days=int(days))) & (sales["date"] < rd)]
+    units = recent.groupby(KEY, sort=False)["quantity"].sum().rename("units").reset_index()
+    df = (
+        keys[KEY]
+        .merge(units, on=KEY, how="left")
+        .merge(items[["sku", "unit_cost", "abc_override"]], on="sku", how="left")
+    )
+    value = (df["units"].fillna(0.0) * df["unit_cost"].fillna(0.0)).to_numpy(float)
+    group = pd.factorize(df["location"])[0]
+    return _override(df["abc_override"], abc_rank(value, group, cutoffs))
 
 
 def lookup_policy(keys: pd.DataFrame, policies: pd.DataFrame) -> pd.DataFrame:
     """Policy parameters for each row of ``keys`` (columns category, abc_class), same index.
 
     The most specific matching row wins: (category, class) > (category, *) > (*, class) > (*, *).
+    Columns: POLICY_PARAMS, plus EXTRA_PARAMS (their defaults when ``policies`` lacks them).
     Raises ValueError naming the (category, class) when no row matches (no default row).
     """
+    pol = policies.copy()
+    for c, dflt in EXTRA_PARAMS.items():
+        pol[c] = pol[c].astype(float) if c in pol.columns else dflt
+    params = POLICY_PARAMS + list(EXTRA_PARAMS)
     pairs = keys[["category", "abc_class"]].drop_duplicates()
-    pol = policies[["category", "abc_class", *POLICY_PARAMS]].rename(columns={"category": "_c", "abc_class": "_a"})
+    pol = pol[["category", "abc_class", *params]].rename(columns={"category": "_c", "abc_class": "_a"})
     pieces = []
     for rank, (any_cat, any_cls) in enumerate([(False, False), (False, True), (True, False), (True, True)]):
         probe = pairs.assign(
@@ -117,16 +391,29 @@ def lookup_policy(keys: pd.DataFrame, policies: pd.DataFrame) -> pd.DataFrame:
             " add a default row with category '*' and abc_class '*'"
         )
     out.index = keys.index
-    return out[POLICY_PARAMS]
+    return out[params]
 
 
-def demand_std(sales: pd.DataFrame, keys: pd.DataFrame, run_date: date, days: int = STD_DAYS) -> np.ndarray:
-    """Sample standard deviation of daily units sold over the last ``days`` observed days."""
-    start, end = observed_window(sales, pd.Timestamp(run_date), days)
-    y = daily_matrix(sales, keys, start, end)
-    if y.shape[1] < 2:
-        return np.zeros(len(keys))
-    return y.std(axis=1, ddof=1)
+def read_demand_rates(path: str | Path, batch_rows: int = 2_000_000) -> pd.DataFrame:
+    """Mean daily forecast per SKU x location (columns sku, location, mean) from a ``forecasts``
+    parquet file, aggregated in Arrow batch by batch (only sku, location and mean are read), so a
+    million series x 28 days never sit in memory as a pandas frame."""
+    parts = []
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=[*KEY, "mean"]):
+        t = pa.Table.from_batches([batch])
+        parts.append(t.group_by(KEY, use_threads=False).aggregate([("mean", "sum"), ("mean", "count")]))
+    if not parts:
+        return pd.DataFrame({"sku": pd.Series(dtype="str"), "location": pd.Series(dtype="str"), "mean": 0.0}).iloc[:0]
+    agg = (
+        pa.concat_tables(parts)
+        .group_by(KEY, use_threads=False)
+        .aggregate([("mean_sum", "sum"), ("mean_count", "sum")])
+        .to_pandas()
+    )
+    count = agg["mean_count_sum"].to_numpy(float)
+    mean = np.divide(agg["mean_sum_sum"].to_numpy(float), count, out=np.full(len(agg), np.nan), where=count > 0)
+    out = pd.DataFrame({"sku": agg["sku"].astype("str"), "location": agg["location"].astype("str"), "mean": mean})
+    return out.sort_values(KEY, kind="mergesort").reset_index(drop=True)
 
 
 def compute_policy(
@@ -142,74 +429,138 @@ def compute_policy(
     default_lead_time_std_days: float,
     default_review_period_days: float,
     abc_cutoffs: Sequence[float] = (0.80, 0.95),
+    abc_scope: str = "network",
+    abc_days: int = ABC_DAYS,
+    xyz_cutoffs: Sequence[float] = (0.5, 1.0),
+    xyz_weeks: int = XYZ_WEEKS,
     std_days: int = STD_DAYS,
+    adi_cutoff: float = 1.32,
+    cv2_cutoff: float = 0.49,
+    special_categories: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The ``inventory_policy`` rows (without run_id) for every forecast series.
-
-    Besides the contract columns the frame keeps ``lead_time_std_days``, ``unit_cost``,
-    ``reserved`` and the policy parameters (``min_cover_days`` ...) for callers that need them.
-    """
+    """The ``inventory_policy`` rows (without run_id) for every forecast series (``forecasts``: the
+    daily forecasts, or any frame with sku, location, mean), plus the detail
+    columns (abc_class_network, abc_class_location, xyz_class, demand_pattern, adi, cv2,
+    ss_method, ss_capped, lt_mean, lt_std, days_of_cover_on_hand, lead_time_std_days, unit_cost,
+    unit_price, reserved and the policy parameters)."""
+    if abc_scope not in ("network", "location"):
+        raise ValueError(f"abc_scope must be 'network' or 'location', got {abc_scope!r}")
     rd = pd.Timestamp(run_date)
     df = forecasts.groupby(KEY, as_index=False, sort=True)["mean"].mean().rename(columns={"mean": "demand_mean"})
-    df["demand_std"] = demand_std(sales, df[KEY], run_date, std_days)
+    daily, weekly = sales_matrices(sales, df[KEY], run_date, std_days, xyz_weeks)
+    df["demand_std"] = daily.std(axis=1, ddof=1) if daily.shape[1] >= 2 else 0.0
+    ws = weekly_stats(weekly)
+    del daily, weekly
+    df["xyz_cv"] = ws["cv"]
+    df["xyz_class"] = xyz_class(ws["cv"], xyz_cutoffs)
+    df["adi"], df["cv2"] = ws["adi"], ws["cv2"]
+    df["demand_pattern"] = demand_pattern(ws["adi"], ws["cv2"], adi_cutoff, cv2_cutoff)
     lt = lead_times[KEY + ["lead_time_days", "lead_time_std_days", "review_period_days"]]
     df = df.merge(lt, on=KEY, how="left")
     df["lead_time_defaulted"] = df["lead_time_days"].isna()
     df["lead_time_days"] = df["lead_time_days"].fillna(float(default_lead_time_days))
     df["lead_time_std_days"] = df["lead_time_std_days"].fillna(float(default_lead_time_std_days))
     df["review_period_days"] = df["review_period_days"].fillna(float(default_review_period_days))
-    df = df.merge(items[["sku", "category", "unit_cost"]], on="sku", how="left")
-    df = df.merge(abc_classes(sales, items, run_date, abc_cutoffs)[["sku", "abc_class"]], on="sku", how="left")
-    df["abc_class"] = df["abc_class"].fillna("C")
+    df = df.merge(items[["sku", "category", "unit_cost", "unit_price"]], on="sku", how="left")
+    unknown = df["category"].isna()
+    if unknown.any():
+        raise ValueError(
+            f"forecasts: {int(unknown.sum())} series have a sku missing from items"
+            f" (e.g. {df.loc[unknown, 'sku'].iloc[0]!r}); rule: every forecast sku is in the item master"
+        )
+    net = abc_classes(sales, items, run_date, abc_cutoffs, abc_days)[["sku", "abc_class"]]
+    df = df.merge(net.rename(columns={"abc_class": "abc_class_network"}), on="sku", how="left")
+    df["abc_class_network"] = df["abc_class_network"].fillna("C")
+    df["abc_class_location"] = location_abc(sales, df, items, run_date, abc_cutoffs, abc_days)
+    df["abc_class"] = df["abc_class_network"] if abc_scope == "network" else df["abc_class_location"]
     df = pd.concat([df, lookup_policy(df, policies)], axis=1)
     tot = stock_totals(stock, run_date)
     df = df.merge(tot, on=KEY, how="left")
     for c in ("on_hand", "in_transit", "reserved", "available"):
         df[c] = df[c].fillna(0.0)
 
-    mu, sd = df["demand_mean"].to_numpy(float), df["demand_std"].to_numpy(float)
-    lead, lead_sd, review = (
-        df[c].to_numpy(float) for c in ("lead_time_days", "lead_time_std_days", "review_period_days")
+    mu = df["demand_mean"].to_numpy(float)
+    lead, review = df["lead_time_days"].to_numpy(float), df["review_period_days"].to_numpy(float)
+    pattern = df["demand_pattern"].to_numpy(object)
+    discrete = np.isin(pattern, ["intermittent", "lumpy"]) | df["category"].isin(list(special_categories)).to_numpy()
+    k = safety_stock_kernel(
+        mu,
+        df["demand_std"].to_numpy(float),
+        lead,
+        df["lead_time_std_days"].to_numpy(float),
+        review,
+        df["service_level"].to_numpy(float),
+        df["fill_rate"].to_numpy(float),
+        discrete,
+        df["safety_stock_min_days"].to_numpy(float),
+        df["safety_stock_max_days"].to_numpy(float),
     )
-    z = norm.ppf(df["service_level"].to_numpy(float))
-    df["safety_stock"] = z * np.sqrt((lead + review) * sd**2 + mu**2 * lead_sd**2)
+    for c, v in k.items():
+        df[c] = v
     df["reorder_point"] = mu * lead + df["safety_stock"]
     df["order_up_to"] = mu * (lead + review) + df["safety_stock"]
     has = mu > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cover = np.where(has, df["available"].to_numpy(float) / np.where(has, mu, 1.0), np.nan)
+    safe_mu = np.where(has, mu, 1.0)
+    cover = np.where(has, df["available"].to_numpy(float) / safe_mu, np.nan)
     df["days_of_cover"] = cover
-    df["health_band"] = np.select(
-        [~has, cover < df["min_cover_days"].to_numpy(float), cover > df["max_cover_days"].to_numpy(float)],
-        ["no_demand", "under", "over"],
-        default="healthy",
+    df["days_of_cover_on_hand"] = np.where(has, (df["on_hand"] - df["reserved"]).to_numpy(float) / safe_mu, np.nan)
+    df["health_band"] = health_band(
+        cover, has, df["min_cover_days"].to_numpy(float), df["max_cover_days"].to_numpy(float)
     )
     df["run_date"] = rd
     df["explanation_en"], df["explanation_zh"] = explain.policy_sentences(df)
     return df.reset_index(drop=True)
 
 
+def health_band(cover: np.ndarray, has_demand: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """no_demand / under (< lo days) / over (> hi days) / healthy."""
+    with np.errstate(invalid="ignore"):
+        return np.select([~has_demand, cover < lo, cover > hi], ["no_demand", "under", "over"], default="healthy")
+
+
+def policies_with_extras(ctx: RunContext) -> pd.DataFrame:
+    """The staged ``policies`` table plus the optional parameters of the configured rows
+    (fill_rate, safety-stock caps, dead_stock_days), which the contract table does not carry."""
+    pol = ctx.read("policies")
+    conf = pd.DataFrame([p.model_dump() for p in ctx.cfg.policies])
+    extra = conf[["category", "abc_class", *EXTRA_PARAMS]].astype({c: float for c in EXTRA_PARAMS})
+    return pol.merge(extra, on=["category", "abc_class"], how="left")
+
+
 def policy_stage(ctx: RunContext) -> StageResult:
-    """Read forecasts, sales, items, stock, lead_times, policies; write ``inventory_policy``."""
+    """Read forecasts, sales, items, stock, lead_times, policies; write ``inventory_policy`` and
+    the staging file ``policy_detail``."""
     pc = ctx.cfg.policy
     out = compute_policy(
-        ctx.read("forecasts"),
+        read_demand_rates(ctx.path("forecasts")),
         ctx.read("sales"),
         ctx.read("items"),
         ctx.read("stock"),
         ctx.read("lead_times"),
-        ctx.read("policies"),
+        policies_with_extras(ctx),
         ctx.run_date,
         default_lead_time_days=pc.default_lead_time_days,
         default_lead_time_std_days=pc.default_lead_time_std_days,
         default_review_period_days=pc.default_review_period_days,
         abc_cutoffs=pc.abc_cutoffs,
+        abc_scope=pc.abc_scope,
+        abc_days=pc.abc_days,
+        xyz_cutoffs=pc.xyz_cutoffs,
+        xyz_weeks=pc.xyz_weeks,
+        std_days=pc.std_days,
+        adi_cutoff=pc.adi_cutoff,
+        cv2_cutoff=pc.cv2_cutoff,
+        special_categories=pc.special_categories,
     )
     n = ctx.write("inventory_policy", out.assign(run_id=ctx.run_id))
+    ctx.write(DETAIL, out.sort_values(KEY, kind="mergesort"))
     defaulted = int(out["lead_time_defaulted"].sum())
+    notes = [f"{defaulted} SKU-location(s) used the default lead time"] if defaulted else []
+    methods = out["ss_method"].value_counts().sort_index()
+    notes.append("safety stock: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
     return StageResult(
         stage="policy",
-        paths={"inventory_policy": str(ctx.path("inventory_policy"))},
+        paths={"inventory_policy": str(ctx.path("inventory_policy")), DETAIL: str(ctx.path(DETAIL))},
         counts={"inventory_policy": n},
-        notes=[f"{defaulted} SKU-location(s) used the default lead time"] if defaulted else [],
+        notes=notes,
     )

@@ -138,7 +138,13 @@ def test_slow_mover_threshold_and_never_sold() -> None:
     assert (slow.loc["S1", "units"], slow.loc["S1", "value_at_risk"]) == (10.0, 20.0)
     assert slow.loc["S1", "action"] == "promote_or_transfer" and pd.isna(slow.loc["S1", "event_date"])
     assert "last sale on 2025-12-30, 61 days ago" in slow.loc["S1", "explanation_en"]
-    assert "no sale recorded" in slow.loc["S3", "explanation_en"] and "无销售记录" in slow.loc["S3", "explanation_zh"]
+    # S3 never sold in 424 days of history (> 3 x 60 days): dead stock
+    assert slow.loc["S3", "action"] == "clear_dead_stock"
+    assert slow.loc["S3", "explanation_en"].startswith("Dead stock: on hand 4 (8.00 at cost tied up)")
+    assert "no sale recorded in 424 days of history" in slow.loc["S3", "explanation_en"]
+    assert (
+        "呆滞库存" in slow.loc["S3", "explanation_zh"] and "424 天销售记录内无销售" in slow.loc["S3", "explanation_zh"]
+    )
 
 
 def test_never_sold_is_not_flagged_when_history_is_too_short() -> None:
@@ -203,11 +209,7 @@ def test_near_expiry_alerts_per_lot() -> None:
     assert sorted(ne.index) == ["K1", "L0", "L2"]
     assert (ne.loc["L0", "units"], ne.loc["L0", "value_at_risk"]) == (7.0, 21.0)
     assert (ne.loc["L0", "action"], ne.loc["L0", "severity"]) == ("write_off", "high")
-    assert (ne.loc["L2", "units"], ne.loc["L2", "action"], ne.loc["L2", "severity"]) == (
-        4.0,
-        "transfer_or_promote",
-        "high",
-    )
+    assert (ne.loc["L2", "units"], ne.loc["L2", "action"], ne.loc["L2", "severity"]) == (4.0, "promote", "high")
     assert ne.loc["L2", "event_date"] == D("2026-03-06")
     assert (ne.loc["K1", "units"], ne.loc["K1", "severity"]) == (8.0, "low")  # 90 days away
     assert "4 units will not sell in time" in ne.loc["L2", "explanation_en"]
@@ -235,3 +237,69 @@ def test_alerts_stage_on_tiny_staging(tmp_path) -> None:
     out = ctx.read("alerts")
     assert out["alert_type"].tolist() == ["near_expiry", "stockout_risk"]
     assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}
+
+
+def policies_with(**extra: float) -> pd.DataFrame:
+    return policies().assign(**extra)
+
+
+def test_dead_stock_threshold_from_policy_row() -> None:
+    p = policy_rows(
+        {"sku": "A", "location": "S1", "on_hand": 5.0, "available": 5.0},
+        {"sku": "A", "location": "S2", "on_hand": 5.0, "available": 5.0},
+        {"sku": "A", "location": "S3", "on_hand": 5.0, "available": 5.0},
+    )
+    # S1 last sold 61 days ago (slow, not dead at 100 days); S2 101 days ago (dead); S3 never sold,
+    # history 424 days (dead)
+    s = sales(OLD, ("A", "S1", "2025-12-30", 1), ("A", "S2", "2025-11-20", 1))
+    out = compute_alerts(p, stock(), s, items(["A"]), policies_with(dead_stock_days=100.0), RUN)
+    slow = out[out["alert_type"] == "slow_mover"].set_index("location")
+    assert slow["action"].to_dict() == {"S1": "promote_or_transfer", "S2": "clear_dead_stock", "S3": "clear_dead_stock"}
+    assert "no sale in the last 100 days: last sale on 2025-11-20, 101 days ago" in slow.loc["S2", "explanation_en"]
+
+
+def test_excess_above_order_up_to_names_receivers() -> None:
+    p = policy_rows(
+        # band top 60 x 1 = 60, order-up-to 80: ceiling 80 -> 20 in excess
+        {"sku": "A", "location": "S1", "demand_mean": 1.0, "order_up_to": 80.0, "available": 100.0, "on_hand": 100.0},
+        {"sku": "A", "location": "S2", "demand_mean": 1.0, "order_up_to": 30.0, "available": 18.0, "on_hand": 18.0},
+        {"sku": "A", "location": "S3", "demand_mean": 2.0, "order_up_to": 30.0, "available": 5.0, "on_hand": 5.0},
+        {"sku": "A", "location": "S4", "demand_mean": 0.0, "order_up_to": 30.0, "available": 0.0},  # no demand
+        {"sku": "B", "location": "S2", "demand_mean": 1.0, "order_up_to": 10.0, "available": 0.0},  # other SKU
+    )
+    s = sales(*[("A", loc, "2026-02-28", 1) for loc in ("S1", "S2", "S3", "S4")])
+    out = compute_alerts(p, stock(), s, items(["A", "B"], unit_cost=10.0), policies(max_cover_days=60), RUN)
+    ex = out[out["alert_type"] == "excess"]
+    assert ex["location"].tolist() == ["S1"]
+    r = ex.iloc[0]
+    assert (r["units"], r["value_at_risk"], r["severity"]) == (20.0, 200.0, "low")
+    assert r["explanation_en"].endswith("could use it (units needed): S3 (25), S2 (12).")
+    assert "可接收门店（所需件数）：S3 (25), S2 (12)" in r["explanation_zh"]
+
+
+def test_near_expiry_suggests_faster_location() -> None:
+    p = policy_rows(
+        {"sku": "A", "location": "S1", "demand_mean": 1.0, "on_hand": 10.0, "available": 10.0},
+        {"sku": "A", "location": "S2", "demand_mean": 4.0, "on_hand": 0.0, "available": 0.0},
+        {"sku": "B", "location": "S1", "demand_mean": 1.0, "on_hand": 10.0, "available": 10.0},
+    )
+    st = stock(("A", "S1", "L1", "2026-03-06", 10.0), ("B", "S1", "M1", "2026-03-06", 10.0))
+    out = compute_alerts(p, st, sales(OLD), items(["A", "B"]), policies(), RUN)
+    ne = out[out["alert_type"] == "near_expiry"].set_index("sku")
+    # 5 days at 1/day: 5 of 10 expire in both cases
+    assert ne["units"].to_dict() == {"A": 5.0, "B": 5.0}
+    assert ne.loc["A", "action"] == "transfer_to_faster_location"
+    assert "Transfer to S2, which sells 4/day" in ne.loc["A", "explanation_en"]
+    assert "调拨至 S2（日销 4）" in ne.loc["A", "explanation_zh"]
+    assert ne.loc["B", "action"] == "promote" and "no other location sells it faster" in ne.loc["B", "explanation_en"]
+
+
+def test_lots_expired_and_future_with_zero_demand() -> None:
+    p = policy_rows({"sku": "A", "location": "S1", "demand_mean": 0.0, "on_hand": 9.0, "available": 9.0})
+    st = stock(("A", "S1", "OLD", "2026-01-15", 4.0), ("A", "S1", "NEW", "2026-09-01", 5.0))
+    out = compute_alerts(p, st, sales(OLD), items(["A"], unit_cost=2.0), policies(), RUN)
+    ne = out[out["alert_type"] == "near_expiry"].set_index("lot")
+    assert ne["units"].to_dict() == {"NEW": 5.0, "OLD": 4.0}  # nothing sells at 0/day
+    assert ne.loc["OLD", "action"] == "write_off" and ne.loc["OLD", "severity"] == "high"
+    assert ne.loc["NEW", "action"] == "promote" and ne.loc["NEW", "severity"] == "low"
+    assert ne.loc["NEW", "value_at_risk"] == 10.0

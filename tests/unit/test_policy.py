@@ -7,11 +7,26 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import nbinom, norm, poisson
 
 from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext, policies_frame
-from pipelines.policy import abc_classes, compute_policy, lookup_policy, policy_stage
+from pipelines.policy import (
+    abc_classes,
+    abc_rank,
+    compute_policy,
+    demand_pattern,
+    discrete_loss,
+    health_band,
+    lookup_policy,
+    normal_loss_inverse,
+    policy_stage,
+    safety_stock_kernel,
+    sales_matrices,
+    weekly_stats,
+    xyz_class,
+)
 
 RUN = date(2026, 1, 10)
 D = pd.Timestamp
@@ -243,7 +258,12 @@ def test_policy_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("policies", policies_frame(cfg))
     res = policy_stage(ctx)
     assert res.stage == "policy" and res.counts == {"inventory_policy": 2}
-    assert res.paths == {"inventory_policy": str(ctx.path("inventory_policy"))}
+    assert res.paths == {
+        "inventory_policy": str(ctx.path("inventory_policy")),
+        "policy_detail": str(ctx.path("policy_detail")),
+    }
+    detail = pd.read_parquet(ctx.path("policy_detail"))
+    assert detail["ss_method"].tolist() == ["normal", "zero"] and "xyz_class" in detail.columns
     out = ctx.read("inventory_policy")
     assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}
     a = out[out["sku"] == "A"].iloc[0]
@@ -251,3 +271,226 @@ def test_policy_stage_on_tiny_staging(tmp_path) -> None:
     assert a["available"] == 10.0 and a["days_of_cover"] == pytest.approx(5.0)
     b = out[out["sku"] == "B"].iloc[0]
     assert b["health_band"] == "no_demand" and bool(b["lead_time_defaulted"]) and b["available"] == 0.0
+
+
+# -- kernels: classes ---------------------------------------------------------------------------
+
+
+def test_abc_rank_per_group_hand_computed() -> None:
+    # group 0: 60, 30, 10 -> shares before 0, .6, .9 -> A, A, B (cut .8/.95); group 1: 5, 0 -> A, C
+    value = np.array([30.0, 60.0, 10.0, 0.0, 5.0])
+    group = np.array([0, 0, 0, 1, 1])
+    assert abc_rank(value, group, (0.8, 0.95)).tolist() == ["A", "A", "B", "C", "A"]
+    # network (total 105): shares before 60 -> 0, 30 -> .571, 10 -> .857, 5 -> .952
+    assert abc_rank(value, np.zeros(5, np.int64), (0.5, 0.9)).tolist() == ["B", "A", "B", "C", "C"]
+
+
+def test_abc_per_location_and_network() -> None:
+    it = items(["A", "B"])
+    s = sales(("A", "S1", "2026-01-01", 90), ("B", "S1", "2026-01-01", 5), ("B", "S2", "2026-01-01", 5))
+    out = run_policy(
+        forecasts(("A", "S1", 1.0), ("B", "S1", 1.0), ("B", "S2", 1.0)),
+        s,
+        it,
+        stock(),
+        lead_times(),
+        policies(("*", "*", 0.95, 10, 60), ("*", "A", 0.99, 10, 60)),
+        abc_scope="location",
+    ).set_index(["sku", "location"])
+    # network: A 90 of 100 -> A; B share before .9 -> B. S2: B is the only seller -> A there
+    assert out["abc_class_network"].to_dict() == {("A", "S1"): "A", ("B", "S1"): "B", ("B", "S2"): "B"}
+    assert out["abc_class_location"].to_dict() == {("A", "S1"): "A", ("B", "S1"): "B", ("B", "S2"): "A"}
+    assert out["abc_class"].to_dict() == out["abc_class_location"].to_dict()
+    assert out.loc[("B", "S2"), "service_level"] == 0.99
+
+
+def test_weekly_stats_xyz_and_pattern_hand_computed() -> None:
+    w = np.array(
+        [
+            [4.0, 4.0, 4.0, 4.0],  # cv 0 -> X, smooth
+            [2.0, 6.0, 2.0, 6.0],  # mean 4, sd 2, cv .5 -> X; nonzero cv2 .25 -> smooth
+            [0.0, 8.0, 0.0, 0.0],  # mean 2, sd sqrt(12) -> cv 1.73 Z; ADI 4, cv2 0 -> intermittent
+            [0.0, 1.0, 0.0, 9.0],  # mean 2.5, var 14.25; ADI 2, sizes 1, 9: mean 5, var 16 -> cv2 .64 lumpy
+            [0.0, 0.0, 0.0, 0.0],  # no demand -> Z
+        ]
+    )
+    st = weekly_stats(w)
+    assert st["cv"][:4] == pytest.approx([0.0, 0.5, np.sqrt(12) / 2, np.sqrt(14.25) / 2.5])
+    assert st["adi"][:4] == pytest.approx([1.0, 1.0, 4.0, 2.0]) and np.isinf(st["adi"][4])
+    assert st["cv2"][:4] == pytest.approx([0.0, 0.25, 0.0, 0.64])
+    assert xyz_class(st["cv"], (0.5, 1.0)).tolist() == ["X", "X", "Z", "Z", "Z"]
+    assert demand_pattern(st["adi"], st["cv2"]).tolist() == ["smooth", "smooth", "intermittent", "lumpy", "no_demand"]
+    assert demand_pattern(np.array([1.0]), np.array([0.6])).tolist() == ["erratic"]
+
+
+def test_sales_matrices_buckets_end_the_day_before_the_run_date() -> None:
+    s = sales(
+        ("A", "S1", "2025-12-01", 1),  # only sets the history start
+        ("A", "S1", "2026-01-09", 2),  # yesterday: last day, last week
+        ("A", "S1", "2026-01-03", 3),  # 7 days before the run date: last week
+        ("A", "S1", "2026-01-02", 5),  # 8 days before: previous week
+        ("A", "S1", "2026-01-10", 99),  # the run date itself: not history
+    )
+    keys = pd.DataFrame({"sku": ["A", "B"], "location": ["S1", "S1"]})
+    daily, weekly = sales_matrices(s, keys, RUN, std_days=8, xyz_weeks=3)
+    assert daily[0].tolist() == [5, 3, 0, 0, 0, 0, 0, 2] and daily[1].sum() == 0
+    assert weekly[0].tolist() == [0, 5, 5]
+
+
+# -- kernels: safety stock ----------------------------------------------------------------------
+
+
+def kernel(**kw):
+    n = len(np.atleast_1d(kw["mu"]))
+    base = {
+        "sd": np.zeros(n),
+        "lead": np.full(n, 4.0),
+        "lead_sd": np.zeros(n),
+        "review": np.full(n, 5.0),
+        "csl": np.full(n, 0.95),
+        "fill_rate": np.full(n, np.nan),
+        "discrete": np.zeros(n, bool),
+        "ss_min_days": np.zeros(n),
+        "ss_max_days": np.full(n, np.nan),
+    }
+    base.update({k: np.atleast_1d(np.asarray(v, dtype=float if k != "discrete" else bool)) for k, v in kw.items()})
+    return safety_stock_kernel(**base)
+
+
+def test_normal_safety_stock_both_variances() -> None:
+    # L + R = 9, sigma_d^2 = 4/3, mu = 2, sigma_L = 1: V = 12 + 4 = 16 -> SS = 4 z
+    k = kernel(mu=2.0, sd=np.sqrt(4 / 3), lead_sd=1.0)
+    assert k["safety_stock"][0] == pytest.approx(4 * Z95)
+    assert (k["lt_mean"][0], k["lt_std"][0], k["ss_method"][0]) == (18.0, 4.0, "normal")
+
+
+def test_fill_rate_target_normal_loss() -> None:
+    # sigma_X = 4, target short per cycle (1 - .99) * 2 * 5 = 0.1 -> G(z) = 0.025 -> z = 1.5689
+    # (tables: G(1.55) = .0276, G(1.60) = .0232)
+    k = kernel(mu=2.0, sd=np.sqrt(4 / 3), lead_sd=1.0, csl=0.6, fill_rate=0.99)
+    z = k["safety_stock"][0] / 4.0
+    assert norm.pdf(z) - z * norm.sf(z) == pytest.approx(0.025, rel=1e-4)
+    assert z == pytest.approx(1.5689, abs=1e-3)
+    # a CSL that needs more than the fill rate wins
+    k2 = kernel(mu=2.0, sd=np.sqrt(4 / 3), lead_sd=1.0, csl=0.999, fill_rate=0.9)
+    assert k2["safety_stock"][0] == pytest.approx(4 * norm.ppf(0.999))
+    assert normal_loss_inverse(np.array([norm.pdf(0.0)]))[0] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_intermittent_negative_binomial_and_poisson() -> None:
+    # mu = 0.5/day over 9 days: m = 4.5; sd^2 = 2/day -> V = 18 > m: negbin n = 4.5^2/13.5 = 1.5, p = .25
+    k = kernel(mu=[0.5, 0.5], sd=[np.sqrt(2.0), 0.5], discrete=[True, True], csl=[0.9, 0.9])
+    s_nb = nbinom.ppf(0.9, 1.5, 0.25)
+    assert k["ss_method"].tolist() == ["negbin", "poisson"]
+    assert k["safety_stock"][0] == pytest.approx(s_nb - 4.5)
+    # second: V = 9 * .25 = 2.25 < m = 4.5 -> Poisson(4.5), 90% quantile 7
+    assert poisson.ppf(0.9, 4.5) == 7 and k["safety_stock"][1] == pytest.approx(7 - 4.5)
+
+
+def test_discrete_fill_rate_expected_shortage() -> None:
+    k = kernel(mu=[0.5, 0.5], sd=[np.sqrt(2.0), 0.5], discrete=[True, True], csl=[0.6, 0.6], fill_rate=[0.95, 0.95])
+    target = 0.05 * 0.5 * 5.0
+    for i, (n, p, nb) in enumerate([(1.5, 0.25, True), (1.0, 0.5, False)]):
+        s = k["safety_stock"][i] + 4.5  # order-up-to level
+        args = (np.array([4.5]), np.array([n]), np.array([p]), np.array([nb]))
+        assert s == round(s)
+        assert discrete_loss(np.array([s]), *args)[0] <= target < discrete_loss(np.array([s - 1]), *args)[0]
+
+
+def test_discrete_loss_brute_force() -> None:
+    x = np.arange(0, 400)
+    for s in (0, 3, 9):
+        pois = (np.clip(x - s, 0, None) * poisson.pmf(x, 4.5)).sum()
+        nb = (np.clip(x - s, 0, None) * nbinom.pmf(x, 1.5, 0.25)).sum()
+        got = discrete_loss(
+            np.array([s, s]), np.array([4.5, 4.5]), np.array([1.0, 1.5]), np.array([0.5, 0.25]), np.array([False, True])
+        )
+        assert got == pytest.approx([pois, nb], rel=1e-9)
+
+
+def test_caps_in_days_of_demand_and_zero_demand() -> None:
+    k = kernel(
+        mu=[2.0, 2.0, 0.0],
+        sd=[np.sqrt(4 / 3)] * 3,
+        lead_sd=[1.0] * 3,
+        ss_min_days=[0.0, 5.0, 5.0],
+        ss_max_days=[2.0, np.nan, np.nan],
+    )
+    # uncapped 4 z = 6.58: max 2 days x 2 = 4; min 5 days x 2 = 10; zero demand -> 0
+    assert k["safety_stock"].tolist() == pytest.approx([4.0, 10.0, 0.0])
+    assert k["ss_capped"].tolist() == [True, True, False]
+    assert k["ss_method"][2] == "zero"
+
+
+def test_health_band_edges() -> None:
+    cover = np.array([4.9, 5.0, 60.0, 60.1, np.nan])
+    has = np.array([True, True, True, True, False])
+    assert health_band(cover, has, np.full(5, 5.0), np.full(5, 60.0)).tolist() == [
+        "under",
+        "healthy",
+        "healthy",
+        "over",
+        "no_demand",
+    ]
+
+
+def test_intermittent_series_through_compute_policy() -> None:
+    # 26 weeks, a sale of 7 units every 4th week -> ADI 26/7 = 3.7, CV^2 0: intermittent
+    days = [D(RUN) - pd.Timedelta(days=7 * w + 1) for w in range(0, 26, 4)]
+    s = sales(*[("A", "S1", d.strftime("%Y-%m-%d"), 7) for d in days], ("Z", "S9", "2025-01-01", 1))
+    out = run_policy(
+        forecasts(("A", "S1", 0.25)),
+        s,
+        items(["A", "Z"]),
+        stock(("A", "S1", "", 3, 0, 0)),
+        lead_times(("A", "S1", 14.0, 0.0, 7.0)),
+        policies(("*", "*", 0.9, 10, 60)),
+    )
+    r = out[out["sku"] == "A"].iloc[0]
+    assert r["demand_pattern"] == "intermittent" and r["xyz_class"] == "Z"
+    # daily std over 56 days: two sales of 7 -> var = (98 - 56 * .0625 ... ) computed as numpy does
+    sd = np.r_[np.zeros(54), 7.0, 7.0].std(ddof=1)
+    m, v = 0.25 * 21, 21 * sd**2
+    n, p = m**2 / (v - m), m / v
+    assert r["ss_method"] == "negbin"
+    assert r["safety_stock"] == pytest.approx(nbinom.ppf(0.9, n, p) - m)
+    assert r["order_up_to"] == pytest.approx(nbinom.ppf(0.9, n, p))
+    assert "intermittent demand" in r["explanation_en"] and "negative binomial" in r["explanation_en"]
+    assert "间歇" in r["explanation_zh"] and "负二项" in r["explanation_zh"]
+
+
+def test_special_category_uses_discrete_distribution() -> None:
+    s = sales(*[("A", "S1", (D(RUN) - pd.Timedelta(days=i + 1)).strftime("%Y-%m-%d"), 1) for i in range(60)])
+    kw = dict(std_days=56)
+    base = run_policy(
+        forecasts(("A", "S1", 1.0)), s, items(["A"]), stock(), lead_times(), policies(("*", "*", 0.95, 10, 60)), **kw
+    )
+    special = run_policy(
+        forecasts(("A", "S1", 1.0)),
+        s,
+        items(["A"]),
+        stock(),
+        lead_times(),
+        policies(("*", "*", 0.95, 10, 60)),
+        special_categories=["c1"],
+        **kw,
+    )
+    assert base["demand_pattern"].iloc[0] == "smooth" and base["ss_method"].iloc[0] == "normal"
+    # sd 0, lead-time sd 2: V = 4 * 1 > m = 14 ? no: V = 4 < 14 -> Poisson(14)
+    assert special["ss_method"].iloc[0] == "poisson"
+    assert special["order_up_to"].iloc[0] == poisson.ppf(0.95, 14.0)
+
+
+def test_fill_rate_and_caps_from_policy_rows() -> None:
+    pol = policies(("*", "*", 0.95, 10, 60)).assign(safety_stock_max_days=1.0)
+    out = run_policy(
+        forecasts(("A", "S1", 2.0)),
+        sales(("A", "S1", "2026-01-09", 2)),
+        items(["A"]),
+        stock(),
+        lead_times(("A", "S1", 4.0, 1.0, 5.0)),
+        pol,
+    )
+    r = out.iloc[0]
+    assert r["safety_stock"] == pytest.approx(2.0) and bool(r["ss_capped"])
+    assert "capped by the policy's days of cover" in r["explanation_en"]

@@ -1,0 +1,224 @@
+"""Speed and memory of the policy and alerts stages on one million SKU-locations (issue 8).
+
+    .venv/bin/python benchmarks/policy.py [--skus 100000] [--locations 10] [--horizon 28]
+                                          [--sales-per-series 10] [--seed 11]
+
+Scenario (seeded, synthetic): ``skus`` x ``locations`` series (default 100,000 x 10 = 1,000,000).
+Per SKU: category one of four (``spare`` is a special category: discrete lead-time demand), unit
+cost lognormal around 8, price 1.3-2x cost; 2 % have a manual ABC override. Per series: a daily
+rate lognormal around 0.5 (10 % of series never sell); ``sales-per-series`` sale days on average
+over the last 365 days (Poisson count, days uniform, quantity 1 + Poisson(2 x rate)), so the
+history mixes smooth, intermittent and dead series; the forecast is that rate flat over
+``horizon`` days (the forecasts table the policy stage reads: series x horizon rows, with Poisson
+quantiles); stock = 0-3x 30 days of the rate in one lot, plus a second lot with an expiry date for
+10 % of series (expired to +120 days); lead times recorded for 90 % of series (2-30 days, std 0-5,
+review 7), the rest use the default (flagged). Policies: the embedded default rows plus a
+fill-rate target of 99 % for class A.
+
+The inputs are generated and written to parquet first; a fresh child process then reads them and
+runs the policy stage's work (reading the forecasts as the stage does, with
+:func:`read_demand_rates`, then :func:`compute_policy`) and :func:`compute_alerts`, timing each
+(reading the other inputs is timed separately); its peak resident memory (``ru_maxrss``, inputs
+included) is reported, so generation does not count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RUN = date(2026, 3, 1)
+
+
+def generate(out: Path, skus: int, n_loc: int, horizon: int, per_series: float, seed: int) -> dict[str, int]:
+    from scipy.stats import poisson
+
+    from pipelines import contract
+    from pipelines.config import load_config
+    from pipelines.context import policies_frame
+
+    rng = np.random.default_rng(seed)
+    rd = pd.Timestamp(RUN)
+    sku_codes = np.array([f"S{i:06d}" for i in range(skus)])
+    loc_codes = np.array([f"L{i:02d}" for i in range(n_loc)])
+    cost = np.round(rng.lognormal(np.log(8.0), 0.6, skus), 2)
+    override = np.where(rng.random(skus) < 0.02, rng.choice(["A", "B", "C"], skus), None)
+    items = pd.DataFrame(
+        {
+            "sku": sku_codes,
+            "name": sku_codes,
+            "name_en": None,
+            "category": rng.choice(["grocery", "dairy", "tools", "spare"], skus),
+            "unit_cost": cost,
+            "unit_price": np.round(cost * rng.uniform(1.3, 2.0, skus), 2),
+            "pack_size": 1,
+            "shelf_life_days": None,
+            "abc_override": override,
+            "active": True,
+        }
+    )
+    n = skus * n_loc
+    s_idx = np.repeat(np.arange(skus), n_loc)
+    l_idx = np.tile(np.arange(n_loc), skus)
+    rate = rng.lognormal(np.log(0.5), 1.0, n) * (rng.random(n) > 0.10)
+    # sales: Poisson count of sale days per series over the last 365 days
+    cnt = np.where(rate > 0, rng.poisson(per_series, n), 0)
+    rows = np.repeat(np.arange(n), cnt)
+    day = rng.integers(1, 366, len(rows))
+    sales = pd.DataFrame({"_r": rows, "_d": day}).drop_duplicates()
+    r, d = sales["_r"].to_numpy(), sales["_d"].to_numpy()
+    qty = 1.0 + rng.poisson(2.0 * rate[r])
+    sales = pd.DataFrame(
+        {
+            "sku": sku_codes[s_idx[r]],
+            "location": loc_codes[l_idx[r]],
+            "date": rd - pd.to_timedelta(d, unit="D"),
+            "quantity": qty,
+            "returns": 0.0,
+            "revenue": qty * items["unit_price"].to_numpy()[s_idx[r]],
+        }
+    )
+    h = np.arange(1, horizon + 1)
+    q = {c: poisson.ppf(p, rate) for c, p in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))}
+    fc = pd.DataFrame(
+        {
+            "run_date": rd,
+            "run_id": "bench",
+            "sku": np.repeat(sku_codes[s_idx], horizon),
+            "location": np.repeat(loc_codes[l_idx], horizon),
+            "target_date": np.tile(rd + pd.to_timedelta(h - 1, unit="D"), n),
+            "horizon": np.tile(h, n),
+            "mean": np.repeat(rate, horizon),
+            **{c: np.repeat(v, horizon) for c, v in q.items()},
+            "model": "bench",
+        }
+    )
+    oh = np.floor(rng.uniform(0, 3, n) * 30 * rate + rng.integers(0, 3, n))
+    lot2 = rng.random(n) < 0.10
+    stock = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "sku": sku_codes[s_idx],
+                    "location": loc_codes[l_idx],
+                    "lot": "",
+                    "expiry_date": pd.NaT,
+                    "on_hand": oh,
+                    "in_transit": np.floor(rng.random(n) * 5),
+                    "reserved": 0.0,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "sku": sku_codes[s_idx[lot2]],
+                    "location": loc_codes[l_idx[lot2]],
+                    "lot": "E1",
+                    "expiry_date": rd + pd.to_timedelta(rng.integers(-10, 121, int(lot2.sum())), unit="D"),
+                    "on_hand": np.floor(rng.uniform(1, 40, int(lot2.sum()))),
+                    "in_transit": 0.0,
+                    "reserved": 0.0,
+                }
+            ),
+        ],
+        ignore_index=True,
+    ).assign(snapshot_date=rd)
+    has_lt = rng.random(n) < 0.9
+    lead_times = pd.DataFrame(
+        {
+            "sku": sku_codes[s_idx[has_lt]],
+            "location": loc_codes[l_idx[has_lt]],
+            "lead_time_days": rng.integers(2, 31, int(has_lt.sum())).astype(float),
+            "lead_time_std_days": np.round(rng.uniform(0, 5, int(has_lt.sum())), 1),
+            "review_period_days": 7.0,
+        }
+    )
+    cfg = load_config(overrides={"policy": {"special_categories": ["spare"]}})
+    pol = policies_frame(cfg).assign(fill_rate=np.nan)
+    pol.loc[(pol["category"] == "*") & (pol["abc_class"] == "A"), "fill_rate"] = 0.99
+    out.mkdir(parents=True, exist_ok=True)
+    frames = {
+        "items": contract.conform(items, "items"),
+        "sales": contract.conform(sales, "sales"),
+        "forecasts": contract.conform(fc, "forecasts"),
+        "stock": contract.conform(stock, "stock"),
+        "lead_times": contract.conform(lead_times, "lead_times"),
+    }
+    for name, df in frames.items():
+        df.to_parquet(out / f"{name}.parquet", index=False)
+    pol.to_parquet(out / "policies.parquet", index=False)
+    return {k: len(v) for k, v in frames.items()}
+
+
+def run(folder: Path) -> dict[str, object]:
+    from pipelines.alerts import compute_alerts
+    from pipelines.policy import compute_policy, read_demand_rates
+
+    t0 = time.perf_counter()
+    f = {n: pd.read_parquet(folder / f"{n}.parquet") for n in ("items", "sales", "stock", "lead_times")}
+    pol = pd.read_parquet(folder / "policies.parquet")
+    t1 = time.perf_counter()
+    p = compute_policy(
+        read_demand_rates(folder / "forecasts.parquet"),  # as the stage reads it
+        f["sales"],
+        f["items"],
+        f["stock"],
+        f["lead_times"],
+        pol,
+        RUN,
+        default_lead_time_days=7.0,
+        default_lead_time_std_days=2.0,
+        default_review_period_days=7.0,
+        special_categories=["spare"],
+    )
+    t2 = time.perf_counter()
+    a = compute_alerts(p, f["stock"], f["sales"], f["items"], pol, RUN)
+    t3 = time.perf_counter()
+    return {
+        "series": len(p),
+        "read_s": round(t1 - t0, 1),
+        "policy_s": round(t2 - t1, 1),
+        "alerts_s": round(t3 - t2, 1),
+        "policy_plus_alerts_s": round(t3 - t1, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+        "ss_method": p["ss_method"].value_counts().to_dict(),
+        "demand_pattern": p["demand_pattern"].value_counts().to_dict(),
+        "health_band": p["health_band"].value_counts().to_dict(),
+        "alerts": a["alert_type"].value_counts().to_dict(),
+        "lead_time_defaulted": int(p["lead_time_defaulted"].sum()),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skus", type=int, default=100_000)
+    ap.add_argument("--locations", type=int, default=10)
+    ap.add_argument("--horizon", type=int, default=28)
+    ap.add_argument("--sales-per-series", type=float, default=10.0)
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--run", type=Path, help=argparse.SUPPRESS)  # child process: run on this folder
+    args = ap.parse_args()
+    if args.run:
+        print(json.dumps(run(args.run)))
+        return
+    with tempfile.TemporaryDirectory(prefix="tiaobo-policy-bench-") as tmp:
+        t0 = time.perf_counter()
+        counts = generate(Path(tmp), args.skus, args.locations, args.horizon, args.sales_per_series, args.seed)
+        print(f"generated in {time.perf_counter() - t0:.0f} s: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+        child = subprocess.run([sys.executable, __file__, "--run", tmp], check=True, capture_output=True, text=True)
+        res = json.loads(child.stdout.strip().splitlines()[-1])
+    for k, v in res.items():
+        print(f"{k}: {v}")
+
+
+if __name__ == "__main__":
+    main()
