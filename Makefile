@@ -5,20 +5,21 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: install bench-install demo test test-unit test-integration lint typecheck lock docs clean
+.PHONY: install bench-install demo test test-unit test-integration lint typecheck lock docs clean \
+	bench-extract bench-validate bench-forecast bench-policy bench-policy-real bench-transfers bench-replay bench-load
 
 ## install: create .venv and install the exact pins of requirements.lock, then this project (editable)
 install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet uv==0.13.8
-	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
 ## bench-install: add the benchmark-only peers (statsforecast) on top of the same pins
 bench-install: install
-	$(UV) pip sync --quiet --python $(BIN)/python requirements-bench.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-bench.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 
 ## demo: generate the demo ERP and run the nightly pipeline for its latest business date
@@ -50,6 +51,24 @@ lock: install
 ## docs: regenerate docs/data-contract.md from pipelines/contract.py
 docs: install
 	$(BIN)/python -m pipelines.docs
+
+## benchmarks: speed, memory and accuracy on generated and real data (figures in docs/)
+bench-extract: install
+	$(BIN)/python benchmarks/extract.py --rows 10000000
+bench-validate: install
+	$(BIN)/python benchmarks/validate.py
+bench-forecast: bench-install
+	$(BIN)/python -m benchmarks.forecast --dataset all --sample 3000 --out var/bench_forecast.json
+bench-policy: install
+	$(BIN)/python benchmarks/policy.py
+bench-policy-real: install
+	$(BIN)/python benchmarks/policy_spare_parts.py
+bench-transfers: install
+	$(BIN)/python benchmarks/transfers.py
+bench-replay: install
+	$(BIN)/python benchmarks/replay.py --dataset all
+bench-load: install
+	$(BIN)/python benchmarks/load.py --rows 1000000 --repeat 2
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -13,9 +13,13 @@ import typer
 
 from pipelines.config import Config, ConfigError, load_config
 
-app = typer.Typer(help="Tiaobo: nightly demand forecasts, safety stock, alerts and stock transfers.", no_args_is_help=True)
+app = typer.Typer(
+    help="Tiaobo: nightly demand forecasts, safety stock, alerts and stock transfers.", no_args_is_help=True
+)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: embedded defaults)")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="YAML configuration file (default: embedded defaults)")
+]
 
 
 def _say(msg: str) -> None:
@@ -119,8 +123,16 @@ def _print_summary(cfg: Config, run_date: date, results: dict[str, Any], seconds
     alerts = ctx.read("alerts") if ctx.exists("alerts") else pd.DataFrame()
     if len(alerts):
         sev = {"high": 0, "medium": 1, "low": 2}
-        top = alerts.assign(_s=alerts["severity"].map(sev)).sort_values(["_s", "value_at_risk", "sku"], ascending=[True, False, True]).head(5)
-        out(f"\nTop alerts ({len(alerts)} in all: " + ", ".join(f"{k} {v}" for k, v in alerts["alert_type"].value_counts().sort_index().items()) + "):")
+        top = (
+            alerts.assign(_s=alerts["severity"].map(sev))
+            .sort_values(["_s", "value_at_risk", "sku"], ascending=[True, False, True])
+            .head(5)
+        )
+        out(
+            f"\nTop alerts ({len(alerts)} in all: "
+            + ", ".join(f"{k} {v}" for k, v in alerts["alert_type"].value_counts().sort_index().items())
+            + "):"
+        )
         for r in top.itertuples():
             out(f"  [{r.severity}] {r.alert_type} {r.sku} @ {r.location}: {r.explanation_en}")
     out("\nOutputs:")
@@ -142,6 +154,76 @@ def demo(
     cfg = _load(config)
     demo_source(config=config, url=None, seed=42, skus=skus, locations=6, days=730)
     _run(cfg, ds.DEMO_END_DATE + timedelta(days=1))
+
+
+@app.command()
+def retrain(
+    date_: Annotated[str, typer.Option("--date", help="business date of the retrain, YYYY-MM-DD")],
+    config: ConfigOpt = None,
+) -> None:
+    """Backtest the forecast models, save a new version, and promote it only if not worse.
+
+    Uses the validated sales staged for that date (run `tiaobo run --date` first).
+    """
+    from pipelines.context import RunContext
+    from pipelines.runner import run_stage
+
+    cfg = _load(config)
+    result = run_stage("retrain", RunContext(cfg, _parse_date(date_)))
+    for note in result.notes:
+        typer.echo(note)
+
+
+@app.command()
+def report(
+    date_: Annotated[str, typer.Option("--date", help="published business date, YYYY-MM-DD")],
+    config: ConfigOpt = None,
+) -> None:
+    """Rebuild the HTML report of a published run date from the reporting database."""
+    from pipelines.report import report_command
+
+    cfg = _load(config)
+    try:
+        paths = report_command(_parse_date(date_), cfg)
+    except LookupError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from None
+    for p in paths:
+        typer.echo(str(p))
+
+
+@app.command()
+def roles(
+    url: Annotated[str | None, typer.Option(help="administrator URL of the PostgreSQL reporting DB")] = None,
+    planner_role: str = "tiaobo_planner",
+    loader_role: str = "tiaobo_loader",
+    config: ConfigOpt = None,
+) -> None:
+    """Create the read-only planner role and the loader role.
+
+    Passwords come from TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD, never from arguments.
+    """
+    from pipelines.reporting import roles_command
+
+    cfg = _load(config)
+    try:
+        typer.echo(roles_command(url or cfg.reporting_url(), planner_role, loader_role))
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def replay(
+    dataset: Annotated[str, typer.Option(help="vn1, m5 or all")] = "all",
+    data_dir: Annotated[Path | None, typer.Option(help="real demand data (default ../shared/data)")] = None,
+    seed: Annotated[int, typer.Option(help="seed of the starting-stock scenario")] = 0,
+    time_limit: Annotated[float, typer.Option(help="solver time limit per plan, seconds")] = 240.0,
+) -> None:
+    """Replay transfer plans (none, greedy, MILP, perfect foresight) on real demand."""
+    from pipelines.replay import replay_command
+
+    replay_command(dataset, data_dir, seed, time_limit, echo=typer.echo)
 
 
 def main() -> None:  # pragma: no cover - console entry point

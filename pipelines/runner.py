@@ -37,8 +37,9 @@ STAGE_FUNCS: dict[str, tuple[str, str]] = {
     "summary": ("runner", "summary_stage"),
     "load": ("load", "load_stage"),
     "notify": ("notify", "notify_stage"),
+    "retrain": ("forecast", "retrain_stage"),  # the weekly DAG's stage, not part of the nightly run
 }
-STAGES = tuple(STAGE_FUNCS)
+STAGES = tuple(name for name in STAGE_FUNCS if name != "retrain")  # the nightly run, in order
 
 
 def run_stage(name: str, ctx: RunContext, progress: Progress | None = None) -> StageResult:
@@ -55,7 +56,9 @@ def summary_stage(ctx: RunContext) -> StageResult:
     counts: dict[str, Any] = {}
     for name in ("items", "locations", "lanes", "sales", "stock", "lead_times"):
         if ctx.exists(name):
-            counts.setdefault("validated", {})[name] = len(pd.read_parquet(ctx.path(name), columns=[contract.TABLES[name].key[0]]))
+            counts.setdefault("validated", {})[name] = len(
+                pd.read_parquet(ctx.path(name), columns=[contract.TABLES[name].key[0]])
+            )
     for name in contract.OUTPUT_TABLES:
         if ctx.exists(name):
             counts.setdefault("outputs", {})[name] = len(pd.read_parquet(ctx.path(name), columns=["run_id"]))
@@ -71,8 +74,15 @@ def summary_stage(ctx: RunContext) -> StageResult:
     return StageResult(stage="summary", paths={"summary": str(path)}, counts={"quarantined": summary["quarantined"]})
 
 
-def record_failure(cfg: Config, run_date: date, stage: str, error: BaseException | str, *,
-                   dag_id: str = "tiaobo_nightly", attempt_id: str | None = None) -> None:
+def record_failure(
+    cfg: Config,
+    run_date: date,
+    stage: str,
+    error: BaseException | str,
+    *,
+    dag_id: str = "tiaobo_nightly",
+    attempt_id: str | None = None,
+) -> None:
     """Log a failed (or validation-stopped) run and tell the data team. Never raises."""
     from pipelines.validate import ValidationStop
 
@@ -92,7 +102,11 @@ def record_failure(cfg: Config, run_date: date, stage: str, error: BaseException
 
         examples = getattr(error, "examples", None)
         notify.send_failure(
-            cfg, run_date, dag_id=dag_id, task_id=stage, error=text,
+            cfg,
+            run_date,
+            dag_id=dag_id,
+            task_id=stage,
+            error=text,
             where_to_look=f"run log in the reporting database; staging files in {RunContext(cfg, run_date).run_dir}",
             examples=examples,
         )
@@ -126,8 +140,12 @@ def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) 
         record_failure(cfg, run_date, stage, exc, attempt_id=attempt)
         raise
     reporting.log_attempt_end(
-        url, attempt, "published", run_id=ctx.run_id,
-        counts={k: v["counts"] for k, v in results.items()}, message="ok",
+        url,
+        attempt,
+        "published",
+        run_id=ctx.run_id,
+        counts={k: v["counts"] for k, v in results.items()},
+        message="ok",
     )
     results["timings"] = timings
     return results

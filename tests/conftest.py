@@ -100,6 +100,9 @@ def airflow_db() -> Path:
     """An initialised Airflow metadata database (SQLite) in the session's throwaway AIRFLOW_HOME."""
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True, capture_output=True, env=dict(os.environ), cwd=REPO,
+        check=True,
+        capture_output=True,
+        env=dict(os.environ),
+        cwd=REPO,
     )
     return _AIRFLOW_HOME

@@ -32,8 +32,8 @@ source:
   retries: 0
 reporting:
   url_env: TIAOBO_TEST_REPORTING_URL
-staging_dir: {tmp_path / 'staging'}
-output_dir: {tmp_path / 'output'}
+staging_dir: {tmp_path / "staging"}
+output_dir: {tmp_path / "output"}
 forecast:
   history_days: 180
 email:
@@ -106,8 +106,7 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
     assert failed["stage"].iloc[-1] == "extract"
     assert "inv_balance" in failed["message"].iloc[-1]
     failure_mails = [
-        email.message_from_bytes(p.read_bytes())
-        for p in (tmp_path / "output" / RUN_DATE.isoformat()).glob("*.eml")
+        email.message_from_bytes(p.read_bytes()) for p in (tmp_path / "output" / RUN_DATE.isoformat()).glob("*.eml")
     ]
     assert any("data@example.com" in (m["To"] or "") and "extract" in m.as_string() for m in failure_mails)
 

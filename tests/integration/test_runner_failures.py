@@ -32,12 +32,15 @@ def demo_erp(tmp_path_factory) -> Path:
 
 
 def _cfg(tmp_path: Path, source_url: str):
-    return load_config(overrides={
-        "source": {"url": source_url, "retries": 1, "retry_backoff_seconds": 0.01},
-        "reporting": {"url": f"sqlite:///{tmp_path / 'reporting.sqlite'}"},
-        "staging_dir": str(tmp_path / "staging"), "output_dir": str(tmp_path / "output"),
-        "forecast": {"history_days": 120},
-    })
+    return load_config(
+        overrides={
+            "source": {"url": source_url, "retries": 1, "retry_backoff_seconds": 0.01},
+            "reporting": {"url": f"sqlite:///{tmp_path / 'reporting.sqlite'}"},
+            "staging_dir": str(tmp_path / "staging"),
+            "output_dir": str(tmp_path / "output"),
+            "forecast": {"history_days": 120},
+        }
+    )
 
 
 def _published(url: str) -> dict[str, pd.DataFrame]:

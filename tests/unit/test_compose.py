@@ -18,8 +18,14 @@ def compose() -> dict:
 
 def test_services_present():
     services = compose()["services"]
-    assert {"postgres", "mailcatcher", "airflow-init", "airflow-apiserver", "airflow-scheduler",
-            "airflow-dag-processor"} <= set(services)
+    assert {
+        "postgres",
+        "mailcatcher",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+    } <= set(services)
 
 
 def test_airflow_version_matches_the_lock():

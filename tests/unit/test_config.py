@@ -60,7 +60,9 @@ def test_missing_environment_variable_is_named(tmp_path):
 
 def test_policy_band_and_default_row(tmp_path):
     with pytest.raises(ConfigError, match="max_cover_days must be greater"):
-        load_config(write(tmp_path, "policies:\n  - {category: '*', abc_class: '*', min_cover_days: 30, max_cover_days: 10}\n"))
+        load_config(
+            write(tmp_path, "policies:\n  - {category: '*', abc_class: '*', min_cover_days: 30, max_cover_days: 10}\n")
+        )
     with pytest.raises(ConfigError, match="default row"):
         load_config(write(tmp_path, "policies:\n  - {category: dairy, abc_class: A}\n"))
 

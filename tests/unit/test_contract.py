@@ -17,8 +17,17 @@ def test_docs_are_in_sync_with_the_contract():
 
 
 def test_conform_casts_and_orders_columns():
-    df = pd.DataFrame({"revenue": ["1.5"], "sku": ["甲"], "location": ["L1"], "date": ["2026-11-24"],
-                       "quantity": [2], "returns": [0], "extra": [1]})
+    df = pd.DataFrame(
+        {
+            "revenue": ["1.5"],
+            "sku": ["甲"],
+            "location": ["L1"],
+            "date": ["2026-11-24"],
+            "quantity": [2],
+            "returns": [0],
+            "extra": [1],
+        }
+    )
     out = contract.conform(df, "sales")
     assert list(out.columns) == contract.SALES.names
     assert out["quantity"].dtype == "float64" and out["date"].dtype == "datetime64[ns]"
@@ -26,8 +35,16 @@ def test_conform_casts_and_orders_columns():
 
 
 def test_conform_names_table_column_and_rows():
-    df = pd.DataFrame({"sku": ["a", "b"], "location": ["x", "y"], "date": ["2026-01-01"] * 2,
-                       "quantity": ["1", "lots"], "returns": [0, 0], "revenue": [1, 1]})
+    df = pd.DataFrame(
+        {
+            "sku": ["a", "b"],
+            "location": ["x", "y"],
+            "date": ["2026-01-01"] * 2,
+            "quantity": ["1", "lots"],
+            "returns": [0, 0],
+            "revenue": [1, 1],
+        }
+    )
     with pytest.raises(contract.ContractError, match=r"table sales, column quantity: not a number in row\(s\) 1"):
         contract.conform(df, "sales")
     with pytest.raises(contract.ContractError, match="missing column"):
@@ -37,8 +54,16 @@ def test_conform_names_table_column_and_rows():
 
 
 def test_canonical_order_is_deterministic():
-    df = pd.DataFrame({"sku": ["b", "a", "a"], "location": ["x", "y", "x"], "date": ["2026-01-01"] * 3,
-                       "quantity": [1, 2, 3], "returns": [0] * 3, "revenue": [0] * 3})
+    df = pd.DataFrame(
+        {
+            "sku": ["b", "a", "a"],
+            "location": ["x", "y", "x"],
+            "date": ["2026-01-01"] * 3,
+            "quantity": [1, 2, 3],
+            "returns": [0] * 3,
+            "revenue": [0] * 3,
+        }
+    )
     out = contract.canonical_order(contract.conform(df, "sales"), "sales")
     assert out[["sku", "location"]].values.tolist() == [["a", "x"], ["a", "y"], ["b", "x"]]
 

@@ -58,7 +58,9 @@ def test_every_dag_follows_policy(dagbag):
             assert t.owner and t.owner != "airflow", f"{dag_id}.{t.task_id} has no owner"
             assert t.execution_timeout is not None and t.execution_timeout <= timedelta(hours=2), t.task_id
             callbacks = t.on_failure_callback if isinstance(t.on_failure_callback, list) else [t.on_failure_callback]
-            assert any(isinstance(cb, TiaoboFailureNotifier) for cb in callbacks), f"{dag_id}.{t.task_id} has no failure notifier"
+            assert any(isinstance(cb, TiaoboFailureNotifier) for cb in callbacks), (
+                f"{dag_id}.{t.task_id} has no failure notifier"
+            )
             assert t.retries is not None
 
 
