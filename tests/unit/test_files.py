@@ -189,3 +189,28 @@ def test_file_drop_error_stops_extract(tmp_path):
     )
     with pytest.raises(ExtractError, match=r"file drop for items: .*items.csv.*fails at byte 4"):
         extract_stage(RunContext(cfg, RUN))
+
+
+def test_duplicated_file_drop_is_set_aside_not_double_counted(tmp_path):
+    """The same sales export dropped twice: the copies are quarantined as duplicate rows, never summed."""
+    import shutil
+
+    from pipelines.validate import ValidationStop, validate_stage
+
+    mapping = _drop_folder(tmp_path / "drop")
+    shutil.copy(tmp_path / "drop" / "sales_2025.xlsx", tmp_path / "drop" / "sales_2025_again.xlsx")
+    cfg = load_config(
+        overrides={
+            "source": {"kind": "files", "folder": str(tmp_path / "drop"), "files": mapping},
+            "staging_dir": str(tmp_path / "staging"),
+            "output_dir": str(tmp_path / "out"),
+        }
+    )
+    ctx = RunContext(cfg, RUN)
+    assert extract_stage(ctx).counts["sales"] == 60
+    with pytest.raises(ValidationStop) as err:  # half the rows are copies: far above the 5% bad-row limit
+        validate_stage(ctx)
+    assert "sales" in str(err.value) and "bad_row_share" in str(err.value)
+    q = pd.read_parquet(ctx.run_dir / "quarantine.parquet")
+    dup = q[(q["table_name"] == "sales") & (q["rule"] == "duplicate_row")]
+    assert sorted(dup["row_number"]) == list(range(30, 60))  # every row of the second copy, first copy kept
