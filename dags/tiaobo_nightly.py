@@ -15,22 +15,14 @@ published results stay untouched.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
 
-from pipelines.airflow_support import TiaoboFailureNotifier, run_stage
+from pipelines.airflow_support import default_args, run_stage
 
-DEFAULT_ARGS = {
-    "owner": "data-team",
-    "retries": 2,
-    # operators may shorten the wait between attempts (the end-to-end tests do): seconds, default 300
-    "retry_delay": timedelta(seconds=float(os.environ.get("TIAOBO_RETRY_DELAY_SECONDS", "300"))),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": [TiaoboFailureNotifier()],
-}
+DEFAULT_ARGS = default_args(retries=2, execution_timeout=timedelta(minutes=30), retry_delay=timedelta(minutes=5))
 
 
 @dag(

@@ -19,15 +19,9 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from pipelines.airflow_support import TiaoboFailureNotifier, run_stage
+from pipelines.airflow_support import default_args, run_stage
 
-DEFAULT_ARGS = {
-    "owner": "data-team",
-    "retries": 1,
-    "retry_delay": timedelta(minutes=10),
-    "execution_timeout": timedelta(hours=1),
-    "on_failure_callback": [TiaoboFailureNotifier()],
-}
+DEFAULT_ARGS = default_args(retries=1, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=10))
 
 
 @dag(

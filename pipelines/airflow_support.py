@@ -7,7 +7,7 @@ at module level; the pipeline (pandas, scikit-learn, Great Expectations) loads i
 from __future__ import annotations
 
 import os
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from airflow.sdk import BaseNotifier
@@ -63,3 +63,19 @@ class TiaoboFailureNotifier(BaseNotifier):
         dag_id = getattr(ti, "dag_id", "tiaobo_nightly")
         error = context.get("exception") or "the task failed (no exception recorded)"
         record_failure(cfg, business_date(context, cfg.timezone), task_id, error, dag_id=dag_id)
+
+
+def default_args(*, retries: int, execution_timeout: timedelta, retry_delay: timedelta) -> dict[str, Any]:
+    """The house task defaults of every Tiaobo DAG: owner, retries, timeout, failure notifier.
+
+    ``TIAOBO_RETRY_DELAY_SECONDS`` overrides the wait between attempts (the end-to-end tests
+    shorten it: ``dag.test()`` waits out retry delays in real time).
+    """
+    delay = os.environ.get("TIAOBO_RETRY_DELAY_SECONDS")
+    return {
+        "owner": "data-team",
+        "retries": retries,
+        "retry_delay": timedelta(seconds=float(delay)) if delay else retry_delay,
+        "execution_timeout": execution_timeout,
+        "on_failure_callback": [TiaoboFailureNotifier()],
+    }
