@@ -246,6 +246,11 @@ def policy_frame(net: Network, stock: np.ndarray) -> pd.DataFrame:
         run_id="replay",
         category=it.loc[net.keys["sku"], "category"].to_numpy(),
         abc_class="B",
+        abc_class_network="B",
+        abc_class_location="B",
+        xyz_class="unclassified",  # the replay's policy does not classify demand
+        demand_pattern="unclassified",
+        ss_method="normal",
         demand_mean=mu,
         demand_std=np.sqrt(disp * mu),
         lead_time_days=H,

@@ -271,6 +271,10 @@ def test_policy_stage_on_tiny_staging(tmp_path) -> None:
     assert a["available"] == 10.0 and a["days_of_cover"] == pytest.approx(5.0)
     b = out[out["sku"] == "B"].iloc[0]
     assert b["health_band"] == "no_demand" and bool(b["lead_time_defaulted"]) and b["available"] == 0.0
+    # the classes and the safety-stock method are published with the policy, as in the detail file
+    cols = ["abc_class_network", "abc_class_location", "xyz_class", "demand_pattern", "ss_method"]
+    assert out[cols].values.tolist() == detail.sort_values(["sku", "location"])[cols].values.tolist()
+    assert b["ss_method"] == "zero" and b["demand_pattern"] == "no_demand"
 
 
 # -- kernels: classes ---------------------------------------------------------------------------
