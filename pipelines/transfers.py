@@ -278,7 +278,6 @@ def greedy_transfers(
     ``policy_df`` is the ``inventory_policy`` table; ``policies`` (optional) gives the approval
     thresholds of each SKU's policy row.
     """
-    rd = pd.Timestamp(run_date)
     c = _candidates(policy_df, items, locations, lanes, int(coverage_days))
     if c.empty:
         return _empty()
@@ -286,20 +285,7 @@ def greedy_transfers(
     t = _settle(c[c["quantity"] > 0], float(margin_floor))
     if t.empty:
         return _empty()
-    t = t.copy()
-    t["run_date"] = rd
-    t["packs"] = np.rint(t["quantity"] / t["pack_size"]).astype("int64")
-    t["receiver_stockout_date"] = rd + pd.to_timedelta(t["stockout_days"].astype("int64"), unit="D")
-    t["receiver_units_short"] = t["units_short"]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t["donor_days_of_cover"] = np.where(
-            t["donor_mu"] > 0, t["donor_available"] / t["donor_mu"].where(t["donor_mu"] > 0, 1.0), np.nan
-        )
-    t["arrival_date"] = rd + pd.to_timedelta(t["transit_days"].astype("int64"), unit="D")
-    t["approval_tier"] = approval_tier(t, policies, planner_categories)
-    t["method"] = "greedy"
-    t["explanation_en"], t["explanation_zh"] = explain.transfer_sentences(t, int(coverage_days))
-    return t[OUTPUT_COLUMNS].reset_index(drop=True)
+    return _publish(t, run_date, coverage_days, "greedy", policies, planner_categories)
 
 
 # --------------------------------------------------------------------------------------------
