@@ -40,6 +40,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -626,8 +627,15 @@ def _reconcile_entry(
     name: str, how: str, src_rows: int, src_qty: float | None, st: Staged, **extra: Any
 ) -> dict[str, Any]:
     qty_checked = src_qty is not None and st.quantity_failures == 0
+    src = float(src_qty or 0.0)
+    # a non-finite sum (an inf or NaN in the source) never reconciles: its tolerance would be infinite too
     ok = src_rows == st.rows and (
-        not qty_checked or abs(float(src_qty or 0.0) - st.quantity_sum) <= 1e-6 * max(1.0, abs(float(src_qty or 0.0)))
+        not qty_checked
+        or (
+            math.isfinite(src)
+            and math.isfinite(st.quantity_sum)
+            and abs(src - st.quantity_sum) <= 1e-6 * max(1.0, abs(src))
+        )
     )
     out = {
         "table": name,

@@ -347,3 +347,12 @@ def test_unreachable_source_message_has_host_not_password(tmp_path, caplog, url,
     assert where in msg and "after 2 attempt(s)" in msg
     assert "s3cr3t-pw" not in msg and "s3cr3t-pw" not in caplog.text
     assert "127.0.0.1:9" in caplog.text  # the retry was logged, without the password
+
+
+def test_reconciliation_never_passes_a_non_finite_sum():
+    from pipelines.extract import Staged, _reconcile_entry
+
+    assert _reconcile_entry("sales", "t", 2, 5.0, Staged(rows=2, quantity_sum=5.0))["ok"]
+    assert not _reconcile_entry("sales", "t", 2, float("inf"), Staged(rows=2, quantity_sum=5.0))["ok"]
+    assert not _reconcile_entry("sales", "t", 2, float("inf"), Staged(rows=2, quantity_sum=float("inf")))["ok"]
+    assert not _reconcile_entry("sales", "t", 2, 5.0, Staged(rows=3, quantity_sum=5.0))["ok"]
