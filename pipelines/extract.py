@@ -213,11 +213,18 @@ def arrow_schema(table: contract.Table) -> pa.Schema:
     return pa.schema([pa.field(c.name, types[c.type], nullable=True) for c in table.columns])
 
 
+# Text columns whose empty cell stands for a value of the contract: a stock row without a lot is not
+# lot-managed, which the contract writes as ''. A CSV or xlsx cell left blank, or a SQL NULL, would
+# otherwise reach validation as a null key and the stock row would be quarantined.
+EMPTY_MEANS: dict[tuple[str, str], str] = {("stock", "lot"): ""}
+
+
 def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cast each column to its contract type; uncastable cells become null.
 
     Infinite numbers count as uncastable. Returns the typed frame and a frame of cast failures (row_number, column_name, value,
-    row_json) so that no bad row is lost. Nulls in required columns are left for validation.
+    row_json) so that no bad row is lost. Nulls in required columns are left for validation, except in
+    the columns of ``EMPTY_MEANS`` (a stock row without a lot gets the contract's ``''``).
     """
     out: dict[str, pd.Series] = {}
     fails: list[pd.DataFrame] = []
@@ -240,6 +247,8 @@ def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tu
             bad = typed.isna() & s.notna()
         else:
             typed = s.astype("str").where(s.notna(), None).astype("str")
+            if (table.name, col.name) in EMPTY_MEANS:
+                typed = typed.fillna(EMPTY_MEANS[table.name, col.name])
             bad = pd.Series(False, index=s.index)
         if bad.any():
             rows = df[bad]
@@ -298,6 +307,8 @@ def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.
                 )
                 if arr is None:
                     return None
+                if (table.name, col.name) in EMPTY_MEANS:
+                    arr = pc.fill_null(arr, EMPTY_MEANS[table.name, col.name])
             elif col.type == "date":
                 if pa.types.is_string(arr.type):
                     arr = pc.cast(arr, pa.timestamp("ns"))
