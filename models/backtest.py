@@ -40,6 +40,8 @@ DEFAULT_CANDIDATES: tuple[tuple[str, str, tuple[tuple[str, float], ...]], ...] =
     ("seasonal_naive", "seasonal_naive", ()),
     ("moving_average", "moving_average", (("window", 28),)),
     ("ses", "ses", (("alpha", 0.1),)),
+    ("ses_opt", "ses_opt", ()),
+    ("adida", "adida", ()),
     ("sba", "sba", (("alpha", 0.1),)),
     ("tsb", "tsb", (("alpha", 0.1), ("beta", 0.05))),
 )
@@ -81,6 +83,19 @@ def dispersion(actual: np.ndarray, forecast: np.ndarray, groups: np.ndarray, pri
     return np.maximum(1.0, w * own + (1.0 - w) * pooled)
 
 
+COMBINATION_WEIGHTS: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def combine(forecasts: np.ndarray, names: Sequence[str], combination: tuple[str, float] | None) -> np.ndarray:
+    """Append the combination ``w x gbm + (1 - w) x partner`` to ``forecasts[n_candidates, ...]``
+    (in the order of ``names``, which must hold ``"gbm"`` and the partner); unchanged if ``None``."""
+    if combination is None:
+        return forecasts
+    partner, w = combination
+    mix = float(w) * forecasts[list(names).index("gbm")] + (1.0 - float(w)) * forecasts[list(names).index(partner)]
+    return np.concatenate([forecasts, mix[None]], axis=0)
+
+
 def candidate_forecast(spec: tuple, hist: np.ndarray, horizon: int, season: int) -> np.ndarray:
     """Forecast ``[n_series, horizon]`` of one statistical candidate ``(name, method, params)``."""
     _, method, params = spec
@@ -101,7 +116,7 @@ def coverage(actual: np.ndarray, upper: np.ndarray) -> float:
 class ForecastSelector(BaseEstimator):
     """Backtest, per-series selection and calibrated quantiles over all series at once.
 
-    ``fit(Y, calendar=None, static=None)`` with ``Y[n_series, n_periods]`` (``NaN`` = not yet
+    ``fit(Y, calendar=None, static=None, groups=None, covariates=None)`` with ``Y[n_series, n_periods]`` (``NaN`` = not yet
     observed), ``calendar`` per-period features ``[n_periods + horizon, k]`` and integer
     ``static`` codes ``[n_series, s]`` for the gradient-boosting candidate. After fitting:
     ``mean_`` ``[n_series, horizon]``, ``model_`` (selected name per series), ``scores_``
@@ -122,6 +137,7 @@ class ForecastSelector(BaseEstimator):
         prior_weight: float = 56.0,
         metric: str = "mse",
         gbm_refit_per_fold: bool = False,
+        combine_gbm: bool = True,
         random_state: int = 0,
     ) -> None:
         self.horizon = horizon
@@ -135,6 +151,7 @@ class ForecastSelector(BaseEstimator):
         self.prior_weight = prior_weight
         self.metric = metric
         self.gbm_refit_per_fold = gbm_refit_per_fold
+        self.combine_gbm = combine_gbm
         self.random_state = random_state
 
     def _kernel(self, spec: tuple, hist: np.ndarray) -> np.ndarray:
@@ -155,6 +172,8 @@ class ForecastSelector(BaseEstimator):
         y: object = None,
         calendar: np.ndarray | None = None,
         static: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        covariates: np.ndarray | None = None,
     ) -> ForecastSelector:
         if self.metric not in ("mse", "mae"):
             raise ValueError(f"metric must be 'mse' or 'mae', got {self.metric!r}")
@@ -172,7 +191,9 @@ class ForecastSelector(BaseEstimator):
         fold_fc = np.full((len(names), n, n_days), np.nan)
         gbm_bt = None
         if gbm_ok:
-            gbm_bt = self._gbm().fit(arr[:, : folds[0]], calendar=calendar, static=static)
+            gbm_bt = self._gbm().fit(
+                arr[:, : folds[0]], calendar=calendar, static=static, groups=groups, covariates=covariates
+            )
         for f, o in enumerate(folds):
             sl = slice(f * h, (f + 1) * h)
             fold_actual[:, sl] = arr[:, o : o + h]
@@ -181,9 +202,17 @@ class ForecastSelector(BaseEstimator):
                 fold_fc[c, :, sl] = self._kernel(spec, hist)
             if gbm_bt is not None:
                 if self.gbm_refit_per_fold and f > 0:
-                    gbm_bt = self._gbm().fit(hist, calendar=calendar, static=static)
-                fold_fc[-1, :, sl] = gbm_bt.predict_from(hist, calendar=calendar, static=static)
+                    gbm_bt = self._gbm().fit(
+                        hist, calendar=calendar, static=static, groups=groups, covariates=covariates
+                    )
+                fold_fc[-1, :, sl] = gbm_bt.predict_from(
+                    hist, calendar=calendar, static=static, groups=groups, covariates=covariates
+                )
         obs = ~np.isnan(fold_actual)
+        self.combination_ = self._best_combination(fold_fc, fold_actual, obs, names) if gbm_ok else None
+        if self.combination_ is not None:
+            fold_fc = combine(fold_fc, names, self.combination_)
+            names = names + [f"gbm+{self.combination_[0]}"]
         diff = np.abs(fold_fc - np.nan_to_num(fold_actual)[None])
         err = np.where(obs[None], diff**2 if self.metric == "mse" else diff, 0.0)
         cnt = obs.sum(axis=1)
@@ -204,12 +233,14 @@ class ForecastSelector(BaseEstimator):
         short = observed < min_hist
         choice = np.where(short, best_global, choice)
         # final forecasts of every candidate on the whole history
-        final = np.zeros((len(names), n, h))
+        n_base = len(self.candidates) + int(bool(gbm_ok))
+        final = np.zeros((n_base, n, h))
         for c, spec in enumerate(self.candidates):
             final[c] = self._kernel(spec, arr)
         if gbm_ok:
-            self.gbm_ = self._gbm().fit(arr, calendar=calendar, static=static)
-            final[-1] = self.gbm_.predict()
+            self.gbm_ = self._gbm().fit(arr, calendar=calendar, static=static, groups=groups, covariates=covariates)
+            final[n_base - 1] = self.gbm_.predict()
+        final = combine(final, names[:n_base], self.combination_)
         idx = np.arange(n)
         mean = final[choice, idx]
         sold = (np.nan_to_num(arr) > 0).any(axis=1)
@@ -233,6 +264,32 @@ class ForecastSelector(BaseEstimator):
         self.fold_forecast_ = sel_fc
         self.n_series_ = n
         return self
+
+    def _best_combination(
+        self, fold_fc: np.ndarray, fold_actual: np.ndarray, obs: np.ndarray, names: list[str]
+    ) -> tuple[str, float] | None:
+        """The statistical partner and weight of ``w x gbm + (1 - w) x partner`` with the lowest
+        total backtest error over all series (``None`` when off or when no mix beats the GBM
+        alone). Averaging a global model with a series' own smoothed level is the classic
+        forecast combination: their errors are far from perfectly correlated."""
+        if not self.combine_gbm or "gbm" not in names:
+            return None
+        act = np.nan_to_num(fold_actual)
+        g = fold_fc[names.index("gbm")]
+
+        def total(f: np.ndarray) -> float:
+            d = np.abs(f - act)
+            return float(np.where(obs, d**2 if self.metric == "mse" else d, 0.0).sum())
+
+        best: tuple[float, tuple[str, float] | None] = (total(g), None)
+        for c, spec in enumerate(self.candidates):
+            if spec[1] == "seasonal_naive":  # a shape, not a level: mixing it adds noise
+                continue
+            for w in COMBINATION_WEIGHTS:
+                err = total(w * g + (1.0 - w) * fold_fc[c])
+                if err < best[0]:
+                    best = (err, (str(spec[0]), float(w)))
+        return best[1]
 
     def predict(self, horizon: int | None = None) -> np.ndarray:
         check_is_fitted(self, "mean_")
@@ -275,4 +332,13 @@ class ForecastSelector(BaseEstimator):
         return nb_quantiles(mu, self.lead_time_dispersion(L), quantiles)
 
 
-__all__ = ["DEFAULT_CANDIDATES", "ForecastSelector", "candidate_forecast", "coverage", "dispersion", "nb_quantiles"]
+__all__ = [
+    "COMBINATION_WEIGHTS",
+    "DEFAULT_CANDIDATES",
+    "ForecastSelector",
+    "candidate_forecast",
+    "combine",
+    "coverage",
+    "dispersion",
+    "nb_quantiles",
+]

@@ -15,7 +15,17 @@ Features (see :func:`origin_features`), all computed vectorised over every serie
   seasonal position (same weekday for daily data) and the latest of them;
 - ``horizon``, the target's seasonal position, and the target period's calendar columns
   (holidays, festivals, events, SNAP days, ... whatever the caller's calendar holds);
-- static per-series codes (item, category, location, ...) as categorical features.
+- static per-series codes (item, category, location, ...) as categorical features;
+- ``group<j>_mean_<w>`` (:func:`group_features`, when ``groups`` are given): the recent mean level
+  of each series' groups (the item across locations, the location, the category at the
+  location), pooled and so far less noisy than a slow series' own history;
+- ``cov<j>_mean_<w>`` (:func:`covariate_features`, when ``covariates`` are given): recent means of
+  per-series, per-period covariates such as the realised price over the list price (promotions).
+
+Direct or recursive (``strategy``): *direct* trains one model on rows ``(origin, horizon)`` and
+predicts the whole horizon at once; *recursive* trains a one-step model on every period of the same
+span of history and feeds each forecast back as history for the next step. Both were measured on
+M5 (``docs/forecast-benchmark.md``); direct is the default.
 
 Training and prediction use ``n_threads`` OpenMP threads (default 1: on a shared 2-core machine
 two spinning threads were 4x slower in wall time than one; ``None`` = all cores).
@@ -40,6 +50,47 @@ def _nanmean_last(arr: np.ndarray, o: int, w: int) -> np.ndarray:
     obs = ~np.isnan(tail)
     cnt = obs.sum(axis=1)
     return np.divide(np.where(obs, tail, 0.0).sum(axis=1), cnt, out=np.full(arr.shape[0], np.nan), where=cnt > 0)
+
+
+def group_features(
+    y: np.ndarray, origin: int, groups: np.ndarray, windows: tuple[int, ...]
+) -> tuple[np.ndarray, list[str]]:
+    """Recent level of each series' groups: for every grouping column ``g`` of ``groups``
+    (integer codes ``[n_series, n_groups]``, e.g. the item across locations, the location) and
+    window ``w``, the mean over the group's members of their mean demand in the last ``w`` periods
+    before ``origin`` (members not yet observed are left out). Pooled levels are far less noisy
+    than one series' own, so they carry trend and seasonality a slow series cannot show alone.
+    Returns ``[n_series, n_groups * len(windows)]`` and the names."""
+    arr = _as_matrix(y)
+    codes = np.asarray(groups, dtype=np.int64)
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    for w in windows:
+        level = _nanmean_last(arr, int(origin), int(w))
+        ok = ~np.isnan(level)
+        for j in range(codes.shape[1]):
+            key = codes[:, j]
+            tot = np.bincount(key, weights=np.where(ok, level, 0.0))
+            cnt = np.bincount(key, weights=ok.astype(float))
+            cols.append(np.divide(tot, cnt, out=np.full(len(tot), np.nan), where=cnt > 0)[key])
+            names.append(f"group{j}_mean_{w}")
+    return (np.column_stack(cols) if cols else np.zeros((arr.shape[0], 0))), names
+
+
+def covariate_features(cov: np.ndarray, origin: int, windows: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """Past values of per-series, per-period covariates ``cov[n_series, n_periods, k]`` (e.g. the
+    realised price over the list price: a promotion shows as a ratio below 1): for each covariate
+    ``j`` and window ``w``, the mean of its observed values in the last ``w`` periods before
+    ``origin`` (``NaN`` = unknown, left out). Only the past is used, so a covariate need not be
+    known for the forecast periods. Returns ``[n_series, k * len(windows)]`` and the names."""
+    c = np.asarray(cov, dtype=float)
+    cols: list[np.ndarray] = []
+    names: list[str] = []
+    for j in range(c.shape[2]):
+        for w in windows:
+            cols.append(_nanmean_last(c[:, :, j], int(origin), int(w)))
+            names.append(f"cov{j}_mean_{w}")
+    return (np.column_stack(cols) if cols else np.zeros((c.shape[0], 0))), names
 
 
 def origin_features(
@@ -129,6 +180,8 @@ class GlobalGBMForecaster(BaseEstimator):
         max_leaf_nodes: int = 63,
         min_samples_leaf: int = 50,
         max_rows: int | None = 3_000_000,
+        group_windows: tuple[int, ...] = (7, 28),
+        strategy: str = "direct",
         n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
@@ -144,15 +197,35 @@ class GlobalGBMForecaster(BaseEstimator):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_samples_leaf = min_samples_leaf
         self.max_rows = max_rows
+        self.group_windows = group_windows
+        self.strategy = strategy
         self.n_threads = n_threads
         self.random_state = random_state
 
+    def _steps(self) -> int:
+        """Periods predicted per origin: the whole horizon (direct) or one (recursive)."""
+        return 1 if self.strategy == "recursive" else int(self.horizon)
+
     def _design(
-        self, arr: np.ndarray, origin: int, calendar: np.ndarray | None, static: np.ndarray | None
+        self,
+        arr: np.ndarray,
+        origin: int,
+        calendar: np.ndarray | None,
+        static: np.ndarray | None,
+        groups: np.ndarray | None = None,
+        covariates: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[str]]:
-        X, names = origin_features(arr, origin, self.horizon, self.season, self.n_lags, tuple(self.windows))
+        h = self._steps()
+        X, names = origin_features(arr, origin, h, self.season, self.n_lags, tuple(self.windows))
         n = arr.shape[0]
-        h = int(self.horizon)
+        if groups is not None and groups.shape[1]:
+            G, gnames = group_features(arr, origin, groups, tuple(self.group_windows))
+            X = np.concatenate([X, np.repeat(G, h, axis=0)], axis=1)
+            names = names + gnames
+        if covariates is not None and covariates.shape[2]:
+            C, cnames = covariate_features(covariates, origin, tuple(self.group_windows))
+            X = np.concatenate([X, np.repeat(C, h, axis=0)], axis=1)
+            names = names + cnames
         if calendar is not None and calendar.shape[1]:
             rows = calendar[origin : origin + h]
             if rows.shape[0] < h:
@@ -170,11 +243,18 @@ class GlobalGBMForecaster(BaseEstimator):
         y: object = None,
         calendar: np.ndarray | None = None,
         static: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        covariates: np.ndarray | None = None,
     ) -> GlobalGBMForecaster:
+        if self.strategy not in ("direct", "recursive"):
+            raise ValueError(f"strategy must be 'direct' or 'recursive', got {self.strategy!r}")
         arr = _as_matrix(Y)
-        h = int(self.horizon)
-        last = arr.shape[1] - h
-        origins = [last - k * int(self.origin_step) for k in range(int(self.n_origins))]
+        h = self._steps()
+        last = arr.shape[1] - int(self.horizon)
+        if self.strategy == "direct":
+            origins = [last - k * int(self.origin_step) for k in range(int(self.n_origins))]
+        else:  # one-step rows from every period of the same span of history
+            origins = [last + int(self.horizon) - 1 - k for k in range(int(self.n_origins) * int(self.origin_step))]
         origins = [o for o in origins if o >= max(self.season, 1)]
         if not origins:
             raise ValueError(
@@ -183,10 +263,12 @@ class GlobalGBMForecaster(BaseEstimator):
             )
         cal = None if calendar is None else np.asarray(calendar, dtype=float)
         stat = None if static is None else np.asarray(static)
+        grp = None if groups is None else np.asarray(groups, dtype=np.int64)
+        cov = None if covariates is None else np.asarray(covariates, dtype=float)
         parts_X, parts_y = [], []
         names: list[str] = []
         for o in sorted(origins):
-            X, names = self._design(arr, o, cal, stat)
+            X, names = self._design(arr, o, cal, stat, grp, cov)
             target = arr[:, o : o + h].reshape(-1)
             keep = ~np.isnan(target)
             parts_X.append(X[keep].astype(np.float32))
@@ -208,6 +290,8 @@ class GlobalGBMForecaster(BaseEstimator):
         self.history_ = arr
         self.calendar_ = cal
         self.static_ = stat
+        self.groups_ = grp
+        self.covariates_ = cov
         return self
 
     def _regressor(self, cat: np.ndarray) -> HistGradientBoostingRegressor:
@@ -223,14 +307,28 @@ class GlobalGBMForecaster(BaseEstimator):
         )
 
     def predict_from(
-        self, Y: np.ndarray, calendar: np.ndarray | None = None, static: np.ndarray | None = None
-    ) -> np.ndarray:  # noqa: N803
+        self,
+        Y: np.ndarray,  # noqa: N803
+        calendar: np.ndarray | None = None,
+        static: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        covariates: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Forecast the ``horizon`` periods after ``Y`` (any history, same feature layout)."""
         check_is_fitted(self, "model_")
         arr = _as_matrix(Y)
         cal = self.calendar_ if calendar is None else np.asarray(calendar, dtype=float)
         stat = self.static_ if static is None else np.asarray(static)
-        X, _ = self._design(arr, arr.shape[1], cal, stat)
+        grp = getattr(self, "groups_", None) if groups is None else np.asarray(groups, dtype=np.int64)
+        cov = getattr(self, "covariates_", None) if covariates is None else np.asarray(covariates, dtype=float)
+        if self.strategy == "recursive":  # one step at a time, each forecast fed back as history
+            ext = np.concatenate([arr, np.zeros((arr.shape[0], int(self.horizon)))], axis=1)
+            for k in range(int(self.horizon)):
+                X, _ = self._design(ext[:, : arr.shape[1] + k], arr.shape[1] + k, cal, stat, grp, cov)
+                with threadpool_limits(self.n_threads):
+                    ext[:, arr.shape[1] + k] = np.maximum(self.model_.predict(X.astype(np.float32)), 0.0)
+            return ext[:, arr.shape[1] :]
+        X, _ = self._design(arr, arr.shape[1], cal, stat, grp, cov)
         with threadpool_limits(self.n_threads):
             pred = self.model_.predict(X.astype(np.float32)).reshape(arr.shape[0], int(self.horizon))
         return np.maximum(pred, 0.0)
@@ -242,4 +340,4 @@ class GlobalGBMForecaster(BaseEstimator):
         return self.predict_from(self.history_)
 
 
-__all__ = ["GlobalGBMForecaster", "origin_features"]
+__all__ = ["GlobalGBMForecaster", "covariate_features", "group_features", "origin_features"]

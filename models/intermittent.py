@@ -7,6 +7,10 @@ for the seasonal naive). Loops run over *time* only, never over series.
 
 - :func:`seasonal_naive`: the last ``season`` periods repeated.
 - :func:`ses`: simple exponential smoothing, level initialised at the first observed value.
+- :func:`ses_optimized`: SES with the smoothing constant picked per series from a grid by the
+  in-sample one-step squared error.
+- :func:`adida`: temporal aggregation (ADIDA): optimised SES on sums over buckets of the mean
+  inter-demand interval, spread back evenly.
 - :func:`croston`: Croston (1972) on the non-zero sizes and the intervals between them;
   ``variant='sba'`` applies the Syntetos-Boylan (2005) debiasing factor ``1 - alpha / 2``.
 - :func:`tsb`: Teunter-Syntetos-Babai (2011): smoothed demand probability x smoothed size, so the
@@ -68,6 +72,64 @@ def ses(y: np.ndarray, alpha: float = 0.1) -> np.ndarray:
         level = np.where(obs & started, level + a * (v - level), np.where(obs & ~started, v, level))
         started |= obs
     return level
+
+
+SES_GRID: tuple[float, ...] = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5)
+ADIDA_GRID: tuple[float, ...] = tuple(np.linspace(0.1, 0.3, 9).round(3))
+
+
+def ses_optimized(y: np.ndarray, alphas: tuple[float, ...] = SES_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """SES with the smoothing constant chosen per series from ``alphas`` by the in-sample sum of
+    squared one-step-ahead errors (every alpha of every series is run at once): ``(level, alpha)``.
+
+    The level starts at the first observed value; errors count from the second observed period.
+    A series with fewer than two observed periods keeps the first alpha of the grid."""
+    arr = _as_matrix(y)
+    grid = np.asarray([_check_alpha("alpha", a) for a in alphas])[None, :]
+    n = arr.shape[0]
+    level = np.zeros((n, grid.shape[1]))
+    sse = np.zeros((n, grid.shape[1]))
+    started = np.zeros(n, dtype=bool)
+    for t in range(arr.shape[1]):
+        col = arr[:, t]
+        obs = ~np.isnan(col)
+        v = np.where(obs, col, 0.0)[:, None]
+        step = (obs & started)[:, None]
+        err = v - level
+        sse = np.where(step, sse + err**2, sse)
+        level = np.where(step, level + grid * err, np.where((obs & ~started)[:, None], v, level))
+        started |= obs
+    best = np.argmin(sse, axis=1)
+    return level[np.arange(n), best], grid[0, best]
+
+
+def adida(y: np.ndarray, alphas: tuple[float, ...] = ADIDA_GRID) -> np.ndarray:
+    """ADIDA (Nikolopoulos et al., 2011): aggregate each series into non-overlapping buckets of
+    ``round(mean interval between demands)`` periods (aligned to the latest period; a bucket with
+    an unobserved period is left out), forecast the bucket sums with optimised SES
+    (:func:`ses_optimized`, alpha in 0.1..0.3), and spread the forecast evenly over the bucket's
+    periods. The level per period ``[n_series]``; 0 for a series that never sold. Loops run over
+    the few distinct bucket sizes, never over series."""
+    arr = _as_matrix(y)
+    n, T = arr.shape
+    obs = ~np.isnan(arr)
+    vals = np.where(obs, arr, 0.0)
+    nz = (vals > 0).sum(axis=1)
+    # mean interval between demands, counted from the first observed period (as ADIDA does)
+    first_obs = np.where(obs.any(axis=1), np.argmax(obs, axis=1), T)
+    last_nz = np.where(nz > 0, T - 1 - np.argmax((vals > 0)[:, ::-1], axis=1), -1)
+    span = last_nz - first_obs + 1
+    size = np.where(nz > 0, np.maximum(np.round(np.divide(span, np.maximum(nz, 1))), 1), 1).astype(int)
+    size = np.minimum(size, max(T, 1))
+    out = np.zeros(n)
+    for k in np.unique(size[nz > 0]):
+        rows = np.flatnonzero((size == k) & (nz > 0))
+        m = T // k
+        block = arr[rows, T - m * k :].reshape(len(rows), m, k)
+        sums = np.where(np.isnan(block).any(axis=2), np.nan, np.nan_to_num(block).sum(axis=2))
+        level, _ = ses_optimized(sums, alphas)
+        out[rows] = level / k
+    return out
 
 
 def croston(y: np.ndarray, alpha: float = 0.1, variant: str = "classic") -> np.ndarray:
@@ -159,7 +221,7 @@ def classify_demand(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return classes.astype(object), adi, cv2
 
 
-METHODS = ("seasonal_naive", "moving_average", "ses", "croston", "sba", "tsb")
+METHODS = ("seasonal_naive", "moving_average", "ses", "ses_opt", "adida", "croston", "sba", "tsb")
 
 
 def kernel_forecast(method: str, y: np.ndarray, horizon: int, **params: float) -> np.ndarray:
@@ -174,6 +236,10 @@ def kernel_forecast(method: str, y: np.ndarray, horizon: int, **params: float) -
         level = moving_average(arr, int(params.get("window", 28)))
     elif method == "ses":
         level = ses(arr, params.get("alpha", 0.1))
+    elif method == "ses_opt":
+        level = ses_optimized(arr)[0]
+    elif method == "adida":
+        level = adida(arr)
     elif method == "croston":
         level = croston(arr, params.get("alpha", 0.1))
     elif method == "sba":
@@ -225,10 +291,12 @@ __all__ = [
     "DEMAND_CLASSES",
     "METHODS",
     "KernelForecaster",
+    "adida",
     "classify_demand",
     "croston",
     "kernel_forecast",
     "seasonal_naive",
     "ses",
+    "ses_optimized",
     "tsb",
 ]

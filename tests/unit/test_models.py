@@ -12,10 +12,20 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from models import artifacts
-from models.backtest import ForecastSelector, coverage, dispersion, nb_quantiles
+from models.backtest import ForecastSelector, combine, coverage, dispersion, nb_quantiles
 from models.calendar import china_calendar, m5_calendar
-from models.gbm import GlobalGBMForecaster, origin_features
-from models.intermittent import KernelForecaster, classify_demand, croston, kernel_forecast, seasonal_naive, ses, tsb
+from models.gbm import GlobalGBMForecaster, covariate_features, group_features, origin_features
+from models.intermittent import (
+    KernelForecaster,
+    adida,
+    classify_demand,
+    croston,
+    kernel_forecast,
+    seasonal_naive,
+    ses,
+    ses_optimized,
+    tsb,
+)
 
 NAN = np.nan
 
@@ -78,8 +88,32 @@ def test_classify_demand_adi_cv2() -> None:
     assert np.isnan(adi[4]) and np.isnan(cv2[4])
 
 
+def test_ses_optimized_picks_the_grid_alpha_with_least_one_step_error() -> None:
+    # a level shift is followed fastest by the largest alpha; pure noise around a constant by the smallest
+    shift = np.array([[0, 0, 0, 0, 10, 10, 10, 10, 10, 10.0]])
+    noise = np.array([[5, 0, 5, 0, 5, 0, 5, 0, 5, 0.0]])
+    level, alpha = ses_optimized(np.vstack([shift, noise]), (0.1, 0.5, 0.9))
+    assert alpha.tolist() == [0.9, 0.1]
+    np.testing.assert_allclose(level, [ses(shift, 0.9)[0], ses(noise, 0.1)[0]])
+    # every alpha of every series is run at once: the same as running each series alone
+    np.testing.assert_allclose(ses_optimized(noise, (0.1, 0.5, 0.9))[0], level[1:])
+
+
+def test_adida_aggregates_by_mean_interval_and_spreads_back() -> None:
+    # a demand of 6 every third period: buckets of 3 sum to 6 each -> 6 / 3 = 2 per period
+    every3 = np.array([[0, 0, 6] * 6], dtype=float)
+    np.testing.assert_allclose(adida(every3), [2.0])
+    # smooth demand: buckets of one period, i.e. optimised SES on the series itself
+    smooth = np.array([[4, 5, 6, 5, 4, 5, 6, 5.0]])
+    np.testing.assert_allclose(adida(smooth), ses_optimized(smooth, tuple(np.linspace(0.1, 0.3, 9).round(3)))[0])
+    # leading unobserved periods are not counted as intervals; a single spike spreads over its bucket
+    late = np.array([[NAN, NAN, NAN, NAN, 0, 0, 0, 8.0]])
+    np.testing.assert_allclose(adida(late), [2.0])  # one demand in 4 observed periods: bucket 4, 8 / 4
+    np.testing.assert_array_equal(adida(np.zeros((1, 6))), [0.0])
+
+
 def test_kernels_on_all_zero_and_empty_history() -> None:
-    for method in ("seasonal_naive", "moving_average", "ses", "croston", "sba", "tsb"):
+    for method in ("seasonal_naive", "moving_average", "ses", "ses_opt", "adida", "croston", "sba", "tsb"):
         np.testing.assert_array_equal(kernel_forecast(method, np.zeros((2, 9)), 3), np.zeros((2, 3)), err_msg=method)
         np.testing.assert_array_equal(
             kernel_forecast(method, np.full((1, 4), NAN), 2), np.zeros((1, 2)), err_msg=method
@@ -141,6 +175,47 @@ def test_origin_features_use_only_the_past() -> None:
     assert X[:, values].max() < 20  # no value at or after the origin leaks into the features
 
 
+def test_group_features_pool_the_recent_level_of_each_group() -> None:
+    y = np.array([[1, 1, 1, 1.0], [3, 3, 3, 3.0], [NAN, NAN, 10, 10.0], [NAN, NAN, NAN, NAN]])
+    groups = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
+    G, names = group_features(y, origin=4, groups=groups, windows=(2,))
+    assert names == ["group0_mean_2", "group1_mean_2"]
+    # group 0 of column 0 = series 0 and 1: (1 + 3) / 2; series 3 has no observation: left out
+    np.testing.assert_allclose(G[:, 0], [2.0, 2.0, 10.0, 10.0])
+    np.testing.assert_allclose(G[:, 1], [1.0, 6.5, 6.5, 1.0])
+    # only the past: the features at origin 2 do not see periods 2 and 3
+    G2, _ = group_features(y, origin=2, groups=groups, windows=(2,))
+    assert np.isnan(G2[2, 0]) and G2[0, 0] == 2.0
+
+
+def test_covariate_features_use_past_observed_values_only() -> None:
+    # one covariate (price / list price): a promotion at 0.5 in periods 2..3, unknown in period 4
+    cov = np.array([[1.0, 1.0, 0.5, 0.5, NAN, 1.0]])[:, :, None]
+    C, names = covariate_features(cov, origin=5, windows=(2, 4))
+    assert names == ["cov0_mean_2", "cov0_mean_4"]
+    np.testing.assert_allclose(C[0], [0.5, (1.0 + 0.5 + 0.5) / 3])  # NaN left out; period 5 not seen
+    C1, _ = covariate_features(cov, origin=1, windows=(2,))
+    np.testing.assert_allclose(C1[0], [1.0])
+
+
+def test_gbm_uses_a_promotion_covariate() -> None:
+    # demand doubles in the week after a promotion ends (the only thing that tells it is the price)
+    rng = np.random.default_rng(5)
+    n, T = 60, 126
+    promo = np.ones((n, T))
+    weeks = rng.integers(0, 2, size=(n, T // 7)).repeat(7, axis=1)
+    promo = np.where(weeks == 1, 0.7, 1.0)
+    after = np.concatenate([np.zeros((n, 7)), (promo[:, :-7] < 1)], axis=1)
+    y = rng.poisson(3.0 * (1 + after)).astype(float)
+    est = GlobalGBMForecaster(horizon=7, n_origins=10, origin_step=7, max_iter=60, windows=(7, 28), random_state=0)
+    with_cov = clone(est).fit(y[:, :-7], covariates=promo[:, :, None])
+    without = clone(est).fit(y[:, :-7])
+    assert "cov0_mean_7" in with_cov.feature_names_
+    err_with = ((with_cov.predict() - y[:, -7:]) ** 2).mean()
+    err_without = ((without.predict() - y[:, -7:]) ** 2).mean()
+    assert err_with < err_without
+
+
 def test_gbm_estimator_contract_determinism_and_weekly_pattern() -> None:
     y = _weekly_panel(40, 140, 0)
     est = GlobalGBMForecaster(horizon=7, n_origins=4, origin_step=7, max_iter=40, windows=(7, 28), random_state=3)
@@ -156,6 +231,23 @@ def test_gbm_estimator_contract_determinism_and_weekly_pattern() -> None:
     assert ((p1 - actual) ** 2).mean() < ((flat - actual) ** 2).mean()
     with pytest.raises(ValueError, match="too short"):
         clone(est).fit(y[:, :10])
+
+
+def test_recursive_strategy_feeds_forecasts_back_and_learns_the_weekly_pattern() -> None:
+    y = _weekly_panel(40, 140, 0)
+    est = GlobalGBMForecaster(
+        horizon=7, n_origins=4, origin_step=7, max_iter=40, windows=(7, 28), strategy="recursive", random_state=3
+    )
+    p = est.fit(y[:, :-7]).predict()
+    assert p.shape == (40, 7) and (p >= 0).all() and est.n_train_rows_ <= 40 * 28
+    np.testing.assert_array_equal(p, clone(est).fit(y[:, :-7]).predict())
+    flat = kernel_forecast("moving_average", y[:, :-7], 7)
+    assert ((p - y[:, -7:]) ** 2).mean() < ((flat - y[:, -7:]) ** 2).mean()
+    # step k is the one-step model applied to the history extended with steps 1..k-1
+    step2 = est.predict_from(np.hstack([y[:, :-7], p[:, :1]]))[:, 0]
+    np.testing.assert_allclose(step2, p[:, 1])
+    with pytest.raises(ValueError, match="strategy"):
+        GlobalGBMForecaster(strategy="sideways").fit(y)
 
 
 # -- selection ------------------------------------------------------------------------------------
@@ -207,6 +299,30 @@ def test_selector_with_gbm_candidate_runs_and_is_deterministic() -> None:
     g = a.candidates_.index("gbm")
     np.testing.assert_array_equal(c.fold_candidates_[g][:, :7], a.fold_candidates_[g][:, :7])  # same first fold
     assert not np.array_equal(c.fold_candidates_[g][:, 7:], a.fold_candidates_[g][:, 7:])  # refitted for the second
+
+
+def test_combination_weight_is_chosen_on_the_backtest_and_applied_to_the_final_forecast() -> None:
+    y = _weekly_panel(30, 154, 1)
+    params = {"max_iter": 30, "n_origins": 3, "origin_step": 7, "windows": (7, 28)}
+    sel = ForecastSelector(horizon=7, n_folds=2, gbm_params=params, gbm_refit_per_fold=True).fit(y)
+    names = sel.candidates_
+    if sel.combination_ is None:  # no mix beat the GBM alone on the backtest
+        assert not any(n.startswith("gbm+") for n in names)
+    else:
+        partner, w = sel.combination_
+        mix = names.index(f"gbm+{partner}")
+        expected = (
+            w * sel.candidate_forecasts_[names.index("gbm")] + (1 - w) * sel.candidate_forecasts_[names.index(partner)]
+        )
+        np.testing.assert_allclose(sel.candidate_forecasts_[mix], expected)
+        # and it is the best mix on the backtest: its total error is below the GBM's alone
+        assert np.nansum(sel.scores_[:, mix]) <= np.nansum(sel.scores_[:, names.index("gbm")])
+    # combine() on hand-made rows
+    f = np.array([[[2.0]], [[4.0]]])
+    np.testing.assert_allclose(combine(f, ["gbm", "ses"], ("ses", 0.75))[2], [[2.5]])
+    assert combine(f, ["gbm", "ses"], None) is f
+    off = ForecastSelector(horizon=7, n_folds=2, gbm_params=params, combine_gbm=False).fit(y)
+    assert off.combination_ is None and not any(n.startswith("gbm+") for n in off.candidates_)
 
 
 # -- calendar and artifacts ---------------------------------------------------------------------
