@@ -217,6 +217,43 @@ FORECAST_ACCURACY = Table(
     doc="Per-series accuracy of the forecast method on the most recent holdout.",
 )
 
+LEAD_TIME_DEMAND = Table(
+    "lead_time_demand",
+    _RUN
+    + (
+        _c("sku", "str"),
+        _c("location", "str"),
+        _c(
+            "lead_time_days",
+            "int",
+            "the series' replenishment lead time (lead_times, else policy.default_lead_time_days),"
+            " rounded up to whole days",
+        ),
+        _c("lead_time_defaulted", "bool", "true when no lead time was recorded and the default was used"),
+        _c(
+            "mean",
+            "float",
+            "expected units over the lead time: the daily forecast means summed from the run date"
+            " (beyond the forecast horizon, its last day's rate held flat)",
+        ),
+        _c("p50", "float", "median of lead-time demand (whole units)"),
+        _c("p90", "float", "90% one-sided quantile of lead-time demand (whole units)"),
+        _c("p95", "float", "95% one-sided quantile of lead-time demand (whole units)"),
+        _c("p99", "float", "99% one-sided quantile of lead-time demand (whole units)"),
+        _c(
+            "dispersion",
+            "float",
+            "variance-to-mean ratio of lead-time demand behind the negative-binomial quantiles (1 = Poisson)",
+        ),
+        _c("model", "str", "model of the daily forecasts summed (zero_no_sales: never sold, all zero)"),
+        _c("explanation_en", "str"),
+        _c("explanation_zh", "str"),
+    ),
+    key=("run_date", "sku", "location"),
+    kind="output",
+    doc="Demand summed over each series' own lead time, with quantiles: what safety stock is set against.",
+)
+
 INVENTORY_POLICY = Table(
     "inventory_policy",
     _RUN
@@ -382,6 +419,7 @@ OUTPUT_TABLES: dict[str, Table] = {
     for t in (
         FORECASTS,
         FORECAST_ACCURACY,
+        LEAD_TIME_DEMAND,
         INVENTORY_POLICY,
         ALERTS,
         TRANSFERS,

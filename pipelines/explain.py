@@ -1,10 +1,10 @@
 """Planner-facing sentences in English and Chinese (zh-CN), built from the numbers.
 
-Every explanation of an inventory-policy row, an alert or a transfer is composed here, so the two
-languages stay side by side and use the same numbers. The formatting helpers turn numeric / date
-columns into text columns and :func:`text` concatenates text columns and literals column-wise
-(pandas string concatenation over all rows at once, no Python loop over rows in the callers);
-:func:`render` fills a readable ``{placeholder}`` template the same way.
+Every explanation of a lead-time demand row, an inventory-policy row, an alert or a transfer is
+composed here, so the two languages stay side by side and use the same numbers. The formatting
+helpers turn numeric / date columns into text columns and :func:`text` concatenates text columns
+and literals column-wise (pandas string concatenation over all rows at once, no Python loop over
+rows in the callers); :func:`render` fills a readable ``{placeholder}`` template the same way.
 
 Each ``*_sentences`` function takes a frame with the columns it names and returns the pair
 ``(explanation_en, explanation_zh)`` as string Series aligned with the frame's index.
@@ -222,6 +222,57 @@ def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return (
         choose(has, render(_POLICY_EN, **en), render(_NO_DEMAND_EN, **en)),
         choose(has, render(_POLICY_ZH, **zh), render(_NO_DEMAND_ZH, **zh)),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Lead-time demand
+# --------------------------------------------------------------------------------------------
+
+_LEAD_EN = (
+    "Over the {lt}-day lead time{dflt}: {mu} units expected (daily forecasts of {model} summed{flat})."
+    " Demand stays at or below {p50} units with 50% probability, {p90} with 90%, {p95} with 95% and {p99}"
+    " with 99% (negative binomial, variance {phi} times the mean)."
+)
+_LEAD_ZH = (
+    "补货提前期 {lt} 天{dflt}内：预计需求 {mu} 件（{model} 模型的日预测累加{flat}）。"
+    "需求不超过 {p50} 件的概率为 50%，不超过 {p90} 件为 90%，{p95} 件为 95%，{p99} 件为 99%"
+    "（负二项分布，方差为均值的 {phi} 倍）。"
+)
+_LEAD_ZERO_EN = "No sale recorded: lead-time demand over the {lt}-day lead time{dflt} is forecast as 0."
+_LEAD_ZERO_ZH = "无销售记录：补货提前期 {lt} 天{dflt}内需求预测为 0。"
+
+
+def lead_time_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: lead_time_days, lead_time_defaulted, mean, p50, p90, p95, p99, dispersion, model,
+    horizon_days (days the daily forecast covers; a longer lead time holds its last day's rate)."""
+    f = {
+        "lt": num(df["lead_time_days"], 0),
+        "mu": num(df["mean"], 1),
+        "p50": num(df["p50"], 0),
+        "p90": num(df["p90"], 0),
+        "p95": num(df["p95"], 0),
+        "p99": num(df["p99"], 0),
+        "phi": num(df["dispersion"], 2),
+        "model": df["model"].astype("str"),
+    }
+    defaulted = df["lead_time_defaulted"].astype(bool)
+    beyond = pd.Series(df["lead_time_days"].to_numpy() > df["horizon_days"].to_numpy(), index=df.index)
+    h = num(df["horizon_days"], 0)
+    en = {
+        **f,
+        "dflt": choose(defaulted, " (default, none recorded)", ""),
+        "flat": choose(beyond, render("; days after its {h}-day horizon at its last day's rate", h=h), ""),
+    }
+    zh = {
+        **f,
+        "dflt": choose(defaulted, "（无记录，使用默认值）", ""),
+        "flat": choose(beyond, render("；超出 {h} 天预测期的天数按最后一天的日销计", h=h), ""),
+    }
+    zero = pd.Series(df["model"].astype("str").to_numpy() == "zero_no_sales", index=df.index)
+    return (
+        choose(zero, render(_LEAD_ZERO_EN, **en), render(_LEAD_EN, **en)),
+        choose(zero, render(_LEAD_ZERO_ZH, **zh), render(_LEAD_ZH, **zh)),
     )
 
 

@@ -15,6 +15,18 @@ mean and the variance-to-mean ratio of the selected model's backtest residuals (
 The ``forecast_accuracy`` rows are the current model's scores on its most recent backtest fold
 (``window_days`` = observed days in it).
 
+Lead-time demand (``lead_time_demand``, both methods): per series, demand summed over its own
+replenishment lead time, resolved as the policy stage does (the ``lead_times`` row, else
+``policy.default_lead_time_days`` with ``lead_time_defaulted`` true), rounded up to whole days.
+``mean`` = the daily forecast means summed over horizons ``1..L`` (a lead time beyond the horizon
+holds the last day's rate flat); p50/p90/p95/p99 are negative binomial with that mean and the
+variance-to-mean ratio of *lead-time sums* (whole units). ``selected``: that ratio is measured at
+training on the selected model's backtest sums over blocks of the series' own lead time
+(``ForecastSelector.lead_time_dispersion``, once per distinct lead time) and stored per series in
+the model; see :func:`stored_lead_time_dispersion` for new series and changed lead times.
+``moving_average``: a sum of independent Poisson days is Poisson (ratio 1), as narrow as its
+daily quantiles. A lead time of 0 days gives 0.
+
 Method ``moving_average`` (the walking skeleton, kept for comparison):
 
 - **Series**: every *active* SKU that has a stock row in the snapshot or any sale in the history
@@ -49,10 +61,10 @@ import numpy as np
 import pandas as pd
 
 from models import artifacts
-from models.backtest import ForecastSelector, candidate_forecast, nb_quantiles
+from models.backtest import ForecastSelector, candidate_forecast, combine, nb_quantiles
 from models.baselines import QUANTILES, MovingAverageForecaster, naive_mae, poisson_quantiles
 from models.calendar import CHINA_COLUMNS, china_calendar
-from pipelines import contract
+from pipelines import contract, explain
 from pipelines.config import Config, ForecastConfig
 from pipelines.context import RunContext, StageResult
 
@@ -102,20 +114,40 @@ def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, r
     return keys.sort_values(KEY, kind="mergesort").reset_index(drop=True).astype({"sku": "str", "location": "str"})
 
 
-def daily_matrix(sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
-    """Dense ``[len(keys), days]`` matrix of units sold on each day in ``[start, end)``, row i for
-    ``keys.iloc[i]``; a day without a sales row is 0. Zero columns when ``start >= end``."""
+def daily_matrix(
+    sales: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, value: str = "quantity"
+) -> np.ndarray:
+    """Dense ``[len(keys), days]`` matrix of ``value`` (units sold by default) summed per day in
+    ``[start, end)``, row i for ``keys.iloc[i]``; a day without a sales row is 0. Zero columns when
+    ``start >= end``."""
     start, end = pd.Timestamp(start), pd.Timestamp(end)
     n_days = max(0, (end - start).days)
     y = np.zeros((len(keys), n_days))
     if n_days == 0 or sales.empty or keys.empty:
         return y
-    window = sales.loc[(sales["date"] >= start) & (sales["date"] < end), KEY + ["date", "quantity"]]
+    window = sales.loc[(sales["date"] >= start) & (sales["date"] < end), KEY + ["date", value]]
     rows = keys[KEY].reset_index(drop=True).assign(_row=np.arange(len(keys)))
     m = window.merge(rows, on=KEY, how="inner")
     cols = ((m["date"] - start).dt.days).to_numpy(dtype=np.int64)
-    np.add.at(y, (m["_row"].to_numpy(dtype=np.int64), cols), m["quantity"].to_numpy(dtype=float))
+    np.add.at(y, (m["_row"].to_numpy(dtype=np.int64), cols), m[value].to_numpy(dtype=float))
     return y
+
+
+def price_ratio_matrix(
+    sales: pd.DataFrame, items: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+) -> np.ndarray:
+    """The global model's price covariate ``[len(keys), days, 1]``: the realised price of each day
+    (revenue / units) over the item's list price, so a promotion shows as a ratio below 1.
+    ``NaN`` on days without a sale (the price is unknown then) and for items without a positive
+    list price; only past values are used as features (``models.gbm.covariate_features``)."""
+    units = daily_matrix(sales, keys, start, end)
+    revenue = daily_matrix(sales, keys, start, end, value="revenue")
+    price = keys.merge(items[["sku", "unit_price"]].drop_duplicates("sku"), on="sku", how="left")["unit_price"]
+    list_price = price.to_numpy(dtype=float)[:, None]
+    ok = (units > 0) & (list_price > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ok, revenue / np.where(ok, units, 1.0) / np.where(list_price > 0, list_price, 1.0), np.nan)
+    return ratio[:, :, None]
 
 
 def observed_window(sales: pd.DataFrame, end: pd.Timestamp, days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -263,6 +295,17 @@ def _static_codes(
     return (np.column_stack(cols) if cols else np.zeros((len(keys), 0))), maps
 
 
+def _group_codes(keys: pd.DataFrame, items: pd.DataFrame) -> np.ndarray:
+    """Grouping keys of the global model's pooled-level features: the SKU across locations, the
+    location, and the category at the location (codes of this run only: the features are group
+    means, so codes need not be stable between runs)."""
+    frame = keys.merge(items[["sku", "category"]].drop_duplicates("sku"), on="sku", how="left")
+    cat_loc = frame["category"].fillna("").astype(str) + "\x1f" + frame["location"].astype(str)
+    cols = [pd.factorize(frame["sku"].astype(str))[0], pd.factorize(frame["location"].astype(str))[0]]
+    cols.append(pd.factorize(cat_loc)[0])
+    return np.column_stack(cols).astype(np.int64) if len(frame) else np.zeros((0, 3), dtype=np.int64)
+
+
 def _calendar(start: pd.Timestamp, end: pd.Timestamp, horizon: int) -> np.ndarray:
     cal = china_calendar(start, end + pd.Timedelta(days=int(horizon) - 1))
     return cal.to_numpy(dtype=float)
@@ -300,8 +343,119 @@ def _accuracy_frame(
     )[cols]
 
 
+def series_lead_times(keys: pd.DataFrame, lead_times: pd.DataFrame, default_days: float) -> pd.DataFrame:
+    """Each series' lead time in whole days, resolved as the policy stage does: the ``lead_times``
+    row of the SKU-location, else ``default_days`` (``policy.default_lead_time_days``, flagged in
+    ``lead_time_defaulted``); rounded up (7.2 -> 8; float noise below 1e-6 day ignored).
+    Columns sku, location, lead_time_days (int), lead_time_defaulted, in the order of ``keys``."""
+    lt = lead_times[KEY + ["lead_time_days"]].astype({"sku": "str", "location": "str"})
+    dup = lt.duplicated(KEY, keep=False)
+    if dup.any():
+        first = lt.loc[dup].iloc[0]
+        raise ValueError(
+            f"lead_times: {int(dup.sum())} rows repeat a (sku, location) key, e.g. ({first['sku']!r},"
+            f" {first['location']!r}); rule: one lead time per SKU-location"
+        )
+    df = keys[KEY].astype({"sku": "str", "location": "str"}).merge(lt, on=KEY, how="left")
+    defaulted = df["lead_time_days"].isna().to_numpy()
+    days = df["lead_time_days"].fillna(float(default_days)).to_numpy(dtype=float)
+    whole = np.ceil(np.round(days, 6)).astype(np.int64)
+    return df[KEY].assign(lead_time_days=whole, lead_time_defaulted=defaulted)
+
+
+def lead_time_dispersions(sel: ForecastSelector, lead_days: np.ndarray) -> np.ndarray:
+    """Variance-to-mean ratio of lead-time demand per series at its own lead time (``lead_days``,
+    aligned with the selector's series): one ``sel.lead_time_dispersion(L)`` per distinct ``L``;
+    1 (Poisson) for a lead time of 0 days."""
+    lead = np.asarray(lead_days, dtype=np.int64)
+    out = np.ones(len(lead))
+    for L in np.unique(lead[lead >= 1]):  # a few distinct lead times, not one call per series
+        at = lead == L
+        out[at] = sel.lead_time_dispersion(int(L))[at]
+    return out
+
+
+def stored_lead_time_dispersion(bundle: dict[str, Any], leads: pd.DataFrame) -> np.ndarray:
+    """Lead-time dispersion per series of ``leads`` (sku, location, lead_time_days) from a stored
+    model: the series' own value measured at training when its lead time is the one it was trained
+    with; otherwise (lead time changed since training, or a model saved before per-series lead
+    times) the series' dispersion at ``forecast.lead_time_days`` (``phi_lead_time``); for a series
+    new since training, the median ``phi_lead_time`` of the trained series (1 = Poisson when the
+    model has none). 1 for a lead time of 0 days."""
+    series: pd.DataFrame = bundle["series"]
+    have = [c for c in ("lead_time_days", "phi_own_lead_time", "phi_lead_time") if c in series.columns]
+    stored = leads[KEY + ["lead_time_days"]].merge(
+        series[KEY + have].rename(columns={"lead_time_days": "_trained_days"}), on=KEY, how="left"
+    )
+    phi = pd.Series(np.nan, index=stored.index)
+    if "phi_own_lead_time" in stored.columns and "_trained_days" in stored.columns:
+        phi = stored["phi_own_lead_time"].where(stored["_trained_days"] == stored["lead_time_days"])
+    if "phi_lead_time" in stored.columns:
+        phi = phi.fillna(stored["phi_lead_time"])
+        default = float(np.median(series["phi_lead_time"])) if len(series) else 1.0
+    else:
+        default = 1.0
+    out = phi.fillna(default).to_numpy(dtype=float)
+    return np.where(leads["lead_time_days"].to_numpy() >= 1, out, 1.0)
+
+
+def lead_time_demand(forecasts: pd.DataFrame, leads: pd.DataFrame, dispersion: np.ndarray) -> pd.DataFrame:
+    """``lead_time_demand`` rows (without run_id), one per series of ``leads`` (sku, location,
+    lead_time_days, lead_time_defaulted; every series must have daily rows in ``forecasts``).
+
+    ``mean`` = sum of the daily ``mean`` over horizons ``1..L``, plus the last horizon's mean times
+    the days of ``L`` beyond it; quantiles: :func:`models.backtest.nb_quantiles` with that mean and
+    ``dispersion`` (aligned with ``leads``). Vectorised over all rows (bincount, no Python loop)."""
+    n = len(leads)
+    cols = [c for c in contract.LEAD_TIME_DEMAND.names if c != "run_id"]
+    rows = leads[KEY].reset_index(drop=True).assign(_row=np.arange(n))
+    fc = forecasts[["run_date", *KEY, "horizon", "mean", "model"]].merge(rows, on=KEY, how="inner")
+    row = fc["_row"].to_numpy(dtype=np.int64)
+    missing = np.bincount(row, minlength=n) == 0
+    if missing.any():
+        first = leads.iloc[int(np.argmax(missing))]
+        raise ValueError(
+            f"forecasts: no daily rows for {int(missing.sum())} series of lead_time_demand, e.g."
+            f" ({first['sku']!r}, {first['location']!r})"
+        )
+    lead = leads["lead_time_days"].to_numpy(dtype=np.int64)
+    hz = fc["horizon"].to_numpy(dtype=np.int64)
+    mu = fc["mean"].to_numpy(dtype=float)
+    within = np.bincount(row, weights=np.where(hz <= lead[row], mu, 0.0), minlength=n)
+    last_h = np.zeros(n, dtype=np.int64)
+    np.maximum.at(last_h, row, hz)
+    last = hz == last_h[row]
+    last_rate = np.zeros(n)
+    last_rate[row[last]] = mu[last]
+    total = within + last_rate * np.maximum(lead - last_h, 0)
+    phi = np.asarray(dispersion, dtype=float)
+    q = nb_quantiles(total, phi, QUANTILES)
+    model = np.empty(n, dtype=object)
+    model[row[last]] = fc["model"].to_numpy()[last]
+    run_date = fc["run_date"].iloc[0] if len(fc) else pd.NaT
+    out = (
+        leads[[*KEY, "lead_time_days", "lead_time_defaulted"]]
+        .reset_index(drop=True)
+        .assign(
+            run_date=run_date,
+            mean=total,
+            **{name: q[:, i] for i, name in enumerate(QUANTILE_COLUMNS)},
+            dispersion=np.maximum(phi, 1.0),
+            model=model.astype(str),
+        )
+    )
+    out["explanation_en"], out["explanation_zh"] = explain.lead_time_sentences(out.assign(horizon_days=last_h))
+    return out[cols]
+
+
 def train_model(
-    sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date, fc: ForecastConfig
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    stock: pd.DataFrame,
+    run_date: date,
+    fc: ForecastConfig,
+    lead_times: pd.DataFrame | None = None,
+    default_lead_time_days: float | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Backtest, select and fit on the history before ``run_date``: ``(bundle, metadata)``.
 
@@ -309,6 +463,11 @@ def train_model(
     model and dispersions per series, code maps, the backtest accuracy rows); the metadata the
     training window, features and backtest scores (``backtest.score`` = WAPE of the selected
     models over the backtest days, lower is better).
+
+    Per series the bundle also stores its lead time (``lead_times``, else
+    ``default_lead_time_days``, else ``fc.lead_time_days``; whole days) and the lead-time
+    dispersion measured at it (``phi_own_lead_time``), beside ``phi_lead_time`` at
+    ``fc.lead_time_days``.
     """
     rd = pd.Timestamp(run_date)
     keys = series_keys(sales, items, stock, run_date)
@@ -324,24 +483,39 @@ def train_model(
         gbm_params={"max_iter": fc.gbm_max_iter},
         min_gain=fc.min_gain,
         random_state=0,
-    ).fit(y, calendar=cal, static=static)
+    ).fit(
+        y,
+        calendar=cal,
+        static=static,
+        groups=_group_codes(keys, items),
+        covariates=price_ratio_matrix(sales, items, keys, start, end),
+    )
     gbm = getattr(sel, "gbm_", None)
     if gbm is not None:  # the nightly prediction passes its own history: do not store the training copy
         gbm.history_ = None
         gbm.calendar_ = None
         gbm.static_ = None
+        gbm.groups_ = None
+        gbm.covariates_ = None
     last = slice(max(0, sel.fold_actual_.shape[1] - fc.horizon_days), sel.fold_actual_.shape[1])
     fold_start = y.shape[1] - fc.horizon_days
     scale = naive_mae(y[:, : max(fold_start, 0)]) if fold_start > 1 else np.full(len(keys), np.nan)
     accuracy = _accuracy_frame(rd, keys, sel.model_, sel.fold_actual_[:, last], sel.fold_forecast_[:, last], scale)
+    default_days = fc.lead_time_days if default_lead_time_days is None else default_lead_time_days
+    leads = series_lead_times(keys, contract.empty("lead_times") if lead_times is None else lead_times, default_days)
     series = keys.assign(
-        model=sel.model_.astype(str), phi=sel.phi_, phi_lead_time=sel.lead_time_dispersion(fc.lead_time_days)
+        model=sel.model_.astype(str),
+        phi=sel.phi_,
+        phi_lead_time=sel.lead_time_dispersion(fc.lead_time_days),
+        lead_time_days=leads["lead_time_days"].to_numpy(),
+        phi_own_lead_time=lead_time_dispersions(sel, leads["lead_time_days"].to_numpy()),
     )
     bundle = {
         "gbm": gbm,
         "candidates": [c for c in sel.candidates],
-        "names": list(sel.candidates_),
+        "names": list(sel.candidates_)[: len(sel.candidates_) - (sel.combination_ is not None)],  # combination: derived
         "best_global": sel.best_global_,
+        "combination": sel.combination_,
         "horizon": int(fc.horizon_days),
         "season": 7,
         "series": series,
@@ -363,6 +537,9 @@ def train_model(
         "n_series": int(len(keys)),
         "candidates": list(sel.candidates_),
         "best_global": sel.best_global_,
+        "combination": None
+        if sel.combination_ is None
+        else {"gbm_weight": sel.combination_[1], "partner": sel.combination_[0]},
         "features": {
             "gbm": list(gbm.feature_names_) if gbm is not None else [],
             "calendar": list(CHINA_COLUMNS),
@@ -408,10 +585,20 @@ def predict_with(
     if "gbm" in names and len(keys) and y.shape[1] > 0:
         static, _ = _static_codes(keys, items, bundle["maps"])
         cal = _calendar(start, end, h)
-        fcs[names.index("gbm")] = bundle["gbm"].predict_from(y, calendar=cal, static=static)
+        fcs[names.index("gbm")] = bundle["gbm"].predict_from(
+            y,
+            calendar=cal,
+            static=static,
+            groups=_group_codes(keys, items),
+            covariates=price_ratio_matrix(sales, items, keys, start, end),
+        )
+    combination = bundle.get("combination")
+    if combination is not None:
+        names = names + [f"gbm+{combination[0]}"]
+        fcs = combine(fcs, names[:-1], tuple(combination))
     stored = keys.merge(bundle["series"], on=KEY, how="left")
     chosen = stored["model"].where(stored["model"].isin(names), bundle["best_global"]).to_numpy()
-    choice = np.array([names.index(m) for m in chosen], dtype=np.int64) if len(chosen) else np.zeros(0, dtype=np.int64)
+    choice = pd.Index(names).get_indexer(chosen).astype(np.int64)
     phi_default = float(np.median(bundle["series"]["phi"])) if len(bundle["series"]) else 1.0
     phi = stored["phi"].fillna(phi_default).to_numpy(dtype=float)
     sold = (np.nan_to_num(y) > 0).any(axis=1)
@@ -434,10 +621,17 @@ def predict_with(
 
 
 def retrain(
-    cfg: Config, run_date: date, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame
+    cfg: Config,
+    run_date: date,
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    stock: pd.DataFrame,
+    lead_times: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Train a new version, save it and promote it if its backtest is not worse than the current one."""
-    bundle, meta = train_model(sales, items, stock, run_date, cfg.forecast)
+    bundle, meta = train_model(
+        sales, items, stock, run_date, cfg.forecast, lead_times, cfg.policy.default_lead_time_days
+    )
     root = model_dir(cfg)
     path = artifacts.save(root, run_date, bundle, meta)
     promoted, reason = artifacts.promote(root, path.name)
@@ -445,52 +639,72 @@ def retrain(
 
 
 def _current_or_train(
-    ctx: RunContext, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame
+    ctx: RunContext, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, lead_times: pd.DataFrame
 ) -> tuple[dict[str, Any], dict[str, Any], str]:
     root = model_dir(ctx.cfg)
     loaded = artifacts.load_current(root)
     if loaded is not None and int(loaded[1].get("horizon_days", -1)) == ctx.cfg.forecast.horizon_days:
         return loaded[0], loaded[1], f"model {loaded[1]['version']} (trained for {loaded[1]['trained_for_run_date']})"
-    info = retrain(ctx.cfg, ctx.run_date, sales, items, stock)
+    info = retrain(ctx.cfg, ctx.run_date, sales, items, stock, lead_times)
     loaded = artifacts.load_current(root)
     assert loaded is not None, info
     return loaded[0], loaded[1], f"no usable model: trained {info['version']} ({info['reason']})"
 
 
+def _staged_lead_times(ctx: RunContext) -> tuple[pd.DataFrame, list[str]]:
+    if ctx.exists("lead_times"):
+        return ctx.read("lead_times"), []
+    return contract.empty("lead_times"), [
+        f"no lead_times file in {ctx.run_dir}: every series uses the default lead time"
+        f" ({ctx.cfg.policy.default_lead_time_days:g} days)"
+    ]
+
+
 def forecast_stage(ctx: RunContext) -> StageResult:
-    """Read sales, items and stock from staging; write ``forecasts`` and ``forecast_accuracy``.
+    """Read sales, items, stock and lead_times from staging; write ``forecasts``,
+    ``forecast_accuracy`` and ``lead_time_demand``.
 
     ``forecast.method = selected`` (default): predict with the current model version under
     ``model_dir`` (training and promoting one when there is none); the accuracy rows are the
     current model's own most recent backtest fold. ``moving_average``: the skeleton method.
+    A missing ``lead_times`` file (a staging folder without it) means the default lead time for
+    every series, said in the notes and flagged per row.
     """
     fc = ctx.cfg.forecast
     sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
+    lead_times, notes = _staged_lead_times(ctx)
     run_id = ctx.run_id
     if fc.method == "moving_average":
         forecasts = forecast_moving_average(sales, items, stock, ctx.run_date, fc.horizon_days, fc.window_days)
         accuracy = forecast_accuracy(sales, items, stock, ctx.run_date, fc.window_days, fc.holdout_days)
+        leads = series_lead_times(forecasts[KEY].drop_duplicates(), lead_times, ctx.cfg.policy.default_lead_time_days)
+        phi = np.ones(len(leads))  # independent Poisson days: the lead-time sum is Poisson
         note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
     else:
-        bundle, _meta, how = _current_or_train(ctx, sales, items, stock)
+        bundle, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
         forecasts = predict_with(bundle, sales, items, stock, ctx.run_date, fc)
         accuracy = bundle["accuracy"].assign(run_date=pd.Timestamp(ctx.run_date))
+        leads = series_lead_times(forecasts[KEY].drop_duplicates(), lead_times, ctx.cfg.policy.default_lead_time_days)
+        phi = stored_lead_time_dispersion(bundle, leads)
         note = f"per-series selected models, {fc.horizon_days}-day horizon, negative binomial quantiles; {how}"
+    lead_demand = lead_time_demand(forecasts, leads, phi)
     counts = {
         "forecasts": ctx.write("forecasts", forecasts.assign(run_id=run_id)),
         "forecast_accuracy": ctx.write("forecast_accuracy", accuracy.assign(run_id=run_id)),
+        "lead_time_demand": ctx.write("lead_time_demand", lead_demand.assign(run_id=run_id)),
     }
     return StageResult(
         stage="forecast",
         paths={name: str(ctx.path(name)) for name in counts},
         counts=counts,
-        notes=[note],
+        notes=[note, *notes],
     )
 
 
 def retrain_stage(ctx: RunContext) -> StageResult:
     """Weekly retrain: backtest, select, save a new version, promote it only if not worse."""
-    info = retrain(ctx.cfg, ctx.run_date, ctx.read("sales"), ctx.read("items"), ctx.read("stock"))
+    lead_times, _ = _staged_lead_times(ctx)
+    info = retrain(ctx.cfg, ctx.run_date, ctx.read("sales"), ctx.read("items"), ctx.read("stock"), lead_times)
     return StageResult(
         stage="retrain", paths={"model": str(model_dir(ctx.cfg) / info["version"])}, counts={}, notes=[info["reason"]]
     )
@@ -503,11 +717,15 @@ __all__ = [
     "forecast_stage",
     "history_matrix",
     "latest_snapshot",
+    "lead_time_demand",
+    "lead_time_dispersions",
     "model_dir",
     "predict_with",
     "retrain",
     "retrain_stage",
     "train_model",
     "series_keys",
+    "series_lead_times",
     "stock_totals",
+    "stored_lead_time_dispersion",
 ]

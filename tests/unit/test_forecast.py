@@ -11,6 +11,8 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+from models import artifacts
+from models.backtest import nb_quantiles
 from models.baselines import MovingAverageForecaster, moving_average, naive_mae, poisson_quantiles
 from pipelines import contract
 from pipelines.config import load_config
@@ -21,10 +23,16 @@ from pipelines.forecast import (
     forecast_moving_average,
     forecast_stage,
     history_matrix,
+    lead_time_demand,
     model_dir,
+    predict_with,
+    price_ratio_matrix,
     retrain_stage,
     series_keys,
+    series_lead_times,
     stock_totals,
+    stored_lead_time_dispersion,
+    train_model,
 )
 
 RUN = date(2026, 1, 10)
@@ -51,6 +59,11 @@ def items(*rows: tuple[str, bool]) -> pd.DataFrame:
 def sales(*rows: tuple[str, str, str, float]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
     return contract.conform(df.assign(returns=0.0, revenue=df["quantity"] * 2.0), "sales")
+
+
+def lead_times(*rows: tuple[str, str, float]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["sku", "location", "lead_time_days"])
+    return contract.conform(df.assign(lead_time_std_days=1.0, review_period_days=7.0), "lead_times")
 
 
 def stock(*rows: tuple[str, str, float], snapshot: date = RUN) -> pd.DataFrame:
@@ -113,6 +126,18 @@ def test_daily_matrix_fills_missing_days_with_zero() -> None:
     keys = pd.DataFrame({"sku": ["A", "B", "C"], "location": ["S1", "S1", "S1"]})
     y = daily_matrix(s, keys, D("2026-01-07"), D("2026-01-10"))
     np.testing.assert_array_equal(y, [[2, 0, 5], [0, 1, 0], [0, 0, 0]])
+
+
+def test_price_ratio_is_realised_price_over_list_price_on_days_with_sales() -> None:
+    s = sales(("A", "S1", "2026-01-07", 2), ("A", "S1", "2026-01-08", 4), ("B", "S1", "2026-01-08", 1))
+    s.loc[1, "revenue"] = 4 * 1.5  # a promotion: 1.5 against the list price 2.0
+    it = items(("A", True), ("B", True))
+    it.loc[1, "unit_price"] = 0.0  # no list price: unknown ratio
+    keys = pd.DataFrame({"sku": ["A", "B"], "location": ["S1", "S1"]})
+    r = price_ratio_matrix(s, it, keys, D("2026-01-07"), D("2026-01-10"))
+    assert r.shape == (2, 3, 1)
+    np.testing.assert_allclose(r[0, :, 0], [1.0, 0.75, np.nan])  # no sale on the 9th: unknown
+    assert np.isnan(r[1]).all()
 
 
 def test_stock_totals_sum_lots_of_latest_snapshot() -> None:
@@ -210,6 +235,153 @@ def test_forecast_accuracy_empty_when_history_starts_in_holdout() -> None:
     assert acc.empty and list(acc.columns) == [c for c in contract.FORECAST_ACCURACY.names if c != "run_id"]
 
 
+# -- lead-time demand ------------------------------------------------------------------------------
+
+
+def test_series_lead_times_rounds_up_and_defaults() -> None:
+    keys = pd.DataFrame({"sku": ["A", "A", "B", "C"], "location": ["S1", "S2", "S1", "S1"]})
+    lt = lead_times(("A", "S1", 2.0), ("A", "S2", 2.01), ("C", "S1", 0.0), ("Z", "S9", 4.0))
+    got = series_lead_times(keys, lt, default_days=6.5)
+    assert got["lead_time_days"].tolist() == [2, 3, 7, 0]
+    assert got["lead_time_defaulted"].tolist() == [False, False, True, False]
+    assert got[["sku", "location"]].equals(keys)
+    with pytest.raises(ValueError, match=r"lead_times: 2 rows repeat .*\('A', 'S1'\)"):
+        series_lead_times(keys, pd.concat([lt, lt.iloc[:1]]), default_days=7)
+
+
+def _daily(rows: dict[tuple[str, str], list[float]], model: dict[tuple[str, str], str]) -> pd.DataFrame:
+    frames = []
+    for (sku, loc), means in rows.items():
+        h = len(means)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run_date": D(RUN),
+                    "sku": sku,
+                    "location": loc,
+                    "target_date": pd.date_range(D(RUN), periods=h, freq="D"),
+                    "horizon": np.arange(1, h + 1),
+                    "mean": means,
+                    "p50": 0.0,
+                    "p90": 0.0,
+                    "p95": 0.0,
+                    "p99": 0.0,
+                    "model": model[(sku, loc)],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_lead_time_demand_hand_computed() -> None:
+    means = {("A", "S1"): [1.0, 2.0, 3.0, 4.0], ("B", "S1"): [0.5, 0.5, 0.5, 1.5], ("C", "S1"): [0.0] * 4}
+    models = {("A", "S1"): "ses", ("B", "S1"): "sba", ("C", "S1"): "zero_no_sales"}
+    fc = _daily(means, models).sample(frac=1.0, random_state=3)  # row order must not matter
+    leads = pd.DataFrame(
+        {
+            "sku": ["A", "B", "C"],
+            "location": ["S1"] * 3,
+            "lead_time_days": [3, 6, 9],
+            "lead_time_defaulted": [False, True, False],
+        }
+    )
+    phi = np.array([2.5, 0.8, 3.0])
+    out = lead_time_demand(fc, leads, phi)
+    assert list(out.columns) == [c for c in contract.LEAD_TIME_DEMAND.names if c != "run_id"]
+    assert out[["sku", "location"]].values.tolist() == [["A", "S1"], ["B", "S1"], ["C", "S1"]]
+    # A: 1 + 2 + 3 over 3 days; B: 0.5 * 3 + 1.5 over the 4-day horizon + 2 more days at 1.5 / day
+    np.testing.assert_allclose(out["mean"], [6.0, 6.0, 0.0])
+    q = out[["p50", "p90", "p95", "p99"]].to_numpy()
+    np.testing.assert_array_equal(q[:2], nb_quantiles(np.array([6.0, 6.0]), np.array([2.5, 0.8])))
+    assert (np.diff(q, axis=1) >= 0).all() and (q == np.round(q)).all() and (q[2] == 0).all()
+    assert q[0, 3] > q[1, 3]  # over-dispersed A is wider than Poisson B at the same mean
+    assert out["dispersion"].tolist() == [2.5, 1.0, 3.0]  # below 1 is Poisson, published as 1
+    assert out["model"].tolist() == ["ses", "sba", "zero_no_sales"]
+    assert set(out["run_date"]) == {D(RUN)}
+    en, zh = out["explanation_en"], out["explanation_zh"]
+    assert en[0].startswith("Over the 3-day lead time: 6 units expected (daily forecasts of ses summed).")
+    assert f"at or below {q[0, 0]:.0f} units with 50% probability, {q[0, 1]:.0f} with 90%" in en[0]
+    assert "variance 2.5 times the mean" in en[0]
+    assert "(default, none recorded)" in en[1] and "after its 4-day horizon at its last day's rate" in en[1]
+    assert en[2].startswith("No sale recorded") and zh[2].startswith("无销售记录")
+    assert "补货提前期 3 天内" in zh[0] and "95%" in zh[0]
+    contract.conform(out.assign(run_id="t"), "lead_time_demand", extra="error")
+
+
+def test_lead_time_demand_zero_days_and_missing_series() -> None:
+    fc = _daily({("A", "S1"): [2.0, 2.0]}, {("A", "S1"): "ses"})
+    leads = pd.DataFrame({"sku": ["A"], "location": ["S1"], "lead_time_days": [0], "lead_time_defaulted": [False]})
+    out = lead_time_demand(fc, leads, np.array([1.0]))
+    assert out[["mean", "p50", "p99"]].values.tolist() == [[0.0, 0.0, 0.0]]
+    orphan = pd.concat([leads, leads.assign(sku="Q")], ignore_index=True)
+    with pytest.raises(ValueError, match=r"forecasts: no daily rows for 1 series .*'Q'"):
+        lead_time_demand(fc, orphan, np.ones(2))
+
+
+def test_stored_lead_time_dispersion_falls_back_for_new_series_and_changed_lead_times() -> None:
+    series = pd.DataFrame(
+        {
+            "sku": ["A", "B", "C"],
+            "location": ["S1"] * 3,
+            "phi_lead_time": [2.0, 4.0, 9.0],
+            "lead_time_days": [3, 5, 7],
+            "phi_own_lead_time": [1.5, 6.0, 10.0],
+        }
+    )
+    leads = pd.DataFrame({"sku": ["A", "B", "C", "N"], "location": ["S1"] * 4, "lead_time_days": [3, 6, 0, 3]})
+    got = stored_lead_time_dispersion({"series": series}, leads)
+    # A: trained at 3 days -> own; B: lead time changed -> its phi at forecast.lead_time_days;
+    # C: 0 days -> 1; N: new series -> median phi_lead_time of the trained series
+    np.testing.assert_allclose(got, [1.5, 4.0, 1.0, 4.0])
+    old = {"series": series.drop(columns=["lead_time_days", "phi_own_lead_time"])}  # a model saved before
+    np.testing.assert_allclose(stored_lead_time_dispersion(old, leads), [2.0, 4.0, 1.0, 4.0])
+
+
+def _overdispersed_panel(n: int, days: int, seed: int) -> tuple[np.ndarray, pd.DatetimeIndex, pd.DataFrame]:
+    """Negative binomial daily demand (var = mu + mu^2 / 2), every series selling from day 0."""
+    rng = np.random.default_rng(seed)
+    mu = rng.uniform(1, 6, n)[:, None]
+    y = rng.negative_binomial(2, 2 / (2 + mu), size=(n, days)).astype(float)
+    y[:, 0] = np.maximum(y[:, 0], 1.0)  # listed from the first day (history_matrix: NaN before a first sale)
+    dates = pd.date_range(D(RUN) - pd.Timedelta(days=140), periods=days, freq="D")
+    keys = pd.DataFrame({"sku": [f"K{i:04d}" for i in range(n)], "location": "S1"})
+    r, c = np.nonzero(y)
+    s = pd.DataFrame({"sku": keys["sku"].to_numpy()[r], "location": "S1", "date": dates[c], "quantity": y[r, c]})
+    return y, dates, contract.conform(s.assign(returns=0.0, revenue=s["quantity"]), "sales")
+
+
+def test_published_lead_time_quantiles_are_calibrated_on_overdispersed_demand() -> None:
+    """Train once (140 days), then three nights 14 days apart predict from the stored model; the
+    published p90 / p95 of demand over each series' own lead time (3, 7 or 12 days) are compared
+    with the realised sums of the next L days."""
+    n, h = 400, 14
+    y, dates, s = _overdispersed_panel(n, 140 + 3 * h, seed=11)
+    it = items(*((k, True) for k in (f"K{i:04d}" for i in range(n))))
+    days = np.array([3, 7, 12])[np.arange(n) % 3]
+    lt = lead_times(*((f"K{i:04d}", "S1", float(days[i])) for i in range(n)))
+    fc = load_config(
+        overrides={"forecast": {"horizon_days": h, "history_days": 140, "backtest_folds": 3, "use_gbm": False}}
+    ).forecast
+    bundle, _ = train_model(s, it, stock(), RUN, fc, lt, default_lead_time_days=7)
+    assert bundle["series"]["lead_time_days"].tolist() == days.tolist()
+    hits, hits_poisson = [], []
+    for night in range(3):
+        run = (D(RUN) + pd.Timedelta(days=night * h)).date()
+        fcs = predict_with(bundle, s, it, stock(snapshot=run), run, fc)
+        leads = series_lead_times(fcs[["sku", "location"]].drop_duplicates(), lt, 7)
+        out = lead_time_demand(fcs, leads, stored_lead_time_dispersion(bundle, leads))
+        start = 140 + night * h
+        cum = np.cumsum(y[:, start : start + h], axis=1)
+        realised = cum[np.arange(n), days - 1]
+        hits.append(realised[:, None] <= out[["p90", "p95"]].to_numpy())
+        pois = poisson_quantiles(out["mean"].to_numpy(), (0.9, 0.95))
+        hits_poisson.append(realised[:, None] <= pois)
+    cov90, cov95 = np.concatenate(hits).mean(axis=0)
+    assert 0.86 <= cov90 <= 0.945 and 0.92 <= cov95 <= 0.98, (cov90, cov95)
+    p90, p95 = np.concatenate(hits_poisson).mean(axis=0)
+    assert p90 < cov90 - 0.05 and p95 < cov95 - 0.04, (p90, p95)  # Poisson is too narrow here
+
+
 # -- stage ---------------------------------------------------------------------------------------
 
 
@@ -226,9 +398,20 @@ def test_forecast_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("items", items(("A", True), ("B", True)))
     ctx.write("sales", sales(("A", "S1", "2026-01-03", 2), ("A", "S1", "2026-01-09", 4)))
     ctx.write("stock", stock(("B", "S2", 1.0)))
+    ctx.write("lead_times", lead_times(("A", "S1", 6.2)))
     res = forecast_stage(ctx)
     assert res.stage == "forecast"
-    assert res.counts == {"forecasts": 10, "forecast_accuracy": 2}
+    assert res.counts == {"forecasts": 10, "forecast_accuracy": 2, "lead_time_demand": 2}
+    ltd = ctx.read("lead_time_demand").set_index("sku")
+    # A: 6.2 days -> 7 whole days, 1/day over the 5-day horizon and 2 more days at the last day's rate
+    assert ltd.loc["A", "lead_time_days"] == 7 and not ltd.loc["A", "lead_time_defaulted"]
+    assert ltd.loc["A", "mean"] == 7.0 and ltd.loc["A", "dispersion"] == 1.0
+    assert ltd.loc["A", ["p50", "p90", "p95", "p99"]].tolist() == poisson_quantiles(np.array([7.0])).ravel().tolist()
+    assert "after its 5-day horizon" in ltd.loc["A", "explanation_en"]
+    # B never sold; no lead time recorded: the policy default (7 days), flagged
+    assert ltd.loc["B", "lead_time_days"] == 7 and ltd.loc["B", "lead_time_defaulted"]
+    assert ltd.loc["B", ["mean", "p50", "p99"]].tolist() == [0.0, 0.0, 0.0] and ltd.loc["B", "model"] == "zero_no_sales"
+    assert "default" in ltd.loc["B", "explanation_en"] and "默认值" in ltd.loc["B", "explanation_zh"]
     fc = ctx.read("forecasts")
     assert set(fc["run_id"]) == {"test"} and set(fc["run_date"]) == {D(RUN)}
     assert fc.loc[fc["sku"] == "A", "mean"].tolist() == [1.0] * 5
@@ -237,8 +420,10 @@ def test_forecast_stage_on_tiny_staging(tmp_path) -> None:
     assert set(acc["run_id"]) == {"test"}
     # deterministic: a second run writes identical files
     first = ctx.path("forecasts").read_bytes()
+    first_ltd = ctx.path("lead_time_demand").read_bytes()
     forecast_stage(ctx)
     assert ctx.path("forecasts").read_bytes() == first
+    assert ctx.path("lead_time_demand").read_bytes() == first_ltd
 
 
 # -- selected models: train when none exists, predict from the current version, retrain ------------
@@ -295,9 +480,39 @@ def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -
     assert len(acc) == 5 and acc.set_index("sku")["window_days"].to_dict() == {"A": 7, "B": 7, "C": 5, "D": 0}
     contract.conform(fc, "forecasts")
     contract.conform(acc, "forecast_accuracy")
+    # lead-time demand: one row per series, its own lead time, dispersion stored at training
+    assert any("no lead_times file" in note for note in res.notes)
+    assert res.counts["lead_time_demand"] == 5
+    ltd = ctx.read("lead_time_demand")
+    contract.conform(ltd, "lead_time_demand", extra="error")
+    assert not ltd.duplicated(["run_date", "sku", "location"]).any() and set(ltd["run_id"]) == {"test"}
+    assert set(ltd["lead_time_days"]) == {7} and ltd["lead_time_defaulted"].all()  # policy default
+    q = ltd[["p50", "p90", "p95", "p99"]].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all() and (q == np.round(q)).all()
+    by_key = ltd.set_index(["sku", "location"])
+    assert (by_key.loc[("D", "S1"), ["mean", "p50", "p90", "p95", "p99"]] == 0).all()
+    assert by_key.loc[("D", "S1"), "explanation_en"].startswith("No sale recorded")
+    sums = fc.groupby(["sku", "location"])["mean"].sum()  # 7-day horizon = 7-day lead time
+    np.testing.assert_allclose(by_key["mean"], sums.loc[by_key.index])
+    assert (by_key["model"] == pd.Series(by).loc[by_key.index]).all()
+    assert ltd["explanation_en"].str.contains("7-day lead time").all() and ltd["explanation_zh"].str.len().gt(0).all()
+    loaded = artifacts.load_current(root)
+    assert loaded is not None
+    stored = loaded[0]["series"].set_index(["sku", "location"])
+    assert set(stored["lead_time_days"]) == {7} and (stored["phi_own_lead_time"] >= 1).all()
+    np.testing.assert_allclose(by_key["dispersion"], stored.loc[by_key.index, "phi_own_lead_time"])
+    first_ltd = ctx.path("lead_time_demand").read_bytes()
     # second night: the stored model is used and the output is identical
     res2 = forecast_stage(ctx)
     assert "model v2026-01-10-01" in res2.notes[0] and ctx.path("forecasts").read_bytes() == first
+    assert ctx.path("lead_time_demand").read_bytes() == first_ltd
+    # a recorded lead time for A at S1 (3.5 -> 4 days): four days of its forecast, not defaulted
+    ctx.write("lead_times", lead_times(("A", "S1", 3.5)))
+    forecast_stage(ctx)
+    a1 = ctx.read("lead_time_demand").set_index(["sku", "location"]).loc[("A", "S1")]
+    assert a1["lead_time_days"] == 4 and not a1["lead_time_defaulted"]
+    fa = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
+    np.testing.assert_allclose(a1["mean"], fa.loc[fa["horizon"] <= 4, "mean"].sum())
     # weekly retrain on the same data: same backtest score, so the new version replaces it (not worse)
     rr = retrain_stage(ctx)
     assert "v2026-01-10-02 replaces v2026-01-10-01" in rr.notes[0]

@@ -380,18 +380,19 @@ def test_load_stage_publishes_the_staged_outputs(tmp_path):
     with pytest.raises(FileNotFoundError, match="no output file"):
         load_stage(ctx)
     frames = make_frames(D1, "20250310-abc")
+    staged = ("forecasts", "lead_time_demand", "alerts", "kpis")
     ctx.write_json("run", {"run_id": "20250310-abc"})
-    for name in ("forecasts", "alerts", "kpis"):
+    for name in staged:
         ctx.write(name, frames[name])
     result = load_stage(ctx)
     assert result.stage == "load"
     assert result.counts == {
-        **{name: (3 if name in ("forecasts", "alerts", "kpis") else 0) for name in contract.OUTPUT_TABLES},
+        **{name: (3 if name in staged else 0) for name in contract.OUTPUT_TABLES},
         "watermarks": 0,
     }
-    assert set(result.paths) == {"forecasts", "alerts", "kpis"}
+    assert set(result.paths) == set(staged)
     assert any("no file for forecast_accuracy" in n for n in result.notes)
-    for name in ("forecasts", "alerts", "kpis"):
+    for name in staged:
         assert_frame_equal(reporting.read_table(u, name, D1), expected(frames[name], name))
     assert reporting.published_run_dates(u) == [D1]
     assert load_stage(ctx).counts == result.counts  # idempotent

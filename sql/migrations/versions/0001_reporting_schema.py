@@ -71,6 +71,23 @@ def upgrade() -> None:
         sa.Column("mase", sa.Double(), nullable=True),
     )
     _output_table(
+        "lead_time_demand",
+        ["run_date", "sku", "location"],
+        sa.Column("sku", sa.Text(), nullable=False),
+        sa.Column("location", sa.Text(), nullable=False),
+        sa.Column("lead_time_days", sa.BigInteger(), nullable=False),
+        sa.Column("lead_time_defaulted", sa.Boolean(), nullable=False),
+        sa.Column("mean", sa.Double(), nullable=False),
+        sa.Column("p50", sa.Double(), nullable=False),
+        sa.Column("p90", sa.Double(), nullable=False),
+        sa.Column("p95", sa.Double(), nullable=False),
+        sa.Column("p99", sa.Double(), nullable=False),
+        sa.Column("dispersion", sa.Double(), nullable=False),
+        sa.Column("model", sa.Text(), nullable=False),
+        sa.Column("explanation_en", sa.Text(), nullable=False),
+        sa.Column("explanation_zh", sa.Text(), nullable=False),
+    )
+    _output_table(
         "inventory_policy",
         ["run_date", "sku", "location"],
         sa.Column("sku", sa.Text(), nullable=False),
@@ -233,6 +250,7 @@ def downgrade() -> None:
         "transfers",
         "alerts",
         "inventory_policy",
+        "lead_time_demand",
         "forecast_accuracy",
         "forecasts",
     ):
