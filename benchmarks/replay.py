@@ -2,6 +2,7 @@
 docs/replay-benchmark.md.
 
     .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--data-dir ../shared/data] [--seed 0]
+        [--time-limit 240] [--perfect-time-limit S] [--replan-every 7] [--half-life DAYS]
 
 The scenario (starting stock, prices, lanes) is stated in pipelines/replay.py and in the doc.
 Skips with the reason when the data folder is absent (fails under CI=true).
@@ -15,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.replay import DEFAULT_DATA_DIR, replay_command
+from pipelines.replay import DEFAULT_DATA_DIR, HALF_LIFE_DAYS, replay_command
 
 
 def main() -> None:
@@ -23,7 +24,15 @@ def main() -> None:
     ap.add_argument("--dataset", default="all", choices=["vn1", "m5", "all"])
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-limit", type=float, default=240.0)
+    ap.add_argument("--time-limit", type=float, default=240.0, help="solver time limit per plan, seconds")
+    ap.add_argument("--perfect-time-limit", type=float, default=None, help="the perfect plan's (default: --time-limit)")
+    ap.add_argument("--replan-every", type=int, default=7, help="days between re-plans (0: one decision only)")
+    ap.add_argument(
+        "--half-life",
+        type=float,
+        default=None,
+        help=f"forecast level: EWM half-life in days, 0 = flat mean (default per data set: {HALF_LIFE_DAYS})",
+    )
     a = ap.parse_args()
     needed = ["vn1", "m5"] if a.dataset == "all" else [a.dataset]
     missing = [n for n in needed if not (a.data_dir / n).exists()]
@@ -33,9 +42,17 @@ def main() -> None:
             sys.exit(msg)
         print(f"skipped: {msg}")
         return
-    t0 = time.perf_counter()
-    replay_command(a.dataset, a.data_dir, a.seed, a.time_limit)
-    print(f"\n(wall {time.perf_counter() - t0:.0f} s)")
+    t0, c0 = time.perf_counter(), time.process_time()
+    replay_command(
+        a.dataset,
+        a.data_dir,
+        a.seed,
+        a.time_limit,
+        replan_every_days=a.replan_every or None,
+        half_life_days="validated" if a.half_life is None else (a.half_life or None),
+        perfect_time_limit_seconds=a.perfect_time_limit,
+    )
+    print(f"\n(wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s, load {os.getloadavg()})")
 
 
 if __name__ == "__main__":

@@ -219,11 +219,32 @@ def replay(
     data_dir: Annotated[Path | None, typer.Option(help="real demand data (default ../shared/data)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the starting-stock scenario")] = 0,
     time_limit: Annotated[float, typer.Option(help="solver time limit per plan, seconds")] = 240.0,
+    perfect_time_limit: Annotated[
+        float | None, typer.Option(help="the perfect-foresight plan's time limit, seconds (default: --time-limit)")
+    ] = None,
+    replan_every: Annotated[
+        int, typer.Option(help="days between re-plans of greedy and milp (0: one decision only)")
+    ] = 7,
+    half_life: Annotated[
+        float | None,
+        typer.Option(
+            help="forecast level: EWM half-life in days, 0 for the flat mean (default: each data set's validated choice)"
+        ),
+    ] = None,
 ) -> None:
-    """Replay transfer plans (none, greedy, MILP, perfect foresight) on real demand."""
+    """Replay transfer plans (none, greedy and MILP once and re-planning, perfect foresight) on real demand."""
     from pipelines.replay import replay_command
 
-    replay_command(dataset, data_dir, seed, time_limit, echo=typer.echo)
+    replay_command(
+        dataset,
+        data_dir,
+        seed,
+        time_limit,
+        echo=typer.echo,
+        replan_every_days=replan_every or None,
+        half_life_days="validated" if half_life is None else (half_life or None),
+        perfect_time_limit_seconds=perfect_time_limit,
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

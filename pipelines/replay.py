@@ -1,33 +1,67 @@
 """Replay: what transfer plans would have saved on real demand (``tiaobo replay``).
 
-A replay takes a real demand history, a decision date and a seeded starting-stock scenario, asks
-each planner for one set of transfers on that date, then simulates the stock of every SKU at every
-location period by period (days for M5, weeks for VN1) over the horizon with the demand that really
-happened:
+A replay takes a real demand history, a decision date and a seeded starting-stock scenario, then
+simulates the stock of every SKU at every location period by period (days for M5, weeks for VN1)
+over the horizon with the demand that really happened, for each method (:data:`METHODS`):
 
-- (a) ``none``: no transfers;
-- (b) ``greedy``: :func:`pipelines.transfers.greedy_transfers`;
-- (c) ``milp``: :func:`pipelines.transfers.optimal_transfers` planning with the forecast (Poisson
-  around the recent mean);
-- (d) ``perfect``: the same MILP given the realised demand (deterministic) and the donors' true
-  spare units (stock minus their realised demand over the horizon): a bound on what a planner
-  could achieve with one set of transfers on that date (up to pack rounding and the solver's gap).
+- ``none``: no transfers;
+- ``greedy_once`` / ``milp_once``: one set of transfers on the decision date, by
+  :func:`pipelines.transfers.greedy_transfers` / :func:`pipelines.transfers.optimal_transfers`
+  planning with the forecast;
+- ``greedy`` / ``milp``: the same planners **re-planning** as the nightly product does: at every
+  decision epoch (the decision date, then every ``replan_every_days`` days, rounded to whole
+  periods: every week for VN1, every 7th day for M5 by default) the planner sees only what the
+  nightly run would see then: the simulated stock on hand, the units in transit to each series,
+  the *observed sales* so far (sold = min(demand, stock): censored by stock-outs, not the true
+  demand), re-forecasts with the same rule on the history window ending that day, recomputes the
+  reorder points over the days left, and proposes new transfers; the simulation goes on;
+- ``perfect``: one set of transfers on the decision date by the same MILP given the realised
+  demand (deterministic) and the donors' true spare units (stock minus their realised demand over
+  the horizon).
 
-**Scenario (stated wherever a result is reported).** Forecast = mean daily demand of the history
-window before the decision date (flat), with the variance / mean ratio d of the history's
-periods (between 1 and 50: Poisson when 1, else gamma); nothing is replenished during the
-horizon, so the lead time is the horizon H: reorder point = mu x H + 1.65 sqrt(d mu H), order-up-to =
-the reorder point (a donor keeps what it needs until the horizon end); starting stock per
-SKU-location = uniform(0.3, 3.0) (seeded) x its demand over the last ``horizon_days`` before the
-decision date, rounded down; no replenishment and no other stock movement during the horizon;
-pack size 1; unit cost = 70% of the price (margin 30%); holding cost 25% of unit cost a year.
+**Why ``perfect`` bounds every method, re-planning included.** In this scenario nothing is
+replenished (stock only falls, except by transfers), every location sells at the same price, the
+holding rate is the same everywhere and a lane's transit time does not depend on the day. Take any
+plan, one-shot or re-planning, and look at the transfers it made on the realised demand path
+(re-planning is non-anticipative, but on one path it is just a list of transfers with dates).
+Replace it by one shipment per lane on the decision date that carries, from each donor, the units it
+shipped, capped at its true spare (stock minus its realised demand). (i) Units beyond the spare only
+move a sale from the donor to the receiver at a cost (same price everywhere): with the cap the donor
+never stocks out, and sells at least as many more units as the receivers sell fewer. (ii) The units
+that remain arrive no later than before (same lane, earlier departure), and with no replenishment
+more stock earlier never sells less. (iii) Each lane pays its fixed cost once instead of once per
+epoch, and fewer units pay the cost per unit. (iv) A unit forwarded again (A to B, later B to C) can
+go A to C directly on the decision date: VN1 and M5 have a lane between every two locations of a
+network, none slower or dearer (per unit or per shipment) than two hops. So the one-shot plan is at
+least as good, and the perfect MILP maximises over one-shot plans with the donors held to their
+spare: its saving bounds every method's, up to its MIP gap and its modelling shortcuts (at most 3
+donors per receiver, the benefit curve on the receiver's fastest lane, holding cost only as the
+donor's cost avoided: at most 25% a year over the horizon, ~2% of a unit's cost over 28 days).
+:func:`replay` checks it: a method whose saving exceeds the perfect one by more than the perfect
+solve's reported gap raises :class:`BoundViolation` (the argument or the solve would be wrong; the
+table is printed, not hidden).
 
-**Simulation.** Transfers leave the donor at the start of period 0 and reach the receiver at the
-start of period ceil(transit_days / period_days). Each period: sold = min(demand, stock +
-arrivals), lost = demand - sold, the rest is carried; holding cost = stock at the end of each
-period x unit_cost x 25% / 365 x period_days. Transfer cost = units x cost per unit + the fixed
-cost of every lane used. Total cost = lost margin + transfer cost + holding cost. Saving = total of
-``none`` - total; captured = saving / saving of ``perfect``.
+**Scenario (stated wherever a result is reported).** Forecast on each decision day from the history
+window of the same length ending that day (VN1 8 weeks, M5 56 days; observed sales after the
+decision date): the level is the flat mean of the window or its exponentially weighted mean with a
+half-life of ``half_life_days`` (:data:`HALF_LIFE_DAYS`, chosen per data set: VN1 7 days, M5 the
+flat mean), with the variance / mean ratio d of the window's periods (between 1 and 50: Poisson when
+1, else gamma); nothing is replenished during the horizon, so the lead time is the days left L:
+reorder point = mu x L + 1.65 sqrt(d mu L), order-up-to = the reorder point (a donor keeps what it
+needs until the horizon end); starting stock per SKU-location = uniform(0.3, 3.0) (seeded) x its
+demand over the last ``horizon_days`` before the decision date, rounded down; no replenishment and
+no other stock movement during the horizon; pack size 1; unit cost = 70% of the price (margin 30%);
+holding cost 25% of unit cost a year. The forecast rule of each data set was chosen on a validation
+decision date before the reported one (docs/replay-benchmark.md), never on the reported window.
+
+**Simulation.** Transfers decided at the start of period p leave the donor then and reach the
+receiver at the start of period p + ceil(transit_days / period_days) (before the period's
+sales; after the horizon: never). Each period: arrivals, then the epoch's transfers, then sold =
+min(demand, stock), lost = demand - sold, the rest is carried; holding cost = stock at the end of
+each period x unit_cost x 25% / 365 x period_days (units in transit are not held anywhere). Transfer
+cost = units x cost per unit + the fixed cost of every lane used, once per lane and epoch. Total
+cost = lost margin + transfer cost + holding cost. Saving = total of ``none`` - total; captured =
+saving / saving of ``perfect``.
 
 **Data** (``../shared/data``, never copied into the repository): VN1 (weekly sales per
 client-warehouse-product; locations = warehouses, SKUs = products sold at two or more warehouses
@@ -39,9 +73,10 @@ cheaper and faster within a state).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +89,11 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data
 MARGIN_SHARE = 0.30
 HOLDING_RATE = 0.25
 Z = 1.65
-METHODS = ("none", "greedy", "milp", "perfect")
+#: per data set, the half-life (days) of the exponentially weighted mean the replay forecasts
+#: with, None for the flat mean of the window: chosen on an earlier decision date
+#: (docs/replay-benchmark.md), never on the reported one
+HALF_LIFE_DAYS: dict[str, float | None] = {"vn1": 7.0, "m5": None}
+METHODS = ("none", "greedy_once", "milp_once", "greedy", "milp", "perfect")
 
 #: stated M5 prices per category (the full M5 panel has no prices)
 M5_PRICE = {"FOODS": 3.0, "HOUSEHOLD": 6.0, "HOBBIES": 5.0}
@@ -120,12 +159,22 @@ def _lanes(pairs: pd.DataFrame) -> pd.DataFrame:
     return contract.conform(pairs.assign(min_units=0, capacity=None), "lanes")
 
 
-def load_vn1(data_dir: Path, history_weeks: int = 8, horizon_weeks: int = 4) -> Network:
-    """VN1: the last ``horizon_weeks`` weeks replayed, the ``history_weeks`` before them as history."""
+def load_vn1(data_dir: Path, history_weeks: int = 8, horizon_weeks: int = 4, last_week: str | None = None) -> Network:
+    """VN1: the ``horizon_weeks`` weeks up to ``last_week`` (default: the last week of the file)
+    replayed, the ``history_weeks`` before them as history."""
     d = Path(data_dir) / "vn1"
     sales = pd.read_csv(d / "phase1_sales.csv")
     price = pd.read_csv(d / "phase1_price.csv")
     weeks = [c for c in sales.columns if c not in ("Client", "Warehouse", "Product")]
+    if last_week is not None:
+        if last_week not in weeks:
+            raise ValueError(f"replay: week {last_week!r} is not a column of vn1/phase1_sales.csv")
+        weeks = weeks[: weeks.index(last_week) + 1]
+    if len(weeks) < history_weeks + horizon_weeks:
+        raise ValueError(
+            f"replay: vn1/phase1_sales.csv has {len(weeks)} week(s) up to {weeks[-1]}, fewer than"
+            f" {history_weeks} of history + {horizon_weeks} of horizon"
+        )
     use = weeks[-(history_weeks + horizon_weeks) :]
     sales = sales.assign(
         sku=sales["Client"].astype(str) + "-" + sales["Product"].astype(str),
@@ -163,12 +212,15 @@ def load_vn1(data_dir: Path, history_weeks: int = 8, horizon_weeks: int = 4) -> 
     )
 
 
-def load_m5(data_dir: Path, history_days: int = 56, horizon_days: int = 28) -> Network:
-    """M5: the last ``horizon_days`` days replayed, the ``history_days`` before them as history."""
+def load_m5(data_dir: Path, history_days: int = 56, horizon_days: int = 28, last_day: str = "2016-04-24") -> Network:
+    """M5: the ``horizon_days`` days up to ``last_day`` (default: the last day of the training
+    panel) replayed, the ``history_days`` before them as history."""
     folder = Path(data_dir) / "m5" / "sales_train.parquet"
-    end = pd.Timestamp("2016-04-24")
+    end = pd.Timestamp(last_day)
     start = end - pd.Timedelta(days=history_days + horizon_days - 1)
-    df = pd.read_parquet(folder, filters=[("date", ">=", start.strftime("%Y-%m-%d"))])
+    df = pd.read_parquet(
+        folder, filters=[("date", ">=", start.strftime("%Y-%m-%d")), ("date", "<=", end.strftime("%Y-%m-%d"))]
+    )
     df["date"] = pd.to_datetime(df["date"].astype(str))
     parts = df["id"].str.rsplit("_", n=3)
     df["location"] = parts.str[1] + "_" + parts.str[2]
@@ -222,27 +274,61 @@ def starting_stock(net: Network, seed: int) -> np.ndarray:
     return np.floor(rng.uniform(0.3, 3.0, len(net.keys)) * recent)
 
 
-def dispersion(net: Network) -> np.ndarray:
-    """Variance / mean of the demand per period over the history, between 1 and 50 (1 = Poisson)."""
-    m = net.history.mean(axis=1)
-    v = net.history.var(axis=1, ddof=1) if net.history.shape[1] > 1 else m
+def _dispersion(history: np.ndarray) -> np.ndarray:
+    m = history.mean(axis=1)
+    v = history.var(axis=1, ddof=1) if history.shape[1] > 1 else m
     with np.errstate(divide="ignore", invalid="ignore"):
         d = np.where(m > 0, v / np.where(m > 0, m, 1.0), 1.0)
     return np.clip(d, 1.0, 50.0)
 
 
-def policy_frame(net: Network, stock: np.ndarray) -> pd.DataFrame:
-    """The ``inventory_policy`` rows the planners see on the decision date (module doc)."""
-    mu = net.history.mean(axis=1) / net.period_days
-    H = float(net.future.shape[1] * net.period_days)
-    disp = dispersion(net)
+def level(history: np.ndarray, period_days: int = 1, half_life_days: float | None = None) -> np.ndarray:
+    """Demand per period forecast from a history window (columns = periods, oldest first): the
+    flat mean (``half_life_days`` None), else the exponentially weighted mean whose weights halve
+    every ``half_life_days`` (alpha = 1 - 0.5^(period_days / half_life_days) per period, weights
+    normalised over the window: pandas ``ewm(alpha=alpha, adjust=True).mean()``'s last value)."""
+    if half_life_days is None:
+        return history.mean(axis=1)
+    if not half_life_days > 0:
+        raise ValueError(f"replay: the level's half-life must be positive, got {half_life_days} days")
+    alpha = 1.0 - 0.5 ** (period_days / half_life_days)
+    w = (1.0 - alpha) ** np.arange(history.shape[1] - 1, -1, -1.0)
+    return history @ (w / w.sum())
+
+
+def dispersion(net: Network) -> np.ndarray:
+    """Variance / mean of the demand per period over the history, between 1 and 50 (1 = Poisson)."""
+    return _dispersion(net.history)
+
+
+def policy_frame(
+    net: Network,
+    stock: np.ndarray,
+    *,
+    history: np.ndarray | None = None,
+    periods_left: int | None = None,
+    in_transit: np.ndarray | None = None,
+    run_date: date | None = None,
+    half_life_days: float | None = None,
+) -> pd.DataFrame:
+    """The ``inventory_policy`` rows the planners see (module doc): by default on the decision
+    date, from ``net.history``, over the whole horizon; a re-plan passes the history window it
+    has observed (``history``, per period), the periods left, the units in transit to each series
+    and its date."""
+    hist = net.history if history is None else history
+    left = net.future.shape[1] if periods_left is None else int(periods_left)
+    moving = np.zeros(len(stock)) if in_transit is None else np.asarray(in_transit, float)
+    mu = level(hist, net.period_days, half_life_days) / net.period_days
+    H = float(left * net.period_days)
+    disp = _dispersion(hist)
     ss = Z * np.sqrt(disp * mu * H)
     rop = mu * H + ss
     it = net.items.set_index("sku")
+    available = stock + moving
     with np.errstate(divide="ignore", invalid="ignore"):
-        cover = np.where(mu > 0, stock / np.where(mu > 0, mu, 1.0), np.nan)
+        cover = np.where(mu > 0, available / np.where(mu > 0, mu, 1.0), np.nan)
     df = net.keys.assign(
-        run_date=pd.Timestamp(net.decision_date),
+        run_date=pd.Timestamp(net.decision_date if run_date is None else run_date),
         run_id="replay",
         category=it.loc[net.keys["sku"], "category"].to_numpy(),
         abc_class="B",
@@ -260,8 +346,8 @@ def policy_frame(net: Network, stock: np.ndarray) -> pd.DataFrame:
         reorder_point=rop,
         order_up_to=rop,
         on_hand=stock,
-        in_transit=0.0,
-        available=stock,
+        in_transit=moving,
+        available=available,
         days_of_cover=cover,
         health_band="healthy",
         lead_time_defaulted=False,
@@ -278,43 +364,139 @@ def realised_demand(net: Network) -> Demand:
     return Demand(net.keys, np.concatenate([np.zeros((len(net.keys), 1)), np.cumsum(per_day, axis=1)], axis=1), True)
 
 
-def simulate(net: Network, stock: np.ndarray, transfers: pd.DataFrame) -> dict[str, float]:
-    """Stock period by period with the realised demand and the given transfers (module doc)."""
-    keys = net.keys.reset_index(drop=True).reset_index()
+@dataclass
+class Step:
+    """What a planner proposed at one decision epoch."""
+
+    day: int  # days after the decision date
+    transfers: pd.DataFrame
+    note: str
+    mip_gap: float | None = None
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+#: a planner: (inventory_policy rows, days left in the horizon, run date) -> its proposal
+Planner = Callable[[pd.DataFrame, int, date], Step]
+
+
+@dataclass
+class Outcome:
+    """One method's simulated result: the cost figures (:func:`simulate`), every transfer it
+    executed (with the ``period`` it left in), its notes per epoch and the time it took."""
+
+    metrics: dict[str, float]
+    transfers: pd.DataFrame
+    steps: list[Step]
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def _ship(net: Network, t: pd.DataFrame, period: int, s: np.ndarray, arrivals: np.ndarray) -> tuple[float, float]:
+    """Take the transfers ``t`` out of the donors' stock ``s`` at the start of ``period`` and book
+    their arrival; returns (units, cost: units x cost per unit + the fixed cost of each lane used)."""
+    if t.empty:
+        return 0.0, 0.0
     T = net.future.shape[1]
-    s = stock.astype(float).copy()
+    keys = net.keys.reset_index(drop=True).reset_index()
+    t = t[["sku", "from_location", "to_location", "quantity"]].merge(
+        net.lanes, on=["from_location", "to_location"], how="left"
+    )
+    src = t.merge(keys, left_on=["sku", "from_location"], right_on=["sku", "location"], how="left")["index"]
+    dst = t.merge(keys, left_on=["sku", "to_location"], right_on=["sku", "location"], how="left")["index"]
+    if src.isna().any() or dst.isna().any() or t["cost_per_unit"].isna().any():
+        bad = t[(src.isna() | dst.isna() | t["cost_per_unit"].isna()).to_numpy()]
+        raise ValueError(
+            "replay: a transfer names a series or lane that is not in the network: "
+            f"{bad[['sku', 'from_location', 'to_location']].head(3).to_dict('records')}"
+        )
+    q = t["quantity"].to_numpy(float)
+    i_src, i_dst = src.to_numpy(np.int64), dst.to_numpy(np.int64)
+    np.subtract.at(s, i_src, q)
+    if (s < -1e-6).any():
+        raise ValueError(f"replay: a plan ships more than the donor has (period {period})")
+    when = period + np.ceil(t["transit_days"].to_numpy(float) / net.period_days).astype(np.int64)
+    now = when <= period
+    np.add.at(s, i_dst[now], q[now])  # a zero-day lane delivers before the period's sales
+    np.add.at(arrivals, (i_dst[~now], np.minimum(when[~now], T)), q[~now])  # column T: after the horizon
+    used = t.groupby(["from_location", "to_location"])["fixed_cost_per_shipment"].first().sum()
+    return float(q.sum()), float((q * t["cost_per_unit"].to_numpy(float)).sum() + used)
+
+
+def _epochs(net: Network, replan_every_days: int | None) -> set[int]:
+    """Periods at which a planner decides: 0 only (one shot), or every ``replan_every_days``
+    days (rounded to whole periods, at least one period)."""
+    T = net.future.shape[1]
+    if not replan_every_days:
+        return {0}
+    step = max(1, int(round(replan_every_days / net.period_days)))
+    return set(range(0, T, step))
+
+
+def run(
+    net: Network,
+    stock: np.ndarray,
+    planner: Planner | None = None,
+    replan_every_days: int | None = None,
+    transfers: pd.DataFrame | None = None,
+    half_life_days: float | None = None,
+) -> Outcome:
+    """Simulate the horizon period by period with the realised demand (module doc).
+
+    ``transfers`` (optional ``period`` column, default 0) are executed as given; ``planner`` is
+    asked for transfers at period 0 and, with ``replan_every_days``, at every re-planning epoch,
+    seeing only what the nightly run would see then: the stock on hand, the units in transit to
+    each series, the sales observed so far (censored by the stock) and the days left."""
+    T = net.future.shape[1]
+    W = net.history.shape[1]
+    s = np.asarray(stock, float).copy()
     arrivals = np.zeros((len(s), T + 1))
-    moved_cost = 0.0
-    units = 0.0
-    if len(transfers):
-        t = transfers.merge(net.lanes, on=["from_location", "to_location"], how="left")
-        src = t.merge(keys, left_on=["sku", "from_location"], right_on=["sku", "location"], how="left")["index"]
-        dst = t.merge(keys, left_on=["sku", "to_location"], right_on=["sku", "location"], how="left")["index"]
-        if src.isna().any() or dst.isna().any() or t["cost_per_unit"].isna().any():
-            raise ValueError("replay: a transfer names a series or lane that is not in the network")
-        q = t["quantity"].to_numpy(float)
-        np.subtract.at(s, src.to_numpy(np.int64), q)
-        if (s < -1e-6).any():
-            raise ValueError("replay: a plan ships more than the donor has")
-        when = np.ceil(t["transit_days"].to_numpy(float) / net.period_days).astype(np.int64)
-        np.add.at(arrivals, (dst.to_numpy(np.int64), np.minimum(when, T)), q)
-        used = t.groupby(["from_location", "to_location"])["fixed_cost_per_shipment"].first().sum()
-        moved_cost = float((q * t["cost_per_unit"].to_numpy(float)).sum() + used)
-        units = float(q.sum())
+    sold = np.zeros((len(s), T))
+    lost = np.zeros(len(s))
+    held = np.zeros(len(s))
+    given = contract.empty("transfers") if transfers is None else transfers
+    period_of = given["period"].to_numpy(np.int64) if "period" in given.columns else np.zeros(len(given), np.int64)
+    epochs = _epochs(net, replan_every_days) if planner is not None else set()
+    steps: list[Step] = []
+    done: list[pd.DataFrame] = []
+    units = moved_cost = 0.0
+    for p in range(T):  # loop over periods (<= 28), vectorised over every series
+        s += arrivals[:, p]
+        todo = [given[period_of == p]] if (period_of == p).any() else []
+        if p in epochs and planner is not None:
+            hist = np.concatenate([net.history, sold[:, :p]], axis=1)[:, -W:]
+            rd = net.decision_date + timedelta(days=p * net.period_days)
+            pol = policy_frame(
+                net,
+                s,
+                history=hist,
+                periods_left=T - p,
+                in_transit=arrivals[:, p + 1 :].sum(axis=1),
+                run_date=rd,
+                half_life_days=half_life_days,
+            )
+            clock, cpu = time.perf_counter(), time.process_time()
+            step = planner(pol, (T - p) * net.period_days, rd)
+            step.day = p * net.period_days
+            step.wall_seconds, step.cpu_seconds = time.perf_counter() - clock, time.process_time() - cpu
+            steps.append(step)
+            todo.append(step.transfers)
+        for t in todo:
+            if len(t):
+                u, c = _ship(net, t, p, s, arrivals)
+                units += u
+                moved_cost += c
+                done.append(t[["sku", "from_location", "to_location", "quantity"]].assign(period=p))
+        sold[:, p] = np.minimum(net.future[:, p], s)
+        lost += net.future[:, p] - sold[:, p]
+        s -= sold[:, p]
+        held += s * net.period_days
     it = net.items.set_index("sku")
     price = it.loc[net.keys["sku"], "unit_price"].to_numpy(float)
     cost = it.loc[net.keys["sku"], "unit_cost"].to_numpy(float)
-    lost = np.zeros(len(s))
-    held = np.zeros(len(s))
-    for p in range(T):  # loop over periods (<= 28), vectorised over every series
-        s = s + arrivals[:, p]
-        sold = np.minimum(net.future[:, p], s)
-        lost += net.future[:, p] - sold
-        s = s - sold
-        held += s * net.period_days
     hold_cost = float((held * cost * HOLDING_RATE / 365.0).sum())
     lost_margin = float((lost * (price - cost)).sum())
-    return {
+    metrics = {
         "lost_units": float(lost.sum()),
         "lost_value": float((lost * price).sum()),
         "lost_margin": lost_margin,
@@ -323,61 +505,156 @@ def simulate(net: Network, stock: np.ndarray, transfers: pd.DataFrame) -> dict[s
         "holding_cost": hold_cost,
         "total_cost": lost_margin + moved_cost + hold_cost,
     }
-
-
-def plans(net: Network, stock: np.ndarray, time_limit_seconds: float = 240.0) -> dict[str, tuple[pd.DataFrame, str]]:
-    """The transfers of each method and a note on how they were found."""
-    pol = policy_frame(net, stock)
-    H = net.future.shape[1] * net.period_days
-    rd = net.decision_date
-    out: dict[str, tuple[pd.DataFrame, str]] = {"none": (contract.empty("transfers"), "")}
-    g = greedy_transfers(pol, net.items, net.locations, net.lanes, rd, H, 0.0)
-    out["greedy"] = (g, f"greedy: {len(g)} transfer(s)")
-    ours: TransferPlan = optimal_transfers(
-        pol,
-        net.items,
-        net.locations,
-        net.lanes,
-        rd,
-        H,
-        0.0,
-        holding_cost_rate=HOLDING_RATE,
-        time_limit_seconds=time_limit_seconds,
+    executed = (
+        pd.concat(done, ignore_index=True)
+        if done
+        else pd.DataFrame(columns=["sku", "from_location", "to_location", "quantity", "period"])
     )
-    out["milp"] = (ours.transfers, "; ".join(ours.notes))
+    return Outcome(metrics, executed, steps)
+
+
+def simulate(net: Network, stock: np.ndarray, transfers: pd.DataFrame) -> dict[str, float]:
+    """Stock period by period with the realised demand and the given transfers (module doc);
+    transfers leave at the start of their ``period`` (0 when the column is absent)."""
+    return run(net, stock, transfers=transfers).metrics
+
+
+def greedy_planner(net: Network) -> Planner:
+    """:func:`pipelines.transfers.greedy_transfers` on the policy it is given."""
+
+    def plan(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
+        g = greedy_transfers(pol, net.items, net.locations, net.lanes, run_date, horizon_days, 0.0)
+        return Step(0, g, f"greedy: {len(g)} transfer(s)")
+
+    return plan
+
+
+def milp_planner(net: Network, time_limit_seconds: float) -> Planner:
+    """:func:`pipelines.transfers.optimal_transfers` on the policy it is given (forecast demand)."""
+
+    def plan(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
+        tp: TransferPlan = optimal_transfers(
+            pol,
+            net.items,
+            net.locations,
+            net.lanes,
+            run_date,
+            horizon_days,
+            0.0,
+            holding_cost_rate=HOLDING_RATE,
+            time_limit_seconds=time_limit_seconds,
+        )
+        return Step(0, tp.transfers, "; ".join(tp.notes), tp.mip_gap)
+
+    return plan
+
+
+def perfect_plan(net: Network, stock: np.ndarray, time_limit_seconds: float) -> Step:
+    """The one-shot plan at the decision date with the realised demand (deterministic) and each
+    donor's true spare units (stock minus its realised demand over the horizon)."""
     real = realised_demand(net)
     spare = net.keys.assign(excess=np.maximum(stock - real.cum[:, -1], 0.0))
-    pf = optimal_transfers(
-        pol,
+    tp = optimal_transfers(
+        policy_frame(net, stock, half_life_days=None),  # the forecast plays no part with foresight
         net.items,
         net.locations,
         net.lanes,
-        rd,
-        H,
+        net.decision_date,
+        net.future.shape[1] * net.period_days,
         0.0,
         demand=real,
         donor_excess=spare,
         holding_cost_rate=HOLDING_RATE,
         time_limit_seconds=time_limit_seconds,
     )
-    out["perfect"] = (pf.transfers, "; ".join(pf.notes))
-    return out
+    return Step(0, tp.transfers, "; ".join(tp.notes), tp.mip_gap)
+
+
+class BoundViolation(AssertionError):
+    """A method saved more than the perfect-foresight plan allows (module doc): the bound
+    argument, or the perfect solve, is wrong. Carries the table."""
+
+    def __init__(self, message: str, table: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+def bound_violations(table: pd.DataFrame, perfect_gap: float | None) -> list[str]:
+    """Methods whose saving exceeds the perfect plan's by more than the perfect solve's MIP gap
+    (relative, on the perfect saving; plus 1e-6 for rounding)."""
+    t = table.set_index("method")
+    best = float(t.loc["perfect", "saving"])
+    slack = max(perfect_gap or 0.0, 0.0) * abs(best) + 1e-6
+    over = t[t["saving"] > best + slack]
+    return [
+        f"{m}: saving {r.saving:,.2f} > perfect {best:,.2f} + gap allowance {slack:,.2f}" for m, r in over.iterrows()
+    ]
 
 
 def replay(
-    net: Network, seed: int = 0, time_limit_seconds: float = 240.0, stock: np.ndarray | None = None
+    net: Network,
+    seed: int = 0,
+    time_limit_seconds: float = 240.0,
+    stock: np.ndarray | None = None,
+    replan_every_days: int | None = 7,
+    check_bound: bool = True,
+    half_life_days: float | None = None,
+    progress: Callable[[str], None] | None = None,
+    perfect_time_limit_seconds: float | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """One row per method: lost sales, transfer and holding cost, total, saving, share captured.
-    ``stock`` overrides the seeded starting stock (:func:`starting_stock`)."""
+    """One row per method (:data:`METHODS`): lost sales, transfer and holding cost, total, saving,
+    share captured, the plan's wall and CPU seconds. ``stock`` overrides the seeded starting stock
+    (:func:`starting_stock`); ``replan_every_days`` (None or 0: one shot only) sets the epochs of
+    ``greedy`` and ``milp``; ``time_limit_seconds`` is the MILP's per plan (each epoch),
+    ``perfect_time_limit_seconds`` (default: the same) the perfect plan's. Raises
+    :class:`BoundViolation` when a method beats the bound."""
     stock = starting_stock(net, seed) if stock is None else np.asarray(stock, float)
-    res = plans(net, stock, time_limit_seconds)
-    rows = [{"method": m, **simulate(net, stock, res[m][0])} for m in METHODS]
-    table = pd.DataFrame(rows)
+    planners = {"greedy": greedy_planner(net), "milp": milp_planner(net, time_limit_seconds)}
+    outcomes: dict[str, Outcome] = {}
+    gap_perfect: float | None = None
+    for m in ("none", "greedy", "milp", "greedy_once", "milp_once", "perfect"):
+        clock, cpu = time.perf_counter(), time.process_time()
+        if m == "none":
+            o = run(net, stock)
+        elif m == "perfect":
+            pf = perfect_plan(net, stock, perfect_time_limit_seconds or time_limit_seconds)
+            gap_perfect = pf.mip_gap
+            o = run(net, stock, transfers=pf.transfers)
+            o.steps = [pf]
+        elif m.endswith("_once"):
+            # the re-planner's first decision is the one-shot plan (same stock, history and horizon
+            # on the decision date): reused, not solved again
+            first = outcomes[m.removesuffix("_once")].steps[0]
+            o = run(net, stock, transfers=first.transfers)
+            o.steps = [first]
+        else:
+            o = run(net, stock, planners[m], replan_every_days, half_life_days=half_life_days)
+        o.wall_seconds, o.cpu_seconds = time.perf_counter() - clock, time.process_time() - cpu
+        if m.endswith("_once"):
+            o.wall_seconds += o.steps[0].wall_seconds
+            o.cpu_seconds += o.steps[0].cpu_seconds
+        outcomes[m] = o
+        if progress is not None:
+            progress(f"  {m}: {o.wall_seconds:.0f} s wall, {o.cpu_seconds:.0f} s CPU")
+    outcomes = {m: outcomes[m] for m in METHODS}
+    table = pd.DataFrame(
+        [{"method": m, **o.metrics, "wall_s": o.wall_seconds, "cpu_s": o.cpu_seconds} for m, o in outcomes.items()]
+    )
     base = table.loc[table["method"] == "none", "total_cost"].iloc[0]
     table["saving"] = base - table["total_cost"]
     best = table.loc[table["method"] == "perfect", "saving"].iloc[0]
     table["captured"] = table["saving"] / best if best > 0 else np.nan
-    return table, {m: res[m][1] for m in METHODS}
+    table.attrs["perfect_gap"] = gap_perfect
+    notes = {m: " | ".join(_step_note(st) for st in o.steps) for m, o in outcomes.items()}
+    if check_bound:
+        bad = bound_violations(table, gap_perfect)
+        if bad:
+            raise BoundViolation("replay: the perfect-foresight bound is exceeded: " + "; ".join(bad), table)
+    return table, notes
+
+
+def _step_note(st: Step) -> str:
+    return f"day {st.day}: {st.note}" if st.note else f"day {st.day}: no proposal"
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -391,6 +668,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         "total cost",
         "saving",
         "captured",
+        "plan wall / CPU s",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table.itertuples():
@@ -398,6 +676,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         lines.append(
             f"| {r.method} | {r.lost_units:,.0f} | {r.lost_value:,.0f} | {r.transfer_units:,.0f} |"
             f" {r.transfer_cost:,.0f} | {r.holding_cost:,.0f} | {r.total_cost:,.0f} | {r.saving:,.0f} | {cap} |"
+            f" {r.wall_s:,.0f} / {r.cpu_s:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -408,9 +687,15 @@ def replay_command(
     seed: int = 0,
     time_limit_seconds: float = 240.0,
     echo: Callable[[str], None] = print,
+    replan_every_days: int | None = 7,
+    half_life_days: float | None | str = "validated",
+    perfect_time_limit_seconds: float | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """``tiaobo replay``: replay VN1 and/or M5 and print the tables (markdown). Raises
-    FileNotFoundError naming the folder when the data is absent."""
+    """``tiaobo replay``: replay VN1 and/or M5 and print the tables (markdown). The forecast's
+    half-life is each data set's validated one (:data:`HALF_LIFE_DAYS`) unless a number of days
+    (or None: the flat mean) is given. Raises
+    FileNotFoundError naming the folder when the data is absent, and :class:`BoundViolation`
+    (after printing the table) when a method beats the perfect-foresight bound."""
     base = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     names = ["vn1", "m5"] if dataset == "all" else [dataset]
     loaders = {"vn1": load_vn1, "m5": load_m5}
@@ -421,14 +706,39 @@ def replay_command(
         if not (base / name).exists():
             raise FileNotFoundError(f"replay: {base / name} does not exist (real demand data; see ../shared/data)")
         net = loaders[name](base)
-        table, notes = replay(net, seed, time_limit_seconds)
+        hl = HALF_LIFE_DAYS[name] if half_life_days == "validated" else half_life_days
+        if isinstance(hl, str):
+            raise ValueError(f"replay: half_life_days must be a number of days, None or 'validated', got {hl!r}")
         echo(
             f"\n## {name}: {len(net.keys):,} SKU-locations, {net.keys['sku'].nunique():,} SKUs,"
             f" {net.keys['location'].nunique()} locations, {len(net.lanes)} lanes; decision date"
-            f" {net.decision_date}, horizon {net.future.shape[1]} x {net.period_days} days, seed {seed}\n"
+            f" {net.decision_date}, horizon {net.future.shape[1]} x {net.period_days} days, seed {seed},"
+            f" {f're-planning every {replan_every_days} day(s)' if replan_every_days else 'one decision, no re-planning'}, level: "
+            f"{'flat mean' if hl is None else f'EWM half-life {hl:g} days'},"
+            f" solver time limit {time_limit_seconds:g} s per plan"
+            f" ({perfect_time_limit_seconds or time_limit_seconds:g} s for perfect)\n"
         )
+        try:
+            table, notes = replay(
+                net,
+                seed,
+                time_limit_seconds,
+                replan_every_days=replan_every_days,
+                half_life_days=hl,
+                progress=echo,
+                perfect_time_limit_seconds=perfect_time_limit_seconds,
+            )
+        except BoundViolation as err:
+            echo(markdown_table(err.table))
+            echo(f"\n**{err}**")
+            raise
         echo(markdown_table(table))
-        for m in ("milp", "perfect"):
+        for m in ("milp_once", "milp", "perfect"):
             echo(f"\n- {m}: {notes[m]}")
+        gap = table.attrs.get("perfect_gap")
+        echo(
+            f"\n- bound check: no method saves more than perfect + its MIP gap"
+            f" ({'n/a' if gap is None else f'{gap:.2%}'}): ok"
+        )
         out[name] = table
     return out

@@ -1,4 +1,6 @@
-"""The replay on a tiny network whose every number is computed by hand."""
+"""The replay on tiny networks whose numbers are computed by hand: the simulation, the one-shot
+plans, re-planning after an unexpected spike, what a re-planner sees, and the perfect-foresight
+bound check."""
 
 from __future__ import annotations
 
@@ -13,13 +15,19 @@ import pytest
 from pipelines.replay import (
     DEFAULT_DATA_DIR,
     HOLDING_RATE,
+    METHODS,
+    BoundViolation,
     Network,
+    Step,
     _items,
     _lanes,
     _locations,
+    bound_violations,
+    level,
     load_vn1,
     policy_frame,
     replay,
+    run,
     simulate,
     starting_stock,
 )
@@ -78,9 +86,11 @@ def test_replay_tiny_known_case() -> None:
     base = t.loc["none", "total_cost"]
     assert t.loc["perfect", "saving"] == pytest.approx(base - t.loc["perfect", "total_cost"])
     assert t.loc["perfect", "captured"] == pytest.approx(1.0) and t.loc["none", "captured"] == 0.0
-    # no plan beats foresight here, and the MILP saves something
+    # no plan beats foresight here, and the MILP saves something, once or re-planning
+    assert list(t.index) == list(METHODS)
     assert (t["total_cost"] >= t.loc["perfect", "total_cost"] - 1e-9).all()
-    assert t.loc["milp", "saving"] > 0 and "milp:" in notes["milp"]
+    assert t.loc["milp_once", "saving"] > 0 and t.loc["milp", "saving"] > 0 and "milp:" in notes["milp"]
+    assert bound_violations(table, table.attrs["perfect_gap"]) == []
 
 
 def test_scenario_is_seeded_and_policy_keeps_the_horizon() -> None:
@@ -103,3 +113,127 @@ def test_vn1_network_loads() -> None:
     assert (net.keys.groupby("sku")["location"].nunique() >= 2).all()
     assert set(net.lanes["from_location"]) <= set(net.locations["location"])
     assert (net.items["unit_price"] > 0).all()
+    # the validation window: 5 weeks of history and 4 replayed weeks ending on 2023-12-04
+    val = load_vn1(data, 5, 4, "2023-12-04")
+    assert val.decision_date == date(2023, 11, 13) and val.history.shape[1] == 5 and val.future.shape[1] == 4
+    with pytest.raises(ValueError, match="fewer than 8 of history"):
+        load_vn1(data, 8, 4, "2023-12-04")
+
+
+def spike() -> Network:
+    # one SKU at S1 and S2, both selling 1 a day for 4 days of history; then S1 sells 10 on day 0
+    # (a spike nobody forecast) and 3 a day after; S2 keeps selling 1 a day
+    keys = pd.DataFrame({"sku": ["A", "A"], "location": ["S1", "S2"]})
+    lanes = _lanes(
+        pd.DataFrame(
+            {
+                "from_location": ["S2", "S1"],
+                "to_location": ["S1", "S2"],
+                "cost_per_unit": [0.5, 0.5],
+                "fixed_cost_per_shipment": [1.0, 1.0],
+                "transit_days": [1, 1],
+            }
+        )
+    )
+    return Network(
+        "spike",
+        keys,
+        np.array([[1.0] * 4, [1.0] * 4]),
+        np.array([[10.0, 3.0, 3.0, 3.0], [1.0] * 4]),
+        1,
+        date(2026, 3, 1),
+        _items(np.array(["A"]), np.array([10.0]), np.array(["c"])),
+        _locations(["S1", "S2"], ["r", "r"]),
+        lanes,
+    )
+
+
+def test_replanning_after_a_spike_captures_more_than_one_shot() -> None:
+    net = spike()
+    table, notes = replay(net, stock=np.array([10.0, 30.0]), replan_every_days=1)
+    t = table.set_index("method")
+    # on day 0, S1's 10 units cover its forecast (1 a day x 4 days + safety stock): no plan moves
+    # anything once, so the spike costs 9 lost units (days 1-3) like doing nothing
+    for m in ("greedy_once", "milp_once"):
+        assert t.loc[m, "transfer_units"] == 0 and t.loc[m, "lost_units"] == 9 and t.loc[m, "saving"] == 0
+    # foresight ships S1's 9 missing units from S2 on day 0 (S2 needs 4 of its 30), they arrive on
+    # day 1: nothing lost; cost 9 x 0.5 + 1
+    assert t.loc["perfect", "transfer_units"] == 9 and t.loc["perfect", "lost_units"] == 0
+    assert t.loc["perfect", "transfer_cost"] == pytest.approx(5.5)
+    # re-planning sees S1 sold out on day 0 (observed sales 10) and ships from S2 on day 1; the units
+    # arrive on day 2: day 1's 3 units are lost, days 2-3 (6 units) are sold
+    for m in ("greedy", "milp"):
+        assert t.loc[m, "transfer_units"] >= 6 and t.loc[m, "lost_units"] == 3
+        assert "day 1: " in notes[m] and t.loc[m, "saving"] > t.loc[f"{m}_once", "saving"]
+    assert 0 < t.loc["milp", "captured"] < 1
+    assert bound_violations(table, table.attrs["perfect_gap"]) == []
+    # re-planning every 2 days sees the spike one day later: less is saved than every day
+    t2 = replay(net, stock=np.array([10.0, 30.0]), replan_every_days=2)[0].set_index("method")
+    assert t2.loc["milp", "lost_units"] == 6 and t2.loc["milp", "saving"] < t.loc["milp", "saving"]
+
+
+def test_a_replanner_sees_censored_sales_stock_in_transit_and_the_days_left() -> None:
+    net = spike()
+    seen: list[tuple[pd.DataFrame, int, date]] = []
+    first = pd.DataFrame({"sku": ["A"], "from_location": ["S2"], "to_location": ["S1"], "quantity": [2.0]})
+
+    def planner(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
+        seen.append((pol.set_index("location"), horizon_days, run_date))
+        return Step(0, first if not len(seen) - 1 else first.iloc[:0], "test")
+
+    # lane S2 -> S1 takes 2 days here: day 0's transfer is still on its way on day 1
+    net.lanes.loc[net.lanes["from_location"] == "S2", "transit_days"] = 2
+    out = run(net, np.array([10.0, 30.0]), planner, replan_every_days=1, half_life_days=None)
+    assert [(h, d) for _, h, d in seen] == [
+        (4, date(2026, 3, 1)),
+        (3, date(2026, 3, 2)),
+        (2, date(2026, 3, 3)),
+        (1, date(2026, 3, 4)),
+    ]
+    day1 = seen[1][0]
+    # S1 sold its 10 on day 0 (demand 10): on hand 0, 2 in transit; S2 gave 2 and sold 1
+    assert day1.loc["S1", "on_hand"] == 0 and day1.loc["S1", "in_transit"] == 2 and day1.loc["S1", "available"] == 2
+    assert day1.loc["S2", "on_hand"] == 27 and day1.loc["S2", "in_transit"] == 0
+    # forecast on the last 4 days observed (history 1, 1, 1 then sales 10): mean 13 / 4 a day, and
+    # the reorder point covers the 3 days left
+    assert day1.loc["S1", "demand_mean"] == pytest.approx(13 / 4)
+    assert day1.loc["S2", "reorder_point"] == pytest.approx(3 + 1.65 * np.sqrt(3))
+    # day 2: the 2 units arrived before the planner looks; S1 sold 0 of day 1's 3 (stock 0): censored
+    day2 = seen[2][0]
+    assert day2.loc["S1", "on_hand"] == 2 and day2.loc["S1", "in_transit"] == 0
+    assert day2.loc["S1", "demand_mean"] == pytest.approx((1 + 1 + 10 + 0) / 4)
+    assert out.transfers["period"].tolist() == [0] and out.metrics["transfer_cost"] == pytest.approx(2 * 0.5 + 1)
+    # S1 sells 10 on day 0, nothing on day 1, the 2 arrivals on day 2, nothing on day 3: 7 lost
+    assert out.metrics["lost_units"] == 3 + 1 + 3
+
+
+def test_fixed_cost_is_paid_per_lane_and_per_departure() -> None:
+    net = spike()
+    moved = pd.DataFrame(
+        {"sku": ["A", "A"], "from_location": ["S2", "S2"], "to_location": ["S1", "S1"], "quantity": [3.0, 3.0]}
+    )
+    same_day = simulate(net, np.array([10.0, 30.0]), moved)
+    two_days = simulate(net, np.array([10.0, 30.0]), moved.assign(period=[0, 1]))
+    assert same_day["transfer_cost"] == pytest.approx(6 * 0.5 + 1.0)
+    assert two_days["transfer_cost"] == pytest.approx(6 * 0.5 + 2.0)
+
+
+def test_bound_check_allows_the_perfect_gap_and_no_more() -> None:
+    table = pd.DataFrame({"method": ["none", "milp", "perfect"], "saving": [0.0, 100.5, 100.0]})
+    assert bound_violations(table, 0.01) == []  # within 1% of the perfect saving
+    (msg,) = bound_violations(table, 0.001)
+    assert msg.startswith("milp: saving 100.50 > perfect 100.00")
+    assert bound_violations(table, None) != []
+    err = BoundViolation("x", table)
+    assert isinstance(err, AssertionError) and err.table is table
+
+
+def test_level_flat_or_exponentially_weighted() -> None:
+    h = np.array([[0.0, 4.0, 8.0], [2.0, 2.0, 2.0]])
+    assert level(h).tolist() == [4.0, 2.0]
+    # weekly periods, half-life 7 days: alpha 0.5, weights 1/4, 1/2, 1 normalised
+    assert level(h, 7, 7.0)[0] == pytest.approx((0 * 0.25 + 4 * 0.5 + 8) / 1.75)
+    assert level(h, 7, 7.0)[0] == pytest.approx(pd.Series(h[0]).ewm(alpha=0.5, adjust=True).mean().iloc[-1])
+    assert level(h, 1, 7.0)[1] == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="half-life"):
+        level(h, 1, 0.0)
