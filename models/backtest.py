@@ -10,7 +10,11 @@
 2. **Selection**: per series, the candidate with the lowest mean squared (``metric='mse'``, the
    mean-optimal choice RMSSE rewards) or absolute (``'mae'``, what MASE rewards) error over its fold
    days, switching away from the candidate that is best over *all* series only when it is better
-   by more than ``min_gain`` (a guard against selection noise on short backtests). Series with
+   by more than ``min_gain`` (a guard against selection noise on short backtests; ``'auto'``
+   picks it from :data:`GAIN_GRID` by selecting on the earlier folds and scoring that selection
+   on the last one, see :meth:`ForecastSelector._auto_gain`). "Best over all
+   series" is the benchmark metric itself computed fold by fold (RMSSE or MASE with each fold's
+   own in-sample scale, volume-weighted or equal), so slow and fast series both count. Series with
    fewer than ``min_history`` observed periods (new or very short) take the globally best
    candidate (``fallback``); series that never sold forecast zero with model ``zero_no_sales``.
 3. **Final fit** of the candidates on the whole history; the forecast of each series is its
@@ -113,6 +117,35 @@ def coverage(actual: np.ndarray, upper: np.ndarray) -> float:
     return float((a[obs] <= u[obs]).mean()) if obs.any() else float("nan")
 
 
+def _scale_and_weight(hist: np.ndarray, horizon: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-series ``(scale, weight)`` of one backtest origin, from the history before it only:
+    scale = mean squared one-step naive change after the first sale (``mse``: the RMSSE
+    denominator as M5 defines it) or mean absolute one-step naive change over the observed
+    history (``mae``: the MASE denominator); weight = units sold in the last ``horizon`` periods."""
+    obs = ~np.isnan(hist)
+    started = np.cumsum(np.nan_to_num(hist) > 0, axis=1) > 0 if metric == "mse" else obs
+    tr = np.where(started & obs, hist, np.nan)
+    d = np.diff(tr, axis=1)
+    d = d**2 if metric == "mse" else np.abs(d)
+    ok = ~np.isnan(d)
+    n = ok.sum(axis=1)
+    scale = np.divide(np.where(ok, d, 0.0).sum(axis=1), n, out=np.zeros(len(n)), where=n > 0)
+    weight = np.nansum(hist[:, -int(horizon) :], axis=1) if hist.shape[1] else np.zeros(len(hist))
+    return scale, weight
+
+
+GAIN_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
+
+
+def _switch(scores: np.ndarray, best_global: int, gain: float, has_bt: np.ndarray) -> np.ndarray:
+    """Per series: its own best candidate where that is better than the globally best one by
+    more than ``gain`` (relative), else the globally best one."""
+    own_best = np.argmin(np.where(np.isnan(scores), np.inf, scores), axis=1)
+    own = scores[np.arange(len(scores)), own_best]
+    glob = scores[:, best_global]
+    return np.where(has_bt & (own < (1.0 - float(gain)) * glob), own_best, best_global)
+
+
 class ForecastSelector(BaseEstimator):
     """Backtest, per-series selection and calibrated quantiles over all series at once.
 
@@ -132,12 +165,13 @@ class ForecastSelector(BaseEstimator):
         candidates: tuple = DEFAULT_CANDIDATES,
         use_gbm: bool = True,
         gbm_params: dict | None = None,
-        min_gain: float = 0.1,
+        min_gain: float | str = 0.1,
         min_history: int | None = None,
         prior_weight: float = 56.0,
         metric: str = "mse",
         gbm_refit_per_fold: bool = False,
         combine_gbm: bool = True,
+        global_weighting: str = "volume",
         random_state: int = 0,
     ) -> None:
         self.horizon = horizon
@@ -152,6 +186,7 @@ class ForecastSelector(BaseEstimator):
         self.metric = metric
         self.gbm_refit_per_fold = gbm_refit_per_fold
         self.combine_gbm = combine_gbm
+        self.global_weighting = global_weighting
         self.random_state = random_state
 
     def _kernel(self, spec: tuple, hist: np.ndarray) -> np.ndarray:
@@ -177,6 +212,10 @@ class ForecastSelector(BaseEstimator):
     ) -> ForecastSelector:
         if self.metric not in ("mse", "mae"):
             raise ValueError(f"metric must be 'mse' or 'mae', got {self.metric!r}")
+        if isinstance(self.min_gain, str) and self.min_gain != "auto":
+            raise ValueError(f"min_gain must be a number in [0, 1) or 'auto', got {self.min_gain!r}")
+        if self.global_weighting not in ("volume", "equal"):
+            raise ValueError(f"global_weighting must be 'volume' or 'equal', got {self.global_weighting!r}")
         arr = _as_matrix(Y)
         n, T = arr.shape
         h = int(self.horizon)
@@ -209,7 +248,9 @@ class ForecastSelector(BaseEstimator):
                     hist, calendar=calendar, static=static, groups=groups, covariates=covariates
                 )
         obs = ~np.isnan(fold_actual)
-        self.combination_ = self._best_combination(fold_fc, fold_actual, obs, names) if gbm_ok else None
+        self._fold_actual = fold_actual
+        self._fold_scales = [_scale_and_weight(arr[:, :o], h, self.metric) for o in folds]
+        self.combination_ = self._best_combination(fold_fc, names) if gbm_ok else None
         if self.combination_ is not None:
             fold_fc = combine(fold_fc, names, self.combination_)
             names = names + [f"gbm+{self.combination_[0]}"]
@@ -219,15 +260,12 @@ class ForecastSelector(BaseEstimator):
         scores = np.divide(
             err.sum(axis=2), cnt[None, :], out=np.full((len(names), n), np.nan), where=cnt[None, :] > 0
         ).T
-        # global best: lowest total squared error over all series with a backtest
+        # global best: lowest scaled backtest error over all series (see _global_score)
         has_bt = cnt > 0
-        total = np.nansum(np.where(has_bt[:, None], scores, 0.0), axis=0)
+        total = self._global_score(fold_fc)
         best_global = int(np.argmin(total)) if has_bt.any() else 0
-        own_best = np.argmin(np.where(np.isnan(scores), np.inf, scores), axis=1)
-        own = scores[np.arange(n), own_best]
-        glob = scores[:, best_global]
-        switch = has_bt & (own < (1.0 - float(self.min_gain)) * glob)
-        choice = np.where(switch, own_best, best_global)
+        self.min_gain_ = self._auto_gain(fold_fc, obs, len(folds)) if self.min_gain == "auto" else float(self.min_gain)
+        choice = _switch(scores, best_global, self.min_gain_, has_bt)
         observed = (~np.isnan(arr)).sum(axis=1)
         min_hist = 2 * h if self.min_history is None else int(self.min_history)
         short = observed < min_hist
@@ -265,21 +303,66 @@ class ForecastSelector(BaseEstimator):
         self.n_series_ = n
         return self
 
-    def _best_combination(
-        self, fold_fc: np.ndarray, fold_actual: np.ndarray, obs: np.ndarray, names: list[str]
-    ) -> tuple[str, float] | None:
+    def _auto_gain(self, fold_fc: np.ndarray, obs: np.ndarray, n_folds: int) -> float:
+        """``min_gain`` chosen inside the backtest: for each value of :data:`GAIN_GRID`, select per
+        series on every fold but the last and score that selection on the last fold (the same
+        scaled criterion); the value whose selection held up best on the unseen fold wins. With
+        a single fold there is nothing to hold out: the smallest value."""
+        if n_folds < 2:
+            return float(GAIN_GRID[0])
+        h = int(self.horizon)
+        early = slice(0, (n_folds - 1) * h)
+        d = np.abs(fold_fc[:, :, early] - np.nan_to_num(self._fold_actual[:, early])[None])
+        o = obs[:, early]
+        err = np.where(o[None], d**2 if self.metric == "mse" else d, 0.0).sum(axis=2)
+        cnt = o.sum(axis=1)
+        sc = np.divide(err, cnt[None], out=np.full(err.shape, np.nan), where=cnt[None] > 0).T
+        glob = int(np.argmin(self._global_score(fold_fc, folds=range(n_folds - 1))))
+        idx = np.arange(fold_fc.shape[1])
+        results = []
+        for gain in GAIN_GRID:
+            choice = _switch(sc, glob, gain, cnt > 0)
+            results.append(self._global_score(fold_fc[choice, idx][None], folds=[n_folds - 1])[0])
+        self.gain_scores_ = dict(zip(GAIN_GRID, (float(r) for r in results), strict=True))
+        return float(GAIN_GRID[int(np.argmin(results))])
+
+    def _global_score(self, fold_fc: np.ndarray, folds: Sequence[int] | None = None) -> np.ndarray:
+        """Score over all series of each forecast in ``fold_fc[k, n_series, n_fold_days]``, as the
+        benchmark metrics define it, fold by fold: the error of each series in each fold scaled by
+        that fold's own in-sample scale (RMSSE: sqrt(MSE / scale) for ``mse``; MASE: MAE / scale
+        for ``mae``), averaged with volume weights (``global_weighting='volume'``, as M5 weights
+        RMSSE) or equally (``'equal'``, as mean MASE does) over the series that have a scale.
+        Total raw squared error would let the few fastest series decide for everyone."""
+        act = np.nan_to_num(self._fold_actual)
+        obs = ~np.isnan(self._fold_actual)
+        h = int(self.horizon)
+        total = np.zeros(fold_fc.shape[0])
+        for f, (scale, weight) in enumerate(self._fold_scales):
+            if folds is not None and f not in folds:
+                continue
+            sl = slice(f * h, (f + 1) * h)
+            o = obs[:, sl]
+            cnt = o.sum(axis=1)
+            d = np.abs(fold_fc[:, :, sl] - act[None, :, sl])
+            err = np.where(o[None], d**2 if self.metric == "mse" else d, 0.0).sum(axis=2)
+            w = np.ones_like(weight) if self.global_weighting == "equal" else weight
+            ok = (cnt > 0) & (scale > 0) & (w > 0)
+            rel = err[:, ok] / cnt[ok] / scale[ok]
+            rel = np.sqrt(rel) if self.metric == "mse" else rel
+            total += (rel * w[ok]).sum(axis=1)
+        return total
+
+    def _best_combination(self, fold_fc: np.ndarray, names: list[str]) -> tuple[str, float] | None:
         """The statistical partner and weight of ``w x gbm + (1 - w) x partner`` with the lowest
-        total backtest error over all series (``None`` when off or when no mix beats the GBM
-        alone). Averaging a global model with a series' own smoothed level is the classic
-        forecast combination: their errors are far from perfectly correlated."""
+        backtest score over all series (:meth:`_global_score`; ``None`` when off or when no mix
+        beats the GBM alone). Averaging a global model with a series' own smoothed level is the
+        classic forecast combination: their errors are far from perfectly correlated."""
         if not self.combine_gbm or "gbm" not in names:
             return None
-        act = np.nan_to_num(fold_actual)
         g = fold_fc[names.index("gbm")]
 
         def total(f: np.ndarray) -> float:
-            d = np.abs(f - act)
-            return float(np.where(obs, d**2 if self.metric == "mse" else d, 0.0).sum())
+            return float(self._global_score(f[None])[0])
 
         best: tuple[float, tuple[str, float] | None] = (total(g), None)
         for c, spec in enumerate(self.candidates):
@@ -335,6 +418,7 @@ class ForecastSelector(BaseEstimator):
 __all__ = [
     "COMBINATION_WEIGHTS",
     "DEFAULT_CANDIDATES",
+    "GAIN_GRID",
     "ForecastSelector",
     "candidate_forecast",
     "combine",

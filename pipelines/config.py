@@ -176,6 +176,13 @@ def _default_policies() -> list[PolicyRow]:
 
 
 class ForecastConfig(_Strict):
+    @field_validator("min_gain")
+    @classmethod
+    def _gain_range(cls, v: float | str) -> float | str:
+        if not isinstance(v, str) and not 0 <= v < 1:
+            raise ValueError("min_gain must be at least 0 and below 1, or 'auto'")
+        return v
+
     horizon_days: int = Field(28, ge=1, le=366, description="days forecast ahead")
     window_days: int = Field(28, ge=1, description="moving-average window")
     history_days: int = Field(730, ge=28, description="days of sales history read")
@@ -188,8 +195,10 @@ class ForecastConfig(_Strict):
     backtest_folds: int = Field(2, ge=1, le=8, description="rolling-origin folds of horizon_days each")
     use_gbm: bool = Field(True, description="include the global gradient-boosting candidate")
     gbm_max_iter: int = Field(150, ge=10, le=2000, description="boosting iterations of the global model")
-    min_gain: float = Field(
-        0.1, ge=0, lt=1, description="a series leaves the globally best model only if this much better"
+    min_gain: float | Literal["auto"] = Field(
+        "auto",
+        description="a series leaves the globally best model only if this much better (0 to 1); "
+        "auto = chosen on the backtest (select on the earlier folds, score on the last)",
     )
     lead_time_days: int = Field(
         7, ge=1, le=366, description="lead time of the lead-time demand quantiles in the metadata"

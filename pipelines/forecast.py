@@ -537,6 +537,8 @@ def train_model(
         "n_series": int(len(keys)),
         "candidates": list(sel.candidates_),
         "best_global": sel.best_global_,
+        "min_gain": sel.min_gain_,
+        "min_gain_scores": {str(k): v for k, v in getattr(sel, "gain_scores_", {}).items()},
         "combination": None
         if sel.combination_ is None
         else {"gbm_weight": sel.combination_[1], "partner": sel.combination_[0]},

@@ -276,6 +276,27 @@ def test_selection_picks_the_model_each_series_was_built_for() -> None:
     np.testing.assert_array_equal(same.mean_, sel.mean_)
 
 
+def test_auto_min_gain_is_chosen_on_the_held_out_fold() -> None:
+    rng = np.random.default_rng(3)
+    days = 140
+    # identical Poisson series: any per-series switch is noise; the chosen guard keeps (nearly)
+    # every series on the globally best model and did no worse on the held-out fold than 0.1
+    same = rng.poisson(4.0, size=(200, days)).astype(float)
+    sel = ForecastSelector(horizon=14, n_folds=3, use_gbm=False, min_gain="auto").fit(same)
+    assert set(sel.gain_scores_) == {0.1, 0.2, 0.3, 0.5}
+    assert sel.min_gain_ == min(sel.gain_scores_, key=sel.gain_scores_.get)
+    assert sel.gain_scores_[sel.min_gain_] <= sel.gain_scores_[0.1]
+    assert (sel.model_ != sel.best_global_).mean() <= 0.02
+    fixed = ForecastSelector(horizon=14, n_folds=3, use_gbm=False, min_gain=0.1).fit(same)
+    assert fixed.min_gain_ == 0.1
+    # series built for different models keep their own model under the chosen guard
+    weekly = np.tile(np.array([0, 0, 0, 0, 0, 12.0, 12.0]), days // 7)[None, :].repeat(20, axis=0)
+    mixed = ForecastSelector(horizon=14, n_folds=3, use_gbm=False, min_gain="auto").fit(np.vstack([weekly, same]))
+    assert mixed.model_[:20].tolist() == ["seasonal_naive"] * 20
+    with pytest.raises(ValueError, match="min_gain"):
+        ForecastSelector(min_gain="sometimes").fit(same)
+
+
 def test_selection_quantiles_are_calibrated_on_overdispersed_demand() -> None:
     rng = np.random.default_rng(11)
     n, days, h = 300, 140, 14
@@ -316,7 +337,8 @@ def test_combination_weight_is_chosen_on_the_backtest_and_applied_to_the_final_f
         )
         np.testing.assert_allclose(sel.candidate_forecasts_[mix], expected)
         # and it is the best mix on the backtest: its total error is below the GBM's alone
-        assert np.nansum(sel.scores_[:, mix]) <= np.nansum(sel.scores_[:, names.index("gbm")])
+        glob = sel._global_score(sel.fold_candidates_)
+        assert glob[mix] <= glob[names.index("gbm")]
     # combine() on hand-made rows
     f = np.array([[[2.0]], [[4.0]]])
     np.testing.assert_allclose(combine(f, ["gbm", "ses"], ("ses", 0.75))[2], [[2.5]])
