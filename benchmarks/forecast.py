@@ -2,7 +2,7 @@
 
 Usage (from the repo root)::
 
-    .venv/bin/python -m benchmarks.forecast --dataset m5 --sample 3000 [--full] [--data-dir ../shared/data]
+    .venv/bin/python -m benchmarks.forecast --dataset m5 --sample 3000 [--sample-fit] [--data-dir ../shared/data]
     .venv/bin/python -m benchmarks.forecast --dataset carparts
     .venv/bin/python -m benchmarks.forecast --dataset raf
 
@@ -10,8 +10,9 @@ Usage (from the repo root)::
   RMSSE per series as M5 defines it (scale = mean squared one-step naive difference over the
   training history after the series' first non-zero sale), averaged over series and weighted by
   each series' units in the last 28 training days; WAPE and bias (sum(forecast - actual) / sum
-  actual). Peers run on a stratified sample (store x demand class, fixed seed); ours on the same
-  sample and, with ``--full``, on all 30,490 series.
+  actual). Peers run on a stratified sample (store x demand class, fixed seed). Ours is trained
+  once on the full panel (one global model over every series, as the nightly run does) and scored
+  on the same sample and on the full panel; ``--sample-fit`` also trains it on the sample alone.
 - **Car parts** (complete series, 51 months) and **RAF** (84 months): the last 12 months are the
   test; MASE (scale = in-sample naive-1 MAE; series with a zero scale left out), bias and the
   one-sided coverage of our p90 / p95 monthly quantiles.
@@ -175,60 +176,99 @@ def stratified_sample(y: np.ndarray, ids: list[str], size: int, seed: int = 0) -
     return np.sort(pick["i"].to_numpy())
 
 
-OURS_PARAMS: dict = {}
+def m5_groups(ids: list[str]) -> np.ndarray:
+    """Pooled-level groups of the global model: the item across stores, the department at the
+    store, the store."""
+    parts = pd.Series(ids).str.split("_", expand=True)
+    keys = [parts[0] + parts[1] + parts[2], parts[0] + parts[1] + parts[3] + parts[4], parts[3] + parts[4]]
+    return np.column_stack([pd.factorize(k)[0] for k in keys]).astype(np.int64)
 
 
-def ours_m5(y_train: np.ndarray, cal: np.ndarray, static: np.ndarray, **params) -> tuple[ForecastSelector, float]:
-    t0 = time.process_time()
-    gbm = {"max_rows": 2_000_000, "max_iter": 200}
+# the global model's settings on M5 (daily, 391 training days): 12 weekly training origins, at
+# most 3 M sampled rows; the backtest refits it before each fold so its scores (and the weight of
+# its combination) are as honest as the statistical candidates'
+M5_GBM = {"n_origins": 12, "origin_step": 7, "max_rows": 3_000_000, "max_iter": 200}
+OURS_PARAMS: dict = {"gbm_refit_per_fold": True, "min_gain": "auto"}
+
+
+def ours_m5(
+    y_train: np.ndarray, cal: np.ndarray, static: np.ndarray, groups: np.ndarray, **params
+) -> tuple[ForecastSelector, float, float]:
+    t0, w0 = time.process_time(), time.perf_counter()
     params = {**OURS_PARAMS, **params}
-    sel = ForecastSelector(horizon=M5_H, season=7, n_folds=2, random_state=0, gbm_params=gbm, **params).fit(
-        y_train, calendar=cal, static=static
+    sel = ForecastSelector(horizon=M5_H, season=7, n_folds=2, random_state=0, gbm_params=M5_GBM, **params).fit(
+        y_train, calendar=cal, static=static, groups=groups
     )
-    return sel, time.process_time() - t0
+    return sel, time.process_time() - t0, time.perf_counter() - w0
 
 
 def bench_m5(
-    data: Path, sample: int, full: bool, results: dict, sample_part: bool = True, peers: tuple[str, ...] = PEERS
+    data: Path,
+    sample: int,
+    results: dict,
+    peers: tuple[str, ...] = PEERS,
+    sample_fit: bool = False,
 ) -> None:
+    """Peers on the stratified sample; ours trained once on the full panel (as the nightly run
+    trains one global model over every series) and scored on the sample and on the full panel.
+    ``sample_fit`` also trains ours on the sample alone (a global model with 10x less data)."""
     y, ids, dates, cal = load_m5(data)
     cut = int(np.flatnonzero(dates == M5_TRAIN_END)[0]) + 1
     y_train, y_test = y[:, :cut], y[:, cut : cut + M5_H]
     y_test = np.nan_to_num(y_test)
     cal_arr = cal.reindex(dates[0] + pd.to_timedelta(np.arange(cut + M5_H), unit="D")).to_numpy(dtype=float)
-    static = m5_static(ids)
+    static, groups = m5_static(ids), m5_groups(ids)
     idx = stratified_sample(y_train, ids, sample)
-    res: dict = {"train_days": cut, "sample_series": int(len(idx)), "sample": {}, "full": {}}
+    res: dict = {"train_days": cut, "series": len(ids), "sample_series": int(len(idx)), "sample": {}, "full": {}}
     print(f"M5: {len(ids)} series, {cut} training days, sample {len(idx)}", flush=True)
     ys, ts = y_train[idx], y_test[idx]
-    if sample_part:
-        for name, (fc, cpu) in run_peers(ys, dates[0], "D", M5_H, 7, peers).items():
-            res["sample"][name] = {**m5_scores(ys, ts, fc), "cpu_s_per_series": cpu / len(idx)}
-        sel, cpu = ours_m5(ys, cal_arr, static[idx])
-        _ours_rows(sel, ys, ts, cpu, res["sample"])
-    if full:
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        sel, cpu = ours_m5(y_train, cal_arr, static)
-        _ours_rows(sel, y_train, y_test, cpu, res["full"])
-        res["full"]["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
-        res["full"]["peak_rss_gb_before"] = rss0 / 1e6
+    for name, (fc, cpu) in run_peers(ys, dates[0], "D", M5_H, 7, peers).items():
+        res["sample"][name] = {**m5_scores(ys, ts, fc), "cpu_s_per_series": cpu / len(idx)}
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sel, cpu, wall = ours_m5(y_train, cal_arr, static, groups)
+    _ours_rows(sel, y_train, y_test, cpu, res["full"])
+    _ours_rows(sel, y_train, y_test, cpu, res["sample"], rows=idx)
+    res["full"]["run"] = {
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
+        "peak_rss_gb_before": rss0 / 1e6,
+        "combination": sel.combination_,
+        "best_global": sel.best_global_,
+        "min_gain": sel.min_gain_,
+    }
+    if sample_fit:
+        sel_s, cpu_s, _ = ours_m5(ys, cal_arr, static[idx], groups[idx])
+        res["sample"]["ours_selected_sample_fit"] = {
+            **m5_scores(ys, ts, sel_s.mean_),
+            "cpu_s_per_series": cpu_s / len(idx),
+        }
     results["m5"] = res
 
 
-def _ours_rows(sel: ForecastSelector, ys: np.ndarray, ts: np.ndarray, cpu: float, out: dict) -> None:
-    n = len(ys)
-    out["ours_selected"] = {**m5_scores(ys, ts, sel.mean_), "cpu_s_per_series": cpu / n}
+def _ours_rows(
+    sel: ForecastSelector,
+    y_train: np.ndarray,
+    y_test: np.ndarray,
+    cpu: float,
+    out: dict,
+    rows: np.ndarray | None = None,
+) -> None:
+    """Score ours (selected, and each candidate alone) on ``rows`` of the fitted panel (all if None);
+    CPU seconds per series are those of the whole fit over the panel."""
+    r = np.arange(len(y_train)) if rows is None else rows
+    ys, ts = y_train[r], y_test[r]
+    zero = sel.model_[r][:, None] == "zero_no_sales"
+    out["ours_selected"] = {**m5_scores(ys, ts, sel.mean_[r]), "cpu_s_per_series": cpu / len(y_train)}
     for c, name in enumerate(sel.candidates_):
-        out[f"ours_{name}_only"] = m5_scores(
-            ys, ts, np.where(sel.model_[:, None] == "zero_no_sales", 0.0, sel.candidate_forecasts_[c])
-        )
-    q = sel.predict_quantiles((0.9, 0.95))
+        out[f"ours_{name}_only"] = m5_scores(ys, ts, np.where(zero, 0.0, sel.candidate_forecasts_[c][r]))
+    q = sel.predict_quantiles((0.9, 0.95))[r]
     out["ours_selected"]["p90_coverage"] = coverage(ts, q[..., 0])
     out["ours_selected"]["p95_coverage"] = coverage(ts, q[..., 1])
-    lt = sel.lead_time_quantiles(7, (0.9, 0.95))
+    lt = sel.lead_time_quantiles(7, (0.9, 0.95))[r]
     out["ours_selected"]["lt7_p90_coverage"] = coverage(ts[:, :7].sum(axis=1), lt[:, 0])
     out["ours_selected"]["lt7_p95_coverage"] = coverage(ts[:, :7].sum(axis=1), lt[:, 1])
-    out["ours_selected"]["models"] = pd.Series(sel.model_).value_counts().to_dict()
+    out["ours_selected"]["models"] = pd.Series(sel.model_[r]).value_counts().to_dict()
     print(f"  ours: {cpu:.1f} CPU s, {out['ours_selected']}", flush=True)
 
 
@@ -261,10 +301,12 @@ def bench_monthly(data: Path, name: str, results: dict, h: int = 12, peers: tupl
     sel = ForecastSelector(
         horizon=h,
         season=12,
-        n_folds=1,
+        n_folds=2,  # two yearly folds: one fold of 12 months is too noisy to select on
         min_history=h,
         prior_weight=12.0,
         metric="mae",  # MASE is scored: select on absolute error
+        global_weighting="equal",  # mean MASE weighs every series equally
+        min_gain="auto",
         random_state=0,
         gbm_params={
             "n_lags": 6,
@@ -298,10 +340,10 @@ def markdown(results: dict) -> str:
     m5 = results.get("m5")
     if m5:
         for part in ("sample", "full"):
-            rows = {k: v for k, v in m5.get(part, {}).items() if isinstance(v, dict)}
+            rows = {k: v for k, v in m5.get(part, {}).items() if isinstance(v, dict) and "rmsse_mean" in v}
             if not rows:
                 continue
-            n = m5["sample_series"] if part == "sample" else 30490
+            n = m5["sample_series"] if part == "sample" else m5.get("series", 30490)
             lines += [
                 f"\n**M5, {part} ({n} series)**\n",
                 "| model | RMSSE mean | RMSSE weighted | WAPE | bias | CPU s / series |",
@@ -335,10 +377,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--dataset", choices=["m5", "carparts", "raf", "all"], default="all")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--sample", type=int, default=3000)
-    ap.add_argument("--full", action="store_true", help="also score ours on the full M5 panel")
+    ap.add_argument("--sample-fit", action="store_true", help="M5: also train ours on the sample alone")
     ap.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS, help="statsforecast models to run")
-    ap.add_argument("--gbm-refit-per-fold", action="store_true", help="refit our GBM before every backtest fold")
-    ap.add_argument("--full-only", action="store_true", help="M5: only our model on the full panel")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--markdown", nargs="*", default=None, help="only render these result JSON files as Markdown")
     args = ap.parse_args(argv)
@@ -350,15 +390,13 @@ def main(argv: list[str] | None = None) -> None:
         print(markdown(merged))
         return
     data = _data_dir(args.data_dir)
-    if args.gbm_refit_per_fold:
-        OURS_PARAMS["gbm_refit_per_fold"] = True
     results: dict = {}
     if args.dataset in ("carparts", "all"):
         bench_monthly(data, "carparts", results, peers=tuple(args.peers))
     if args.dataset in ("raf", "all"):
         bench_monthly(data, "raf", results, peers=tuple(args.peers))
     if args.dataset in ("m5", "all"):
-        bench_m5(data, args.sample, args.full or args.full_only, results, not args.full_only, tuple(args.peers))
+        bench_m5(data, args.sample, results, tuple(args.peers), args.sample_fit)
     text = json.dumps(results, indent=2, default=float)
     if args.out:
         Path(args.out).write_text(text)
