@@ -59,9 +59,8 @@ def _fresh_database(server: str, admin_db: str, what: str, create_sql: str, drop
         admin.dispose()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh, empty PostgreSQL database (dropped after the test)."""
+def fresh_pg_url() -> Iterator[str]:
+    """Yield the URL of a fresh, empty PostgreSQL database and drop it afterwards."""
     for name in _fresh_database(
         PG_SERVER,
         "postgres",
@@ -70,6 +69,12 @@ def pg_url() -> Iterator[str]:
         "drop database if exists {name} with (force)",
     ):
         yield f"{PG_SERVER}/{name}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database (dropped after the test)."""
+    yield from fresh_pg_url()
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.demo_source import _CATEGORIES, DEMO_END_DATE, generate
 from pipelines.extract import extract_stage
-from tests.conftest import PG_SERVER, _fresh_database
+from tests.conftest import fresh_pg_url
 from tests.e2e.test_nightly_dag import _published, _run_dag
 from tests.fixtures_erp import GENERIC_TABLES, Erp, load_generic, load_odoo, side_drops, small_erp
 
@@ -40,14 +40,7 @@ SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
 @pytest.fixture
 def source_pg_url():
     """A second fresh PostgreSQL database (``pg_url`` is the reporting one): the Odoo source."""
-    for name in _fresh_database(
-        PG_SERVER,
-        "postgres",
-        f"PostgreSQL at {PG_SERVER}",
-        "create database {name} encoding 'UTF8' template template0",
-        "drop database if exists {name} with (force)",
-    ):
-        yield f"{PG_SERVER}/{name}"
+    yield from fresh_pg_url()
 
 
 def _nightly(tmp_path: Path, source: dict[str, Any], pg_url: str, monkeypatch) -> Path:
