@@ -208,6 +208,7 @@ def bench_m5(
     results: dict,
     peers: tuple[str, ...] = PEERS,
     sample_fit: bool = False,
+    use_groups: bool = True,
 ) -> None:
     """Peers on the stratified sample; ours trained once on the full panel (as the nightly run
     trains one global model over every series) and scored on the sample and on the full panel.
@@ -218,6 +219,8 @@ def bench_m5(
     y_test = np.nan_to_num(y_test)
     cal_arr = cal.reindex(dates[0] + pd.to_timedelta(np.arange(cut + M5_H), unit="D")).to_numpy(dtype=float)
     static, groups = m5_static(ids), m5_groups(ids)
+    if not use_groups:
+        groups = np.zeros((len(ids), 0), dtype=np.int64)
     idx = stratified_sample(y_train, ids, sample)
     res: dict = {"train_days": cut, "series": len(ids), "sample_series": int(len(idx)), "sample": {}, "full": {}}
     print(f"M5: {len(ids)} series, {cut} training days, sample {len(idx)}", flush=True)
@@ -378,6 +381,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--sample", type=int, default=3000)
     ap.add_argument("--sample-fit", action="store_true", help="M5: also train ours on the sample alone")
+    ap.add_argument(
+        "--gbm-param",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help='M5: override a setting of our global model, e.g. strategy="recursive" or n_origins=6 (repeatable)',
+    )
+    ap.add_argument("--no-groups", action="store_true", help="M5: no pooled group-level features")
     ap.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS, help="statsforecast models to run")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--markdown", nargs="*", default=None, help="only render these result JSON files as Markdown")
@@ -396,7 +407,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.dataset in ("raf", "all"):
         bench_monthly(data, "raf", results, peers=tuple(args.peers))
     if args.dataset in ("m5", "all"):
-        bench_m5(data, args.sample, results, tuple(args.peers), args.sample_fit)
+        for kv in args.gbm_param:
+            key, _, value = kv.partition("=")
+            M5_GBM[key] = json.loads(value)
+        bench_m5(data, args.sample, results, tuple(args.peers), args.sample_fit, not args.no_groups)
     text = json.dumps(results, indent=2, default=float)
     if args.out:
         Path(args.out).write_text(text)
