@@ -154,7 +154,9 @@ class ForecastSelector(BaseEstimator):
     ``static`` codes ``[n_series, s]`` for the gradient-boosting candidate. After fitting:
     ``mean_`` ``[n_series, horizon]``, ``model_`` (selected name per series), ``scores_``
     (backtest MSE or MAE per candidate ``[n_series, n_candidates]``), ``candidates_`` (names),
-    ``demand_class_``, ``phi_``, ``fold_actual_`` / ``fold_forecast_`` of the selected model.
+    ``demand_class_``, ``phi_``, ``fold_actual_`` / ``fold_forecast_`` of the selected model,
+    ``fold_scales_`` (per fold: each series' in-sample scale and volume weight), ``combination_``,
+    ``min_gain_`` (and ``gain_scores_`` when chosen with ``'auto'``).
     """
 
     def __init__(
@@ -248,8 +250,8 @@ class ForecastSelector(BaseEstimator):
                     hist, calendar=calendar, static=static, groups=groups, covariates=covariates
                 )
         obs = ~np.isnan(fold_actual)
-        self._fold_actual = fold_actual
-        self._fold_scales = [_scale_and_weight(arr[:, :o], h, self.metric) for o in folds]
+        self.fold_actual_ = fold_actual
+        self.fold_scales_ = [_scale_and_weight(arr[:, :o], h, self.metric) for o in folds]
         self.combination_ = self._best_combination(fold_fc, names) if gbm_ok else None
         if self.combination_ is not None:
             fold_fc = combine(fold_fc, names, self.combination_)
@@ -298,7 +300,6 @@ class ForecastSelector(BaseEstimator):
         self.model_ = model
         self.short_ = short
         self.demand_class_ = classes
-        self.fold_actual_ = fold_actual
         self.fold_forecast_ = sel_fc
         self.n_series_ = n
         return self
@@ -312,7 +313,7 @@ class ForecastSelector(BaseEstimator):
             return float(GAIN_GRID[0])
         h = int(self.horizon)
         early = slice(0, (n_folds - 1) * h)
-        d = np.abs(fold_fc[:, :, early] - np.nan_to_num(self._fold_actual[:, early])[None])
+        d = np.abs(fold_fc[:, :, early] - np.nan_to_num(self.fold_actual_[:, early])[None])
         o = obs[:, early]
         err = np.where(o[None], d**2 if self.metric == "mse" else d, 0.0).sum(axis=2)
         cnt = o.sum(axis=1)
@@ -333,11 +334,11 @@ class ForecastSelector(BaseEstimator):
         for ``mae``), averaged with volume weights (``global_weighting='volume'``, as M5 weights
         RMSSE) or equally (``'equal'``, as mean MASE does) over the series that have a scale.
         Total raw squared error would let the few fastest series decide for everyone."""
-        act = np.nan_to_num(self._fold_actual)
-        obs = ~np.isnan(self._fold_actual)
+        act = np.nan_to_num(self.fold_actual_)
+        obs = ~np.isnan(self.fold_actual_)
         h = int(self.horizon)
         total = np.zeros(fold_fc.shape[0])
-        for f, (scale, weight) in enumerate(self._fold_scales):
+        for f, (scale, weight) in enumerate(self.fold_scales_):
             if folds is not None and f not in folds:
                 continue
             sl = slice(f * h, (f + 1) * h)
