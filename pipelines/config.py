@@ -195,6 +195,11 @@ class ForecastConfig(_Strict):
     backtest_folds: int = Field(2, ge=1, le=8, description="rolling-origin folds of horizon_days each")
     use_gbm: bool = Field(True, description="include the global gradient-boosting candidate")
     gbm_max_iter: int = Field(150, ge=10, le=2000, description="boosting iterations of the global model")
+    backtest_refit_gbm: bool = Field(
+        True,
+        description="refit the global model before every backtest fold (honest scores for the selection and "
+        "the combination weight; one more fit per retrain)",
+    )
     min_gain: float | Literal["auto"] = Field(
         "auto",
         description="a series leaves the globally best model only if this much better (0 to 1); "

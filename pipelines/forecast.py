@@ -482,6 +482,7 @@ def train_model(
         use_gbm=fc.use_gbm,
         gbm_params={"max_iter": fc.gbm_max_iter},
         min_gain=fc.min_gain,
+        gbm_refit_per_fold=fc.backtest_refit_gbm,
         random_state=0,
     ).fit(
         y,
