@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from models.backtest import ForecastSelector, coverage
+from models.baselines import naive_scale
 from models.calendar import m5_calendar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,22 +54,14 @@ def _data_dir(arg: str | None) -> Path:
 
 def rmsse(train: np.ndarray, actual: np.ndarray, fc: np.ndarray) -> np.ndarray:
     """M5 RMSSE per series; NaN where the scale is zero or undefined."""
-    started = np.cumsum(np.nan_to_num(train) > 0, axis=1) > 0
-    tr = np.where(started, train, np.nan)
-    d = np.diff(tr, axis=1) ** 2
-    ok = ~np.isnan(d)
-    cnt = ok.sum(axis=1)
-    scale = np.divide(np.where(ok, d, 0).sum(axis=1), cnt, out=np.full(len(cnt), np.nan), where=cnt > 0)
+    scale = naive_scale(train, squared=True, from_first_sale=True)
     mse = np.nanmean((actual - fc) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(scale > 0, np.sqrt(mse / scale), np.nan)
 
 
 def mase(train: np.ndarray, actual: np.ndarray, fc: np.ndarray) -> np.ndarray:
-    d = np.abs(np.diff(train, axis=1))
-    ok = ~np.isnan(d)
-    cnt = ok.sum(axis=1)
-    scale = np.divide(np.where(ok, d, 0).sum(axis=1), cnt, out=np.full(len(cnt), np.nan), where=cnt > 0)
+    scale = naive_scale(train)
     mae = np.nanmean(np.abs(actual - fc), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(scale > 0, mae / scale, np.nan)

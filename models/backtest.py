@@ -36,7 +36,7 @@ from scipy.stats import nbinom, poisson
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from models.baselines import QUANTILES, _as_matrix
+from models.baselines import QUANTILES, _as_matrix, naive_scale
 from models.gbm import GlobalGBMForecaster
 from models.intermittent import classify_demand, kernel_forecast
 
@@ -122,14 +122,8 @@ def _scale_and_weight(hist: np.ndarray, horizon: int, metric: str) -> tuple[np.n
     scale = mean squared one-step naive change after the first sale (``mse``: the RMSSE
     denominator as M5 defines it) or mean absolute one-step naive change over the observed
     history (``mae``: the MASE denominator); weight = units sold in the last ``horizon`` periods."""
-    obs = ~np.isnan(hist)
-    started = np.cumsum(np.nan_to_num(hist) > 0, axis=1) > 0 if metric == "mse" else obs
-    tr = np.where(started & obs, hist, np.nan)
-    d = np.diff(tr, axis=1)
-    d = d**2 if metric == "mse" else np.abs(d)
-    ok = ~np.isnan(d)
-    n = ok.sum(axis=1)
-    scale = np.divide(np.where(ok, d, 0.0).sum(axis=1), n, out=np.zeros(len(n)), where=n > 0)
+    mse = metric == "mse"
+    scale = np.nan_to_num(naive_scale(hist, squared=mse, from_first_sale=mse))
     weight = np.nansum(hist[:, -int(horizon) :], axis=1) if hist.shape[1] else np.zeros(len(hist))
     return scale, weight
 

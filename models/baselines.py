@@ -56,20 +56,29 @@ def moving_average(y: np.ndarray, window: int) -> np.ndarray:
     return np.divide(sums, counts, out=np.zeros(arr.shape[0]), where=counts > 0)
 
 
-def naive_mae(y: np.ndarray) -> np.ndarray:
-    """In-sample mean absolute error of the naive-1 forecast (yesterday's value) per series.
-
-    The scale of MASE. Pairs of days with a ``NaN`` are skipped; ``NaN`` when a series has fewer
-    than two observed consecutive days. Returns ``[n_series]``.
-    """
+def naive_scale(y: np.ndarray, squared: bool = False, from_first_sale: bool = False) -> np.ndarray:
+    """In-sample error of the naive-1 forecast (yesterday's value) per series: the mean absolute
+    change (the MASE scale) or, with ``squared``, the mean squared change (the RMSSE scale);
+    ``from_first_sale`` leaves out the periods before a series' first non-zero value (as M5's
+    RMSSE does). Pairs with a ``NaN`` are skipped; ``NaN`` when a series has no such pair.
+    Returns ``[n_series]``."""
     arr = _as_matrix(y)
     if arr.shape[1] < 2:
         return np.full(arr.shape[0], np.nan)
-    diff = np.abs(np.diff(arr, axis=1))
+    if from_first_sale:
+        arr = np.where(np.cumsum(np.nan_to_num(arr) > 0, axis=1) > 0, arr, np.nan)
+    diff = np.diff(arr, axis=1)
+    diff = diff**2 if squared else np.abs(diff)
     observed = ~np.isnan(diff)
     counts = observed.sum(axis=1)
     sums = np.where(observed, diff, 0.0).sum(axis=1)
     return np.divide(sums, counts, out=np.full(arr.shape[0], np.nan), where=counts > 0)
+
+
+def naive_mae(y: np.ndarray) -> np.ndarray:
+    """In-sample mean absolute error of the naive-1 forecast per series: the MASE scale
+    (:func:`naive_scale`). ``NaN`` when a series has fewer than two observed consecutive days."""
+    return naive_scale(y)
 
 
 def poisson_quantiles(mean: np.ndarray, quantiles: Sequence[float] = QUANTILES) -> np.ndarray:

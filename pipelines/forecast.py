@@ -134,17 +134,25 @@ def daily_matrix(
 
 
 def price_ratio_matrix(
-    sales: pd.DataFrame, items: pd.DataFrame, keys: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    keys: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    units: np.ndarray | None = None,
 ) -> np.ndarray:
     """The global model's price covariate ``[len(keys), days, 1]``: the realised price of each day
     (revenue / units) over the item's list price, so a promotion shows as a ratio below 1.
     ``NaN`` on days without a sale (the price is unknown then) and for items without a positive
-    list price; only past values are used as features (``models.gbm.covariate_features``)."""
-    units = daily_matrix(sales, keys, start, end)
+    list price; only past values are used as features (``models.gbm.covariate_features``).
+    ``units``: the daily units matrix of the same window when the caller has it (``NaN`` counts as
+    no sale), so the sales are not aggregated twice."""
+    if units is None:
+        units = daily_matrix(sales, keys, start, end)
     revenue = daily_matrix(sales, keys, start, end, value="revenue")
     price = keys.merge(items[["sku", "unit_price"]].drop_duplicates("sku"), on="sku", how="left")["unit_price"]
     list_price = price.to_numpy(dtype=float)[:, None]
-    ok = (units > 0) & (list_price > 0)
+    ok = (np.nan_to_num(units) > 0) & (list_price > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(ok, revenue / np.where(ok, units, 1.0) / np.where(list_price > 0, list_price, 1.0), np.nan)
     return ratio[:, :, None]
@@ -489,7 +497,7 @@ def train_model(
         calendar=cal,
         static=static,
         groups=_group_codes(keys, items),
-        covariates=price_ratio_matrix(sales, items, keys, start, end),
+        covariates=price_ratio_matrix(sales, items, keys, start, end, units=y),
     )
     gbm = getattr(sel, "gbm_", None)
     if gbm is not None:  # the nightly prediction passes its own history: do not store the training copy
@@ -593,7 +601,7 @@ def predict_with(
             calendar=cal,
             static=static,
             groups=_group_codes(keys, items),
-            covariates=price_ratio_matrix(sales, items, keys, start, end),
+            covariates=price_ratio_matrix(sales, items, keys, start, end, units=y),
         )
     combination = bundle.get("combination")
     if combination is not None:

@@ -138,6 +138,9 @@ def test_price_ratio_is_realised_price_over_list_price_on_days_with_sales() -> N
     assert r.shape == (2, 3, 1)
     np.testing.assert_allclose(r[0, :, 0], [1.0, 0.75, np.nan])  # no sale on the 9th: unknown
     assert np.isnan(r[1]).all()
+    # the caller's units matrix (NaN before a first sale) gives the same ratios
+    units = history_matrix(s, keys, D("2026-01-07"), D("2026-01-10"))
+    np.testing.assert_array_equal(price_ratio_matrix(s, it, keys, D("2026-01-07"), D("2026-01-10"), units=units), r)
 
 
 def test_stock_totals_sum_lots_of_latest_snapshot() -> None:
