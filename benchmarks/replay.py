@@ -3,6 +3,7 @@ docs/replay-benchmark.md.
 
     .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--data-dir ../shared/data] [--seed 0]
         [--time-limit 240] [--perfect-time-limit S] [--replan-every 7] [--half-life DAYS]
+        [--donor-keep risk|reorder_point]
 
 The scenario (starting stock, prices, lanes) is stated in pipelines/replay.py and in the doc.
 Skips with the reason when the data folder is absent (fails under CI=true).
@@ -33,6 +34,12 @@ def main() -> None:
         default=None,
         help=f"forecast level: EWM half-life in days, 0 = flat mean (default per data set: {HALF_LIFE_DAYS})",
     )
+    ap.add_argument(
+        "--donor-keep",
+        default="risk",
+        choices=["risk", "reorder_point"],
+        help="the MILP's donor rule (transfers.donor_keep; risk as the nightly run)",
+    )
     a = ap.parse_args()
     needed = ["vn1", "m5"] if a.dataset == "all" else [a.dataset]
     missing = [n for n in needed if not (a.data_dir / n).exists()]
@@ -51,6 +58,7 @@ def main() -> None:
         replan_every_days=a.replan_every or None,
         half_life_days="validated" if a.half_life is None else (a.half_life or None),
         perfect_time_limit_seconds=a.perfect_time_limit,
+        donor_keep=a.donor_keep,
     )
     print(f"\n(wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s, load {os.getloadavg()})")
 

@@ -231,6 +231,9 @@ def replay(
             help="forecast level: EWM half-life in days, 0 for the flat mean (default: each data set's validated choice)"
         ),
     ] = None,
+    donor_keep: Annotated[
+        str, typer.Option(help="the MILP's donor rule: risk (as the nightly run) or reorder_point")
+    ] = "risk",
 ) -> None:
     """Replay transfer plans (none, greedy and MILP once and re-planning, perfect foresight) on real demand."""
     from pipelines.replay import replay_command
@@ -244,6 +247,7 @@ def replay(
         replan_every_days=replan_every or None,
         half_life_days="validated" if half_life is None else (half_life or None),
         perfect_time_limit_seconds=perfect_time_limit,
+        donor_keep=donor_keep,
     )
 
 

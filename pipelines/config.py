@@ -252,6 +252,11 @@ class TransferConfig(_Strict):
         0.0, ge=0, description="minimum benefit minus cost for a transfer (milp: per lane shipment)"
     )
     method: Literal["milp", "greedy"] = Field("milp", description="optimisation model, or the greedy baseline")
+    donor_keep: Literal["risk", "reorder_point"] = Field(
+        "risk",
+        description="milp: a donor gives units down to its median need, each unit below its p99.5 charged"
+        " the sales it is expected to lose there (risk), or never below its reorder point (reorder_point)",
+    )
     time_limit_seconds: float = Field(240.0, gt=0, description="solver time limit; then the greedy is used")
     mip_rel_gap: float = Field(0.01, ge=0, lt=1, description="relative optimality gap at which the solver stops")
     batch_candidates: int = Field(40_000, ge=100, description="largest number of candidate transfers per MILP")

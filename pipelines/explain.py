@@ -429,6 +429,12 @@ _TRANSFER_ZH = (
     " 到达；成本 {cost}，预期收益 {ben}。"
 )
 
+_DONOR_BELOW_EN = (
+    " {src} then keeps {keep} units, below its reorder point of {rop}: it is expected to lose {dl} sales there,"
+    " already taken off the benefit."
+)
+_DONOR_BELOW_ZH = "{src} 调出后保留 {keep} 件，低于其再订货点 {rop} 件：预计因此少卖 {dl} 件，已从预期收益中扣除。"
+
 
 def transfer_sentences(df: pd.DataFrame, coverage_days: int) -> tuple[pd.Series, pd.Series]:
     """Columns: sku, from_location, to_location, quantity, packs, pack_size, receiver_stockout_date,
@@ -450,7 +456,21 @@ def transfer_sentences(df: pd.DataFrame, coverage_days: int) -> tuple[pd.Series,
         "ben": money(df["expected_benefit"]),
         "cov": str(int(coverage_days)),
     }
-    return (
-        render(_TRANSFER_EN, **f, dcov=num(df["donor_days_of_cover"], 0, missing="unlimited")),
-        render(_TRANSFER_ZH, **f, dcov=num(df["donor_days_of_cover"], 0, missing="无限")),
-    )
+    en = render(_TRANSFER_EN, **f, dcov=num(df["donor_days_of_cover"], 0, missing="unlimited"))
+    zh = render(_TRANSFER_ZH, **f, dcov=num(df["donor_days_of_cover"], 0, missing="无限"))
+    if {"donor_keeps", "donor_rop", "donor_lost_units"} <= set(df.columns):
+        # the MILP's donor_keep "risk": a donor may go below its reorder point when the receiver
+        # gains more than the donor is expected to lose; say so, with the numbers
+        below = pd.Series(
+            (pd.to_numeric(df["donor_keeps"]) < pd.to_numeric(df["donor_rop"]) - 0.5).fillna(False).to_numpy(bool),
+            index=df.index,
+        )
+        g = {
+            "src": f["src"],
+            "keep": num(df["donor_keeps"], 0),
+            "rop": num(df["donor_rop"], 0),
+            "dl": num(df["donor_lost_units"], 1),
+        }
+        en = en + choose(below, render(_DONOR_BELOW_EN, **g), "")
+        zh = zh + choose(below, render(_DONOR_BELOW_ZH, **g), "")
+    return en, zh

@@ -529,8 +529,9 @@ def greedy_planner(net: Network) -> Planner:
     return plan
 
 
-def milp_planner(net: Network, time_limit_seconds: float) -> Planner:
-    """:func:`pipelines.transfers.optimal_transfers` on the policy it is given (forecast demand)."""
+def milp_planner(net: Network, time_limit_seconds: float, donor_keep: str = "risk") -> Planner:
+    """:func:`pipelines.transfers.optimal_transfers` on the policy it is given (forecast demand;
+    ``donor_keep`` as in the nightly run: ``risk`` by default, ``reorder_point`` the hard rule)."""
 
     def plan(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
         tp: TransferPlan = optimal_transfers(
@@ -543,6 +544,7 @@ def milp_planner(net: Network, time_limit_seconds: float) -> Planner:
             0.0,
             holding_cost_rate=HOLDING_RATE,
             time_limit_seconds=time_limit_seconds,
+            donor_keep=donor_keep,
         )
         return Step(0, tp.transfers, "; ".join(tp.notes), tp.mip_gap)
 
@@ -601,15 +603,17 @@ def replay(
     half_life_days: float | None = None,
     progress: Callable[[str], None] | None = None,
     perfect_time_limit_seconds: float | None = None,
+    donor_keep: str = "risk",
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per method (:data:`METHODS`): lost sales, transfer and holding cost, total, saving,
     share captured, the plan's wall and CPU seconds. ``stock`` overrides the seeded starting stock
     (:func:`starting_stock`); ``replan_every_days`` (None or 0: one shot only) sets the epochs of
     ``greedy`` and ``milp``; ``time_limit_seconds`` is the MILP's per plan (each epoch),
     ``perfect_time_limit_seconds`` (default: the same) the perfect plan's. Raises
-    :class:`BoundViolation` when a method beats the bound."""
+    :class:`BoundViolation` when a method beats the bound. ``donor_keep``: the MILP's donor rule
+    (:func:`pipelines.transfers.optimal_transfers`; ``risk``, as the nightly run, by default)."""
     stock = starting_stock(net, seed) if stock is None else np.asarray(stock, float)
-    planners = {"greedy": greedy_planner(net), "milp": milp_planner(net, time_limit_seconds)}
+    planners = {"greedy": greedy_planner(net), "milp": milp_planner(net, time_limit_seconds, donor_keep)}
     outcomes: dict[str, Outcome] = {}
     gap_perfect: float | None = None
     for m in ("none", "greedy", "milp", "greedy_once", "milp_once", "perfect"):
@@ -690,6 +694,7 @@ def replay_command(
     replan_every_days: int | None = 7,
     half_life_days: float | None | str = "validated",
     perfect_time_limit_seconds: float | None = None,
+    donor_keep: str = "risk",
 ) -> dict[str, pd.DataFrame]:
     """``tiaobo replay``: replay VN1 and/or M5 and print the tables (markdown). The forecast's
     half-life is each data set's validated one (:data:`HALF_LIFE_DAYS`) unless a number of days
@@ -715,7 +720,7 @@ def replay_command(
             f" {net.decision_date}, horizon {net.future.shape[1]} x {net.period_days} days, seed {seed},"
             f" {f're-planning every {replan_every_days} day(s)' if replan_every_days else 'one decision, no re-planning'}, level: "
             f"{'flat mean' if hl is None else f'EWM half-life {hl:g} days'},"
-            f" solver time limit {time_limit_seconds:g} s per plan"
+            f" MILP donor keep: {donor_keep}, solver time limit {time_limit_seconds:g} s per plan"
             f" ({perfect_time_limit_seconds or time_limit_seconds:g} s for perfect)\n"
         )
         try:
@@ -727,6 +732,7 @@ def replay_command(
                 half_life_days=hl,
                 progress=echo,
                 perfect_time_limit_seconds=perfect_time_limit_seconds,
+                donor_keep=donor_keep,
             )
         except BoundViolation as err:
             echo(markdown_table(err.table))

@@ -167,6 +167,9 @@ def _candidates(
         columns={
             "location": "from_location",
             "demand_mean": "donor_mu",
+            "disp": "donor_disp",
+            "lead_time_days": "donor_lead_time",
+            "review_period_days": "donor_review",
             "reorder_point": "donor_rop",
             "available": "donor_available",
             "in_transit": "donor_in_transit",
@@ -294,6 +297,10 @@ def greedy_transfers(
 
 #: cumulative probabilities of post-arrival demand at which the benefit curve gets a breakpoint
 CURVE_PROBS = (0.0, 0.25, 0.5, 0.7, 0.85, 0.95, 0.995)
+#: cumulative probabilities of the donor's own demand at which its keep level gets a breakpoint
+#: (``donor_risk``): it never keeps less than its median need; units below its p99.5 are charged
+#: the expected lost sales they cause at the donor
+DONOR_PROBS = (0.5, 0.7, 0.85, 0.95, 0.995)
 #: variance / mean above which demand is modelled as gamma rather than Poisson
 OVERDISPERSED = 1.05
 
@@ -484,6 +491,7 @@ def _milp_candidates(
     exclude: pd.DataFrame | None,
     donor_excess_override: pd.DataFrame | None,
     max_donors: int,
+    donor_risk: bool = False,
 ) -> tuple[pd.DataFrame, str]:
     """Candidates (receiver x lane x donor) with everything the model needs, or a reason why none."""
     H = int(coverage_days)
@@ -492,6 +500,8 @@ def _milp_candidates(
         "abc_class",
         "demand_mean",
         "demand_std",
+        "lead_time_days",
+        "review_period_days",
         "reorder_point",
         "order_up_to",
         "on_hand",
@@ -544,6 +554,9 @@ def _milp_candidates(
             "sku",
             "from_location",
             "demand_mean",
+            "disp",
+            "lead_time_days",
+            "review_period_days",
             "reorder_point",
             "available",
             "on_hand",
@@ -555,6 +568,9 @@ def _milp_candidates(
     ].rename(
         columns={
             "demand_mean": "donor_mu",
+            "disp": "donor_disp",
+            "lead_time_days": "donor_lead_time",
+            "review_period_days": "donor_review",
             "reorder_point": "donor_rop",
             "available": "donor_available",
             "on_hand": "donor_on_hand",
@@ -608,6 +624,44 @@ def _milp_candidates(
     onhand_free = np.maximum(c["donor_available"].to_numpy(float) - c["donor_in_transit"].to_numpy(float), 0.0)
     c["donor_excess_units"] = np.maximum(excess, 0.0)
     c["expiring_units"] = np.minimum(c["expiring_units"].to_numpy(float), onhand_free)
+    if donor_risk and donor_excess_override is None and not demand.deterministic:
+        # the donor may also give units it would sell with some probability, down to its median
+        # need; each such unit is charged the donor's expected lost sales (segments, _solve_block)
+        need_mean = (
+            c["donor_mu"].to_numpy(float) * (c["donor_lead_time"].to_numpy(float) + c["donor_review"].to_numpy(float))
+            + dcum
+        )
+        need_mean = np.broadcast_to(need_mean[:, None], (len(c), len(DONOR_PROBS)))
+        q = _ppf(
+            np.broadcast_to(np.asarray(DONOR_PROBS)[None, :], need_mean.shape),
+            need_mean,
+            c["donor_disp"].to_numpy(float)[:, None],
+        )
+        q = np.maximum.accumulate(q, axis=1)  # keep levels, increasing with the probability
+        avail = c["donor_available"].to_numpy(float)[:, None]
+        give = np.clip(avail - q, 0.0, onhand_free[:, None])  # units given down to each keep level
+        free0 = np.maximum(give[:, -1], 0.0)  # above the top level: no risk (the old excess at most)
+        lost = _loss(
+            need_mean,
+            np.broadcast_to(avail, need_mean.shape) - give,
+            np.broadcast_to(c["donor_disp"].to_numpy(float)[:, None], need_mean.shape),
+        )
+        # segment k: from give[:, k+1] to give[:, k] (probabilities DONOR_PROBS[k] .. [k+1]); the
+        # priced units are fresh ones (near-expiry units cost the donor nothing: it cannot sell
+        # them), so the segments hold at most the fresh units below the free ones, cheapest first
+        exp_units = c["expiring_units"].to_numpy(float)
+        left = np.maximum(give[:, 0] - exp_units, 0.0) - np.maximum(free0 - exp_units, 0.0)
+        for k in range(len(DONOR_PROBS) - 2, -1, -1):
+            w = np.minimum(np.maximum(give[:, k] - give[:, k + 1], 0.0), np.maximum(left, 0.0))
+            left = left - w
+            dl = lost[:, k] - lost[:, k + 1]
+            full = give[:, k] - give[:, k + 1]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c[f"_dseg_w{k}"] = w
+                c[f"_dseg_s{k}"] = np.where(full > _EPS, np.clip(dl / np.where(full > _EPS, full, 1.0), 0.0, 1.0), 0.0)
+        c["_dfree"] = free0
+        c["_dneed"] = need_mean[:, 0]
+        c["donor_excess_units"] = np.maximum(give[:, 0], 0.0)
     # arrival: the receiver's stock projected at arrival, the demand after it
     t = c["transit_days"].to_numpy(np.int64)
     rrow = c["_row"].to_numpy(np.int64)
@@ -625,7 +679,9 @@ def _milp_candidates(
     c["sellable_before_expiry"] = np.where(
         np.isfinite(exp_days), np.maximum(mu_r * (exp_days - t) - c["at_arrival"].to_numpy(float), 0.0), 0.0
     )
-    c["fresh_excess"] = np.maximum(c["donor_excess_units"] - c["expiring_units"], 0.0)
+    c["fresh_excess"] = np.maximum(
+        (c["_dfree"] if "_dfree" in c.columns else c["donor_excess_units"]) - c["expiring_units"], 0.0
+    )
     pack = c["pack_size"].to_numpy(float)
     room = np.minimum(np.minimum(c["donor_excess_units"], c["need"]), c["capacity"]).to_numpy(float)
     room = np.maximum(
@@ -694,6 +750,20 @@ def _solve_block(
     seg_w = width[seg_r, seg_k]
     seg_v = slope[seg_r, seg_k] * margin_r[seg_r]
     ns = len(seg_r)
+    # donors' risk segments (donor_risk): units below the donor's p99.5 keep level, charged its
+    # expected lost sales per unit
+    nk = sum(1 for col in c.columns if col.startswith("_dseg_w"))
+    if nk:
+        dfirst = pd.Series(np.arange(n)).groupby(did).first().to_numpy()
+        dw = np.column_stack([c[f"_dseg_w{k}"].to_numpy(float)[dfirst] for k in range(nk)])
+        dsl = np.column_stack([c[f"_dseg_s{k}"].to_numpy(float)[dfirst] for k in range(nk)])
+        dseg_d, dseg_k = np.nonzero(dw > _EPS)
+        dseg_w = dw[dseg_d, dseg_k]
+        dseg_v = dsl[dseg_d, dseg_k] * c["unit_margin"].to_numpy(float)[dfirst][dseg_d]
+    else:
+        dseg_d = dseg_k = np.zeros(0, dtype=np.int64)
+        dseg_w = dseg_v = np.zeros(0)
+    nds = len(dseg_d)
     e_ub_all = np.minimum(c["expiring_units"].to_numpy(float), c["sellable_before_expiry"].to_numpy(float))
     ec = np.flatnonzero(e_ub_all > _EPS)  # candidates that may carry near-expiry units
     ne = len(ec)
@@ -706,17 +776,19 @@ def _solve_block(
     cap = c["capacity"].to_numpy(float)[lane_first] * scale
     tight = cap < lane_pot  # lanes whose capacity can bind
     o_n, o_e, o_s, o_y = 0, n, n + ne, n + ne + ns
-    nv = o_y + nl
+    o_d = o_y + nl
+    nv = o_d + nds
     cost = np.concatenate(
         [
             pack * (c["cost_per_unit"].to_numpy(float) - c["hold_avoided"].to_numpy(float)),
             -c["unit_cost"].to_numpy(float)[ec],
             -seg_v,
             fixed,
+            dseg_v,
         ]
     )
-    ub = np.concatenate([ubp, e_ub_all[ec], seg_w, np.ones(nl)])
-    integrality = np.concatenate([np.ones(n), np.zeros(ne + ns), np.ones(nl)])
+    ub = np.concatenate([ubp, e_ub_all[ec], seg_w, np.ones(nl), dseg_w])
+    integrality = np.concatenate([np.ones(n), np.zeros(ne + ns), np.ones(nl), np.zeros(nds)])
     ar = np.arange(n)
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
@@ -745,6 +817,7 @@ def _solve_block(
     # donors: units - near-expiry units <= fresh excess ; near-expiry units <= expiring units
     put(did, o_n + ar, pack)
     put(did[ec], o_e + np.arange(ne), -np.ones(ne))
+    put(dseg_d, o_d + np.arange(nds), -np.ones(nds))
     rhi.append(pd.Series(c["fresh_excess"].to_numpy(float)).groupby(did).first().to_numpy())
     r0 += nd
     put(did[ec], o_e + np.arange(ne), np.ones(ne))
@@ -787,6 +860,12 @@ def _solve_block(
     r_units = np.bincount(rid, weights=units, minlength=nr)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = np.where(r_units[rid] > 0, seg_val[rid] * units / np.where(r_units[rid] > 0, r_units[rid], 1.0), 0.0)
+        if nds:  # the donor's expected lost margin, spread over its shipments pro rata to units
+            d_cost = np.bincount(dseg_d, weights=x[o_d : o_d + nds] * dseg_v, minlength=nd)
+            d_units = np.bincount(did, weights=units, minlength=nd)
+            value -= np.where(
+                d_units[did] > 0, d_cost[did] * units / np.where(d_units[did] > 0, d_units[did], 1.0), 0.0
+            )
     gap = getattr(res, "mip_gap", None)
     return units, value, e, (None if gap is None else float(gap)), int(res.status), str(res.message)
 
@@ -867,6 +946,12 @@ def _publish(
     return t[OUTPUT_COLUMNS].sort_values(["sku", "from_location", "to_location"]).reset_index(drop=True)
 
 
+def _donor_risk(donor_keep: str) -> bool:
+    if donor_keep not in ("risk", "reorder_point"):
+        raise ValueError(f"transfers: donor_keep must be 'risk' or 'reorder_point', got {donor_keep!r}")
+    return donor_keep == "risk"
+
+
 def optimal_transfers(
     policy_df: pd.DataFrame,
     items: pd.DataFrame,
@@ -890,6 +975,7 @@ def optimal_transfers(
     max_donors: int = 3,
     max_gap: float = 0.2,
     fallback: bool = True,
+    donor_keep: str = "risk",
 ) -> TransferPlan:
     """Transfers chosen by the MILP (module doc), with the greedy as fallback.
 
@@ -918,6 +1004,7 @@ def optimal_transfers(
         exclude,
         donor_excess,
         max_donors,
+        _donor_risk(donor_keep),
     )
     if c.empty:
         return TransferPlan(_empty(), "none", [f"no transfer: {why}"], None, 0, time.perf_counter() - clock)
@@ -1008,6 +1095,13 @@ def optimal_transfers(
             t["quantity"] * t["cost_per_unit"] + t["fixed_cost_per_shipment"] * t["quantity"] / lane_units
         )
         t["expected_benefit"] = t["_bval"] + t["quantity"] * t["hold_avoided"] + t["_e"] * t["unit_cost"]
+        if "_dneed" in t.columns:  # donor_keep risk: what the donor keeps and may lose (explanations)
+            keeps = t["donor_available"] - t.groupby(["sku", "from_location"])["quantity"].transform("sum")
+            need, disp = t["_dneed"].to_numpy(float), t["donor_disp"].to_numpy(float)
+            t["donor_keeps"] = keeps
+            t["donor_lost_units"] = _loss(need, np.maximum(keeps.to_numpy(float), 0.0), disp) - _loss(
+                need, np.maximum(t["donor_available"].to_numpy(float), 0.0), disp
+            )
         out = _publish(t, run_date, H, "milp", policies, planner_categories)
     else:
         out = _empty()
@@ -1079,6 +1173,7 @@ def transfers_stage(ctx: RunContext) -> StageResult:
             mip_rel_gap=tc.mip_rel_gap,
             batch_candidates=tc.batch_candidates,
             planner_categories=tc.planner_categories,
+            donor_keep=tc.donor_keep,
         )
         out = plan.transfers
         notes = plan.notes + notes
