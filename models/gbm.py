@@ -42,7 +42,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from models.baselines import _as_matrix
+from models.baselines import _as_matrix, naive_scale
 
 
 def _nanmean_last(arr: np.ndarray, o: int, w: int) -> np.ndarray:
@@ -182,6 +182,7 @@ class GlobalGBMForecaster(BaseEstimator):
         max_rows: int | None = 3_000_000,
         group_windows: tuple[int, ...] = (7, 28),
         strategy: str = "direct",
+        row_weights: str = "none",
         n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
@@ -199,6 +200,7 @@ class GlobalGBMForecaster(BaseEstimator):
         self.max_rows = max_rows
         self.group_windows = group_windows
         self.strategy = strategy
+        self.row_weights = row_weights
         self.n_threads = n_threads
         self.random_state = random_state
 
@@ -265,7 +267,9 @@ class GlobalGBMForecaster(BaseEstimator):
         stat = None if static is None else np.asarray(static)
         grp = None if groups is None else np.asarray(groups, dtype=np.int64)
         cov = None if covariates is None else np.asarray(covariates, dtype=float)
-        parts_X, parts_y = [], []
+        if self.row_weights not in ("none", "level", "metric"):
+            raise ValueError(f"row_weights must be 'none', 'level' or 'metric', got {self.row_weights!r}")
+        parts_X, parts_y, parts_w = [], [], []
         names: list[str] = []
         for o in sorted(origins):
             X, names = self._design(arr, o, cal, stat, grp, cov)
@@ -273,18 +277,22 @@ class GlobalGBMForecaster(BaseEstimator):
             keep = ~np.isnan(target)
             parts_X.append(X[keep].astype(np.float32))
             parts_y.append(target[keep])
+            parts_w.append(np.repeat(self._series_weights(arr, o), h)[keep])
         X_all = np.concatenate(parts_X)
         y_all = np.concatenate(parts_y)
+        w_all = np.concatenate(parts_w)
         rng = np.random.default_rng(self.random_state)
         if self.max_rows is not None and len(y_all) > int(self.max_rows):
             pick = np.sort(rng.choice(len(y_all), int(self.max_rows), replace=False))
-            X_all, y_all = X_all[pick], y_all[pick]
+            X_all, y_all, w_all = X_all[pick], y_all[pick], w_all[pick]
         n_static = 0 if stat is None else stat.shape[1]
         cat = np.zeros(X_all.shape[1], dtype=bool)
         if n_static:
             cat[-n_static:] = True
         with threadpool_limits(self.n_threads):
-            self.model_ = self._regressor(cat).fit(X_all, y_all)
+            self.model_ = self._regressor(cat).fit(
+                X_all, y_all, sample_weight=None if self.row_weights == "none" else w_all / w_all.mean()
+            )
         self.feature_names_ = names
         self.n_train_rows_ = int(len(y_all))
         self.history_ = arr
@@ -293,6 +301,22 @@ class GlobalGBMForecaster(BaseEstimator):
         self.groups_ = grp
         self.covariates_ = cov
         return self
+
+    def _series_weights(self, arr: np.ndarray, origin: int) -> np.ndarray:
+        """Training weight of each series' rows at ``origin`` (``row_weights``): ``level`` = its
+        mean demand over the last ``horizon`` periods (floored at one unit per window);
+        ``metric`` = level x (horizon x level) / naive-1 squared scale, the weight a squared error
+        gets in a volume-weighted RMSSE once the Poisson loss's own 1 / level is undone."""
+        if self.row_weights == "none":
+            return np.ones(arr.shape[0])
+        h = int(self.horizon)
+        level = np.maximum(np.nan_to_num(_nanmean_last(arr, origin, h)), 1.0 / h)
+        if self.row_weights == "level":
+            return level
+        scale = naive_scale(arr[:, :origin], squared=True, from_first_sale=True)
+        scale = np.where(np.isfinite(scale) & (scale > 0), scale, np.nan)
+        fill = np.nanmedian(scale) if np.isfinite(scale).any() else 1.0
+        return level * h * level / np.where(np.isnan(scale), fill, scale)
 
     def _regressor(self, cat: np.ndarray) -> HistGradientBoostingRegressor:
         return HistGradientBoostingRegressor(

@@ -195,6 +195,11 @@ class ForecastConfig(_Strict):
     backtest_folds: int = Field(2, ge=1, le=8, description="rolling-origin folds of horizon_days each")
     use_gbm: bool = Field(True, description="include the global gradient-boosting candidate")
     gbm_max_iter: int = Field(150, ge=10, le=2000, description="boosting iterations of the global model")
+    gbm_row_weights: Literal["none", "level", "metric"] = Field(
+        "metric",
+        description="training weight of a series' rows: metric = as the volume-weighted RMSSE weighs it "
+        "(its recent level x volume / naive scale), level = its recent level, none = equal",
+    )
     backtest_refit_gbm: bool = Field(
         True,
         description="refit the global model before every backtest fold (honest scores for the selection and "

@@ -488,7 +488,7 @@ def train_model(
         season=7,
         n_folds=fc.backtest_folds,
         use_gbm=fc.use_gbm,
-        gbm_params={"max_iter": fc.gbm_max_iter},
+        gbm_params={"max_iter": fc.gbm_max_iter, "row_weights": fc.gbm_row_weights},
         min_gain=fc.min_gain,
         gbm_refit_per_fold=fc.backtest_refit_gbm,
         random_state=0,

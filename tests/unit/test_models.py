@@ -391,3 +391,29 @@ def test_artifacts_promote_only_if_not_worse(tmp_path) -> None:
     bundle, meta = artifacts.load_current(tmp_path)
     assert bundle == {"w": 3} and meta["version"] == "v2026-01-17-01"
     assert json.loads((v2 / "metadata.json").read_text())["version"] == "v2026-01-10-02"
+
+
+def test_gbm_row_weights_follow_the_volume_weighted_metric() -> None:
+    # last 2 periods before origin 5 (h = 2): levels 2, 2 and none (floored at 1 unit per window)
+    y = np.array([[0.0, 1.0, 1.0, 1.0, 3.0], [2.0, 2.0, 2.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    est = GlobalGBMForecaster(horizon=2, row_weights="level")
+    np.testing.assert_allclose(est._series_weights(y, 5), [2.0, 2.0, 0.5])
+    est.set_params(row_weights="metric")
+    # squared naive scale from the first sale: series 0 diffs 0, 0, 2 -> 4/3; series 1: 0 (no
+    # scale: the median of the known ones, 4/3); series 2 never sold (same)
+    np.testing.assert_allclose(
+        est._series_weights(y, 5), [2 * 2 * 2 / (4 / 3), 2 * 2 * 2 / (4 / 3), 0.5 * 2 * 0.5 / (4 / 3)]
+    )
+    np.testing.assert_allclose(est.set_params(row_weights="none")._series_weights(y, 5), [1.0, 1.0, 1.0])
+
+
+def test_gbm_row_weights_change_the_fit_and_stay_deterministic() -> None:
+    y = _weekly_panel(40, 140, 0) * np.repeat([1.0, 20.0], 20)[:, None]
+    base = GlobalGBMForecaster(horizon=7, n_origins=4, origin_step=7, max_iter=30, windows=(7, 28), random_state=3)
+    plain = clone(base).fit(y[:, :-7]).predict()
+    w1 = clone(base).set_params(row_weights="metric").fit(y[:, :-7]).predict()
+    w2 = clone(base).set_params(row_weights="metric").fit(y[:, :-7]).predict()
+    np.testing.assert_array_equal(w1, w2)
+    assert not np.allclose(plain, w1)
+    with pytest.raises(ValueError, match="row_weights"):
+        clone(base).set_params(row_weights="dollars").fit(y[:, :-7])
