@@ -1,6 +1,7 @@
 """Speed of the transfer optimisation on a synthetic network (issue: 10 locations x 100,000 SKUs).
 
     .venv/bin/python benchmarks/transfers.py [--skus 100000] [--locations 10] [--seed 7]
+        [--donor-keep risk|reorder_point]
 
 Scenario (seeded): location 0 is a distribution centre, the others stores; every ordered pair of
 locations is a lane (cost per unit 0.05-0.40, fixed cost 20-80 per shipment, transit 1-3 days,
@@ -134,6 +135,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--time-limit", type=float, default=280.0)
     ap.add_argument("--batch", type=int, default=40_000)
+    ap.add_argument("--donor-keep", default="risk", choices=["risk", "reorder_point"], help="the MILP's donor rule")
     a = ap.parse_args()
     t0 = time.perf_counter()
     pol, items, locations, lanes, policies = network(a.skus, a.locations, a.seed)
@@ -150,6 +152,7 @@ def main() -> None:
         policies=policies,
         time_limit_seconds=a.time_limit,
         batch_candidates=a.batch,
+        donor_keep=a.donor_keep,
     )
     wall = time.perf_counter() - t0
     for n in plan.notes:

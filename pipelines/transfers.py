@@ -9,9 +9,20 @@ Method (``transfers.method: milp``, the default): a mixed-integer programme solv
   (between 1 and 50): Poisson when d <= :data:`OVERDISPERSED`, else gamma (lumpy demand).
 - **Receivers**: active, can receive, expected units short over the horizon
   E[(D_H - available)^+] > 0.5; they take at most max(order_up_to - available, units short).
-- **Donors**: active, can ship. A donor keeps its reorder point plus its expected demand over the
-  longest transit it ships on: excess = min(available - reorder_point - demand over that transit,
-  available - in_transit) (never stock still on its way to it). Near-expiry units (lots that will
+- **Donors**: active, can ship; never stock still on its way to them (at most available -
+  in_transit). ``donor_keep="risk"`` (the default, ``transfers.donor_keep``): with X_d the
+  donor's own demand over its lead time (the window its reorder point protects) + the longest
+  transit it ships on, its spread the wider of its demand dispersion and the one its safety
+  stock implies (SS = z(service level) x sd, so its service-level quantile is the hard rule's
+  keep level), the donor gives freely what lies above its p99.5 and
+  may give more, down to its median need, each such unit charged margin x the expected lost
+  sales it causes there: E[(X_d - (available - g))^+] - E[(X_d - available)^+], convex and
+  piecewise linear in the units given g, breakpoints at the quantiles :data:`DONOR_PROBS`. So a
+  donor goes below its reorder point only when a receiver gains more than the donor is expected
+  to lose (the explanation then says so, with the numbers). ``donor_keep="reorder_point"``: the
+  hard rule, the donor keeps its reorder point plus its expected demand over that transit:
+  excess = min(available - reorder_point - demand over that transit, available - in_transit).
+  With deterministic demand (the replay's perfect foresight) the hard rule applies. Near-expiry units (lots that will
   not sell before expiry, first-expiry-first-out at the forecast rate, from the ``stock`` lots)
   may be shipped beyond that excess, but only to receivers that sell them before the expiry
   date: mu_r x (days to expiry - transit) minus the stock the receiver still has on arrival.
@@ -110,7 +121,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components
-from scipy.stats import gamma, poisson
+from scipy.stats import gamma, norm, poisson
 
 from pipelines import contract, explain
 from pipelines.context import RunContext, StageResult
@@ -169,7 +180,7 @@ def _candidates(
             "demand_mean": "donor_mu",
             "disp": "donor_disp",
             "lead_time_days": "donor_lead_time",
-            "review_period_days": "donor_review",
+            "service_level": "donor_service",
             "reorder_point": "donor_rop",
             "available": "donor_available",
             "in_transit": "donor_in_transit",
@@ -501,7 +512,7 @@ def _milp_candidates(
         "demand_mean",
         "demand_std",
         "lead_time_days",
-        "review_period_days",
+        "service_level",
         "reorder_point",
         "order_up_to",
         "on_hand",
@@ -556,7 +567,7 @@ def _milp_candidates(
             "demand_mean",
             "disp",
             "lead_time_days",
-            "review_period_days",
+            "service_level",
             "reorder_point",
             "available",
             "on_hand",
@@ -570,7 +581,7 @@ def _milp_candidates(
             "demand_mean": "donor_mu",
             "disp": "donor_disp",
             "lead_time_days": "donor_lead_time",
-            "review_period_days": "donor_review",
+            "service_level": "donor_service",
             "reorder_point": "donor_rop",
             "available": "donor_available",
             "on_hand": "donor_on_hand",
@@ -627,15 +638,28 @@ def _milp_candidates(
     if donor_risk and donor_excess_override is None and not demand.deterministic:
         # the donor may also give units it would sell with some probability, down to its median
         # need; each such unit is charged the donor's expected lost sales (segments, _solve_block)
-        need_mean = (
-            c["donor_mu"].to_numpy(float) * (c["donor_lead_time"].to_numpy(float) + c["donor_review"].to_numpy(float))
-            + dcum
+        # the donor's need: its demand over its lead time (the window its reorder point protects)
+        # plus the transit, with the spread its own safety stock implies (SS = z(service level)
+        # x sd) or the demand's own dispersion, whichever is wider: its service-level quantile is
+        # then its reorder point plus the transit demand, the hard rule's keep level
+        mu_d = c["donor_mu"].to_numpy(float)
+        lead_d = c["donor_lead_time"].to_numpy(float)
+        mean_d = mu_d * lead_d + dcum
+        z = norm.ppf(np.clip(c["donor_service"].to_numpy(float), 0.5, 0.9999))
+        sd_ss = np.where(
+            z > 0, np.maximum(c["donor_rop"].to_numpy(float) - mu_d * lead_d, 0.0) / np.where(z > 0, z, 1.0), 0.0
         )
-        need_mean = np.broadcast_to(need_mean[:, None], (len(c), len(DONOR_PROBS)))
+        disp_d = c["donor_disp"].to_numpy(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            disp_eff = np.where(
+                mean_d > 0, np.maximum(disp_d, (sd_ss**2 + disp_d * dcum) / np.where(mean_d > 0, mean_d, 1.0)), 1.0
+            )
+        c["donor_disp"] = disp_eff
+        need_mean = np.broadcast_to(mean_d[:, None], (len(c), len(DONOR_PROBS)))
         q = _ppf(
             np.broadcast_to(np.asarray(DONOR_PROBS)[None, :], need_mean.shape),
             need_mean,
-            c["donor_disp"].to_numpy(float)[:, None],
+            disp_eff[:, None],
         )
         q = np.maximum.accumulate(q, axis=1)  # keep levels, increasing with the probability
         avail = c["donor_available"].to_numpy(float)[:, None]
@@ -757,6 +781,18 @@ def _solve_block(
         dfirst = pd.Series(np.arange(n)).groupby(did).first().to_numpy()
         dw = np.column_stack([c[f"_dseg_w{k}"].to_numpy(float)[dfirst] for k in range(nk)])
         dsl = np.column_stack([c[f"_dseg_s{k}"].to_numpy(float)[dfirst] for k in range(nk)])
+        # only what the donor's candidates could take beyond its free units needs pricing
+        # (cheapest segments first): most donors never reach their risk, and fewer columns
+        # keep the batches fast
+        room = np.maximum(
+            np.bincount(did, weights=pack * ubp, minlength=nd)
+            - c["fresh_excess"].to_numpy(float)[dfirst]
+            - c["expiring_units"].to_numpy(float)[dfirst],
+            0.0,
+        )
+        for k in range(nk - 1, -1, -1):
+            dw[:, k] = np.minimum(dw[:, k], room)
+            room = room - dw[:, k]
         dseg_d, dseg_k = np.nonzero(dw > _EPS)
         dseg_w = dw[dseg_d, dseg_k]
         dseg_v = dsl[dseg_d, dseg_k] * c["unit_margin"].to_numpy(float)[dfirst][dseg_d]
