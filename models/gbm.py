@@ -271,20 +271,25 @@ class GlobalGBMForecaster(BaseEstimator):
             raise ValueError(f"row_weights must be 'none', 'level' or 'metric', got {self.row_weights!r}")
         parts_X, parts_y, parts_w = [], [], []
         names: list[str] = []
+        rng = np.random.default_rng(self.random_state)
+        # rows are sampled origin by origin (each row kept with the same probability), so memory
+        # stays bounded by max_rows however many origins are used
+        total = arr.shape[0] * h * len(origins)
+        share = 1.0 if self.max_rows is None or total <= int(self.max_rows) else int(self.max_rows) / total
         for o in sorted(origins):
             X, names = self._design(arr, o, cal, stat, grp, cov)
             target = arr[:, o : o + h].reshape(-1)
             keep = ~np.isnan(target)
+            if share < 1.0:
+                keep &= rng.random(len(target)) < share
             parts_X.append(X[keep].astype(np.float32))
             parts_y.append(target[keep])
             parts_w.append(np.repeat(self._series_weights(arr, o), h)[keep])
+            del X
         X_all = np.concatenate(parts_X)
+        del parts_X
         y_all = np.concatenate(parts_y)
         w_all = np.concatenate(parts_w)
-        rng = np.random.default_rng(self.random_state)
-        if self.max_rows is not None and len(y_all) > int(self.max_rows):
-            pick = np.sort(rng.choice(len(y_all), int(self.max_rows), replace=False))
-            X_all, y_all, w_all = X_all[pick], y_all[pick], w_all[pick]
         n_static = 0 if stat is None else stat.shape[1]
         cat = np.zeros(X_all.shape[1], dtype=bool)
         if n_static:
