@@ -178,9 +178,6 @@ def _candidates(
         columns={
             "location": "from_location",
             "demand_mean": "donor_mu",
-            "disp": "donor_disp",
-            "lead_time_days": "donor_lead_time",
-            "service_level": "donor_service",
             "reorder_point": "donor_rop",
             "available": "donor_available",
             "in_transit": "donor_in_transit",
@@ -637,8 +634,8 @@ def _milp_candidates(
     c["expiring_units"] = np.minimum(c["expiring_units"].to_numpy(float), onhand_free)
     if donor_risk and donor_excess_override is None and not demand.deterministic:
         # the donor may also give units it would sell with some probability, down to its median
-        # need; each such unit is charged the donor's expected lost sales (segments, _solve_block)
-        # the donor's need: its demand over its lead time (the window its reorder point protects)
+        # need; each such unit is charged the donor's expected lost sales (segments, _solve_block).
+        # Its need: its demand over its lead time (the window its reorder point protects)
         # plus the transit, with the spread its own safety stock implies (SS = z(service level)
         # x sd) or the demand's own dispersion, whichever is wider: its service-level quantile is
         # then its reorder point plus the transit demand, the hard rule's keep level
@@ -664,11 +661,11 @@ def _milp_candidates(
         q = np.maximum.accumulate(q, axis=1)  # keep levels, increasing with the probability
         avail = c["donor_available"].to_numpy(float)[:, None]
         give = np.clip(avail - q, 0.0, onhand_free[:, None])  # units given down to each keep level
-        free0 = np.maximum(give[:, -1], 0.0)  # above the top level: no risk (the old excess at most)
+        free0 = give[:, -1]  # above the p99.5: given without a charge
         lost = _loss(
             need_mean,
             np.broadcast_to(avail, need_mean.shape) - give,
-            np.broadcast_to(c["donor_disp"].to_numpy(float)[:, None], need_mean.shape),
+            np.broadcast_to(disp_eff[:, None], need_mean.shape),
         )
         # segment k: from give[:, k+1] to give[:, k] (probabilities DONOR_PROBS[k] .. [k+1]); the
         # priced units are fresh ones (near-expiry units cost the donor nothing: it cannot sell
