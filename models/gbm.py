@@ -22,6 +22,12 @@ Features (see :func:`origin_features`), all computed vectorised over every serie
 - ``cov<j>_mean_<w>`` (:func:`covariate_features`, when ``covariates`` are given): recent means of
   per-series, per-period covariates such as the realised price over the list price (promotions).
 
+Row weights (``row_weights``): ``none`` fits every row alike; ``metric`` weighs each series'
+rows as a volume-weighted RMSSE weighs the series (recent level x volume / naive squared scale:
+the Poisson loss already weighs a squared error by 1 / level, so this undoes it), ``level`` by its
+recent level only. Rows are sampled origin by origin, each kept with the same probability, so
+about ``max_rows`` rows are used and memory stays bounded whatever ``n_origins`` is.
+
 Direct or recursive (``strategy``): *direct* trains one model on rows ``(origin, horizon)`` and
 predicts the whole horizon at once; *recursive* trains a one-step model on every period of the same
 span of history and feeds each forecast back as history for the next step. Both were measured on
