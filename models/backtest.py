@@ -131,6 +131,17 @@ def _scale_and_weight(hist: np.ndarray, horizon: int, metric: str) -> tuple[np.n
 GAIN_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
 
 
+def _mean_errors(fc: np.ndarray, actual: np.ndarray, metric: str) -> np.ndarray:
+    """Mean squared (``mse``) or absolute (``mae``) error per forecast and series over the observed
+    periods: ``fc[k, n_series, days]`` against ``actual[n_series, days]`` (``NaN`` = not observed)
+    gives ``[k, n_series]``, ``NaN`` for a series with no observed period."""
+    obs = ~np.isnan(actual)
+    d = np.abs(fc - np.nan_to_num(actual)[None])
+    err = np.where(obs[None], d**2 if metric == "mse" else d, 0.0).sum(axis=2)
+    cnt = obs.sum(axis=1)
+    return np.divide(err, cnt[None], out=np.full(err.shape, np.nan), where=cnt[None] > 0)
+
+
 def _switch(scores: np.ndarray, best_global: int, gain: float, has_bt: np.ndarray) -> np.ndarray:
     """Per series: its own best candidate where that is better than the globally best one by
     more than ``gain`` (relative), else the globally best one."""
@@ -250,12 +261,8 @@ class ForecastSelector(BaseEstimator):
         if self.combination_ is not None:
             fold_fc = combine(fold_fc, names, self.combination_)
             names = names + [f"gbm+{self.combination_[0]}"]
-        diff = np.abs(fold_fc - np.nan_to_num(fold_actual)[None])
-        err = np.where(obs[None], diff**2 if self.metric == "mse" else diff, 0.0)
+        scores = _mean_errors(fold_fc, fold_actual, self.metric).T
         cnt = obs.sum(axis=1)
-        scores = np.divide(
-            err.sum(axis=2), cnt[None, :], out=np.full((len(names), n), np.nan), where=cnt[None, :] > 0
-        ).T
         # global best: lowest scaled backtest error over all series (see _global_score)
         has_bt = cnt > 0
         total = self._global_score(fold_fc)
@@ -305,13 +312,9 @@ class ForecastSelector(BaseEstimator):
         a single fold there is nothing to hold out: the smallest value."""
         if n_folds < 2:
             return float(GAIN_GRID[0])
-        h = int(self.horizon)
-        early = slice(0, (n_folds - 1) * h)
-        d = np.abs(fold_fc[:, :, early] - np.nan_to_num(self.fold_actual_[:, early])[None])
-        o = obs[:, early]
-        err = np.where(o[None], d**2 if self.metric == "mse" else d, 0.0).sum(axis=2)
-        cnt = o.sum(axis=1)
-        sc = np.divide(err, cnt[None], out=np.full(err.shape, np.nan), where=cnt[None] > 0).T
+        early = slice(0, (n_folds - 1) * int(self.horizon))
+        sc = _mean_errors(fold_fc[:, :, early], self.fold_actual_[:, early], self.metric).T
+        cnt = obs[:, early].sum(axis=1)
         glob = int(np.argmin(self._global_score(fold_fc, folds=range(n_folds - 1))))
         idx = np.arange(fold_fc.shape[1])
         results = []
@@ -328,21 +331,16 @@ class ForecastSelector(BaseEstimator):
         for ``mae``), averaged with volume weights (``global_weighting='volume'``, as M5 weights
         RMSSE) or equally (``'equal'``, as mean MASE does) over the series that have a scale.
         Total raw squared error would let the few fastest series decide for everyone."""
-        act = np.nan_to_num(self.fold_actual_)
-        obs = ~np.isnan(self.fold_actual_)
         h = int(self.horizon)
         total = np.zeros(fold_fc.shape[0])
         for f, (scale, weight) in enumerate(self.fold_scales_):
             if folds is not None and f not in folds:
                 continue
             sl = slice(f * h, (f + 1) * h)
-            o = obs[:, sl]
-            cnt = o.sum(axis=1)
-            d = np.abs(fold_fc[:, :, sl] - act[None, :, sl])
-            err = np.where(o[None], d**2 if self.metric == "mse" else d, 0.0).sum(axis=2)
+            mean_err = _mean_errors(fold_fc[:, :, sl], self.fold_actual_[:, sl], self.metric)
             w = np.ones_like(weight) if self.global_weighting == "equal" else weight
-            ok = (cnt > 0) & (scale > 0) & (w > 0)
-            rel = err[:, ok] / cnt[ok] / scale[ok]
+            ok = ~np.isnan(mean_err[0]) & (scale > 0) & (w > 0)
+            rel = mean_err[:, ok] / scale[ok]
             rel = np.sqrt(rel) if self.metric == "mse" else rel
             total += (rel * w[ok]).sum(axis=1)
         return total
