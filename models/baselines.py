@@ -75,12 +75,6 @@ def naive_scale(y: np.ndarray, squared: bool = False, from_first_sale: bool = Fa
     return np.divide(sums, counts, out=np.full(arr.shape[0], np.nan), where=counts > 0)
 
 
-def naive_mae(y: np.ndarray) -> np.ndarray:
-    """In-sample mean absolute error of the naive-1 forecast per series: the MASE scale
-    (:func:`naive_scale`). ``NaN`` when a series has fewer than two observed consecutive days."""
-    return naive_scale(y)
-
-
 def poisson_quantiles(mean: np.ndarray, quantiles: Sequence[float] = QUANTILES) -> np.ndarray:
     """Quantiles of a Poisson distribution with the given means: ``[n_series, len(quantiles)]``.
 

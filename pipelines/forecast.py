@@ -62,7 +62,7 @@ import pandas as pd
 
 from models import artifacts
 from models.backtest import ForecastSelector, candidate_forecast, combine, nb_quantiles
-from models.baselines import QUANTILES, MovingAverageForecaster, naive_mae, poisson_quantiles
+from models.baselines import QUANTILES, MovingAverageForecaster, naive_scale, poisson_quantiles
 from models.calendar import CHINA_COLUMNS, china_calendar
 from pipelines import contract, explain
 from pipelines.config import Config, ForecastConfig
@@ -234,7 +234,7 @@ def forecast_accuracy(
     actual = y_hold.sum(axis=1)
     forecast = level * y_hold.shape[1]
     sold = actual > 0
-    scale = naive_mae(y_fit)
+    scale = naive_scale(y_fit)
     mae = abs_err.mean(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         wape = np.where(sold, abs_err.sum(axis=1) / np.where(sold, actual, 1.0), np.nan)
@@ -317,6 +317,30 @@ def _group_codes(keys: pd.DataFrame, items: pd.DataFrame) -> np.ndarray:
 def _calendar(start: pd.Timestamp, end: pd.Timestamp, horizon: int) -> np.ndarray:
     cal = china_calendar(start, end + pd.Timedelta(days=int(horizon) - 1))
     return cal.to_numpy(dtype=float)
+
+
+def _gbm_inputs(
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    keys: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    y: np.ndarray,
+    horizon: int,
+    maps: dict[str, list[str]] | None,
+) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """What the global model is fitted on and predicts from besides the history ``y``, built the
+    same way at training and at prediction: calendar, static codes (with ``maps`` from training,
+    or new ones), pooled-level groups and the price covariate. Returns the keyword arguments and
+    the code maps."""
+    static, maps = _static_codes(keys, items, maps)
+    inputs = {
+        "calendar": _calendar(start, end, horizon),
+        "static": static,
+        "groups": _group_codes(keys, items),
+        "covariates": price_ratio_matrix(sales, items, keys, start, end, units=y),
+    }
+    return inputs, maps
 
 
 def _accuracy_frame(
@@ -481,8 +505,7 @@ def train_model(
     keys = series_keys(sales, items, stock, run_date)
     start, end = history_window(sales, rd, fc.history_days)
     y = history_matrix(sales, keys, start, end)
-    static, maps = _static_codes(keys, items, None)
-    cal = _calendar(start, end, fc.horizon_days)
+    inputs, maps = _gbm_inputs(sales, items, keys, start, end, y, fc.horizon_days, None)
     sel = ForecastSelector(
         horizon=fc.horizon_days,
         season=7,
@@ -492,13 +515,7 @@ def train_model(
         min_gain=fc.min_gain,
         gbm_refit_per_fold=fc.backtest_refit_gbm,
         random_state=0,
-    ).fit(
-        y,
-        calendar=cal,
-        static=static,
-        groups=_group_codes(keys, items),
-        covariates=price_ratio_matrix(sales, items, keys, start, end, units=y),
-    )
+    ).fit(y, **inputs)
     gbm = getattr(sel, "gbm_", None)
     if gbm is not None:  # the nightly prediction passes its own history: do not store the training copy
         gbm.history_ = None
@@ -508,7 +525,7 @@ def train_model(
         gbm.covariates_ = None
     last = slice(max(0, sel.fold_actual_.shape[1] - fc.horizon_days), sel.fold_actual_.shape[1])
     fold_start = y.shape[1] - fc.horizon_days
-    scale = naive_mae(y[:, : max(fold_start, 0)]) if fold_start > 1 else np.full(len(keys), np.nan)
+    scale = naive_scale(y[:, : max(fold_start, 0)]) if fold_start > 1 else np.full(len(keys), np.nan)
     accuracy = _accuracy_frame(rd, keys, sel.model_, sel.fold_actual_[:, last], sel.fold_forecast_[:, last], scale)
     default_days = fc.lead_time_days if default_lead_time_days is None else default_lead_time_days
     leads = series_lead_times(keys, contract.empty("lead_times") if lead_times is None else lead_times, default_days)
@@ -594,15 +611,8 @@ def predict_with(
     for c, spec in enumerate(bundle["candidates"]):
         fcs[c] = candidate_forecast(spec, y, h, bundle["season"])
     if "gbm" in names and len(keys) and y.shape[1] > 0:
-        static, _ = _static_codes(keys, items, bundle["maps"])
-        cal = _calendar(start, end, h)
-        fcs[names.index("gbm")] = bundle["gbm"].predict_from(
-            y,
-            calendar=cal,
-            static=static,
-            groups=_group_codes(keys, items),
-            covariates=price_ratio_matrix(sales, items, keys, start, end, units=y),
-        )
+        inputs, _ = _gbm_inputs(sales, items, keys, start, end, y, h, bundle["maps"])
+        fcs[names.index("gbm")] = bundle["gbm"].predict_from(y, **inputs)
     combination = bundle.get("combination")
     if combination is not None:
         names = names + [f"gbm+{combination[0]}"]

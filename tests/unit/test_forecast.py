@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 
 from models import artifacts
 from models.backtest import nb_quantiles
-from models.baselines import MovingAverageForecaster, moving_average, naive_mae, poisson_quantiles
+from models.baselines import MovingAverageForecaster, moving_average, naive_scale, poisson_quantiles
 from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
@@ -94,9 +94,9 @@ def test_moving_average_all_zero_all_missing_and_empty() -> None:
         moving_average(np.zeros((1, 3)), 0)
 
 
-def test_naive_mae() -> None:
-    np.testing.assert_allclose(naive_mae(np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])), [1.5, 0.0])
-    assert np.isnan(naive_mae(np.array([[4.0]]))[0])
+def test_naive_scale_is_the_mase_scale() -> None:
+    np.testing.assert_allclose(naive_scale(np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])), [1.5, 0.0])
+    assert np.isnan(naive_scale(np.array([[4.0]]))[0])
 
 
 def test_poisson_quantiles_hand_values() -> None:
