@@ -179,6 +179,18 @@ def m5_groups(ids: list[str]) -> np.ndarray:
     return np.column_stack([pd.factorize(k)[0] for k in keys]).astype(np.int64)
 
 
+def m5_split(
+    data: Path, train_end: pd.Timestamp
+) -> tuple[np.ndarray, np.ndarray, list[str], pd.Timestamp, np.ndarray, np.ndarray, np.ndarray]:
+    """M5 cut after ``train_end``: training history, the 28 test days (missing = 0), series ids,
+    the first day, calendar rows for history + test, static codes and pooled-level groups."""
+    y, ids, dates, cal = load_m5(data)
+    cut = int(np.flatnonzero(dates == train_end)[0]) + 1
+    cal_arr = cal.reindex(dates[0] + pd.to_timedelta(np.arange(cut + M5_H), unit="D")).to_numpy(dtype=float)
+    test = np.nan_to_num(y[:, cut : cut + M5_H])
+    return y[:, :cut], test, ids, dates[0], cal_arr, m5_static(ids), m5_groups(ids)
+
+
 # the global model's settings on M5 (daily, 391 training days): 20 weekly training origins, about
 # 3 M sampled rows, rows weighted as the volume-weighted RMSSE weighs their series (the weights and
 # the number of origins chosen on the validation window before the test,
@@ -210,19 +222,15 @@ def bench_m5(
     """Peers on the stratified sample; ours trained once on the full panel (as the nightly run
     trains one global model over every series) and scored on the sample and on the full panel.
     ``sample_fit`` also trains ours on the sample alone (a global model with 10x less data)."""
-    y, ids, dates, cal = load_m5(data)
-    cut = int(np.flatnonzero(dates == M5_TRAIN_END)[0]) + 1
-    y_train, y_test = y[:, :cut], y[:, cut : cut + M5_H]
-    y_test = np.nan_to_num(y_test)
-    cal_arr = cal.reindex(dates[0] + pd.to_timedelta(np.arange(cut + M5_H), unit="D")).to_numpy(dtype=float)
-    static, groups = m5_static(ids), m5_groups(ids)
+    y_train, y_test, ids, start, cal_arr, static, groups = m5_split(data, M5_TRAIN_END)
+    cut = y_train.shape[1]
     if not use_groups:
         groups = np.zeros((len(ids), 0), dtype=np.int64)
     idx = stratified_sample(y_train, ids, sample)
     res: dict = {"train_days": cut, "series": len(ids), "sample_series": int(len(idx)), "sample": {}, "full": {}}
     print(f"M5: {len(ids)} series, {cut} training days, sample {len(idx)}", flush=True)
     ys, ts = y_train[idx], y_test[idx]
-    for name, (fc, cpu) in run_peers(ys, dates[0], "D", M5_H, 7, peers).items():
+    for name, (fc, cpu) in run_peers(ys, start, "D", M5_H, 7, peers).items():
         res["sample"][name] = {**m5_scores(ys, ts, fc), "cpu_s_per_series": cpu / len(idx)}
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sel, cpu, wall = ours_m5(y_train, cal_arr, static, groups)
@@ -250,11 +258,7 @@ def gbm_variants(data: Path, train_end: pd.Timestamp, variants: dict[str, dict],
     """Our global model alone, once per variant (settings over :data:`M5_GBM`), trained on the full
     M5 panel up to ``train_end`` and scored on the 28 days after it, on the full panel and on the
     stratified sample: how settings are chosen on a validation window before the test window."""
-    y, ids, dates, cal = load_m5(data)
-    cut = int(np.flatnonzero(dates == train_end)[0]) + 1
-    y_train, y_test = y[:, :cut], np.nan_to_num(y[:, cut : cut + M5_H])
-    cal_arr = cal.reindex(dates[0] + pd.to_timedelta(np.arange(cut + M5_H), unit="D")).to_numpy(dtype=float)
-    static, groups = m5_static(ids), m5_groups(ids)
+    y_train, y_test, ids, _, cal_arr, static, groups = m5_split(data, train_end)
     idx = stratified_sample(y_train, ids, sample)
     out: dict = {}
     for name, params in variants.items():

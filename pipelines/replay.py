@@ -274,7 +274,8 @@ def starting_stock(net: Network, seed: int) -> np.ndarray:
     return np.floor(rng.uniform(0.3, 3.0, len(net.keys)) * recent)
 
 
-def _dispersion(history: np.ndarray) -> np.ndarray:
+def dispersion(history: np.ndarray) -> np.ndarray:
+    """Variance / mean of the demand per period over a history window, between 1 and 50 (1 = Poisson)."""
     m = history.mean(axis=1)
     v = history.var(axis=1, ddof=1) if history.shape[1] > 1 else m
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -296,11 +297,6 @@ def level(history: np.ndarray, period_days: int = 1, half_life_days: float | Non
     return history @ (w / w.sum())
 
 
-def dispersion(net: Network) -> np.ndarray:
-    """Variance / mean of the demand per period over the history, between 1 and 50 (1 = Poisson)."""
-    return _dispersion(net.history)
-
-
 def policy_frame(
     net: Network,
     stock: np.ndarray,
@@ -320,7 +316,7 @@ def policy_frame(
     moving = np.zeros(len(stock)) if in_transit is None else np.asarray(in_transit, float)
     mu = level(hist, net.period_days, half_life_days) / net.period_days
     H = float(left * net.period_days)
-    disp = _dispersion(hist)
+    disp = dispersion(hist)
     ss = Z * np.sqrt(disp * mu * H)
     rop = mu * H + ss
     it = net.items.set_index("sku")

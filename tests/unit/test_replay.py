@@ -33,31 +33,38 @@ from pipelines.replay import (
 )
 
 
-def tiny() -> Network:
-    # one SKU at S1 (sells 2 a day) and S2 (sells nothing); daily periods, a 4-day horizon
+def two_stores(name: str, history: list, future: list, lanes_from: list[str]) -> Network:
+    """One SKU ``A`` at S1 and S2 (rows of ``history`` / ``future``), daily periods, lanes from
+    each of ``lanes_from`` to the other store (0.5 per unit, 1 per shipment, 1 day)."""
     keys = pd.DataFrame({"sku": ["A", "A"], "location": ["S1", "S2"]})
+    other = {"S1": "S2", "S2": "S1"}
     lanes = _lanes(
         pd.DataFrame(
             {
-                "from_location": ["S2"],
-                "to_location": ["S1"],
-                "cost_per_unit": [0.5],
-                "fixed_cost_per_shipment": [1.0],
-                "transit_days": [1],
+                "from_location": lanes_from,
+                "to_location": [other[f] for f in lanes_from],
+                "cost_per_unit": 0.5,
+                "fixed_cost_per_shipment": 1.0,
+                "transit_days": 1,
             }
         )
     )
     return Network(
-        "tiny",
+        name,
         keys,
-        np.array([[2.0] * 4, [0.0] * 4]),
-        np.array([[2.0] * 4, [0.0] * 4]),
+        np.array(history, dtype=float),
+        np.array(future, dtype=float),
         1,
         date(2026, 3, 1),
         _items(np.array(["A"]), np.array([10.0]), np.array(["c"])),
         _locations(["S1", "S2"], ["r", "r"]),
         lanes,
     )
+
+
+def tiny() -> Network:
+    # one SKU at S1 (sells 2 a day) and S2 (sells nothing); daily periods, a 4-day horizon
+    return two_stores("tiny", [[2.0] * 4, [0.0] * 4], [[2.0] * 4, [0.0] * 4], ["S2"])
 
 
 def test_simulate_by_hand() -> None:
@@ -123,29 +130,7 @@ def test_vn1_network_loads() -> None:
 def spike() -> Network:
     # one SKU at S1 and S2, both selling 1 a day for 4 days of history; then S1 sells 10 on day 0
     # (a spike nobody forecast) and 3 a day after; S2 keeps selling 1 a day
-    keys = pd.DataFrame({"sku": ["A", "A"], "location": ["S1", "S2"]})
-    lanes = _lanes(
-        pd.DataFrame(
-            {
-                "from_location": ["S2", "S1"],
-                "to_location": ["S1", "S2"],
-                "cost_per_unit": [0.5, 0.5],
-                "fixed_cost_per_shipment": [1.0, 1.0],
-                "transit_days": [1, 1],
-            }
-        )
-    )
-    return Network(
-        "spike",
-        keys,
-        np.array([[1.0] * 4, [1.0] * 4]),
-        np.array([[10.0, 3.0, 3.0, 3.0], [1.0] * 4]),
-        1,
-        date(2026, 3, 1),
-        _items(np.array(["A"]), np.array([10.0]), np.array(["c"])),
-        _locations(["S1", "S2"], ["r", "r"]),
-        lanes,
-    )
+    return two_stores("spike", [[1.0] * 4, [1.0] * 4], [[10.0, 3.0, 3.0, 3.0], [1.0] * 4], ["S2", "S1"])
 
 
 def test_replanning_after_a_spike_captures_more_than_one_shot() -> None:
