@@ -3,7 +3,7 @@ docs/replay-benchmark.md.
 
     .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--data-dir ../shared/data] [--seed 0]
         [--time-limit 240] [--perfect-time-limit S] [--replan-every 7] [--half-life DAYS]
-        [--donor-keep risk|reorder_point]
+        [--donor-keep risk|reorder_point] [--last DATE --history N]
 
 The scenario (starting stock, prices, lanes) is stated in pipelines/replay.py and in the doc.
 Skips with the reason when the data folder is absent (fails under CI=true).
@@ -40,6 +40,12 @@ def main() -> None:
         choices=["risk", "reorder_point"],
         help="the MILP's donor rule (transfers.donor_keep; risk as the nightly run)",
     )
+    ap.add_argument(
+        "--last",
+        default=None,
+        help="last replayed period (a VN1 week, e.g. 2023-12-04; an M5 day, e.g. 2016-03-27): an earlier window",
+    )
+    ap.add_argument("--history", type=int, default=None, help="periods of history (VN1 weeks, default 8; M5 days, 56)")
     a = ap.parse_args()
     needed = ["vn1", "m5"] if a.dataset == "all" else [a.dataset]
     missing = [n for n in needed if not (a.data_dir / n).exists()]
@@ -59,6 +65,8 @@ def main() -> None:
         half_life_days="validated" if a.half_life is None else (a.half_life or None),
         perfect_time_limit_seconds=a.perfect_time_limit,
         donor_keep=a.donor_keep,
+        last=a.last,
+        history=a.history,
     )
     print(f"\n(wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s, load {os.getloadavg()})")
 

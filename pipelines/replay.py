@@ -691,6 +691,8 @@ def replay_command(
     half_life_days: float | None | str = "validated",
     perfect_time_limit_seconds: float | None = None,
     donor_keep: str = "risk",
+    last: str | None = None,
+    history: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """``tiaobo replay``: replay VN1 and/or M5 and print the tables (markdown). The forecast's
     half-life is each data set's validated one (:data:`HALF_LIFE_DAYS`) unless a number of days
@@ -706,7 +708,12 @@ def replay_command(
             raise ValueError(f"replay: unknown dataset {name!r}; expected vn1, m5 or all")
         if not (base / name).exists():
             raise FileNotFoundError(f"replay: {base / name} does not exist (real demand data; see ../shared/data)")
-        net = loaders[name](base)
+        # an earlier window (the validation dates of docs/replay-benchmark.md): the horizon ends on
+        # ``last`` (a VN1 week column, an M5 day) with ``history`` periods before it
+        kw: dict = {} if history is None else {"history_weeks" if name == "vn1" else "history_days": int(history)}
+        if last is not None:
+            kw["last_week" if name == "vn1" else "last_day"] = last
+        net = loaders[name](base, **kw)
         hl = HALF_LIFE_DAYS[name] if half_life_days == "validated" else half_life_days
         if isinstance(hl, str):
             raise ValueError(f"replay: half_life_days must be a number of days, None or 'validated', got {hl!r}")
