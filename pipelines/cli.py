@@ -234,6 +234,8 @@ def replay(
     donor_keep: Annotated[
         str, typer.Option(help="the MILP's donor rule: risk (as the nightly run) or reorder_point")
     ] = "risk",
+    last: Annotated[str | None, typer.Option(help="last replayed period (VN1 week, M5 day): an earlier window")] = None,
+    history: Annotated[int | None, typer.Option(help="periods of history (VN1 weeks, M5 days)")] = None,
 ) -> None:
     """Replay transfer plans (none, greedy and MILP once and re-planning, perfect foresight) on real demand."""
     from pipelines.replay import replay_command
@@ -248,6 +250,8 @@ def replay(
         half_life_days="validated" if half_life is None else (half_life or None),
         perfect_time_limit_seconds=perfect_time_limit,
         donor_keep=donor_keep,
+        last=last,
+        history=history,
     )
 
 
