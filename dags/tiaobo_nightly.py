@@ -46,6 +46,10 @@ def tiaobo_nightly():
         return run_stage("validate", context)
 
     @task
+    def masters(upstream: dict, **context):
+        return run_stage("masters", context)
+
+    @task
     def forecast(upstream: dict, **context):
         return run_stage("forecast", context)
 
@@ -77,7 +81,7 @@ def tiaobo_nightly():
     def notify(upstream: dict, **context):
         return run_stage("notify", context)
 
-    pol = policy(forecast(validate(extract())))
+    pol = policy(forecast(masters(validate(extract()))))
     notify(load(summary(kpis(alerts(pol), transfers(pol)))))
 
 

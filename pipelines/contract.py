@@ -43,7 +43,7 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     doc: str = ""
-    kind: str = "input"  # input | output
+    kind: str = "input"  # input | output | history | decision
     order: tuple[str, ...] = field(default=())  # extra sort columns after the key
 
     @property
@@ -390,6 +390,68 @@ QUARANTINE = Table(
     doc="Rows set aside by validation, with their reason.",
 )
 
+ITEM_MASTER = Table(
+    "item_master",
+    _RUN
+    + (
+        _c("sku", "str"),
+        _c("name", "str", "item name as the source has it (UTF-8, Chinese allowed)"),
+        _c("name_en", "str", "English name, when the source has one", nullable=True),
+        _c("category", "str"),
+        _c("unit_cost", "float"),
+        _c("unit_price", "float"),
+        _c("pack_size", "int"),
+    ),
+    key=("run_date", "sku"),
+    kind="output",
+    doc="The item master the run used (names, category, prices, packs): what the workbench filters"
+    " and shows next to each recommendation.",
+)
+
+LOCATION_MASTER = Table(
+    "location_master",
+    _RUN
+    + (
+        _c("location", "str"),
+        _c("name", "str"),
+        _c("type", "str", "dc or store"),
+        _c("region", "str", "region; planners are assigned regions"),
+        _c("can_ship", "bool"),
+        _c("can_receive", "bool"),
+        _c("active", "bool"),
+    ),
+    key=("run_date", "location"),
+    kind="output",
+    doc="The locations the run used, with their region.",
+)
+
+TRANSFER_DECISIONS = Table(
+    "transfer_decisions",
+    (
+        _c("decision_id", "str", "unique id of the decision row"),
+        _c("decided_at", "ts", "when it was decided (UTC)"),
+        _c("decided_by", "str", "user name; 'system' for the auto tier"),
+        _c("actor_role", "str", "planner | manager | admin | system"),
+        _c("source", "str", "web | upload | cli | system"),
+        _c("rec_run_date", "date", "run date of the recommendation decided on"),
+        _c("rec_run_id", "str", "run id of the recommendation decided on"),
+        _c("sku", "str"),
+        _c("from_location", "str"),
+        _c("to_location", "str"),
+        _c("decision", "str", "approve | reject"),
+        _c("old_quantity", "float", "units recommended"),
+        _c("new_quantity", "float", "units approved (0 for a rejection)"),
+        _c("reason_code", "str", "reject: data_wrong | already_handled | donor_needs | too_costly | other", nullable=True),
+        _c("reason_text", "str", "free text (required with reason other)", nullable=True),
+        _c("version", "int", "1 for the first decision on a recommendation, +1 for each later one"),
+    ),
+    key=("rec_run_date", "sku", "from_location", "to_location", "version"),
+    kind="decision",
+    doc="Planners' (and the auto tier's) decisions on recommended transfers: append-only, one row per"
+    " decision, never touched by the nightly publish except the auto tier's own rows. The latest"
+    " version of a recommendation is its state; the next run reads them.",
+)
+
 DQ_HISTORY = Table(
     "dq_history",
     (
@@ -412,6 +474,7 @@ DQ_HISTORY = Table(
 )
 
 HISTORY_TABLES: dict[str, Table] = {DQ_HISTORY.name: DQ_HISTORY}
+DECISION_TABLES: dict[str, Table] = {TRANSFER_DECISIONS.name: TRANSFER_DECISIONS}
 
 INPUT_TABLES: dict[str, Table] = {t.name: t for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES)}
 OUTPUT_TABLES: dict[str, Table] = {
@@ -426,9 +489,11 @@ OUTPUT_TABLES: dict[str, Table] = {
         KPIS,
         DQ_RESULTS,
         QUARANTINE,
+        ITEM_MASTER,
+        LOCATION_MASTER,
     )
 }
-TABLES: dict[str, Table] = {**INPUT_TABLES, **OUTPUT_TABLES, **HISTORY_TABLES}
+TABLES: dict[str, Table] = {**INPUT_TABLES, **OUTPUT_TABLES, **HISTORY_TABLES, **DECISION_TABLES}
 
 _PANDAS = {"str": "str", "int": "int64", "float": "float64", "bool": "bool"}
 _PANDAS_NULLABLE = {"str": "str", "int": "Int64", "float": "float64", "bool": "boolean"}

@@ -91,6 +91,7 @@ def _contract_table(t: contract.Table) -> sa.Table:
 
 
 OUTPUT_SA: dict[str, sa.Table] = {name: _contract_table(t) for name, t in contract.OUTPUT_TABLES.items()}
+TRANSFER_DECISIONS = _contract_table(contract.TRANSFER_DECISIONS)
 
 RUN_LOG = sa.Table(
     "run_log",
@@ -781,7 +782,14 @@ def set_watermark(conn: sa.Connection, source: str, table_name: str, watermark: 
 # --------------------------------------------------------------------------------------------
 
 ROLES_SQL = SQL_DIR / "roles" / "roles.sql"
-_OWNED_TABLES = (*contract.OUTPUT_TABLES, "run_log", "published_runs", "watermarks", "alembic_version")
+_OWNED_TABLES = (
+    *contract.OUTPUT_TABLES,
+    *contract.DECISION_TABLES,
+    "run_log",
+    "published_runs",
+    "watermarks",
+    "alembic_version",
+)
 
 
 def create_roles(

@@ -29,6 +29,7 @@ Progress = Callable[[str], None]
 STAGE_FUNCS: dict[str, tuple[str, str]] = {
     "extract": ("extract", "extract_stage"),
     "validate": ("validate", "validate_stage"),
+    "masters": ("masters", "masters_stage"),
     "forecast": ("forecast", "forecast_stage"),
     "policy": ("policy", "policy_stage"),
     "alerts": ("alerts", "alerts_stage"),

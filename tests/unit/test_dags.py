@@ -66,7 +66,7 @@ def test_every_dag_follows_policy(dagbag):
 
 def test_nightly_dag_shape(dagbag):
     dag = dagbag.dags["tiaobo_nightly"]
-    order = ["extract", "validate", "forecast", "policy"]
+    order = ["extract", "validate", "masters", "forecast", "policy"]
     for up, down in zip(order, order[1:], strict=False):
         assert down in dag.task_dict[up].downstream_task_ids
     assert {"alerts", "transfers"} <= dag.task_dict["policy"].downstream_task_ids
