@@ -9,7 +9,8 @@ new versioned model artifact (model + metadata: training window, features, backt
 worse than the current version's; otherwise the current model stays and the reason is logged.
 
 The nightly DAG predicts with the current version (and trains one itself when none exists).
-Each task calls one `pipelines` function; only paths and counts go through XCom.
+The tasks come from the stage graph declared in `pipelines/stages.py`; only paths and counts go
+through XCom.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from pipelines.airflow_support import default_args, run_stage
-
-DEFAULT_ARGS = default_args(retries=1, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=10))
+from pipelines.airflow_support import build_tasks, default_args
 
 
 @dag(
@@ -30,25 +29,13 @@ DEFAULT_ARGS = default_args(retries=1, execution_timeout=timedelta(hours=1), ret
     start_date=pendulum.datetime(2026, 1, 4, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(retries=1, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=10)),
     dagrun_timeout=timedelta(hours=3),
     tags=["tiaobo", "weekly", "forecast"],
     doc_md=__doc__,
 )
 def tiaobo_retrain():
-    @task(retries=3, retry_exponential_backoff=True)
-    def extract(**context):
-        return run_stage("extract", context)
-
-    @task(retries=0)  # a validation stop is a verdict on the data: retrying cannot change it
-    def validate(upstream: dict, **context):
-        return run_stage("validate", context)
-
-    @task
-    def retrain(upstream: dict, **context):
-        return run_stage("retrain", context)
-
-    retrain(validate(extract()))
+    build_tasks("retrain")
 
 
 dag_object = tiaobo_retrain()

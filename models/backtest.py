@@ -36,7 +36,7 @@ from scipy.stats import nbinom, poisson
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from models.baselines import QUANTILES, _as_matrix, naive_scale
+from models.baselines import QUANTILES, as_matrix, naive_scale
 from models.gbm import GlobalGBMForecaster
 from models.intermittent import classify_demand, kernel_forecast
 
@@ -223,7 +223,7 @@ class ForecastSelector(BaseEstimator):
             raise ValueError(f"min_gain must be a number in [0, 1) or 'auto', got {self.min_gain!r}")
         if self.global_weighting not in ("volume", "equal"):
             raise ValueError(f"global_weighting must be 'volume' or 'equal', got {self.global_weighting!r}")
-        arr = _as_matrix(Y)
+        arr = as_matrix(Y)
         n, T = arr.shape
         h = int(self.horizon)
         folds = [T - k * h for k in range(int(self.n_folds), 0, -1)]

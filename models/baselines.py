@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 QUANTILES: tuple[float, ...] = (0.50, 0.90, 0.95, 0.99)
 
 
-def _as_matrix(y: np.ndarray) -> np.ndarray:
+def as_matrix(y: np.ndarray) -> np.ndarray:
     arr = np.asarray(y, dtype=float)
     if arr.ndim == 1:
         arr = arr[None, :]
@@ -48,7 +48,7 @@ def moving_average(y: np.ndarray, window: int) -> np.ndarray:
     """
     if int(window) < 1:
         raise ValueError(f"window must be at least 1 day, got {window}")
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     tail = arr[:, -int(window) :]
     observed = ~np.isnan(tail)
     counts = observed.sum(axis=1)
@@ -62,7 +62,7 @@ def naive_scale(y: np.ndarray, squared: bool = False, from_first_sale: bool = Fa
     ``from_first_sale`` leaves out the periods before a series' first non-zero value (as M5's
     RMSSE does). Pairs with a ``NaN`` are skipped; ``NaN`` when a series has no such pair.
     Returns ``[n_series]``."""
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     if arr.shape[1] < 2:
         return np.full(arr.shape[0], np.nan)
     if from_first_sale:
@@ -101,7 +101,7 @@ class MovingAverageForecaster(BaseEstimator):
         self.window = window
 
     def fit(self, Y: np.ndarray, y: object = None) -> MovingAverageForecaster:  # noqa: N803 (sklearn naming)
-        arr = _as_matrix(Y)
+        arr = as_matrix(Y)
         self.level_ = moving_average(arr, self.window)
         self.n_series_ = arr.shape[0]
         self.n_days_ = arr.shape[1]

@@ -48,7 +48,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from models.baselines import _as_matrix, naive_scale
+from models.baselines import as_matrix, naive_scale
 
 
 def _nanmean_last(arr: np.ndarray, o: int, w: int) -> np.ndarray:
@@ -67,7 +67,7 @@ def group_features(
     before ``origin`` (members not yet observed are left out). Pooled levels are far less noisy
     than one series' own, so they carry trend and seasonality a slow series cannot show alone.
     Returns ``[n_series, n_groups * len(windows)]`` and the names."""
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     codes = np.asarray(groups, dtype=np.int64)
     cols: list[np.ndarray] = []
     names: list[str] = []
@@ -106,7 +106,7 @@ def origin_features(
 
     Returns ``X[n_series * horizon, k]`` (series-major: row ``i * horizon + h - 1``) and the names.
     """
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     n = arr.shape[0]
     o = int(origin)
     per_series: list[np.ndarray] = []
@@ -256,7 +256,7 @@ class GlobalGBMForecaster(BaseEstimator):
     ) -> GlobalGBMForecaster:
         if self.strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {self.strategy!r}")
-        arr = _as_matrix(Y)
+        arr = as_matrix(Y)
         h = self._steps()
         last = arr.shape[1] - int(self.horizon)
         if self.strategy == "direct":
@@ -351,7 +351,7 @@ class GlobalGBMForecaster(BaseEstimator):
     ) -> np.ndarray:
         """Forecast the ``horizon`` periods after ``Y`` (any history, same feature layout)."""
         check_is_fitted(self, "model_")
-        arr = _as_matrix(Y)
+        arr = as_matrix(Y)
         cal = self.calendar_ if calendar is None else np.asarray(calendar, dtype=float)
         stat = self.static_ if static is None else np.asarray(static)
         grp = getattr(self, "groups_", None) if groups is None else np.asarray(groups, dtype=np.int64)

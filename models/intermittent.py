@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from models.baselines import _as_matrix, moving_average
+from models.baselines import as_matrix, moving_average
 
 ADI_CUTOFF = 1.32
 CV2_CUTOFF = 0.49
@@ -49,7 +49,7 @@ def seasonal_naive(y: np.ndarray, season: int, horizon: int) -> np.ndarray:
     """
     if int(season) < 1 or int(horizon) < 1:
         raise ValueError(f"season and horizon must be at least 1, got {season}, {horizon}")
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     m = int(season)
     last = np.zeros((arr.shape[0], m))
     tail = np.nan_to_num(arr[:, -m:], nan=0.0)
@@ -62,7 +62,7 @@ def seasonal_naive(y: np.ndarray, season: int, horizon: int) -> np.ndarray:
 def ses(y: np.ndarray, alpha: float = 0.1) -> np.ndarray:
     """Simple exponential smoothing level after the last period: ``[n_series]`` (0 if never observed)."""
     a = _check_alpha("alpha", alpha)
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     level = np.zeros(arr.shape[0])
     started = np.zeros(arr.shape[0], dtype=bool)
     for t in range(arr.shape[1]):
@@ -84,7 +84,7 @@ def ses_optimized(y: np.ndarray, alphas: tuple[float, ...] = SES_GRID) -> tuple[
 
     The level starts at the first observed value; errors count from the second observed period.
     A series with fewer than two observed periods keeps the first alpha of the grid."""
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     grid = np.asarray([_check_alpha("alpha", a) for a in alphas])[None, :]
     n = arr.shape[0]
     level = np.zeros((n, grid.shape[1]))
@@ -110,7 +110,7 @@ def adida(y: np.ndarray, alphas: tuple[float, ...] = ADIDA_GRID) -> np.ndarray:
     (:func:`ses_optimized`, alpha in 0.1..0.3), and spread the forecast evenly over the bucket's
     periods. The level per period ``[n_series]``; 0 for a series that never sold. Loops run over
     the few distinct bucket sizes, never over series."""
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     n, T = arr.shape
     obs = ~np.isnan(arr)
     vals = np.where(obs, arr, 0.0)
@@ -141,7 +141,7 @@ def croston(y: np.ndarray, alpha: float = 0.1, variant: str = "classic") -> np.n
     a = _check_alpha("alpha", alpha)
     if variant not in ("classic", "sba"):
         raise ValueError(f"variant must be 'classic' or 'sba', got {variant!r}")
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     n = arr.shape[0]
     size = np.zeros(n)
     interval = np.ones(n)
@@ -172,7 +172,7 @@ def tsb(y: np.ndarray, alpha: float = 0.1, beta: float = 0.1) -> np.ndarray:
     """
     a = _check_alpha("alpha", alpha)
     b = _check_alpha("beta", beta)
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     obs_all = ~np.isnan(arr)
     n_obs = obs_all.sum(axis=1)
     nz = (np.where(obs_all, arr, 0.0) > 0).sum(axis=1)
@@ -202,7 +202,7 @@ def classify_demand(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (both low), ``intermittent`` (ADI high), ``erratic`` (CV² high), ``lumpy`` (both high);
     ``no_sales`` (ADI and CV² NaN) when a series has no non-zero period.
     """
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     obs = ~np.isnan(arr)
     vals = np.where(obs, arr, 0.0)
     nzm = vals > 0
@@ -226,7 +226,7 @@ METHODS = ("seasonal_naive", "moving_average", "ses", "ses_opt", "adida", "crost
 
 def kernel_forecast(method: str, y: np.ndarray, horizon: int, **params: float) -> np.ndarray:
     """Forecast ``[n_series, horizon]`` of one named kernel (flat except the seasonal naive)."""
-    arr = _as_matrix(y)
+    arr = as_matrix(y)
     h = int(horizon)
     if h < 1:
         raise ValueError(f"horizon must be at least 1, got {horizon}")
@@ -270,7 +270,7 @@ class KernelForecaster(BaseEstimator):
     def fit(self, Y: np.ndarray, y: object = None) -> KernelForecaster:  # noqa: N803 (sklearn naming)
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
-        self.history_ = _as_matrix(Y).copy()
+        self.history_ = as_matrix(Y).copy()
         self.n_series_ = self.history_.shape[0]
         return self
 

@@ -65,6 +65,39 @@ class TiaoboFailureNotifier(BaseNotifier):
         record_failure(cfg, business_date(context, cfg.timezone), task_id, error, dag_id=dag_id)
 
 
+def build_tasks(pipeline: str) -> dict[str, Any]:
+    """One Airflow task per stage of ``pipeline`` (:data:`pipelines.stages.PIPELINES`), wired as the
+    declared graph says, with each stage's retries and timeout. Call inside a ``@dag`` function.
+
+    Every task calls :func:`run_stage` with its own name; what flows between tasks is only the
+    stage results (paths and counts) of the upstream tasks, never data.
+    """
+    from airflow.sdk import task
+
+    from pipelines import stages
+
+    g = stages.graph(stages.PIPELINES[pipeline])
+    out: dict[str, Any] = {}
+    for stage in g.stages:
+
+        def _body(name: str = stage.name, **context: Any) -> dict[str, Any]:
+            return run_stage(name, context)
+
+        _body.__doc__ = stage.doc
+        fn = task(
+            task_id=stage.name,
+            retries=stage.retries,
+            retry_exponential_backoff=stage.retry_exponential_backoff,
+            execution_timeout=stage.timeout,
+            doc_md=f"{stage.doc}\n\nReads: {', '.join(stage.all_reads) or 'the source'};"
+            f" writes: {', '.join(stage.all_writes) or 'the reporting database'}.",
+        )(_body)
+        out[stage.name] = fn()
+        for up in g.upstream[stage.name]:
+            out[up] >> out[stage.name]
+    return out
+
+
 def default_args(*, retries: int, execution_timeout: timedelta, retry_delay: timedelta) -> dict[str, Any]:
     """The house task defaults of every Tiaobo DAG: owner, retries, timeout, failure notifier.
 

@@ -2,7 +2,7 @@
 
 Each alert has a severity, units, a value at risk, an action code and an explanation in English
 and Chinese built from the numbers. Method, per SKU x location of the inventory policy (mu = demand_mean,
-L = lead_time_days, the policy row found as in :func:`pipelines.policy.lookup_policy`):
+L = lead_time_days, the policy row found as in :func:`pipelines.frames.lookup_policy`):
 
 - ``stockout_risk``: mu > 0, available < reorder point, and the projected stockout day
   ``run_date + floor(max(available, 0) / mu)`` falls before the next receipt of an order placed
@@ -48,8 +48,7 @@ import pandas as pd
 
 from pipelines import contract, explain
 from pipelines.context import RunContext, StageResult
-from pipelines.forecast import KEY, history_start, latest_snapshot
-from pipelines.policy import lookup_policy, policies_with_extras
+from pipelines.frames import KEY, history_start, latest_snapshot, lookup_policy, policies_with_extras
 
 HIGH_VALUE = 5000.0
 MEDIUM_VALUE = 1000.0
@@ -265,7 +264,7 @@ def alerts_stage(ctx: RunContext) -> StageResult:
         ctx.read("stock"),
         ctx.read("sales"),
         ctx.read("items"),
-        policies_with_extras(ctx),
+        policies_with_extras(ctx.read("policies"), ctx.cfg.policies),
         ctx.run_date,
     )
     n = ctx.write("alerts", out.assign(run_id=ctx.run_id))

@@ -20,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
+from pipelines.urls import airflow_connection_url
+
 
 class ConfigError(ValueError):
     """The configuration file is invalid; the message names the key and what is expected."""
@@ -58,8 +60,6 @@ class DatabaseConfig(_Strict):
                 raise ConfigError(f"{what}.url_env: environment variable {self.url_env} is not set")
             return value
         if self.conn_id:
-            from pipelines.connections import airflow_connection_url
-
             return airflow_connection_url(self.conn_id)
         return self.url or default
 
@@ -409,11 +409,3 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
-
-
-def redact_url(url: str) -> str:
-    """A URL safe for logs and error messages: the password is never shown."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"

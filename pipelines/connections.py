@@ -10,7 +10,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from pipelines.config import redact_url
+from pipelines.urls import scrub_secret
 
 log = logging.getLogger(__name__)
 
@@ -19,30 +19,6 @@ T = TypeVar("T")
 
 class SourceUnavailable(RuntimeError):
     """A source could not be reached after all retries (message names host and database only)."""
-
-
-def airflow_connection_url(conn_id: str) -> str:
-    """SQLAlchemy URL of an Airflow connection (only inside Airflow; imported lazily)."""
-    from airflow.sdk import BaseHook  # noqa: PLC0415 - only when a conn_id is configured
-
-    conn = BaseHook.get_connection(conn_id)
-    scheme = {
-        "postgres": "postgresql+psycopg",
-        "postgresql": "postgresql+psycopg",
-        "mysql": "mysql+pymysql",
-        "sqlite": "sqlite",
-    }.get(conn.conn_type or "", conn.conn_type or "")
-    if scheme == "sqlite":
-        return f"sqlite:///{conn.host}"
-    url = sa.engine.URL.create(
-        scheme,
-        username=conn.login or None,
-        password=conn.password or None,
-        host=conn.host or None,
-        port=conn.port or None,
-        database=conn.schema or None,
-    )
-    return url.render_as_string(hide_password=False)
 
 
 def describe(url: str) -> str:
@@ -86,15 +62,5 @@ def with_retries(
                 sleep(delay)
     reason = str(getattr(last, "orig", last) or last).strip().splitlines()[0][:300] if last else "unknown"
     raise SourceUnavailable(
-        f"{what}: cannot connect to {describe(url)} after {retries + 1} attempt(s): {_scrub(reason, url)}"
+        f"{what}: cannot connect to {describe(url)} after {retries + 1} attempt(s): {scrub_secret(reason, url)}"
     ) from None
-
-
-def _scrub(text: str, url: str) -> str:
-    try:
-        pw = make_url(url).password
-    except Exception:
-        pw = None
-    if pw:
-        text = text.replace(str(pw), "***")
-    return text.replace(url, redact_url(url))

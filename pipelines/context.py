@@ -38,8 +38,14 @@ class StageResult:
 
 @dataclass
 class RunContext:
+    """Where one run date's staging files live. Every access by name is recorded in ``accessed``
+    (reads, existence checks) and ``written``, so the runner can hold a stage to its declaration
+    (:mod:`pipelines.stages`): ``name`` is ``name.parquet``, a name ending in ``.json`` is that file."""
+
     cfg: Config
     run_date: date
+    accessed: set[str] = field(default_factory=set, repr=False, compare=False)
+    written: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def run_dir(self) -> Path:
@@ -55,10 +61,17 @@ class RunContext:
         return self.run_date - timedelta(days=1)
 
     def path(self, name: str) -> Path:
-        return self.run_dir / f"{name}.parquet"
+        """The path of staging file ``name`` (``name.parquet``, or ``name`` itself for ``*.json``)."""
+        self.accessed.add(name)
+        return self.run_dir / (name if name.endswith(".json") else f"{name}.parquet")
 
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
+
+    def output_path(self, name: str) -> Path:
+        """The path to write staging file ``name`` to (recorded as written, not as read)."""
+        self.written.add(name)
+        return self.run_dir / (name if name.endswith(".json") else f"{name}.parquet")
 
     def write(self, name: str, df: pd.DataFrame, *, table: str | None = None) -> int:
         """Conform ``df`` to the contract table (``table`` or ``name``), sort, write atomically."""
@@ -67,7 +80,7 @@ class RunContext:
             df = contract.canonical_order(contract.conform(df, tname), tname)
         else:
             df = df.reset_index(drop=True)
-        target = self.path(name)
+        target = self.output_path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".parquet.tmp")
         df.to_parquet(tmp, index=False)
@@ -87,7 +100,7 @@ class RunContext:
         return df
 
     def write_json(self, name: str, obj: Any) -> Path:
-        target = self.run_dir / f"{name}.json"
+        target = self.output_path(f"{name}.json")
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str, ensure_ascii=False), encoding="utf-8")
@@ -95,12 +108,12 @@ class RunContext:
         return target
 
     def read_json(self, name: str) -> Any:
-        return json.loads((self.run_dir / f"{name}.json").read_text(encoding="utf-8"))
+        return json.loads(self.path(f"{name}.json").read_text(encoding="utf-8"))
 
     @property
     def run_id(self) -> str:
         """The run id fixed by validation (``run.json``), see :meth:`compute_run_id`."""
-        p = self.run_dir / "run.json"
+        p = self.path("run.json")
         if not p.exists():
             raise FileNotFoundError(f"{p} is missing: validation has not run for {self.run_date}")
         return str(self.read_json("run")["run_id"])
@@ -117,7 +130,7 @@ class RunContext:
             self.cfg.model_dump_json(exclude={"email", "staging_dir", "output_dir", "reporting", "source"}).encode()
         )
         for name in sorted(contract.INPUT_TABLES):
-            p = self.path(name)
+            p = self.run_dir / f"{name}.parquet"
             if p.exists():
                 h.update(name.encode())
                 h.update(pd.util.hash_pandas_object(pd.read_parquet(p), index=False).values.tobytes())

@@ -441,7 +441,12 @@ TRANSFER_DECISIONS = Table(
         _c("decision", "str", "approve | reject"),
         _c("old_quantity", "float", "units recommended"),
         _c("new_quantity", "float", "units approved (0 for a rejection)"),
-        _c("reason_code", "str", "reject: data_wrong | already_handled | donor_needs | too_costly | other", nullable=True),
+        _c(
+            "reason_code",
+            "str",
+            "reject: data_wrong | already_handled | donor_needs | too_costly | other",
+            nullable=True,
+        ),
         _c("reason_text", "str", "free text (required with reason other)", nullable=True),
         _c("version", "int", "1 for the first decision on a recommendation, +1 for each later one"),
     ),

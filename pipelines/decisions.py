@@ -10,11 +10,13 @@ one row per decision, UTF-8, with the columns:
 | ``decision`` | ``approve`` or ``reject`` (``approved`` / ``rejected`` and any case accepted) |
 | ``quantity`` | units approved (required for ``approve``; may differ from the recommendation) |
 
-The next runs read it (:func:`apply_decisions`): only decisions of runs *before* the run date count.
+The feedback stage reads it together with the ``transfer_decisions`` table of the reporting
+database (the workbench's decisions) into the ``decisions`` staging file; only decisions of runs
+*before* the run date count (:func:`open_transfers`, :func:`excluded_lanes`).
 
 - **Approved**: the units are on their way. Until the transfer arrives (its run date + the lane's
   transit days) they count as in transit at the receiver (``in_transit`` and ``available`` up)
-  and are gone from the donor (``on_hand`` and ``available`` down). From the arrival date on the
+  and as reserved at the donor (``reserved`` up, ``available`` down). From the arrival date on the
   stock snapshot is expected to show them, so nothing is adjusted.
 - **Rejected**: the same (sku, from, to) is not proposed again while the run date is less than
   ``reject_cooldown_days`` after the decision's run date.
@@ -81,39 +83,47 @@ def read_decisions(path: str | Path) -> pd.DataFrame:
     return out.drop_duplicates(_KEY, keep="last").reset_index(drop=True)
 
 
-def apply_decisions(
-    policy_df: pd.DataFrame,
-    decisions: pd.DataFrame,
-    lanes: pd.DataFrame,
-    run_date: date,
-    reject_cooldown_days: int,
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Stock adjusted for approved transfers still on the way, the rejected (sku, from, to) to
-    exclude, and notes for the run log (module doc)."""
+#: columns of the ``decisions`` staging file: the latest decision on each recommendation known at a run
+STAGED_COLUMNS = [*DECISION_COLUMNS, "decided_by", "source", "reason_code"]
+#: columns of the ``open_transfers`` staging file: approved units not yet arrived
+OPEN_COLUMNS = ["sku", "from_location", "to_location", "quantity", "status", "rec_run_date", "arrival_date"]
+
+
+def staged_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
+    """``decisions`` (DECISION_COLUMNS, optionally who, source and reason) as the staging file, one row
+    per recommendation (the last row of a (run_date, sku, from, to) wins), in a stable order."""
+    d = decisions.copy()
+    for col, dflt in (("decided_by", ""), ("source", "csv"), ("reason_code", "")):
+        if col not in d.columns:
+            d[col] = dflt
+    d = d[STAGED_COLUMNS].drop_duplicates(_KEY, keep="last")
+    d = d.astype({"sku": "str", "from_location": "str", "to_location": "str", "decision": "str"})
+    d["run_date"] = pd.to_datetime(d["run_date"]).astype("datetime64[ns]").dt.normalize()
+    d["quantity"] = d["quantity"].astype(float)
+    for col in ("decided_by", "source", "reason_code"):
+        d[col] = d[col].fillna("").astype("str")
+    return d.sort_values(_KEY, kind="mergesort").reset_index(drop=True)
+
+
+def open_transfers(decisions: pd.DataFrame, lanes: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """Approved transfers of runs before ``run_date`` still on the way: arrival (the run date of the
+    recommendation + the lane's transit days) after ``run_date``. Until then their units count as
+    on the way at the receiver and as reserved at the donor; from the arrival date on the stock
+    snapshot is expected to show them, so nothing is adjusted."""
+    rd = pd.Timestamp(run_date)
+    d = decisions[(decisions["run_date"] < rd) & (decisions["decision"] == "approve") & (decisions["quantity"] > 0)]
+    ln = lanes[["from_location", "to_location", "transit_days"]]
+    d = d.merge(ln, on=["from_location", "to_location"], how="left")
+    arrival = d["run_date"] + pd.to_timedelta(d["transit_days"].fillna(0).astype("int64"), unit="D")
+    d = d.assign(status="approved", rec_run_date=d["run_date"], arrival_date=arrival)
+    d = d[d["arrival_date"] > rd]
+    return d[OPEN_COLUMNS].sort_values(["sku", "from_location", "to_location", "rec_run_date"]).reset_index(drop=True)
+
+
+def excluded_lanes(decisions: pd.DataFrame, run_date: date, reject_cooldown_days: int) -> pd.DataFrame:
+    """(sku, from_location, to_location) rejected by a planner within ``reject_cooldown_days`` before
+    ``run_date``: not proposed again, by any method, before allocation."""
     rd = pd.Timestamp(run_date)
     d = decisions[decisions["run_date"] < rd]
-    ln = lanes[["from_location", "to_location", "transit_days"]]
-    appr = d[d["decision"] == "approve"].merge(ln, on=["from_location", "to_location"], how="left")
-    appr = appr.assign(transit_days=appr["transit_days"].fillna(0).astype("int64"))
-    appr = appr[appr["run_date"] + pd.to_timedelta(appr["transit_days"], unit="D") > rd]
     rej = d[(d["decision"] == "reject") & (d["run_date"] + pd.Timedelta(days=int(reject_cooldown_days)) > rd)]
-    exclude = rej[["sku", "from_location", "to_location"]].drop_duplicates().reset_index(drop=True)
-    p = policy_df.copy()
-    notes = []
-    if len(appr):
-        inbound = appr.groupby(["sku", "to_location"])["quantity"].sum().rename("_in")
-        outbound = appr.groupby(["sku", "from_location"])["quantity"].sum().rename("_out")
-        p = p.merge(inbound, left_on=["sku", "location"], right_index=True, how="left")
-        p = p.merge(outbound, left_on=["sku", "location"], right_index=True, how="left")
-        add, sub = p.pop("_in").fillna(0.0), p.pop("_out").fillna(0.0)
-        p["in_transit"] = p["in_transit"] + add
-        p["on_hand"] = p["on_hand"] - sub
-        p["available"] = p["available"] + add - sub
-        notes.append(
-            f"{len(appr)} approved transfer(s) still on the way ({appr['quantity'].sum():g} units) counted as in transit"
-        )
-    if len(exclude):
-        notes.append(
-            f"{len(exclude)} rejected transfer(s) not proposed again (cooldown {int(reject_cooldown_days)} days)"
-        )
-    return p.reset_index(drop=True), exclude, notes
+    return rej[["sku", "from_location", "to_location"]].drop_duplicates().reset_index(drop=True)

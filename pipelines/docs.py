@@ -1,10 +1,18 @@
-"""Regenerate docs/data-contract.md from the contract (``python -m pipelines.docs``)."""
+"""Regenerate the generated docs (``python -m pipelines.docs``, ``make docs``).
+
+- ``docs/data-contract.md`` from the contract (:mod:`pipelines.contract`);
+- the flow block of ``docs/architecture.md`` (between the ``flow`` markers) from the stage graph
+  (:mod:`pipelines.stages`). Unit tests fail when either is stale."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines import contract
+from pipelines import contract, stages
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+FLOW_START = "<!-- flow:start (generated from pipelines/stages.py by `make docs`) -->"
+FLOW_END = "<!-- flow:end -->"
 
 HEADER = """# The data contract
 
@@ -27,10 +35,37 @@ def render() -> str:
     return HEADER + inputs + "\n## Output tables (reporting database)\n\n" + outputs
 
 
+def flow_block() -> str:
+    """The generated part of docs/architecture.md: the nightly and the weekly stage graphs."""
+    return "\n".join(
+        [
+            FLOW_START,
+            "### Nightly (`dags/tiaobo_nightly.py`, `tiaobo run`)",
+            "",
+            stages.flow_markdown(stages.NIGHTLY),
+            "",
+            "### Weekly retrain (`dags/tiaobo_retrain.py`, `tiaobo retrain`)",
+            "",
+            stages.flow_markdown(stages.WEEKLY),
+            FLOW_END,
+        ]
+    )
+
+
+def with_flow(text: str) -> str:
+    """``text`` (docs/architecture.md) with its flow block replaced by :func:`flow_block`."""
+    head, _, rest = text.partition(FLOW_START)
+    _, _, tail = rest.partition(FLOW_END)
+    return head + flow_block() + tail
+
+
 def main() -> None:
-    target = Path(__file__).resolve().parents[1] / "docs" / "data-contract.md"
+    target = DOCS / "data-contract.md"
     target.write_text(render(), encoding="utf-8")
     print(f"wrote {target}")
+    arch = DOCS / "architecture.md"
+    arch.write_text(with_flow(arch.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {arch}")
 
 
 if __name__ == "__main__":

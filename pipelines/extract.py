@@ -63,8 +63,9 @@ import yaml
 
 from pipelines import contract
 from pipelines.config import Config, FileTable, GenericTable
-from pipelines.connections import _scrub, describe, with_retries
+from pipelines.connections import describe, with_retries
 from pipelines.context import RunContext, StageResult, policies_frame
+from pipelines.urls import scrub_secret
 
 log = logging.getLogger(__name__)
 
@@ -489,7 +490,7 @@ def _explain_failure(exc: BaseException, profile: str, query: Query, conn: sa.Co
     except Exception:  # the inspection is a courtesy; fall back to the driver's message
         pass
     detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-    return f"{head} failed: {_scrub(detail, url) if url else detail}"
+    return f"{head} failed: {scrub_secret(detail, url) if url else detail}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -706,11 +707,11 @@ def extract_sql_table(
 ) -> Staged:
     """Stream one staging query into ``target`` (default ``extract_<table>.parquet``)."""
     params = params or _query_params(ctx)
-    target = target or ctx.run_dir / f"extract_{query.table}.parquet"
+    target = target or ctx.output_path(f"extract_{query.table}")
     names, batches = _stream_query(conn, spec["profile"], query, params, ctx.cfg.source.chunk_rows, url)
     # the source query's own column list, for validation's schema-drift report (new / renamed columns)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.run_dir / f"columns_{query.table}.json").write_text(json.dumps(names), encoding="utf-8")
+    ctx.output_path(f"columns_{query.table}.json").write_text(json.dumps(names), encoding="utf-8")
     return _write_batches(batches, contract.TABLES[query.table], target, with_failures_column=with_failures_column)
 
 
@@ -720,12 +721,12 @@ def extract_table(
     """Stream one profile query into ``extract_<name>.parquet``; returns rows, quantity sum, cast failures."""
     query = profile_query(spec, name, ctx.cfg)
     st = extract_sql_table(conn, spec, query, ctx, url)
-    n = _write_failures(st.failures, ctx.run_dir / f"castfail_{name}.parquet")
+    n = _write_failures(st.failures, ctx.output_path(f"castfail_{name}"))
     return {
         "rows": st.rows,
         "quantity_sum": st.quantity_sum,
         "cast_failures": n,
-        "path": str(ctx.run_dir / f"extract_{name}.parquet"),
+        "path": str(ctx.output_path(f"extract_{name}")),
         "staged": st,
         "query": query,
     }
@@ -753,10 +754,10 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
             yield frame.astype(object).where(frame.notna(), None)
 
     try:
-        st = _write_batches(chunks(), contract.TABLES[name], ctx.run_dir / f"extract_{name}.parquet")
+        st = _write_batches(chunks(), contract.TABLES[name], ctx.output_path(f"extract_{name}"))
     except (files.FileDropError, UnicodeDecodeError, ValueError, OSError) as exc:
         raise ExtractError(f"file drop for {name}: {exc}") from None
-    _write_failures(st.failures, ctx.run_dir / f"castfail_{name}.parquet")
+    _write_failures(st.failures, ctx.output_path(f"castfail_{name}"))
     rec = _reconcile_entry(
         name,
         f"{counted['files']} file(s) matching {spec.pattern}",
@@ -944,7 +945,7 @@ def extract_sales_incremental(
         replace_store_days(store, delta, read_from, end)
     delta.unlink(missing_ok=True)
     st = stage_sales_window(
-        store, window_start, end, ctx.run_dir / "extract_sales.parquet", ctx.run_dir / "castfail_sales.parquet"
+        store, window_start, end, ctx.output_path("extract_sales"), ctx.output_path("castfail_sales")
     )
     rec["staged_window"] = [window_start.isoformat(), end.isoformat()]
     rec["staged_window_rows"] = st.rows
@@ -981,10 +982,10 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
     reconciliation: list[dict[str, Any]] = []
     watermarks: list[dict[str, Any]] = []
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
-    (ctx.run_dir / "watermarks.json").unlink(missing_ok=True)
+    ctx.output_path("watermarks.json").unlink(missing_ok=True)
 
     def record(name: str, st: Staged, rec: dict[str, Any]) -> None:
-        result.paths[name] = str(ctx.run_dir / f"extract_{name}.parquet")
+        result.paths[name] = str(ctx.output_path(f"extract_{name}"))
         result.counts[name] = st.rows
         if st.cast_failures:
             result.notes.append(f"{name}: {st.cast_failures} value(s) could not be read as their type")
@@ -1019,9 +1020,9 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
         finally:
             engine.dispose()
     pol = policies_frame(cfg)
-    pol.to_parquet(ctx.run_dir / "extract_policies.parquet", index=False)
-    _write_failures([], ctx.run_dir / "castfail_policies.parquet")
-    result.paths["policies"] = str(ctx.run_dir / "extract_policies.parquet")
+    pol.to_parquet(ctx.output_path("extract_policies"), index=False)
+    _write_failures([], ctx.output_path("castfail_policies"))
+    result.paths["policies"] = str(ctx.output_path("extract_policies"))
     result.counts["policies"] = len(pol)
     ctx.write_json("reconciliation", reconciliation)
     bad = [r for r in reconciliation if r.get("checked") and not r["ok"]]

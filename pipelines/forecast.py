@@ -67,39 +67,9 @@ from models.calendar import CHINA_COLUMNS, china_calendar
 from pipelines import contract, explain
 from pipelines.config import Config, ForecastConfig
 from pipelines.context import RunContext, StageResult
+from pipelines.frames import KEY, history_start, latest_snapshot
 
-KEY = ["sku", "location"]
 QUANTILE_COLUMNS = ["p50", "p90", "p95", "p99"]
-
-
-# --------------------------------------------------------------------------------------------
-# Shared frame helpers (used by the later stages too)
-# --------------------------------------------------------------------------------------------
-
-
-def latest_snapshot(stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
-    """The stock rows of the latest snapshot dated on or before ``run_date`` (one date for all)."""
-    rd = pd.Timestamp(run_date)
-    valid = stock[stock["snapshot_date"] <= rd]
-    if valid.empty:
-        return valid.reset_index(drop=True)
-    return valid[valid["snapshot_date"] == valid["snapshot_date"].max()].reset_index(drop=True)
-
-
-def stock_totals(stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
-    """On hand, in transit and reserved summed over lots per SKU and location, plus ``available``
-    (= on hand + in transit - reserved), from the latest snapshot."""
-    snap = latest_snapshot(stock, run_date)
-    tot = snap.groupby(KEY, as_index=False, sort=True)[["on_hand", "in_transit", "reserved"]].sum()
-    tot["available"] = tot["on_hand"] + tot["in_transit"] - tot["reserved"]
-    return tot
-
-
-def history_start(sales: pd.DataFrame) -> pd.Timestamp | None:
-    """First date of the sales history (None when there is no sale row at all)."""
-    if sales.empty:
-        return None
-    return pd.Timestamp(sales["date"].min())
 
 
 def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
@@ -737,7 +707,6 @@ __all__ = [
     "forecast_moving_average",
     "forecast_stage",
     "history_matrix",
-    "latest_snapshot",
     "lead_time_demand",
     "lead_time_dispersions",
     "model_dir",
@@ -747,6 +716,5 @@ __all__ = [
     "train_model",
     "series_keys",
     "series_lead_times",
-    "stock_totals",
     "stored_lead_time_dispersion",
 ]

@@ -26,14 +26,14 @@ without stock. Current metrics and how they are computed:
   units sold / units sold would be 100 % by construction, and sales / forecast measures the
   forecast, not the service. It becomes a real value when an orders table joins the contract.
 - ``transfers_approved_count`` / ``_units`` / ``_cost``: planners' approvals known at this run
-  (optional ``transfer_decisions`` staging file, the checked decisions CSV: run_date, sku,
-  from_location, to_location, decision, quantity) on the recommendations of the latest earlier run
+  (the ``decisions`` staging file of the feedback stage: run_date, sku, from_location,
+  to_location, decision, quantity) on the recommendations of the latest earlier run
   date present in it, counted at the receiving location; units = approved quantity, cost =
   quantity x the lane's cost per unit (the shared fixed shipment cost is not included). 0 without
   decisions.
 - ``forecast_wape_last_horizon`` / ``forecast_bias_last_horizon``: the forecasts *published* by
-  the latest earlier run R whose whole horizon has passed (R <= run date - horizon_days; read from
-  the reporting database) against the units sold since (net of returns, 0 on days without a sale
+  the latest earlier run R whose whole horizon has passed (R <= run date - horizon_days; staged
+  from the reporting database by the feedback stage as ``past_forecasts``) against the units sold since (net of returns, 0 on days without a sale
   row): WAPE = sum |forecast - actual| / sum actual over every SKU-location-day, bias = (sum
   forecast - sum actual) / sum actual. ``forecast_last_horizon_lag_days`` = run date - R. Null
   when no such run is published or nothing sold.
@@ -45,14 +45,14 @@ missing from the item master is not counted.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from pipelines import contract
 from pipelines.context import RunContext, StageResult
-from pipelines.forecast import stock_totals
+from pipelines.frames import stock_totals
 
 ALL = "*"
 METRICS = (
@@ -302,25 +302,10 @@ def compute_kpis(
 
 def kpis_stage(ctx: RunContext) -> StageResult:
     """Read inventory_policy, alerts, transfers, forecast_accuracy, stock, items, locations, sales,
-    lanes (and ``transfer_decisions`` when present) from the staging folder and the forecasts of
-    the last full horizon from the reporting database; write ``kpis``."""
-    from pipelines import reporting
-
-    url = ctx.cfg.reporting_url()
-    reporting.migrate(url)
-    horizon = ctx.cfg.forecast.horizon_days
-    past = reporting.read_last_horizon_forecasts(url, ctx.run_date, horizon)
-    notes = []
-    if past.empty:
-        notes.append(
-            f"forecast accuracy of the last horizon: no run published on or before"
-            f" {ctx.run_date - timedelta(days=horizon)} (run date - {horizon} days): null"
-        )
-    else:
-        notes.append(
-            f"forecast accuracy of the last horizon: forecasts of the run of {past['run_date'].max():%Y-%m-%d}"
-        )
-    decisions = ctx.read("transfer_decisions") if ctx.exists("transfer_decisions") else None
+    lanes, the planners' ``decisions`` and the ``past_forecasts`` of the last full horizon (both
+    staged by the feedback stage); write ``kpis``."""
+    decisions = ctx.read("decisions")
+    past = ctx.read("past_forecasts", table="forecasts")
     out = compute_kpis(
         ctx.read("inventory_policy"),
         ctx.read("alerts"),
@@ -330,15 +315,14 @@ def kpis_stage(ctx: RunContext) -> StageResult:
         ctx.read("items"),
         ctx.read("locations"),
         ctx.run_date,
-        sales=ctx.read("sales") if ctx.exists("sales") else None,
+        sales=ctx.read("sales"),
         decisions=decisions,
-        lanes=ctx.read("lanes") if ctx.exists("lanes") else None,
+        lanes=ctx.read("lanes"),
         past_forecasts=past,
     )
     n = ctx.write("kpis", out.assign(run_id=ctx.run_id))
     return StageResult(
         stage="kpis",
         paths={"kpis": str(ctx.path("kpis"))},
-        counts={"kpis": n, "decisions": 0 if decisions is None else len(decisions), "past_forecasts": len(past)},
-        notes=notes,
+        counts={"kpis": n, "decisions": len(decisions), "past_forecasts": len(past)},
     )

@@ -24,8 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines import contract, reporting
-from pipelines.config import redact_url
 from pipelines.context import RunContext, StageResult
+from pipelines.urls import redact_url
 
 WATERMARKS_FILE = "watermarks.json"
 
@@ -73,7 +73,7 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
             f" {', '.join(contract.OUTPUT_TABLES)}); refusing to publish an empty run over the published one"
         )
     frames = {name: ctx.read(name) for name in present}
-    wm_path = ctx.run_dir / WATERMARKS_FILE
+    wm_path = ctx.path(WATERMARKS_FILE)
     watermarks = read_proposed_watermarks(wm_path) if wm_path.exists() else []
 
     def _before_commit(conn: sa.Connection) -> None:

@@ -672,7 +672,7 @@ def _read_frames(ctx: RunContext) -> dict[str, pd.DataFrame]:
 
 
 def _default_summary(ctx: RunContext, frames: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    if (ctx.run_dir / "summary.json").exists():
+    if ctx.exists("summary.json"):
         summary = dict(ctx.read_json("summary"))
         summary.setdefault("run_date", ctx.run_date.isoformat())
         return summary

@@ -72,23 +72,15 @@ from scipy.stats import nbinom, norm, poisson
 
 from pipelines import explain
 from pipelines.context import RunContext, StageResult
-from pipelines.forecast import KEY, history_start, stock_totals
+from pipelines.frames import (
+    KEY,
+    add_open_transfers,
+    history_start,
+    lookup_policy,
+    policies_with_extras,
+    stock_totals,
+)
 
-POLICY_PARAMS = [
-    "service_level",
-    "min_cover_days",
-    "max_cover_days",
-    "slow_mover_days",
-    "auto_approve_max_units",
-    "auto_approve_max_value",
-]
-# optional columns of the policy rows (from the configuration), with the value used when absent
-EXTRA_PARAMS: dict[str, float] = {
-    "fill_rate": np.nan,
-    "safety_stock_min_days": 0.0,
-    "safety_stock_max_days": np.nan,
-    "dead_stock_days": np.nan,
-}
 STD_DAYS = 56
 ABC_DAYS = 365
 XYZ_WEEKS = 26
@@ -356,44 +348,6 @@ def location_abc(
     return _override(df["abc_override"], abc_rank(value, group, cutoffs))
 
 
-def lookup_policy(keys: pd.DataFrame, policies: pd.DataFrame) -> pd.DataFrame:
-    """Policy parameters for each row of ``keys`` (columns category, abc_class), same index.
-
-    The most specific matching row wins: (category, class) > (category, *) > (*, class) > (*, *).
-    Columns: POLICY_PARAMS, plus EXTRA_PARAMS (their defaults when ``policies`` lacks them).
-    Raises ValueError naming the (category, class) when no row matches (no default row).
-    """
-    pol = policies.copy()
-    for c, dflt in EXTRA_PARAMS.items():
-        pol[c] = pol[c].astype(float) if c in pol.columns else dflt
-    params = POLICY_PARAMS + list(EXTRA_PARAMS)
-    pairs = keys[["category", "abc_class"]].drop_duplicates()
-    pol = pol[["category", "abc_class", *params]].rename(columns={"category": "_c", "abc_class": "_a"})
-    pieces = []
-    for rank, (any_cat, any_cls) in enumerate([(False, False), (False, True), (True, False), (True, True)]):
-        probe = pairs.assign(
-            _c="*" if any_cat else pairs["category"],
-            _a="*" if any_cls else pairs["abc_class"],
-            _rank=rank,
-        )
-        pieces.append(probe.merge(pol, on=["_c", "_a"], how="inner"))
-    best = (
-        pd.concat(pieces, ignore_index=True)
-        .sort_values(["category", "abc_class", "_rank"], kind="mergesort")
-        .drop_duplicates(["category", "abc_class"])
-    )
-    out = keys[["category", "abc_class"]].merge(best, on=["category", "abc_class"], how="left")
-    missing = out["service_level"].isna()
-    if missing.any():
-        first = out.loc[missing].iloc[0]
-        raise ValueError(
-            f"policies: no row matches category {first['category']!r}, class {first['abc_class']!r};"
-            " add a default row with category '*' and abc_class '*'"
-        )
-    out.index = keys.index
-    return out[params]
-
-
 def read_demand_rates(path: str | Path, batch_rows: int = 2_000_000) -> pd.DataFrame:
     """Mean daily forecast per SKU x location (columns sku, location, mean) from a ``forecasts``
     parquet file, aggregated in Arrow batch by batch (only sku, location and mean are read), so a
@@ -437,12 +391,14 @@ def compute_policy(
     adi_cutoff: float = 1.32,
     cv2_cutoff: float = 0.49,
     special_categories: Sequence[str] = (),
+    open_transfers: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``inventory_policy`` rows (without run_id) for every forecast series (``forecasts``: the
     daily forecasts, or any frame with sku, location, mean), plus the detail
     columns (abc_class_network, abc_class_location, xyz_class, demand_pattern, adi, cv2,
     ss_method, ss_capped, lt_mean, lt_std, days_of_cover_on_hand, lead_time_std_days, unit_cost,
-    unit_price, reserved and the policy parameters)."""
+    unit_price, reserved and the policy parameters). ``open_transfers``: approved transfers still on
+    the way, counted in transit at the receiver and reserved at the donor (:mod:`pipelines.feedback`)."""
     if abc_scope not in ("network", "location"):
         raise ValueError(f"abc_scope must be 'network' or 'location', got {abc_scope!r}")
     rd = pd.Timestamp(run_date)
@@ -474,7 +430,7 @@ def compute_policy(
     df["abc_class_location"] = location_abc(sales, df, items, run_date, abc_cutoffs, abc_days)
     df["abc_class"] = df["abc_class_network"] if abc_scope == "network" else df["abc_class_location"]
     df = pd.concat([df, lookup_policy(df, policies)], axis=1)
-    tot = stock_totals(stock, run_date)
+    tot = add_open_transfers(stock_totals(stock, run_date), open_transfers)
     df = df.merge(tot, on=KEY, how="left")
     for c in ("on_hand", "in_transit", "reserved", "available"):
         df[c] = df[c].fillna(0.0)
@@ -518,15 +474,6 @@ def health_band(cover: np.ndarray, has_demand: np.ndarray, lo: np.ndarray, hi: n
         return np.select([~has_demand, cover < lo, cover > hi], ["no_demand", "under", "over"], default="healthy")
 
 
-def policies_with_extras(ctx: RunContext) -> pd.DataFrame:
-    """The staged ``policies`` table plus the optional parameters of the configured rows
-    (fill_rate, safety-stock caps, dead_stock_days), which the contract table does not carry."""
-    pol = ctx.read("policies")
-    conf = pd.DataFrame([p.model_dump() for p in ctx.cfg.policies])
-    extra = conf[["category", "abc_class", *EXTRA_PARAMS]].astype({c: float for c in EXTRA_PARAMS})
-    return pol.merge(extra, on=["category", "abc_class"], how="left")
-
-
 def policy_stage(ctx: RunContext) -> StageResult:
     """Read forecasts, sales, items, stock, lead_times, policies; write ``inventory_policy`` and
     the staging file ``policy_detail``."""
@@ -537,7 +484,7 @@ def policy_stage(ctx: RunContext) -> StageResult:
         ctx.read("items"),
         ctx.read("stock"),
         ctx.read("lead_times"),
-        policies_with_extras(ctx),
+        policies_with_extras(ctx.read("policies"), ctx.cfg.policies),
         ctx.run_date,
         default_lead_time_days=pc.default_lead_time_days,
         default_lead_time_std_days=pc.default_lead_time_std_days,
@@ -551,6 +498,7 @@ def policy_stage(ctx: RunContext) -> StageResult:
         adi_cutoff=pc.adi_cutoff,
         cv2_cutoff=pc.cv2_cutoff,
         special_categories=pc.special_categories,
+        open_transfers=ctx.read("open_transfers"),
     )
     n = ctx.write("inventory_policy", out.assign(run_id=ctx.run_id))
     ctx.write(DETAIL, out.sort_values(KEY, kind="mergesort"))

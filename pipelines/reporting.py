@@ -15,7 +15,7 @@ and PostgreSQL (production).
 - The run log has one row per attempt (:func:`log_attempt_start` / :func:`log_attempt_end`), each
   written in its own short transaction so that it survives a failed publish.
 
-Limits: URLs are never shown with their password (:func:`pipelines.config.redact_url`); messages
+Limits: URLs are never shown with their password (:func:`pipelines.urls.redact_url`); messages
 written to the run log have any ``scheme://user:password@`` scrubbed. The ``sql/`` folder is read
 from the source tree (the package is installed editable); a wheel would need it as package data.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import threading
 import uuid
 import zlib
@@ -42,7 +41,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from pipelines import contract
-from pipelines.config import redact_url
+from pipelines.urls import redact_url, scrub_urls
 
 log = logging.getLogger(__name__)
 
@@ -477,7 +476,7 @@ def _dumps(obj: Mapping[str, Any] | None) -> str:
 def _db_error(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip().splitlines()
-    return _scrub(f"{type(orig or exc).__name__}: {text[0] if text else ''}")
+    return scrub_urls(f"{type(orig or exc).__name__}: {text[0] if text else ''}")
 
 
 def publish(
@@ -663,14 +662,6 @@ def _utc(s: pd.Series) -> pd.Series:
 # Run log
 # --------------------------------------------------------------------------------------------
 
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s]*):[^@\s]*@")
-
-
-def _scrub(text: str) -> str:
-    """``text`` with the password of any URL in it replaced by ``***``."""
-    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
-
-
 def log_attempt_start(url: str, run_date: date) -> str:
     """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id."""
     run_date = _as_date(run_date)
@@ -720,8 +711,8 @@ def log_attempt_end(
                 stage=stage,
                 finished_at=_now(),
                 counts_json=_dumps(counts),
-                message=_scrub(message or ""),
-                method_notes=_scrub(method_notes) if method_notes is not None else None,
+                message=scrub_urls(message or ""),
+                method_notes=scrub_urls(method_notes) if method_notes is not None else None,
             )
         )
         if res.rowcount != 1:
@@ -892,3 +883,29 @@ def roles_command(url: str, planner_role: str = "tiaobo_planner", loader_role: s
         f" Created: {', '.join(done['created']) or 'none (already there)'}."
         f" Password set for: {', '.join(done['passwords_set']) or 'none (set TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD)'}."
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Publication digest: row counts and a content hash per output table
+# --------------------------------------------------------------------------------------------
+
+
+def publication_digest(url: str, run_date: date | None = None, tables: Any = None) -> dict[str, dict[str, Any]]:
+    """Rows and a SHA-256 of the published content of every output table (one run date or all).
+
+    The hash is over the contract-typed rows in canonical order, each value written out exactly
+    (floats by ``repr``), ``run_id`` left out so that the same rows published by runs of another
+    fingerprint (e.g. sharded vs single) compare equal. Used to prove that two ways of running a
+    night publish the same rows.
+    """
+    import hashlib
+
+    out: dict[str, dict[str, Any]] = {}
+    for name in tables or contract.OUTPUT_TABLES:
+        df = read_table(url, name, run_date).drop(columns=["run_id"])
+        h = hashlib.sha256()
+        for col in df.columns:
+            h.update(col.encode())
+            h.update("\x1f".join("\x00" if pd.isna(v) else repr(v) for v in df[col].tolist()).encode())
+        out[name] = {"rows": len(df), "sha256": h.hexdigest()}
+    return out

@@ -1,6 +1,7 @@
 """The nightly pipeline without an Airflow server: the same stage functions the DAG calls, in order.
 
-``STAGES`` is the single list of stages; the DAG wires the same functions as tasks. A failure in
+The stages and their order come from the declaration in :mod:`pipelines.stages`, which the DAGs
+are built from too; after each stage the runner checks that it kept its declaration. A failure in
 any stage is recorded in the run log with the stage and the message, the data team gets the
 failure email (or its ``.eml``), and nothing is published: publishing is the single transaction
 of the load stage, so the previously published state stays exactly as it was.
@@ -14,10 +15,11 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
+from pipelines import stages
 from pipelines.config import Config
 from pipelines.context import RunContext, StageResult
 
@@ -26,28 +28,46 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
-STAGE_FUNCS: dict[str, tuple[str, str]] = {
-    "extract": ("extract", "extract_stage"),
-    "validate": ("validate", "validate_stage"),
-    "masters": ("masters", "masters_stage"),
-    "forecast": ("forecast", "forecast_stage"),
-    "policy": ("policy", "policy_stage"),
-    "alerts": ("alerts", "alerts_stage"),
-    "transfers": ("transfers", "transfers_stage"),
-    "kpis": ("kpis", "kpis_stage"),
-    "summary": ("runner", "summary_stage"),
-    "load": ("load", "load_stage"),
-    "notify": ("notify", "notify_stage"),
-    "retrain": ("forecast", "retrain_stage"),  # the weekly DAG's stage, not part of the nightly run
-}
-STAGES = tuple(name for name in STAGE_FUNCS if name != "retrain")  # the nightly run, in order
+STAGES = tuple(s.name for s in stages.NIGHTLY)  # the nightly run, in order
+
+
+def stage_function(stage: stages.Stage) -> Callable[..., StageResult]:
+    """The function a stage declares (``module:function``), imported here, lazily: the DAG stays light."""
+    module, func = stage.func.split(":")
+    return cast(Callable[..., StageResult], getattr(importlib.import_module(module), func))
+
+
+def check_contract(stage: stages.Stage, ctx: RunContext) -> None:
+    """Hold a stage to its declaration: every file it read (or looked for) is declared among its reads
+    or writes, and every required write exists. Raises :class:`~pipelines.stages.StageContractError`."""
+    declared = set(stage.all_reads) | set(stage.all_writes)
+    undeclared = sorted(ctx.accessed - declared)
+    if undeclared:
+        raise stages.StageContractError(
+            f"stage {stage.name!r} read {', '.join(map(repr, undeclared))}, which it does not declare"
+            " (pipelines/stages.py)"
+        )
+    missing = [w for w in stage.required_writes if not (ctx.run_dir / _file(w)).exists()]
+    if missing:
+        raise stages.StageContractError(
+            f"stage {stage.name!r} did not write {', '.join(map(repr, missing))}, which it declares"
+            " (pipelines/stages.py)"
+        )
+
+
+def _file(name: str) -> str:
+    return name if name.endswith(".json") else f"{name}.parquet"
 
 
 def run_stage(name: str, ctx: RunContext, progress: Progress | None = None) -> StageResult:
-    """Run one stage by name. Stage modules are imported here, lazily: the DAG file stays light."""
-    module, func = STAGE_FUNCS[name]
-    fn = getattr(importlib.import_module(f"pipelines.{module}"), func)
-    return fn(ctx, progress=progress) if name in ("extract", "validate") else fn(ctx)
+    """Run one declared stage by name and check it kept its declaration (:func:`check_contract`)."""
+    stage = stages.BY_NAME[name]
+    fn = stage_function(stage)
+    ctx.accessed.clear()
+    ctx.written.clear()
+    result = fn(ctx, progress=progress) if stage.progress else fn(ctx)
+    check_contract(stage, ctx)
+    return result
 
 
 def summary_stage(ctx: RunContext) -> StageResult:
@@ -69,7 +89,7 @@ def summary_stage(ctx: RunContext) -> StageResult:
         "run_id": ctx.run_id,
         "counts": counts,
         "quarantined": int(q[["table_name", "row_number"]].drop_duplicates().shape[0]),
-        "reconciliation": ctx.read_json("reconciliation") if (ctx.run_dir / "reconciliation.json").exists() else [],
+        "reconciliation": ctx.read_json("reconciliation") if ctx.exists("reconciliation.json") else [],
     }
     path = ctx.write_json("summary", summary)
     return StageResult(stage="summary", paths={"summary": str(path)}, counts={"quarantined": summary["quarantined"]})

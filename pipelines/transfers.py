@@ -125,7 +125,7 @@ from scipy.stats import gamma, norm, poisson
 
 from pipelines import contract, explain
 from pipelines.context import RunContext, StageResult
-from pipelines.decisions import apply_decisions, read_decisions
+from pipelines.decisions import excluded_lanes
 
 KEY = ["sku", "location"]
 
@@ -142,8 +142,22 @@ def _floor_packs(units: np.ndarray, pack: np.ndarray) -> np.ndarray:
     return np.floor(np.maximum(units, 0.0) / pack + _EPS) * pack
 
 
+def _without(c: pd.DataFrame, exclude: pd.DataFrame | None) -> pd.DataFrame:
+    """Candidates minus the (sku, from_location, to_location) in ``exclude`` (rejected by a planner)."""
+    if exclude is None or exclude.empty or c.empty:
+        return c
+    key = ["sku", "from_location", "to_location"]
+    hit = c[key].merge(exclude[key].drop_duplicates().assign(_x=True), on=key, how="left")["_x"].notna().to_numpy()
+    return c[~hit]
+
+
 def _candidates(
-    policy_df: pd.DataFrame, items: pd.DataFrame, locations: pd.DataFrame, lanes: pd.DataFrame, coverage_days: int
+    policy_df: pd.DataFrame,
+    items: pd.DataFrame,
+    locations: pd.DataFrame,
+    lanes: pd.DataFrame,
+    coverage_days: int,
+    exclude: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     cols = KEY + [
         "category",
@@ -195,7 +209,7 @@ def _candidates(
         ]
     ]
     c = r.merge(ln, on="to_location", how="inner").merge(d, on=["sku", "from_location"], how="inner")
-    c = c[c["from_location"] != c["to_location"]].copy()
+    c = _without(c[c["from_location"] != c["to_location"]], exclude).copy()
     if c.empty:
         return c
     c["capacity"] = c["capacity"].astype("float64").fillna(np.inf)
@@ -283,13 +297,15 @@ def greedy_transfers(
     *,
     policies: pd.DataFrame | None = None,
     planner_categories: Sequence[str] = (),
+    exclude: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Recommended transfers (``transfers`` columns without run_id), greedy method (module doc).
 
     ``policy_df`` is the ``inventory_policy`` table; ``policies`` (optional) gives the approval
-    thresholds of each SKU's policy row.
+    thresholds of each SKU's policy row; ``exclude`` (sku, from_location, to_location) are left out
+    of the candidates before allocating, so their receivers are served by other donors.
     """
-    c = _candidates(policy_df, items, locations, lanes, int(coverage_days))
+    c = _candidates(policy_df, items, locations, lanes, int(coverage_days), exclude)
     if c.empty:
         return _empty()
     c["quantity"] = _allocate(c)
@@ -1098,14 +1114,8 @@ def optimal_transfers(
                 margin_floor,
                 policies=policies,
                 planner_categories=planner_categories,
+                exclude=exclude,
             )
-            if exclude is not None and len(exclude) and len(g):
-                g = g.merge(
-                    exclude[["sku", "from_location", "to_location"]].drop_duplicates().assign(_x=True),
-                    on=["sku", "from_location", "to_location"],
-                    how="left",
-                )
-                g = g[g["_x"].isna()].drop(columns="_x").reset_index(drop=True)
             fallback_out = g
             notes.append(f"{head}; greedy fallback used for their {len(skus)} SKU(s): {len(g)} transfer(s)")
     c["quantity"], c["_bval"], c["_e"] = units, bval, e
@@ -1153,22 +1163,19 @@ def optimal_transfers(
 
 
 def transfers_stage(ctx: RunContext) -> StageResult:
-    """Read inventory_policy, forecasts, stock, items, locations, lanes, policies (and the planner
-    decisions file); write ``transfers``. The notes say which method was used and the gap."""
+    """Read inventory_policy (stock on the way already counted), forecasts, stock, items, locations,
+    lanes, policies and the planners' decisions; write ``transfers``. The notes say which method was
+    used and the gap."""
     tc = ctx.cfg.transfers
     policy_df = ctx.read("inventory_policy")
     lanes = ctx.read("lanes")
     policies = ctx.read("policies")
-    notes: list[str] = []
-    exclude = None
-    if tc.decisions_csv is not None:
-        if tc.decisions_csv.exists():
-            policy_df, exclude, dn = apply_decisions(
-                policy_df, read_decisions(tc.decisions_csv), lanes, ctx.run_date, tc.reject_cooldown_days
-            )
-            notes += dn
-        else:
-            notes.append(f"no planner decisions file at {tc.decisions_csv}: none applied")
+    exclude = excluded_lanes(ctx.read("decisions"), ctx.run_date, tc.reject_cooldown_days)
+    notes = (
+        [f"{len(exclude)} rejected transfer(s) not proposed again (cooldown {tc.reject_cooldown_days} days)"]
+        if len(exclude)
+        else []
+    )
     if tc.method == "greedy":
         out = greedy_transfers(
             policy_df,
@@ -1180,11 +1187,8 @@ def transfers_stage(ctx: RunContext) -> StageResult:
             tc.margin_floor,
             policies=policies,
             planner_categories=tc.planner_categories,
+            exclude=exclude,
         )
-        if exclude is not None and len(exclude) and len(out):
-            key = ["sku", "from_location", "to_location"]
-            out = out.merge(exclude.assign(_x=True), on=key, how="left")
-            out = out[out["_x"].isna()].drop(columns="_x")
         notes.insert(
             0, f"greedy: {len(out)} transfer(s), {out['quantity'].sum():g} units, cost {out['transfer_cost'].sum():.2f}"
         )
@@ -1198,8 +1202,8 @@ def transfers_stage(ctx: RunContext) -> StageResult:
             tc.coverage_days,
             tc.margin_floor,
             policies=policies,
-            forecasts=ctx.read("forecasts") if ctx.exists("forecasts") else None,
-            stock=ctx.read("stock") if ctx.exists("stock") else None,
+            forecasts=ctx.read("forecasts"),
+            stock=ctx.read("stock"),
             exclude=exclude,
             holding_cost_rate=tc.holding_cost_rate,
             time_limit_seconds=tc.time_limit_seconds,

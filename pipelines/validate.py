@@ -629,9 +629,9 @@ def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
     # schema first: a table without its columns cannot be validated row by row
     schema: list[tuple[dict[str, Any], pd.DataFrame | None]] = []
     for name in ORDER:
-        cols_file = ctx.run_dir / f"columns_{name}.json"
+        cols_file = ctx.path(f"columns_{name}.json")
         source_columns = json.loads(cols_file.read_text(encoding="utf-8")) if cols_file.exists() else None
-        schema.extend(schema_checks(name, ctx.run_dir / f"extract_{name}.parquet", source_columns))
+        schema.extend(schema_checks(name, ctx.path(f"extract_{name}"), source_columns))
     dq.extend(r for r, _ in schema)
     if any(not r["passed"] and r["level"] == "table" for r, _ in schema):
         _stop(ctx, validator, url, dq, _no_quarantine(), schema)
@@ -644,8 +644,8 @@ def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
     for name in ORDER:
         if progress:
             progress(f"validate {name}")
-        df = pd.read_parquet(ctx.run_dir / f"extract_{name}.parquet")
-        castfail = pd.read_parquet(ctx.run_dir / f"castfail_{name}.parquet")
+        df = pd.read_parquet(ctx.path(f"extract_{name}"))
+        castfail = pd.read_parquet(ctx.path(f"castfail_{name}"))
         raw_counts[name] = len(df)
         good, q, results = validate_table(name, df, castfail, refs, run_date, validator, vcfg)
         del df

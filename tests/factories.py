@@ -40,3 +40,71 @@ def make_frames(run_date: date, run_id: str, n: int = 3, shift: float = 0.0) -> 
 
 def expected(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return contract.canonical_order(contract.conform(frame, name), name)
+
+
+def empty_staging(name: str) -> pd.DataFrame:
+    """An empty, typed frame for staging file ``name`` (contract tables and the feedback stage's files)."""
+    from pipelines import decisions
+
+    if name in contract.TABLES:
+        return contract.empty(name)
+    if name == "past_forecasts":
+        return contract.empty("forecasts")
+    if name == "policy_detail":
+        return contract.empty("inventory_policy")
+    if name == "decisions":
+        return decisions.staged_decisions(pd.DataFrame({c: [] for c in decisions.DECISION_COLUMNS}))
+    if name == "open_transfers":
+        return pd.DataFrame({c: [] for c in decisions.OPEN_COLUMNS}).astype(
+            {"quantity": "float64", "rec_run_date": "datetime64[ns]", "arrival_date": "datetime64[ns]"}
+        )
+    raise KeyError(f"no empty frame for staging file {name!r}")
+
+
+def write_stage_inputs(ctx, stage: str, run_id: str = "test", **frames: pd.DataFrame) -> None:
+    """Write ``frames`` into the run's staging folder, then an empty frame for every other parquet
+    file the declared ``stage`` reads (and ``run.json``), so the stage can run on a tiny case."""
+    from pipelines import stages
+
+    ctx.write_json("run", {"run_id": run_id, "run_date": ctx.run_date.isoformat()})
+    for name, df in frames.items():
+        ctx.write(name, df)
+    for name in stages.BY_NAME[stage].all_reads:
+        if name.endswith(".json") or name in frames or ctx.exists(name):
+            continue
+        ctx.write(name, empty_staging(name))
+    ctx.accessed.clear()
+    ctx.written.clear()
+
+
+def insert_decision_rows(url: str, decisions: pd.DataFrame, decided_by: str = "planner1") -> None:
+    """Rows of ``transfer_decisions`` in the reporting database at ``url`` for ``decisions``
+    (run_date, sku, from_location, to_location, decision, quantity), version 1 each."""
+    from datetime import UTC, datetime
+
+    from pipelines import reporting
+
+    rows = [
+        {
+            "decision_id": f"d{i}",
+            "decided_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "decided_by": decided_by,
+            "actor_role": "planner",
+            "source": "web",
+            "rec_run_date": pd.Timestamp(r.run_date).date(),
+            "rec_run_id": "r",
+            "sku": r.sku,
+            "from_location": r.from_location,
+            "to_location": r.to_location,
+            "decision": r.decision,
+            "old_quantity": float(r.quantity),
+            "new_quantity": float(r.quantity),
+            "reason_code": None if r.decision == "approve" else "other",
+            "reason_text": None,
+            "version": 1,
+        }
+        for i, r in enumerate(decisions.itertuples())
+    ]
+    reporting.migrate(url)
+    with reporting.engine_for(url).begin() as conn:
+        conn.execute(reporting.TRANSFER_DECISIONS.insert(), rows)

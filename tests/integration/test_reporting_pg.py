@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from pandas.testing import assert_frame_equal
 
 from pipelines import contract, reporting
-from pipelines.config import redact_url
+from pipelines.urls import redact_url
 from tests.factories import make_frames
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.config import ConfigError, load_config, redact_url
+from pipelines.config import ConfigError, load_config
+from pipelines.urls import redact_url
 
 
 def test_embedded_defaults_need_no_file():

@@ -64,11 +64,19 @@ def test_every_dag_follows_policy(dagbag):
             assert t.retries is not None
 
 
-def test_nightly_dag_shape(dagbag):
-    dag = dagbag.dags["tiaobo_nightly"]
-    order = ["extract", "validate", "masters", "forecast", "policy"]
-    for up, down in zip(order, order[1:], strict=False):
-        assert down in dag.task_dict[up].downstream_task_ids
-    assert {"alerts", "transfers"} <= dag.task_dict["policy"].downstream_task_ids
-    assert dag.task_dict["load"].downstream_task_ids == {"notify"}
-    assert dag.task_dict["validate"].retries == 0
+def test_dags_are_the_declared_stage_graph(dagbag):
+    """Every DAG has one task per declared stage, the declared dependencies, retries and timeouts."""
+    from pipelines import stages
+
+    for dag_id, pipeline in (("tiaobo_nightly", "nightly"), ("tiaobo_retrain", "retrain")):
+        dag = dagbag.dags[dag_id]
+        g = stages.graph(stages.PIPELINES[pipeline])
+        assert set(dag.task_dict) == {s.name for s in g.stages}
+        for s in g.stages:
+            t = dag.task_dict[s.name]
+            assert t.upstream_task_ids == set(g.upstream[s.name]), s.name
+            assert t.retries == s.retries and t.execution_timeout == s.timeout, s.name
+    nightly = dagbag.dags["tiaobo_nightly"]
+    assert nightly.task_dict["validate"].retries == 0
+    assert nightly.task_dict["load"].downstream_task_ids == {"notify"}
+    assert {"alerts", "transfers"} <= nightly.task_dict["policy"].downstream_task_ids

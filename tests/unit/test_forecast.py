@@ -30,10 +30,10 @@ from pipelines.forecast import (
     retrain_stage,
     series_keys,
     series_lead_times,
-    stock_totals,
     stored_lead_time_dispersion,
     train_model,
 )
+from pipelines.frames import stock_totals
 
 RUN = date(2026, 1, 10)
 D = pd.Timestamp

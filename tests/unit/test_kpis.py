@@ -12,6 +12,7 @@ from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.kpis import METRICS, compute_kpis, kpis_stage
+from tests.factories import insert_decision_rows, write_stage_inputs
 
 RUN = date(2026, 3, 1)
 D = pd.Timestamp
@@ -264,9 +265,9 @@ def test_kpis_stage_on_tiny_staging(tmp_path) -> None:
         ("locations", _locations()),
     ):
         ctx.write(name, df)
+    write_stage_inputs(ctx, "kpis")
     res = kpis_stage(ctx)
     assert res.stage == "kpis" and res.counts == {"kpis": 9 * len(METRICS), "decisions": 0, "past_forecasts": 0}
-    assert any("last horizon: no run published" in n for n in res.notes)
     out = ctx.read("kpis")
     assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}
     net = out[(out["location"] == "*") & (out["category"] == "*") & (out["metric"] == "inventory_value")]
@@ -374,8 +375,11 @@ def test_turnover_approved_transfers_and_last_horizon_accuracy_hand_computed() -
     assert np.isnan(k[("S2", "*", "forecast_wape_last_horizon")])
 
 
-def test_kpis_stage_reads_decisions_and_the_published_past_forecasts(tmp_path) -> None:
+def test_feedback_stages_decisions_and_past_forecasts_and_kpis_count_them(tmp_path) -> None:
+    """The decisions in the reporting database and its last full horizon's forecasts reach the KPIs
+    through the feedback stage's staging files (no stage writes a file by hand)."""
     from pipelines import reporting
+    from pipelines.feedback import feedback_stage
 
     cfg = load_config(overrides={"staging_dir": str(tmp_path / "s"), "output_dir": str(tmp_path / "o")})
     url = cfg.reporting_url()
@@ -387,8 +391,14 @@ def test_kpis_stage_reads_decisions_and_the_published_past_forecasts(tmp_path) -
         "newer",
         {"forecasts": _past_forecasts().assign(run_date=R + pd.Timedelta(days=1), run_id="newer", mean=100.0)},
     )
+    insert_decision_rows(url, _decisions())
     ctx = RunContext(cfg, RUN)
-    ctx.write_json("run", {"run_id": "test"})
+    write_stage_inputs(ctx, "feedback", lanes=_lanes().assign(transit_days=2))
+    fb = feedback_stage(ctx)
+    # the decision of the run date itself is not known yet; approved A (5, day -2) has arrived,
+    # approved B (4, day -1) is still on the way (2-day lanes)
+    assert fb.counts == {"decisions": 3, "open_transfers": 1, "past_forecasts": 2}
+    assert ctx.read("open_transfers")[["sku", "quantity"]].values.tolist() == [["B", 4.0]]
     for name, df in (
         ("inventory_policy", _policy()),
         ("alerts", _alerts()),
@@ -398,14 +408,12 @@ def test_kpis_stage_reads_decisions_and_the_published_past_forecasts(tmp_path) -
         ("items", _items()),
         ("locations", _locations()),
         ("sales", _sales()),
-        ("lanes", _lanes()),
-        ("transfer_decisions", _decisions()),
     ):
         ctx.write(name, df)
     res = kpis_stage(ctx)
-    assert res.counts["decisions"] == 4 and res.counts["past_forecasts"] == 2
+    assert res.counts["decisions"] == 3 and res.counts["past_forecasts"] == 2
     out = ctx.read("kpis")
     k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
     assert k[("*", "*", "forecast_wape_last_horizon")] == pytest.approx(1.0)
-    assert k[("*", "*", "transfers_approved_units")] == 4.0
+    assert k[("*", "*", "transfers_approved_units")] == 4.0  # the latest earlier run date's approvals
     reporting.dispose_engine(url)

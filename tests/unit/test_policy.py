@@ -12,6 +12,7 @@ from scipy.stats import nbinom, norm, poisson
 from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext, policies_frame
+from pipelines.frames import lookup_policy
 from pipelines.policy import (
     abc_classes,
     abc_rank,
@@ -19,7 +20,6 @@ from pipelines.policy import (
     demand_pattern,
     discrete_loss,
     health_band,
-    lookup_policy,
     normal_loss_inverse,
     policy_stage,
     safety_stock_kernel,
@@ -27,6 +27,7 @@ from pipelines.policy import (
     weekly_stats,
     xyz_class,
 )
+from tests.factories import write_stage_inputs
 
 RUN = date(2026, 1, 10)
 D = pd.Timestamp
@@ -256,6 +257,7 @@ def test_policy_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("stock", stock(("A", "S1", "", 10, 0, 0)))
     ctx.write("lead_times", lead_times(("A", "S1", 3.0, 1.0, 7.0)))
     ctx.write("policies", policies_frame(cfg))
+    write_stage_inputs(ctx, "policy")
     res = policy_stage(ctx)
     assert res.stage == "policy" and res.counts == {"inventory_policy": 2}
     assert res.paths == {

@@ -11,7 +11,8 @@ import pytest
 from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
-from pipelines.decisions import DecisionsError, apply_decisions, read_decisions
+from pipelines.decisions import DecisionsError, excluded_lanes, open_transfers, read_decisions, staged_decisions
+from pipelines.frames import add_open_transfers
 from pipelines.transfers import (
     Demand,
     _blocks,
@@ -22,6 +23,7 @@ from pipelines.transfers import (
     optimal_transfers,
     transfers_stage,
 )
+from tests.factories import empty_staging, write_stage_inputs
 
 RUN = date(2026, 3, 1)
 D = pd.Timestamp
@@ -268,6 +270,7 @@ def test_transfers_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("locations", LOCS)
     ctx.write("lanes", lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
     ctx.write("policies", policies())
+    write_stage_inputs(ctx, "transfers")
     res = transfers_stage(ctx)
     assert res.stage == "transfers" and res.counts == {"transfers": 1}
     out = ctx.read("transfers")
@@ -532,25 +535,25 @@ def test_decisions_approved_in_transit_rejected_cooled_down(tmp_path) -> None:
     pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
     ln = lanes(("DC", "S1", 0.1, 0.0, 3, 1, None))
     f = tmp_path / "decisions.csv"
-    # approved 2 days ago on a 3-day lane: still on its way
+    totals = pol[["sku", "location", "on_hand", "in_transit"]].assign(reserved=0.0, available=pol["available"])
+    # approved 2 days ago on a 3-day lane: still on its way: in transit at S1, reserved at DC
     write_decisions(f, [["2026-02-27", "A", "DC", "S1", "Approved", "20"]])
-    adj, excl, notes = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
-    got = adj.set_index("location")
+    on_way = open_transfers(staged_decisions(read_decisions(f)), ln, RUN)
+    assert on_way[["sku", "quantity", "arrival_date"]].values.tolist() == [["A", 20.0, pd.Timestamp("2026-03-02")]]
+    got = add_open_transfers(totals, on_way).set_index("location")
     assert got.loc["S1", ["in_transit", "available"]].tolist() == [20.0, 20.0]
-    assert got.loc["DC", ["on_hand", "available"]].tolist() == [80.0, 80.0]
-    assert excl.empty and "1 approved transfer(s) still on the way (20 units)" in notes[0]
+    assert got.loc["DC", ["on_hand", "reserved", "available"]].tolist() == [100.0, 20.0, 80.0]
     # approved 3 days ago: arrived, the snapshot shows it -> nothing adjusted
     write_decisions(f, [["2026-02-26", "A", "DC", "S1", "approve", "20"]])
-    adj, _, notes = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
-    assert adj["available"].tolist() == pol["available"].tolist() and notes == []
+    assert open_transfers(staged_decisions(read_decisions(f)), ln, RUN).empty
     # rejected 13 days ago with a 14-day cooldown: excluded; 14 days ago: proposed again
     write_decisions(f, [["2026-02-16", "A", "DC", "S1", "reject", ""]])
-    _, excl, _ = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
+    excl = excluded_lanes(staged_decisions(read_decisions(f)), RUN, 14)
     assert excl.values.tolist() == [["A", "DC", "S1"]]
     plan = milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, exclude=excl)
     assert plan.transfers.empty
     write_decisions(f, [["2026-02-15", "A", "DC", "S1", "reject", ""]])
-    _, excl, _ = apply_decisions(pol, read_decisions(f), ln, RUN, 14)
+    excl = excluded_lanes(staged_decisions(read_decisions(f)), RUN, 14)
     assert excl.empty and len(milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, exclude=excl).transfers) == 1
 
 
@@ -577,7 +580,7 @@ def test_transfers_stage_reads_decisions_and_says_why_nothing(tmp_path) -> None:
         overrides={
             "staging_dir": str(tmp_path / "s"),
             "output_dir": str(tmp_path / "o"),
-            "transfers": {"decisions_csv": str(f), "reject_cooldown_days": 7},
+            "transfers": {"reject_cooldown_days": 7},
         }
     )
     ctx = RunContext(cfg, RUN)
@@ -587,6 +590,7 @@ def test_transfers_stage_reads_decisions_and_says_why_nothing(tmp_path) -> None:
     ctx.write("locations", LOCS)
     ctx.write("lanes", lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
     ctx.write("policies", policies())
+    write_stage_inputs(ctx, "transfers", decisions=staged_decisions(read_decisions(f)))
     res = transfers_stage(ctx)
     assert res.counts == {"transfers": 0} and ctx.read("transfers").empty
     assert any("no transfer: no configured lane" in n for n in res.notes)
@@ -598,5 +602,9 @@ def test_transfers_stage_reads_decisions_and_says_why_nothing(tmp_path) -> None:
             "transfers": {"method": "greedy"},
         }
     )
-    res2 = transfers_stage(RunContext(greedy_cfg, RUN))
-    assert res2.counts == {"transfers": 1} and res2.notes[0].startswith("greedy: 1 transfer(s)")
+    greedy_ctx = RunContext(greedy_cfg, RUN)
+    res2 = transfers_stage(greedy_ctx)  # the rejection holds for the greedy too, before allocation
+    assert res2.counts == {"transfers": 0} and res2.notes[0].startswith("greedy: 0 transfer(s)")
+    greedy_ctx.write("decisions", empty_staging("decisions"))
+    res3 = transfers_stage(greedy_ctx)
+    assert res3.counts == {"transfers": 1} and res3.notes[0].startswith("greedy: 1 transfer(s)")

@@ -1,0 +1,131 @@
+"""Frame helpers shared by the stages: series keys, the stock snapshot, the policy rows.
+
+Stages never import each other; what more than one stage needs lives here (pure functions on
+contract-typed frames, no I/O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: the key of a series: one SKU at one location
+KEY = ["sku", "location"]
+
+#: policy parameters of the contract's ``policies`` table
+POLICY_PARAMS = [
+    "service_level",
+    "min_cover_days",
+    "max_cover_days",
+    "slow_mover_days",
+    "auto_approve_max_units",
+    "auto_approve_max_value",
+]
+#: optional columns of the policy rows (from the configuration), with the value used when absent
+EXTRA_PARAMS: dict[str, float] = {
+    "fill_rate": np.nan,
+    "safety_stock_min_days": 0.0,
+    "safety_stock_max_days": np.nan,
+    "dead_stock_days": np.nan,
+}
+
+
+def latest_snapshot(stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """The stock rows of the latest snapshot dated on or before ``run_date`` (one date for all)."""
+    rd = pd.Timestamp(run_date)
+    valid = stock[stock["snapshot_date"] <= rd]
+    if valid.empty:
+        return valid.reset_index(drop=True)
+    return valid[valid["snapshot_date"] == valid["snapshot_date"].max()].reset_index(drop=True)
+
+
+def stock_totals(stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """On hand, in transit and reserved summed over lots per SKU and location, plus ``available``
+    (= on hand + in transit - reserved), from the latest snapshot."""
+    snap = latest_snapshot(stock, run_date)
+    tot = snap.groupby(KEY, as_index=False, sort=True)[["on_hand", "in_transit", "reserved"]].sum()
+    tot["available"] = tot["on_hand"] + tot["in_transit"] - tot["reserved"]
+    return tot
+
+
+def history_start(sales: pd.DataFrame) -> pd.Timestamp | None:
+    """First date of the sales history (None when there is no sale row at all)."""
+    if sales.empty:
+        return None
+    return pd.Timestamp(sales["date"].min())
+
+
+def lookup_policy(keys: pd.DataFrame, policies: pd.DataFrame) -> pd.DataFrame:
+    """Policy parameters for each row of ``keys`` (columns category, abc_class), same index.
+
+    The most specific matching row wins: (category, class) > (category, *) > (*, class) > (*, *).
+    Columns: POLICY_PARAMS, plus EXTRA_PARAMS (their defaults when ``policies`` lacks them).
+    Raises ValueError naming the (category, class) when no row matches (no default row).
+    """
+    pol = policies.copy()
+    for c, dflt in EXTRA_PARAMS.items():
+        pol[c] = pol[c].astype(float) if c in pol.columns else dflt
+    params = POLICY_PARAMS + list(EXTRA_PARAMS)
+    pairs = keys[["category", "abc_class"]].drop_duplicates()
+    pol = pol[["category", "abc_class", *params]].rename(columns={"category": "_c", "abc_class": "_a"})
+    pieces = []
+    for rank, (any_cat, any_cls) in enumerate([(False, False), (False, True), (True, False), (True, True)]):
+        probe = pairs.assign(
+            _c="*" if any_cat else pairs["category"],
+            _a="*" if any_cls else pairs["abc_class"],
+            _rank=rank,
+        )
+        pieces.append(probe.merge(pol, on=["_c", "_a"], how="inner"))
+    best = (
+        pd.concat(pieces, ignore_index=True)
+        .sort_values(["category", "abc_class", "_rank"], kind="mergesort")
+        .drop_duplicates(["category", "abc_class"])
+    )
+    out = keys[["category", "abc_class"]].merge(best, on=["category", "abc_class"], how="left")
+    missing = out["service_level"].isna()
+    if missing.any():
+        first = out.loc[missing].iloc[0]
+        raise ValueError(
+            f"policies: no row matches category {first['category']!r}, class {first['abc_class']!r};"
+            " add a default row with category '*' and abc_class '*'"
+        )
+    out.index = keys.index
+    return out[params]
+
+
+def policies_with_extras(policies: pd.DataFrame, configured: Iterable[Any]) -> pd.DataFrame:
+    """The staged ``policies`` table plus the optional parameters of the configured rows
+    (``configured``: the config's policy rows; fill_rate, safety-stock caps, dead_stock_days),
+    which the contract table does not carry."""
+    conf = pd.DataFrame([p.model_dump() for p in configured])
+    extra = conf[["category", "abc_class", *EXTRA_PARAMS]].astype({c: float for c in EXTRA_PARAMS})
+    return policies.merge(extra, on=["category", "abc_class"], how="left")
+
+
+def add_open_transfers(totals: pd.DataFrame, open_transfers: pd.DataFrame | None) -> pd.DataFrame:
+    """Stock totals (:func:`stock_totals`) with approved transfers still on the way counted: their
+    units in transit at the receiver and reserved at the donor (``available`` follows). A receiver
+    without a stock row gets one."""
+    if open_transfers is None or open_transfers.empty:
+        return totals
+    cols = ["on_hand", "in_transit", "reserved"]
+    inbound = (
+        open_transfers.groupby(["sku", "to_location"], as_index=False)["quantity"]
+        .sum()
+        .rename(columns={"to_location": "location", "quantity": "_in"})
+    )
+    outbound = (
+        open_transfers.groupby(["sku", "from_location"], as_index=False)["quantity"]
+        .sum()
+        .rename(columns={"from_location": "location", "quantity": "_out"})
+    )
+    t = totals.merge(inbound, on=KEY, how="outer").merge(outbound, on=KEY, how="outer")
+    t[cols + ["_in", "_out"]] = t[cols + ["_in", "_out"]].fillna(0.0)
+    t["in_transit"] = t["in_transit"] + t.pop("_in")
+    t["reserved"] = t["reserved"] + t.pop("_out")
+    t["available"] = t["on_hand"] + t["in_transit"] - t["reserved"]
+    return t.sort_values(KEY, kind="mergesort").reset_index(drop=True)
