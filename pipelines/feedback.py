@@ -94,12 +94,12 @@ def feedback_stage(ctx: RunContext) -> StageResult:
             f" {ctx.run_date - timedelta(days=horizon)} (run date - {horizon} days): null"
         )
     else:
-        notes.append(f"forecast accuracy of the last horizon: forecasts of the run of {past['run_date'].max():%Y-%m-%d}")
+        notes.append(
+            f"forecast accuracy of the last horizon: forecasts of the run of {past['run_date'].max():%Y-%m-%d}"
+        )
     counts = {
         "decisions": ctx.write("decisions", known),
         "open_transfers": ctx.write("open_transfers", on_the_way),
         "past_forecasts": ctx.write("past_forecasts", past),
     }
-    return StageResult(
-        stage="feedback", paths={n: str(ctx.path(n)) for n in counts}, counts=counts, notes=notes
-    )
+    return StageResult(stage="feedback", paths={n: str(ctx.path(n)) for n in counts}, counts=counts, notes=notes)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 #: the key of a series: one SKU at one location
 KEY = ["sku", "location"]
@@ -129,3 +130,18 @@ def add_open_transfers(totals: pd.DataFrame, open_transfers: pd.DataFrame | None
     t["reserved"] = t["reserved"] + t.pop("_out")
     t["available"] = t["on_hand"] + t["in_transit"] - t["reserved"]
     return t.sort_values(KEY, kind="mergesort").reset_index(drop=True)
+
+
+def reorder_point_sigma(
+    reorder_point: pd.Series | np.ndarray,
+    demand_mean: pd.Series | np.ndarray,
+    lead_time_days: pd.Series | np.ndarray,
+    service_level: pd.Series | np.ndarray,
+) -> np.ndarray:
+    """The spread of lead-time demand a reorder point protects: its safety stock (reorder point -
+    demand over the lead time) divided by z(service level) (0 where z <= 0). The policy stage
+    publishes it in ``policy_detail`` (``ss_sigma``); a donor's risk uses it."""
+    mu, lead = np.asarray(demand_mean, float), np.asarray(lead_time_days, float)
+    z = norm.ppf(np.clip(np.asarray(service_level, float), 0.5, 0.9999))
+    ss = np.maximum(np.asarray(reorder_point, float) - mu * lead, 0.0)
+    return np.where(z > 0, ss / np.where(z > 0, z, 1.0), 0.0)

@@ -78,6 +78,7 @@ from pipelines.frames import (
     history_start,
     lookup_policy,
     policies_with_extras,
+    reorder_point_sigma,
     stock_totals,
 )
 
@@ -455,6 +456,7 @@ def compute_policy(
         df[c] = v
     df["reorder_point"] = mu * lead + df["safety_stock"]
     df["order_up_to"] = mu * (lead + review) + df["safety_stock"]
+    df["ss_sigma"] = reorder_point_sigma(df["reorder_point"], mu, lead, df["service_level"])
     has = mu > 0
     safe_mu = np.where(has, mu, 1.0)
     cover = np.where(has, df["available"].to_numpy(float) / safe_mu, np.nan)

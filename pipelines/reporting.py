@@ -662,6 +662,7 @@ def _utc(s: pd.Series) -> pd.Series:
 # Run log
 # --------------------------------------------------------------------------------------------
 
+
 def log_attempt_start(url: str, run_date: date) -> str:
     """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id."""
     run_date = _as_date(run_date)

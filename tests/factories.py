@@ -51,7 +51,7 @@ def empty_staging(name: str) -> pd.DataFrame:
     if name == "past_forecasts":
         return contract.empty("forecasts")
     if name == "policy_detail":
-        return contract.empty("inventory_policy")
+        return policy_detail(contract.empty("inventory_policy"))
     if name == "decisions":
         return decisions.staged_decisions(pd.DataFrame({c: [] for c in decisions.DECISION_COLUMNS}))
     if name == "open_transfers":
@@ -69,7 +69,10 @@ def write_stage_inputs(ctx, stage: str, run_id: str = "test", **frames: pd.DataF
     ctx.write_json("run", {"run_id": run_id, "run_date": ctx.run_date.isoformat()})
     for name, df in frames.items():
         ctx.write(name, df)
-    for name in stages.BY_NAME[stage].all_reads:
+    reads = stages.BY_NAME[stage].all_reads
+    if "policy_detail" in reads and "policy_detail" not in frames and ctx.exists("inventory_policy"):
+        ctx.write("policy_detail", policy_detail(ctx.read("inventory_policy")))
+    for name in reads:
         if name.endswith(".json") or name in frames or ctx.exists(name):
             continue
         ctx.write(name, empty_staging(name))
@@ -108,3 +111,14 @@ def insert_decision_rows(url: str, decisions: pd.DataFrame, decided_by: str = "p
     reporting.migrate(url)
     with reporting.engine_for(url).begin() as conn:
         conn.execute(reporting.TRANSFER_DECISIONS.insert(), rows)
+
+
+def policy_detail(inventory_policy: pd.DataFrame) -> pd.DataFrame:
+    """The policy stage's detail file for hand-made ``inventory_policy`` rows: the rows plus the
+    spread their reorder points protect (``ss_sigma``), as the policy stage writes it."""
+    from pipelines.frames import reorder_point_sigma
+
+    p = inventory_policy
+    return p.assign(
+        ss_sigma=reorder_point_sigma(p["reorder_point"], p["demand_mean"], p["lead_time_days"], p["service_level"])
+    )

@@ -15,12 +15,12 @@ from pipelines.decisions import DecisionsError, excluded_lanes, open_transfers, 
 from pipelines.frames import add_open_transfers
 from pipelines.transfers import (
     Demand,
-    _blocks,
-    _loss,
-    _poisson_loss,
+    batches,
     benefit_curves,
     greedy_transfers,
+    loss,
     optimal_transfers,
+    poisson_loss,
     transfers_stage,
 )
 from tests.factories import empty_staging, write_stage_inputs
@@ -414,7 +414,7 @@ def test_poisson_benefit_curve_is_concave_and_exact_at_breakpoints() -> None:
     x = np.arange(0, 200)
     for k in range(u.shape[1]):
         exact = (np.maximum(x - 3.0 - u[0, k], 0) * poisson.pmf(x, 10.0)).sum()
-        assert _poisson_loss(np.array([10.0]), np.array([3.0 + u[0, k]]))[0] == pytest.approx(exact, abs=1e-9)
+        assert poisson_loss(np.array([10.0]), np.array([3.0 + u[0, k]]))[0] == pytest.approx(exact, abs=1e-9)
 
 
 def test_overdispersed_demand_uses_gamma_loss() -> None:
@@ -425,11 +425,11 @@ def test_overdispersed_demand_uses_gamma_loss() -> None:
     dens = gamma.pdf(x, 2.5, scale=4.0)
     for c in (0.0, 3.0, 10.0, 25.0):
         exact = np.trapezoid(np.maximum(x - c, 0) * dens, x)
-        assert _loss(np.array([10.0]), np.array([c]), np.array([4.0]))[0] == pytest.approx(exact, rel=1e-4)
+        assert loss(np.array([10.0]), np.array([c]), np.array([4.0]))[0] == pytest.approx(exact, rel=1e-4)
     # dispersion 1: the Poisson loss
     assert (
-        _loss(np.array([10.0]), np.array([3.0]), np.array([1.0]))[0]
-        == _poisson_loss(np.array([10.0]), np.array([3.0]))[0]
+        loss(np.array([10.0]), np.array([3.0]), np.array([1.0]))[0]
+        == poisson_loss(np.array([10.0]), np.array([3.0]))[0]
     )
     # a wider distribution: fewer units are worth their full margin on the first segment
     u1, s1 = benefit_curves(np.array([10.0]), np.array([0.0]), False, np.array([1.0]))
@@ -451,7 +451,7 @@ def test_milp_with_poisson_demand_and_approval_by_category() -> None:
     )
     t = plan.transfers
     assert len(t) == 1 and t["quantity"].iloc[0] % 6 == 0 and t["approval_tier"].tolist() == ["auto"]
-    assert t["receiver_units_short"].iloc[0] == pytest.approx(_poisson_loss(np.array([28.0]), np.array([5.0]))[0])
+    assert t["receiver_units_short"].iloc[0] == pytest.approx(poisson_loss(np.array([28.0]), np.array([5.0]))[0])
     assert "Lane DC→S1" in t["explanation_en"].iloc[0] and "线路 DC→S1" in t["explanation_zh"].iloc[0]
     ordinary = optimal_transfers(
         pol,
@@ -467,39 +467,80 @@ def test_milp_with_poisson_demand_and_approval_by_category() -> None:
     assert ordinary.transfers["approval_tier"].tolist() == ["planner"]
 
 
-def test_milp_falls_back_to_greedy_when_no_solution_in_time(monkeypatch) -> None:
-    import pipelines.transfers as tr
-
-    def no_solution(*a, **k):
-        n = len(a[0])
-        return np.zeros(n), np.zeros(n), np.zeros(n), None, 1, "Time limit reached"
-
-    monkeypatch.setattr(tr, "_solve_block", no_solution)
+def _one_short_receiver():
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
-    plan = tr.optimal_transfers(
-        pol,
-        items(("A", 2.0, 5.0, 6)),
-        LOCS,
-        lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)),
-        RUN,
-        14,
-        0.0,
-        policies=policies(),
-    )
+    return pol, items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
+
+
+def test_milp_falls_back_to_greedy_when_no_solution_in_time(monkeypatch) -> None:
+    """HiGHS returning no solution (status 1 without one) sends the batch's SKUs to the greedy."""
+    from pipelines.transfers import milp
+
+    def no_solution(cand, *a, **k):
+        n = len(cand)
+        return milp.BlockSolution(np.zeros(n), np.zeros(n), np.zeros(n), None, 1, "Time limit reached")
+
+    monkeypatch.setattr(milp, "solve_block", no_solution)
+    pol, it, ln = _one_short_receiver()
+    plan = milp.optimal_transfers(pol, it, LOCS, ln, RUN, 14, 0.0, policies=policies())
     assert plan.method == "greedy" and plan.transfers["method"].tolist() == ["greedy"]
     assert plan.notes[0].startswith("greedy: 1 transfer(s) (0 by the MILP)")
     assert "greedy fallback used for their 1 SKU(s)" in plan.notes[1] and "Time limit reached" in plan.notes[1]
 
 
-def test_batches_split_only_where_lanes_do_not_couple() -> None:
+def test_milp_fallback_paths_time_up_before_a_batch_gap_too_wide_and_no_fallback() -> None:
+    pol, it, ln = _one_short_receiver()
+    base = optimal_transfers(pol, it, LOCS, ln, RUN, 14, 0.0, policies=policies())
+    assert base.method == "milp" and len(base.transfers) == 1
+    # the shared time limit is used up before the first batch starts: the greedy plans its SKUs
+    late = optimal_transfers(pol, it, LOCS, ln, RUN, 14, 0.0, policies=policies(), time_limit_seconds=1e-9)
+    assert late.method == "greedy" and late.transfers["method"].tolist() == ["greedy"]
+    assert "reached before it" in late.notes[1] and "greedy fallback used for their 1 SKU(s)" in late.notes[1]
+    # a solution whose gap is above the accepted one is not used (any gap counts as too wide at -1)
+    wide = optimal_transfers(pol, it, LOCS, ln, RUN, 14, 0.0, policies=policies(), max_gap=-1.0)
+    assert wide.method == "greedy" and "time limit with a gap of" in wide.notes[1]
+    # without the fallback those SKUs get nothing, and the notes say so
+    none = optimal_transfers(
+        pol, it, LOCS, ln, RUN, 14, 0.0, policies=policies(), time_limit_seconds=1e-9, fallback=False
+    )
+    assert none.transfers.empty and any("no fallback: those SKUs get no transfer" in n for n in none.notes)
+
+
+def test_batches_split_a_coupled_component_by_sku_and_share_the_lane() -> None:
     rows = [("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0), ("A", "S2", 0.0, 100.0, 0.0, 0.0)]
     both_rows = rows + [("B", *r[1:]) for r in rows]
     it = items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1))
-    # a tiny batch size cuts the coupled component in two: each SKU pays half the fixed cost
-    split = milp_run(policy_rows(*both_rows), it, lanes(*CONSOLIDATION_LANES), batch_candidates=100)
     whole = milp_run(policy_rows(*both_rows), it, lanes(*CONSOLIDATION_LANES))
-    assert split.batches == 1 and whole.batches == 1  # 4 candidates fit in one batch of 100
-    free = lanes(("DC", "S1", 0.1, 0.0, 1, 0, None), ("S2", "S1", 0.5, 0.0, 1, 0, None))
+    # two candidates per batch cut the component (coupled by DC's fixed cost) into one batch per SKU,
+    # each charged half of DC's fixed cost: 26 x 0.1 + 10 = 12.6 < S2's 13, so both still use DC
+    split = milp_run(policy_rows(*both_rows), it, lanes(*CONSOLIDATION_LANES), batch_candidates=2)
+    assert whole.batches == 1 and split.batches == 2
+    cols = ["sku", "from_location", "quantity", "transfer_cost"]
+    assert split.transfers[cols].values.tolist() == whole.transfers[cols].values.tolist()
+    assert whole.transfers[["sku", "from_location"]].values.tolist() == [["A", "DC"], ["B", "DC"]]
+
+
+def test_a_lane_below_its_minimum_across_batches_is_dropped() -> None:
+    # DC -> S1 needs 30 units a shipment. Together A (26 units) and B (13, margin 0.5) reach it;
+    # cut into one batch per SKU, B does not pay for its share alone, and A's 26 stay below 30
+    rows = [
+        ("A", "S1", 2.0, 0.0, 16.0, 20.0),
+        ("B", "S1", 1.0, 0.0, 8.0, 10.0),
+        *[(s, loc, 0.0, 100.0, 0.0, 0.0) for s in "AB" for loc in ("DC", "S2")],
+    ]
+    it = items(("A", 2.0, 5.0, 1), ("B", 2.0, 2.5, 1))
+    ln = lanes(("DC", "S1", 0.1, 20.0, 1, 30, None), ("S2", "S1", 0.9, 0.0, 1, 1, None))
+    whole = milp_run(policy_rows(*rows), it, ln)
+    assert whole.transfers[["sku", "from_location", "quantity"]].values.tolist() == [
+        ["A", "DC", 26.0],
+        ["B", "DC", 13.0],
+    ]
+    split = milp_run(policy_rows(*rows), it, ln, batch_candidates=2)
+    assert split.batches == 2 and split.transfers.empty
+    assert any("dropped: their lane's total stayed below its minimum across batches" in n for n in split.notes)
+
+
+def test_batch_ids_and_lane_scales() -> None:
     c = pd.DataFrame(
         {
             "sku": ["A", "A", "B"],
@@ -512,12 +553,10 @@ def test_batches_split_only_where_lanes_do_not_couple() -> None:
             "ub_packs": [5.0, 5.0, 15.0],
         }
     )
-    batch, scale = _blocks(c, 2)
+    batch, scale = batches(c, 2)  # one component (DC's fixed cost) of 3 rows, cut by SKU
     assert batch.tolist() == [0, 0, 1] and scale.tolist() == pytest.approx([0.25, 1.0, 0.75])
-    nofix = c.assign(fixed_cost_per_shipment=0.0)
-    b2, _ = _blocks(nofix, 2)
+    b2, _ = batches(c.assign(fixed_cost_per_shipment=0.0), 2)
     assert b2.tolist() == [0, 0, 1]  # independent SKUs, packed by size
-    assert len(free) == 2
 
 
 # --------------------------------------------------------------------------------------------
