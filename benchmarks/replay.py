@@ -5,7 +5,7 @@ docs/replay-benchmark.md.
         [--time-limit 240] [--perfect-time-limit S] [--replan-every 7] [--half-life DAYS]
         [--donor-keep risk|reorder_point] [--last DATE --history N]
 
-The scenario (starting stock, prices, lanes) is stated in pipelines/replay.py and in the doc.
+The scenario (starting stock, prices, lanes) is stated in pipelines/eval/replay.py and in the doc.
 Skips with the reason when the data folder is absent (fails under CI=true).
 """
 
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.replay import DEFAULT_DATA_DIR, HALF_LIFE_DAYS, replay_command
+from pipelines.eval.replay import DEFAULT_DATA_DIR, HALF_LIFE_DAYS, replay_command
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def demo_source(
     days: Annotated[int, typer.Option(help="days of sales history")] = 730,
 ) -> None:
     """Generate the demo ERP source database (deterministic for a seed)."""
-    from pipelines import demo_source as ds
+    from pipelines.demo import source as ds
 
     cfg = _load(config)
     target = url or cfg.source_url()
@@ -149,7 +149,7 @@ def demo(
     skus: Annotated[int, typer.Option(help="number of SKUs in the demo ERP")] = 300,
 ) -> None:
     """Generate the demo ERP and run the nightly pipeline for its latest business date."""
-    from pipelines import demo_source as ds
+    from pipelines.demo import source as ds
 
     cfg = _load(config)
     demo_source(config=config, url=None, seed=42, skus=skus, locations=6, days=730)
@@ -238,7 +238,7 @@ def replay(
     history: Annotated[int | None, typer.Option(help="periods of history (VN1 weeks, M5 days)")] = None,
 ) -> None:
     """Replay transfer plans (none, greedy and MILP once and re-planning, perfect foresight) on real demand."""
-    from pipelines.replay import replay_command
+    from pipelines.eval.replay import replay_command
 
     replay_command(
         dataset,

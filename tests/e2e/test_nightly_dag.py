@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines import contract, reporting
-from pipelines.demo_source import DEMO_END_DATE, generate
+from pipelines.demo.source import DEMO_END_DATE, generate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

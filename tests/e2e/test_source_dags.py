@@ -23,7 +23,7 @@ import yaml
 from pipelines import contract, reporting
 from pipelines.config import load_config
 from pipelines.context import RunContext
-from pipelines.demo_source import _CATEGORIES, DEMO_END_DATE, generate
+from pipelines.demo.source import CATEGORIES, DEMO_END_DATE, generate
 from pipelines.extract import extract_stage
 from tests.conftest import fresh_pg_url
 from tests.e2e.test_nightly_dag import _published, _run_dag
@@ -120,7 +120,7 @@ def _utf8(values: Any) -> set[bytes]:
 # File drop
 # --------------------------------------------------------------------------------------------
 
-CATEGORY_ZH = {c.code: c.zh for c in _CATEGORIES}
+CATEGORY_ZH = {c.code: c.zh for c in CATEGORIES}
 
 
 def _demo_canonical(tmp_path: Path) -> dict[str, pd.DataFrame]:

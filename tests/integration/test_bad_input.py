@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from pipelines import contract, reporting
 from pipelines.config import load_config
-from pipelines.demo_source import DEMO_END_DATE, generate
+from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.extract import ExtractError
 from pipelines.runner import run_pipeline
 from pipelines.validate import ValidationStop, read_history

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines import contract
-from pipelines.demo_source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, generate
+from pipelines.demo.source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, generate
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from pipelines import contract, reporting
 from pipelines.config import load_config
 from pipelines.context import RunContext
-from pipelines.demo_source import DEMO_END_DATE, generate
+from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.extract import ExtractError, extract_stage
 from tests.fixtures_erp import GENERIC_DDL, GENERIC_TABLES, ODOO_DDL, exec_sql, exec_statements, side_drops
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from pipelines import contract, reporting
 from pipelines.cli import app
 from pipelines.config import load_config
-from pipelines.demo_source import DEMO_END_DATE, generate
+from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.runner import run_pipeline
 
 RUN = DEMO_END_DATE + timedelta(days=1)

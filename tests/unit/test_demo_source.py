@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import yaml
 
 from pipelines import contract
-from pipelines.demo_source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, erp_metadata, generate
+from pipelines.demo.source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, erp_metadata, generate
 
 SMALL = {"seed": 7, "n_skus": 30, "n_locations": 6, "days": 120}
 END = DEMO_END_DATE

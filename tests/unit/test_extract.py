@@ -20,7 +20,7 @@ from pipelines import contract, extract, reporting
 from pipelines.config import GenericTable, load_config
 from pipelines.connections import SourceUnavailable
 from pipelines.context import RunContext
-from pipelines.demo_source import DEMO_END_DATE, generate
+from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.extract import ExtractError, extract_stage, plan_sales_read
 
 END = DEMO_END_DATE

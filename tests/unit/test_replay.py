@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.replay import (
+from pipelines.eval.replay import (
     DEFAULT_DATA_DIR,
     HOLDING_RATE,
     METHODS,

@@ -90,3 +90,16 @@ def test_no_import_cycle_between_modules():
     for m in sorted(modules):
         if m not in state and (cycle := visit(m)):
             raise AssertionError("import cycle: " + " -> ".join(cycle))
+
+
+def test_the_nightly_code_does_not_import_the_demo_or_the_evaluation_code():
+    modules = _modules()
+    allowed = ("pipelines.cli", "pipelines.demo", "pipelines.eval")
+    bad = [
+        f"{mod}:{line} imports {target}"
+        for mod, path in modules.items()
+        if not mod.startswith(allowed)
+        for target, _, line in _imports(path, mod)
+        if target.startswith(("pipelines.demo", "pipelines.eval"))
+    ]
+    assert not bad, "; ".join(bad)

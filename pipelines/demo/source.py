@@ -45,7 +45,7 @@ import sqlalchemy as sa
 DEMO_END_DATE = dt.date(2026, 11, 24)
 """Last day of sales of the default demo; the stock snapshot is dated the day after."""
 
-PROFILE_DIR = Path(__file__).resolve().parents[1] / "sql" / "sources" / "demo"
+PROFILE_DIR = Path(__file__).resolve().parents[2] / "sql" / "sources" / "demo"
 """The extraction profile that reads this ERP."""
 
 RECENT_DAYS = 28
@@ -96,7 +96,7 @@ def _sizes(*items: tuple[str, str, float]) -> _S:
 
 
 # fmt: off
-_CATEGORIES: tuple[_Category, ...] = (
+CATEGORIES: tuple[_Category, ...] = (
     _Category("DAIRY", "乳制品", "Dairy", 0.16, 5.0, 1.30, 0.10, 20, 0.004, 1.5, 1.2, 1.3, 1.1, (6, 12, 24), (
         _Product("鲜牛奶", "Fresh milk", "瓶", 7, 6.5, _sizes(("950ml", "950ml", 1.0), ("450ml", "450ml", 0.55), ("250ml", "250ml", 0.35))),
         _Product("纯牛奶", "UHT whole milk", "盒", 180, 2.2, _sizes(("250ml", "250ml", 1.0), ("1L", "1L", 3.2), ("250ml×12", "250ml x12", 10.5))),
@@ -400,7 +400,7 @@ def _ean13(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _items(rng: np.random.Generator, n_skus: int, start: np.datetime64, days: int) -> _Items:
-    cats = _CATEGORIES
+    cats = CATEGORIES
     counts = _allocate(np.array([c.share for c in cats]), n_skus)
     cat = np.repeat(np.arange(len(cats)), counts)
     zh, en, uom, shelf, cost, size_mult, rel_cost = [], [], [], [], [], [], []
@@ -532,7 +532,7 @@ def _ramp(offset: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def _calendar(dates: np.ndarray) -> np.ndarray:
     """Event multipliers, shape (2, C, T): index 0 for stores, 1 for distribution centres."""
-    cats = _CATEGORIES
+    cats = CATEGORIES
     t = len(dates)
     out = np.ones((2, len(cats), t))
     years = dates.astype("datetime64[Y]").astype(int) + 1970
@@ -575,7 +575,7 @@ def _expand(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) -> dict[str, np.ndarray]:
     """Daily sales, returns and discount arrays, shape (S, L, T)."""
     s_n, l_n, t_n = it.rate.size, lc.codes.size, dates.size
-    cats = _CATEGORIES
+    cats = CATEGORIES
     t_idx = np.arange(t_n)
     doy = (dates - dates.astype("datetime64[Y]")).astype(int)
     dow = (dates.astype(int) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday

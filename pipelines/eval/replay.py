@@ -85,7 +85,7 @@ import pandas as pd
 from pipelines import contract
 from pipelines.transfers import Demand, TransferPlan, greedy_transfers, optimal_transfers
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MARGIN_SHARE = 0.30
 HOLDING_RATE = 0.25
 Z = 1.65
