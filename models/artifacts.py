@@ -35,12 +35,12 @@ def new_version_dir(model_dir: str | Path, run_date: date) -> Path:
     return path
 
 
-def save(model_dir: str | Path, run_date: date, bundle: dict[str, Any], metadata: dict[str, Any]) -> Path:
-    """Write a new version (model + metadata); does not make it current. Returns its folder."""
+def save(model_dir: str | Path, run_date: date, model: Any, metadata: dict[str, Any]) -> Path:
+    """Write a new version (the fitted model + metadata); does not make it current. Returns its folder."""
     import joblib
 
     path = new_version_dir(model_dir, run_date)
-    joblib.dump(bundle, path / "model.joblib", compress=3)
+    joblib.dump(model, path / "model.joblib", compress=3)
     meta = {**metadata, "version": path.name}
     (path / "metadata.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
     return path
@@ -58,8 +58,8 @@ def read_metadata(model_dir: str | Path, version: str) -> dict[str, Any]:
     return json.loads((Path(model_dir) / version / "metadata.json").read_text(encoding="utf-8"))
 
 
-def load_current(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """``(bundle, metadata)`` of the current version, or ``None`` when there is none."""
+def load_current(model_dir: str | Path) -> tuple[Any, dict[str, Any]] | None:
+    """``(model, metadata)`` of the current version, or ``None`` when there is none."""
     import joblib
 
     version = current_version(model_dir)
@@ -68,25 +68,45 @@ def load_current(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any]]
     return joblib.load(Path(model_dir) / version / "model.joblib"), read_metadata(model_dir, version)
 
 
-def promote(model_dir: str | Path, version: str, tolerance: float = 0.0) -> tuple[bool, str]:
-    """Make ``version`` current if its backtest score is not worse than the current one's.
-
-    Returns ``(promoted, reason)``; the reason names both scores.
-    """
+def make_current(model_dir: str | Path, version: str) -> None:
+    """Make ``version`` the current one (atomically: a temporary marker renamed over ``CURRENT``)."""
     root = Path(model_dir)
-    new_score = float(read_metadata(root, version)["backtest"]["score"])
-    cur = current_version(root)
-    if cur is not None and cur != version:
-        old_score = float(read_metadata(root, cur)["backtest"]["score"])
-        if new_score > old_score * (1.0 + tolerance):
-            return False, f"kept {cur}: backtest score {new_score:.4f} of {version} is worse than {old_score:.4f}"
-        reason = f"{version} replaces {cur}: backtest score {new_score:.4f} <= {old_score:.4f}"
-    else:
-        reason = f"{version} is the first model (backtest score {new_score:.4f})"
     tmp = root / f".{CURRENT}.tmp"
     tmp.write_text(version + "\n", encoding="utf-8")
     tmp.replace(root / CURRENT)
+
+
+def _score(metadata: dict[str, Any]) -> float | None:
+    score = (metadata.get("backtest") or {}).get("score")
+    return None if score is None else float(score)
+
+
+def promote(model_dir: str | Path, version: str, tolerance: float = 0.0) -> tuple[bool, str]:
+    """Make ``version`` current if its backtest score is not worse than the current one's.
+
+    A version without a score (its backtest window held no sale: nothing to score) never replaces a
+    current one; it becomes current only when there is none, and any scored version replaces it
+    later. Returns ``(promoted, reason)``; the reason names both scores.
+    """
+    root = Path(model_dir)
+    new_score = _score(read_metadata(root, version))
+    cur = current_version(root)
+    if cur is not None and cur != version:
+        old_score = _score(read_metadata(root, cur))
+        if new_score is None:
+            return False, f"kept {cur}: {version} has no backtest score (no sale in its backtest window to score it)"
+        if old_score is None:
+            reason = f"{version} (backtest score {new_score:.4f}) replaces {cur}, which had no backtest score"
+        elif new_score > old_score * (1.0 + tolerance):
+            return False, f"kept {cur}: backtest score {new_score:.4f} of {version} is worse than {old_score:.4f}"
+        else:
+            reason = f"{version} replaces {cur}: backtest score {new_score:.4f} <= {old_score:.4f}"
+    elif new_score is None:
+        reason = f"{version} is the first model, with no backtest score (no sale in its backtest window)"
+    else:
+        reason = f"{version} is the first model (backtest score {new_score:.4f})"
+    make_current(root, version)
     return True, reason
 
 
-__all__ = ["current_version", "load_current", "new_version_dir", "promote", "read_metadata", "save"]
+__all__ = ["current_version", "load_current", "make_current", "new_version_dir", "promote", "read_metadata", "save"]

@@ -280,7 +280,9 @@ class ForecastSelector(BaseEstimator):
             final[c] = self._kernel(spec, arr)
         if gbm_ok:
             self.gbm_ = self._gbm().fit(arr, calendar=calendar, static=static, groups=groups, covariates=covariates)
-            final[n_base - 1] = self.gbm_.predict()
+            final[n_base - 1] = self.gbm_.predict_from(
+                arr, calendar=calendar, static=static, groups=groups, covariates=covariates
+            )
         final = combine(final, names[:n_base], self.combination_)
         idx = np.arange(n)
         mean = final[choice, idx]

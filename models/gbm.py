@@ -169,7 +169,10 @@ class GlobalGBMForecaster(BaseEstimator):
     after the history are the future periods predicted); ``static`` optional integer codes
     ``[n_series, s]`` used as categorical features. Training origins are the ``n_origins`` latest
     ones ``origin_step`` apart whose whole horizon is observed. ``predict()`` forecasts the
-    ``horizon`` periods after the history: ``[n_series, horizon]``, never negative.
+    ``horizon`` periods after the history: ``[n_series, horizon]``, never negative;
+    ``predict_from(Y, ...)`` after any history with the same feature layout. ``keep_history=False``
+    keeps only the learned trees (the history and features stay with the caller, so a stored model
+    does not carry its training data).
     """
 
     def __init__(
@@ -190,6 +193,7 @@ class GlobalGBMForecaster(BaseEstimator):
         strategy: str = "direct",
         row_weights: str = "none",
         n_threads: int | None = 1,
+        keep_history: bool = True,
         random_state: int = 0,
     ) -> None:
         self.horizon = horizon
@@ -208,6 +212,7 @@ class GlobalGBMForecaster(BaseEstimator):
         self.strategy = strategy
         self.row_weights = row_weights
         self.n_threads = n_threads
+        self.keep_history = keep_history
         self.random_state = random_state
 
     def _steps(self) -> int:
@@ -306,11 +311,12 @@ class GlobalGBMForecaster(BaseEstimator):
             )
         self.feature_names_ = names
         self.n_train_rows_ = int(len(y_all))
-        self.history_ = arr
-        self.calendar_ = cal
-        self.static_ = stat
-        self.groups_ = grp
-        self.covariates_ = cov
+        if self.keep_history:  # for predict() without a history; the nightly model predicts from new ones
+            self.history_ = arr
+            self.calendar_ = cal
+            self.static_ = stat
+            self.groups_ = grp
+            self.covariates_ = cov
         return self
 
     def _series_weights(self, arr: np.ndarray, origin: int) -> np.ndarray:
@@ -352,8 +358,8 @@ class GlobalGBMForecaster(BaseEstimator):
         """Forecast the ``horizon`` periods after ``Y`` (any history, same feature layout)."""
         check_is_fitted(self, "model_")
         arr = as_matrix(Y)
-        cal = self.calendar_ if calendar is None else np.asarray(calendar, dtype=float)
-        stat = self.static_ if static is None else np.asarray(static)
+        cal = getattr(self, "calendar_", None) if calendar is None else np.asarray(calendar, dtype=float)
+        stat = getattr(self, "static_", None) if static is None else np.asarray(static)
         grp = getattr(self, "groups_", None) if groups is None else np.asarray(groups, dtype=np.int64)
         cov = getattr(self, "covariates_", None) if covariates is None else np.asarray(covariates, dtype=float)
         if self.strategy == "recursive":  # one step at a time, each forecast fed back as history
@@ -369,7 +375,10 @@ class GlobalGBMForecaster(BaseEstimator):
         return np.maximum(pred, 0.0)
 
     def predict(self, horizon: int | None = None) -> np.ndarray:
+        """Forecast the ``horizon`` periods after the training history (needs ``keep_history``)."""
         check_is_fitted(self, "model_")
+        if not hasattr(self, "history_"):
+            raise ValueError("fitted with keep_history=False: call predict_from(history, ...) instead")
         if horizon is not None and int(horizon) != int(self.horizon):
             raise ValueError(f"this model was trained for horizon {self.horizon}, got {horizon}")
         return self.predict_from(self.history_)

@@ -61,9 +61,10 @@ import numpy as np
 import pandas as pd
 
 from models import artifacts
-from models.backtest import ForecastSelector, candidate_forecast, combine, nb_quantiles
+from models.backtest import nb_quantiles
 from models.baselines import QUANTILES, MovingAverageForecaster, naive_scale, poisson_quantiles
 from models.calendar import CHINA_COLUMNS, china_calendar
+from models.nightly import NightlyForecaster
 from pipelines import contract, explain
 from pipelines.config import Config, ForecastConfig
 from pipelines.context import RunContext, StageResult
@@ -365,38 +366,24 @@ def series_lead_times(keys: pd.DataFrame, lead_times: pd.DataFrame, default_days
     return df[KEY].assign(lead_time_days=whole, lead_time_defaulted=defaulted)
 
 
-def lead_time_dispersions(sel: ForecastSelector, lead_days: np.ndarray) -> np.ndarray:
-    """Variance-to-mean ratio of lead-time demand per series at its own lead time (``lead_days``,
-    aligned with the selector's series): one ``sel.lead_time_dispersion(L)`` per distinct ``L``;
-    1 (Poisson) for a lead time of 0 days."""
-    lead = np.asarray(lead_days, dtype=np.int64)
-    out = np.ones(len(lead))
-    for L in np.unique(lead[lead >= 1]):  # a few distinct lead times, not one call per series
-        at = lead == L
-        out[at] = sel.lead_time_dispersion(int(L))[at]
-    return out
-
-
-def stored_lead_time_dispersion(bundle: dict[str, Any], leads: pd.DataFrame) -> np.ndarray:
+def stored_lead_time_dispersion(model: NightlyForecaster, leads: pd.DataFrame) -> np.ndarray:
     """Lead-time dispersion per series of ``leads`` (sku, location, lead_time_days) from a stored
     model: the series' own value measured at training when its lead time is the one it was trained
-    with; otherwise (lead time changed since training, or a model saved before per-series lead
-    times) the series' dispersion at ``forecast.lead_time_days`` (``phi_lead_time``); for a series
-    new since training, the median ``phi_lead_time`` of the trained series (1 = Poisson when the
-    model has none). 1 for a lead time of 0 days."""
-    series: pd.DataFrame = bundle["series"]
-    have = [c for c in ("lead_time_days", "phi_own_lead_time", "phi_lead_time") if c in series.columns]
+    with; otherwise (lead time changed since training) the series' dispersion at
+    ``forecast.lead_time_days`` (``phi_lead_time``); for a series new since training, the median
+    ``phi_lead_time`` of the trained series (1 = Poisson when the model has none). 1 for a lead
+    time of 0 days."""
+    series = model.series_
     stored = leads[KEY + ["lead_time_days"]].merge(
-        series[KEY + have].rename(columns={"lead_time_days": "_trained_days"}), on=KEY, how="left"
+        series[KEY + ["lead_time_days", "phi_own_lead_time", "phi_lead_time"]].rename(
+            columns={"lead_time_days": "_trained_days"}
+        ),
+        on=KEY,
+        how="left",
     )
-    phi = pd.Series(np.nan, index=stored.index)
-    if "phi_own_lead_time" in stored.columns and "_trained_days" in stored.columns:
-        phi = stored["phi_own_lead_time"].where(stored["_trained_days"] == stored["lead_time_days"])
-    if "phi_lead_time" in stored.columns:
-        phi = phi.fillna(stored["phi_lead_time"])
-        default = float(np.median(series["phi_lead_time"])) if len(series) else 1.0
-    else:
-        default = 1.0
+    phi = stored["phi_own_lead_time"].where(stored["_trained_days"] == stored["lead_time_days"])
+    phi = phi.fillna(stored["phi_lead_time"])
+    default = float(np.median(series["phi_lead_time"])) if len(series) else 1.0
     out = phi.fillna(default).to_numpy(dtype=float)
     return np.where(leads["lead_time_days"].to_numpy() >= 1, out, 1.0)
 
@@ -458,144 +445,101 @@ def train_model(
     fc: ForecastConfig,
     lead_times: pd.DataFrame | None = None,
     default_lead_time_days: float | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Backtest, select and fit on the history before ``run_date``: ``(bundle, metadata)``.
+) -> tuple[NightlyForecaster, dict[str, Any]]:
+    """Backtest, select and fit on the history before ``run_date``: ``(model, metadata)``.
 
-    The bundle holds what the nightly prediction needs (global model, candidates, the selected
-    model and dispersions per series, code maps, the backtest accuracy rows); the metadata the
-    training window, features and backtest scores (``backtest.score`` = WAPE of the selected
-    models over the backtest days, lower is better).
+    The model is a fitted :class:`models.nightly.NightlyForecaster`; the metadata the training
+    window, features and backtest scores (``backtest.score`` = WAPE of the selected models over the
+    backtest days, lower is better; None when the backtest window holds no sale to score).
 
-    Per series the bundle also stores its lead time (``lead_times``, else
-    ``default_lead_time_days``, else ``fc.lead_time_days``; whole days) and the lead-time
-    dispersion measured at it (``phi_own_lead_time``), beside ``phi_lead_time`` at
-    ``fc.lead_time_days``.
+    Per series the model also stores its lead time (``lead_times``, else ``default_lead_time_days``,
+    else ``fc.lead_time_days``; whole days) and the lead-time dispersion measured at it
+    (``phi_own_lead_time``), beside ``phi_lead_time`` at ``fc.lead_time_days``.
     """
     rd = pd.Timestamp(run_date)
     keys = series_keys(sales, items, stock, run_date)
     start, end = history_window(sales, rd, fc.history_days)
     y = history_matrix(sales, keys, start, end)
     inputs, maps = _gbm_inputs(sales, items, keys, start, end, y, fc.horizon_days, None)
-    sel = ForecastSelector(
+    default_days = fc.lead_time_days if default_lead_time_days is None else default_lead_time_days
+    leads = series_lead_times(keys, contract.empty("lead_times") if lead_times is None else lead_times, default_days)
+    model = NightlyForecaster(
         horizon=fc.horizon_days,
         season=7,
         n_folds=fc.backtest_folds,
         use_gbm=fc.use_gbm,
         gbm_params={"max_iter": fc.gbm_max_iter, "row_weights": fc.gbm_row_weights},
         min_gain=fc.min_gain,
-        gbm_refit_per_fold=fc.backtest_refit_gbm,
+        refit_gbm_per_fold=fc.backtest_refit_gbm,
+        reference_lead_time_days=fc.lead_time_days,
         random_state=0,
-    ).fit(y, **inputs)
-    gbm = getattr(sel, "gbm_", None)
-    if gbm is not None:  # the nightly prediction passes its own history: do not store the training copy
-        gbm.history_ = None
-        gbm.calendar_ = None
-        gbm.static_ = None
-        gbm.groups_ = None
-        gbm.covariates_ = None
-    last = slice(max(0, sel.fold_actual_.shape[1] - fc.horizon_days), sel.fold_actual_.shape[1])
-    fold_start = y.shape[1] - fc.horizon_days
-    scale = naive_scale(y[:, : max(fold_start, 0)]) if fold_start > 1 else np.full(len(keys), np.nan)
-    accuracy = _accuracy_frame(rd, keys, sel.model_, sel.fold_actual_[:, last], sel.fold_forecast_[:, last], scale)
-    default_days = fc.lead_time_days if default_lead_time_days is None else default_lead_time_days
-    leads = series_lead_times(keys, contract.empty("lead_times") if lead_times is None else lead_times, default_days)
-    series = keys.assign(
-        model=sel.model_.astype(str),
-        phi=sel.phi_,
-        phi_lead_time=sel.lead_time_dispersion(fc.lead_time_days),
-        lead_time_days=leads["lead_time_days"].to_numpy(),
-        phi_own_lead_time=lead_time_dispersions(sel, leads["lead_time_days"].to_numpy()),
-    )
-    bundle = {
-        "gbm": gbm,
-        "candidates": [c for c in sel.candidates],
-        "names": list(sel.candidates_)[: len(sel.candidates_) - (sel.combination_ is not None)],  # combination: derived
-        "best_global": sel.best_global_,
-        "combination": sel.combination_,
-        "horizon": int(fc.horizon_days),
-        "season": 7,
-        "series": series,
-        "maps": maps,
-        "accuracy": accuracy,
-    }
-    obs = ~np.isnan(sel.fold_actual_)
-    act = np.where(obs, sel.fold_actual_, 0.0)
-    tot = act.sum()
-    fold_q = nb_quantiles(np.where(obs, sel.fold_forecast_, 0.0), sel.phi_[:, None], (0.9, 0.95))
-
-    def _wape(f: np.ndarray) -> float | None:
-        return float(np.abs(np.where(obs, f, 0.0) - act).sum() / tot) if tot > 0 else None
-
+    ).fit(y, keys, lead_days=leads["lead_time_days"].to_numpy(), static_maps=maps, **inputs)
+    bt = model.backtest_
     metadata = {
         "trained_for_run_date": rd.date().isoformat(),
         "training_window": [start.date().isoformat(), (end - pd.Timedelta(days=1)).date().isoformat()],
         "horizon_days": int(fc.horizon_days),
         "n_series": int(len(keys)),
-        "candidates": list(sel.candidates_),
-        "best_global": sel.best_global_,
-        "min_gain": sel.min_gain_,
-        "min_gain_scores": {str(k): v for k, v in getattr(sel, "gain_scores_", {}).items()},
+        "candidates": bt["candidates"],
+        "best_global": bt["best_global"],
+        "min_gain": bt["min_gain"],
+        "min_gain_scores": bt["min_gain_scores"],
         "combination": None
-        if sel.combination_ is None
-        else {"gbm_weight": sel.combination_[1], "partner": sel.combination_[0]},
+        if model.combination_ is None
+        else {"gbm_weight": model.combination_[1], "partner": model.combination_[0]},
         "features": {
-            "gbm": list(gbm.feature_names_) if gbm is not None else [],
+            "gbm": list(model.gbm_.feature_names_) if model.gbm_ is not None else [],
             "calendar": list(CHINA_COLUMNS),
             "static": list(maps),
         },
-        "model_counts": {str(k): int(v) for k, v in pd.Series(sel.model_).value_counts().sort_index().items()},
-        "demand_classes": {str(k): int(v) for k, v in pd.Series(sel.demand_class_).value_counts().sort_index().items()},
+        "model_counts": bt["model_counts"],
+        "demand_classes": bt["demand_classes"],
         "backtest": {
             "folds": int(fc.backtest_folds),
-            "score": _wape(sel.fold_forecast_) if tot > 0 else 0.0,  # lower is better
+            "score": bt["score"],  # lower is better; None: no sale in the backtest window
             "metric": "wape of the selected models over the backtest days",
-            "candidate_wape": {
-                name: _wape(fold_fc) for name, fold_fc in zip(sel.candidates_, sel.fold_candidates_, strict=True)
-            },
-            "p90_coverage": float((act[obs] <= fold_q[..., 0][obs]).mean()) if obs.any() else None,
-            "p95_coverage": float((act[obs] <= fold_q[..., 1][obs]).mean()) if obs.any() else None,
+            "actual_units": bt["actual_units"],
+            "candidate_wape": bt["candidate_wape"],
+            "p90_coverage": bt["p90_coverage"],
+            "p95_coverage": bt["p95_coverage"],
         },
         "random_state": 0,
     }
-    return bundle, metadata
+    return model, metadata
+
+
+def accuracy_rows(model: NightlyForecaster, run_date: date) -> pd.DataFrame:
+    """The ``forecast_accuracy`` rows (without run_id) of a model: its scores on its newest backtest fold."""
+    fold = model.last_fold_
+    return _accuracy_frame(
+        pd.Timestamp(run_date),
+        model.series_[KEY],
+        model.series_["model"].to_numpy(),
+        fold["actual"],
+        fold["forecast"],
+        fold["scale"],
+    )
 
 
 def predict_with(
-    bundle: dict[str, Any],
+    model: NightlyForecaster,
     sales: pd.DataFrame,
     items: pd.DataFrame,
     stock: pd.DataFrame,
     run_date: date,
     fc: ForecastConfig,
 ) -> pd.DataFrame:
-    """Daily forecasts (``forecasts`` columns without run_id) from a stored model: the statistical
-    candidates are refitted on the current history, the global model predicts from it, and each
-    series uses the model selected for it at training (new series: the globally best one)."""
+    """Daily forecasts (``forecasts`` columns without run_id) from a stored model on the current
+    history (:meth:`models.nightly.NightlyForecaster.predict`)."""
     rd = pd.Timestamp(run_date)
-    h = int(bundle["horizon"])
+    h = int(model.horizon)
     keys = series_keys(sales, items, stock, run_date)
     start, end = history_window(sales, rd, fc.history_days)
     y = history_matrix(sales, keys, start, end)
-    names: list[str] = bundle["names"]
-    fcs = np.zeros((len(names), len(keys), h))
-    for c, spec in enumerate(bundle["candidates"]):
-        fcs[c] = candidate_forecast(spec, y, h, bundle["season"])
-    if "gbm" in names and len(keys) and y.shape[1] > 0:
-        inputs, _ = _gbm_inputs(sales, items, keys, start, end, y, h, bundle["maps"])
-        fcs[names.index("gbm")] = bundle["gbm"].predict_from(y, **inputs)
-    combination = bundle.get("combination")
-    if combination is not None:
-        names = names + [f"gbm+{combination[0]}"]
-        fcs = combine(fcs, names[:-1], tuple(combination))
-    stored = keys.merge(bundle["series"], on=KEY, how="left")
-    chosen = stored["model"].where(stored["model"].isin(names), bundle["best_global"]).to_numpy()
-    choice = pd.Index(names).get_indexer(chosen).astype(np.int64)
-    phi_default = float(np.median(bundle["series"]["phi"])) if len(bundle["series"]) else 1.0
-    phi = stored["phi"].fillna(phi_default).to_numpy(dtype=float)
-    sold = (np.nan_to_num(y) > 0).any(axis=1)
-    mean = np.where(sold[:, None], fcs[choice, np.arange(len(keys))], 0.0) if len(keys) else np.zeros((0, h))
-    q = nb_quantiles(mean, phi[:, None], QUANTILES)
-    model = np.where(sold, chosen.astype(object), "zero_no_sales")
+    inputs: dict[str, np.ndarray] = {}
+    if model.gbm_ is not None and len(keys) and y.shape[1] > 0:
+        inputs, _ = _gbm_inputs(sales, items, keys, start, end, y, h, model.static_maps_)
+    mean, q, chosen = model.predict(y, keys, **inputs)
     horizon = np.tile(np.arange(1, h + 1, dtype=np.int64), len(keys))
     return pd.DataFrame(
         {
@@ -606,7 +550,7 @@ def predict_with(
             "horizon": horizon,
             "mean": mean.reshape(-1),
             **{name: q[:, :, i].reshape(-1) for i, name in enumerate(QUANTILE_COLUMNS)},
-            "model": np.repeat(model, h).astype(str),
+            "model": np.repeat(chosen, h).astype(str),
         }
     )
 
@@ -620,26 +564,37 @@ def retrain(
     lead_times: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Train a new version, save it and promote it if its backtest is not worse than the current one."""
-    bundle, meta = train_model(
+    model, meta = train_model(
         sales, items, stock, run_date, cfg.forecast, lead_times, cfg.policy.default_lead_time_days
     )
     root = model_dir(cfg)
-    path = artifacts.save(root, run_date, bundle, meta)
+    path = artifacts.save(root, run_date, model, meta)
     promoted, reason = artifacts.promote(root, path.name)
     return {"version": path.name, "promoted": promoted, "reason": reason, "score": meta["backtest"]["score"]}
 
 
 def _current_or_train(
     ctx: RunContext, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, lead_times: pd.DataFrame
-) -> tuple[dict[str, Any], dict[str, Any], str]:
+) -> tuple[NightlyForecaster, dict[str, Any], str]:
+    """The current model version, or a new one trained now and made current when there is no usable
+    one (none yet, another horizon, or a file of an older format)."""
     root = model_dir(ctx.cfg)
     loaded = artifacts.load_current(root)
-    if loaded is not None and int(loaded[1].get("horizon_days", -1)) == ctx.cfg.forecast.horizon_days:
-        return loaded[0], loaded[1], f"model {loaded[1]['version']} (trained for {loaded[1]['trained_for_run_date']})"
-    info = retrain(ctx.cfg, ctx.run_date, sales, items, stock, lead_times)
-    loaded = artifacts.load_current(root)
-    assert loaded is not None, info
-    return loaded[0], loaded[1], f"no usable model: trained {info['version']} ({info['reason']})"
+    if loaded is None:
+        why = "no model yet"
+    elif not isinstance(loaded[0], NightlyForecaster):
+        why = f"model {loaded[1].get('version')} is of an older format"
+    elif int(loaded[1].get("horizon_days", -1)) != ctx.cfg.forecast.horizon_days:
+        why = f"model {loaded[1].get('version')} forecasts {loaded[1].get('horizon_days')} days"
+    else:
+        meta = loaded[1]
+        return loaded[0], meta, f"model {meta['version']} (trained for {meta['trained_for_run_date']})"
+    model, meta = train_model(
+        sales, items, stock, ctx.run_date, ctx.cfg.forecast, lead_times, ctx.cfg.policy.default_lead_time_days
+    )
+    path = artifacts.save(root, ctx.run_date, model, meta)
+    artifacts.make_current(root, path.name)
+    return model, {**meta, "version": path.name}, f"{why}: trained {path.name} and made it current"
 
 
 def _staged_lead_times(ctx: RunContext) -> tuple[pd.DataFrame, list[str]]:
@@ -672,11 +627,11 @@ def forecast_stage(ctx: RunContext) -> StageResult:
         phi = np.ones(len(leads))  # independent Poisson days: the lead-time sum is Poisson
         note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
     else:
-        bundle, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
-        forecasts = predict_with(bundle, sales, items, stock, ctx.run_date, fc)
-        accuracy = bundle["accuracy"].assign(run_date=pd.Timestamp(ctx.run_date))
+        model, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
+        forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc)
+        accuracy = accuracy_rows(model, ctx.run_date)
         leads = series_lead_times(forecasts[KEY].drop_duplicates(), lead_times, ctx.cfg.policy.default_lead_time_days)
-        phi = stored_lead_time_dispersion(bundle, leads)
+        phi = stored_lead_time_dispersion(model, leads)
         note = f"per-series selected models, {fc.horizon_days}-day horizon, negative binomial quantiles; {how}"
     lead_demand = lead_time_demand(forecasts, leads, phi)
     counts = {
@@ -708,7 +663,7 @@ __all__ = [
     "forecast_stage",
     "history_matrix",
     "lead_time_demand",
-    "lead_time_dispersions",
+    "accuracy_rows",
     "model_dir",
     "predict_with",
     "retrain",

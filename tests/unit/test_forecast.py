@@ -14,6 +14,7 @@ from sklearn.exceptions import NotFittedError
 from models import artifacts
 from models.backtest import nb_quantiles
 from models.baselines import MovingAverageForecaster, moving_average, naive_scale, poisson_quantiles
+from models.nightly import NightlyForecaster
 from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
@@ -332,12 +333,12 @@ def test_stored_lead_time_dispersion_falls_back_for_new_series_and_changed_lead_
         }
     )
     leads = pd.DataFrame({"sku": ["A", "B", "C", "N"], "location": ["S1"] * 4, "lead_time_days": [3, 6, 0, 3]})
-    got = stored_lead_time_dispersion({"series": series}, leads)
+    model = NightlyForecaster()
+    model.series_ = series  # the learned per-series state only: what the function reads
+    got = stored_lead_time_dispersion(model, leads)
     # A: trained at 3 days -> own; B: lead time changed -> its phi at forecast.lead_time_days;
     # C: 0 days -> 1; N: new series -> median phi_lead_time of the trained series
     np.testing.assert_allclose(got, [1.5, 4.0, 1.0, 4.0])
-    old = {"series": series.drop(columns=["lead_time_days", "phi_own_lead_time"])}  # a model saved before
-    np.testing.assert_allclose(stored_lead_time_dispersion(old, leads), [2.0, 4.0, 1.0, 4.0])
 
 
 def _overdispersed_panel(n: int, days: int, seed: int) -> tuple[np.ndarray, pd.DatetimeIndex, pd.DataFrame]:
@@ -365,14 +366,14 @@ def test_published_lead_time_quantiles_are_calibrated_on_overdispersed_demand() 
     fc = load_config(
         overrides={"forecast": {"horizon_days": h, "history_days": 140, "backtest_folds": 3, "use_gbm": False}}
     ).forecast
-    bundle, _ = train_model(s, it, stock(), RUN, fc, lt, default_lead_time_days=7)
-    assert bundle["series"]["lead_time_days"].tolist() == days.tolist()
+    model, _ = train_model(s, it, stock(), RUN, fc, lt, default_lead_time_days=7)
+    assert model.series_["lead_time_days"].tolist() == days.tolist()
     hits, hits_poisson = [], []
     for night in range(3):
         run = (D(RUN) + pd.Timedelta(days=night * h)).date()
-        fcs = predict_with(bundle, s, it, stock(snapshot=run), run, fc)
+        fcs = predict_with(model, s, it, stock(snapshot=run), run, fc)
         leads = series_lead_times(fcs[["sku", "location"]].drop_duplicates(), lt, 7)
-        out = lead_time_demand(fcs, leads, stored_lead_time_dispersion(bundle, leads))
+        out = lead_time_demand(fcs, leads, stored_lead_time_dispersion(model, leads))
         start = 140 + night * h
         cum = np.cumsum(y[:, start : start + h], axis=1)
         realised = cum[np.arange(n), days - 1]
@@ -501,7 +502,7 @@ def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -
     assert ltd["explanation_en"].str.contains("7-day lead time").all() and ltd["explanation_zh"].str.len().gt(0).all()
     loaded = artifacts.load_current(root)
     assert loaded is not None
-    stored = loaded[0]["series"].set_index(["sku", "location"])
+    stored = loaded[0].series_.set_index(["sku", "location"])
     assert set(stored["lead_time_days"]) == {7} and (stored["phi_own_lead_time"] >= 1).all()
     np.testing.assert_allclose(by_key["dispersion"], stored.loc[by_key.index, "phi_own_lead_time"])
     first_ltd = ctx.path("lead_time_demand").read_bytes()

@@ -388,9 +388,24 @@ def test_artifacts_promote_only_if_not_worse(tmp_path) -> None:
     assert not ok and "worse" in reason and artifacts.current_version(tmp_path) == v1.name
     v3 = artifacts.save(tmp_path, date(2026, 1, 17), {"w": 3}, {"backtest": {"score": 0.5}})
     assert artifacts.promote(tmp_path, v3.name)[0]
-    bundle, meta = artifacts.load_current(tmp_path)
-    assert bundle == {"w": 3} and meta["version"] == "v2026-01-17-01"
+    model, meta = artifacts.load_current(tmp_path)
+    assert model == {"w": 3} and meta["version"] == "v2026-01-17-01"
     assert json.loads((v2 / "metadata.json").read_text())["version"] == "v2026-01-10-02"
+
+
+def test_an_unscored_model_never_replaces_a_scored_one_and_any_scored_one_replaces_it(tmp_path) -> None:
+    """A retrain whose backtest window holds no sale has no score (not 0.0): it is not promoted over a
+    scored model; as the first model it is used, and the next scored one replaces it."""
+    d = date(2026, 1, 10)
+    first = artifacts.save(tmp_path, d, {"w": 0}, {"backtest": {"score": None}})
+    ok, reason = artifacts.promote(tmp_path, first.name)
+    assert ok and "no backtest score" in reason
+    scored = artifacts.save(tmp_path, date(2026, 1, 17), {"w": 1}, {"backtest": {"score": 0.9}})
+    ok, reason = artifacts.promote(tmp_path, scored.name)
+    assert ok and "which had no backtest score" in reason and artifacts.current_version(tmp_path) == scored.name
+    empty = artifacts.save(tmp_path, date(2026, 1, 24), {"w": 2}, {"backtest": {"score": None}})
+    ok, reason = artifacts.promote(tmp_path, empty.name)
+    assert not ok and "no sale in its backtest window" in reason and artifacts.current_version(tmp_path) == scored.name
 
 
 def test_gbm_row_weights_follow_the_volume_weighted_metric() -> None:
