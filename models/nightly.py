@@ -142,7 +142,7 @@ class NightlyForecaster(BaseEstimator):
                 arr, calendar=calendar, static=static, groups=groups, covariates=covariates
             )
         if self.combination_ is not None:
-            fcs = combine(fcs, names, tuple(self.combination_))
+            fcs = combine(fcs, names, self.combination_)
             names = names + [f"gbm+{self.combination_[0]}"]
         stored = keys[KEY].reset_index(drop=True).merge(self.series_, on=KEY, how="left")
         chosen = stored["model"].where(stored["model"].isin(names), self.best_global_).to_numpy()

@@ -249,50 +249,48 @@ class Graph:
     writer: dict[str, str] = field(default_factory=dict)
 
 
+def _direct_edges(stages: tuple[Stage, ...]) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """For each stage the stages writing what it reads (and its ``after``); the writer of each file."""
+    writer: dict[str, str] = {}
+    direct: dict[str, set[str]] = {}
+    seen: list[str] = []
+    for s in stages:
+        missing = [r for r in s.required_reads if r not in writer]
+        if missing:
+            raise StageContractError(
+                f"stage {s.name!r} reads {missing[0]!r}, which no earlier stage writes"
+                f" (earlier: {', '.join(seen) or 'none'})"
+            )
+        late = [a for a in s.after if a not in seen]
+        if late:
+            raise StageContractError(f"stage {s.name!r} runs after {late[0]!r}, which is not an earlier stage")
+        twice = [w for w in s.all_writes if w in writer]
+        if twice:
+            raise StageContractError(f"{twice[0]!r} is written by both {writer[twice[0]]!r} and {s.name!r}")
+        direct[s.name] = {writer[r] for r in s.all_reads if r in writer} | set(s.after)
+        writer.update({w: s.name for w in s.all_writes})
+        seen.append(s.name)
+    return direct, writer
+
+
 def graph(stages: tuple[Stage, ...]) -> Graph:
     """Edges from the declared files: a stage depends on the latest earlier stage writing each file it
     reads (and on its ``after`` stages). Raises :class:`StageContractError` when a required read has
     no earlier writer, a file has two writers, or ``after`` names a stage that does not run earlier.
     Redundant edges (implied by a longer path) are dropped so the DAG stays readable."""
-    writer: dict[str, str] = {}
-    direct: dict[str, set[str]] = {}
-    seen: list[str] = []
-    for s in stages:
-        ups: set[str] = set()
-        for r in s.reads:
-            name = r.lstrip("?")
-            if name in writer:
-                ups.add(writer[name])
-            elif not r.startswith("?"):
-                raise StageContractError(
-                    f"stage {s.name!r} reads {name!r}, which no earlier stage writes"
-                    f" (earlier: {', '.join(seen) or 'none'})"
-                )
-        for a in s.after:
-            if a not in seen:
-                raise StageContractError(f"stage {s.name!r} runs after {a!r}, which is not an earlier stage")
-            ups.add(a)
-        for w in s.all_writes:
-            if w in writer:
-                raise StageContractError(f"{w!r} is written by both {writer[w]!r} and {s.name!r}")
-            writer[w] = s.name
-        direct[s.name] = ups
-        seen.append(s.name)
-    # transitive reduction (the stages are already in a topological order)
+    direct, writer = _direct_edges(stages)
+    order = [s.name for s in stages]
     ancestors: dict[str, set[str]] = {}
-    for s in stages:
-        anc: set[str] = set()
-        for u in direct[s.name]:
-            anc |= {u} | ancestors[u]
-        ancestors[s.name] = anc
+    for name in order:  # already a topological order
+        ancestors[name] = set().union(*({u} | ancestors[u] for u in direct[name])) if direct[name] else set()
     upstream = {
-        s.name: tuple(
+        name: tuple(
             sorted(
-                (u for u in direct[s.name] if not any(u in ancestors[v] for v in direct[s.name] if v != u)),
-                key=seen.index,
+                (u for u in direct[name] if not any(u in ancestors[v] for v in direct[name] if v != u)),
+                key=order.index,
             )
         )
-        for s in stages
+        for name in order
     }
     return Graph(stages=stages, upstream=upstream, writer=writer)
 
