@@ -41,7 +41,7 @@ class LinearProgram:
         self.n_vars += len(cost)
         return first
 
-    def constraints(self, name: str, upper: np.ndarray, terms: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> int:
+    def constraints(self, name: str, upper: np.ndarray, terms: list[tuple[Any, Any, Any]]) -> int:
         """Add ``len(upper)`` rows ``sum of terms <= upper``; each term is (row within the block,
         column, coefficient) arrays. Returns the first row."""
         upper = np.asarray(upper, float)
