@@ -20,49 +20,18 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
-import sqlalchemy as sa
 
+from pipelines import decision_store, reporting
 from pipelines import decisions as dec
-from pipelines import reporting
 from pipelines.context import RunContext, StageResult
 
 
 def read_decision_table(url: str, run_date: date) -> pd.DataFrame:
     """The latest version of every decision on a recommendation of a run date before ``run_date``,
     as :data:`pipelines.decisions.STAGED_COLUMNS`."""
-    t = reporting.TRANSFER_DECISIONS
-    key = [t.c.rec_run_date, t.c.sku, t.c.from_location, t.c.to_location]
-    latest = (
-        sa.select(*key, sa.func.max(t.c.version).label("version"))
-        .where(t.c.rec_run_date < run_date)
-        .group_by(*key)
-        .subquery()
-    )
-    stmt = sa.select(
-        t.c.rec_run_date,
-        t.c.sku,
-        t.c.from_location,
-        t.c.to_location,
-        t.c.decision,
-        t.c.new_quantity,
-        t.c.decided_by,
-        t.c.source,
-        t.c.reason_code,
-    ).join(
-        latest,
-        sa.and_(
-            t.c.rec_run_date == latest.c.rec_run_date,
-            t.c.sku == latest.c.sku,
-            t.c.from_location == latest.c.from_location,
-            t.c.to_location == latest.c.to_location,
-            t.c.version == latest.c.version,
-        ),
-    )
-    with reporting.engine_for(url).connect() as conn:
-        rows = conn.execute(stmt).all()
-    cols = ["run_date", "sku", "from_location", "to_location", "decision", "quantity", "decided_by", "source"]
-    df = pd.DataFrame([tuple(r) for r in rows], columns=[*cols, "reason_code"])
-    return dec.staged_decisions(df)
+    d = decision_store.read_latest(url, run_date)
+    d = d.rename(columns={"rec_run_date": "run_date", "new_quantity": "quantity"})
+    return dec.staged_decisions(d)
 
 
 def feedback_stage(ctx: RunContext) -> StageResult:

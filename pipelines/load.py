@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipelines import contract, reporting
+from pipelines import contract, decision_store, reporting
 from pipelines.context import RunContext, StageResult
 from pipelines.urls import redact_url
 
@@ -76,7 +76,13 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     wm_path = ctx.path(WATERMARKS_FILE)
     watermarks = read_proposed_watermarks(wm_path) if wm_path.exists() else []
 
+    approved = {"auto_approved": 0}
+
     def _before_commit(conn: sa.Connection) -> None:
+        if "transfers" in frames:  # the auto tier is approved by the system, with the publish
+            approved["auto_approved"] = decision_store.approve_auto_tier(
+                conn, frames["transfers"], ctx.run_date, ctx.run_id
+            )
         for wm in watermarks:
             reporting.set_watermark(conn, wm["source"], wm["table_name"], wm["watermark"], ctx.run_date)
         if before_commit is not None:
@@ -94,6 +100,8 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     ]
     if missing:
         notes.append(f"no file for {', '.join(missing)}: published as empty for {ctx.run_date}")
+    if approved["auto_approved"]:
+        notes.append(f"{approved['auto_approved']} auto-tier transfer(s) approved by the system")
     if watermarks:
         notes.append(
             "watermarks advanced: " + ", ".join(f"{w['source']}.{w['table_name']}={w['watermark']}" for w in watermarks)
@@ -104,6 +112,6 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     return StageResult(
         stage="load",
         paths=paths,
-        counts={**inserted, "watermarks": len(watermarks)},
+        counts={**inserted, "watermarks": len(watermarks), **approved},
         notes=notes,
     )
