@@ -147,13 +147,56 @@ def _print_summary(cfg: Config, run_date: date, results: dict[str, Any], seconds
 def demo(
     config: ConfigOpt = None,
     skus: Annotated[int, typer.Option(help="number of SKUs in the demo ERP")] = 300,
+    nights: Annotated[
+        int, typer.Option(help="consecutive business nights to run (simulated planner and warehouse)")
+    ] = 1,
 ) -> None:
-    """Generate the demo ERP and run the nightly pipeline for its latest business date."""
+    """Generate the demo ERP and run the nightly pipeline for its next business night(s).
+
+    With ``--nights N`` the demo runs N consecutive nights: each night a simulated planner decides
+    the recommendations that need a person, the approved transfers become orders in the demo ERP,
+    and its warehouse ships, receives and sells before the next night (pipelines.demo.nights).
+    """
+    from pipelines.demo import nights as dn
     from pipelines.demo import source as ds
+    from pipelines.demo import warehouse
+
+    if nights < 1:
+        _say("error: --nights must be at least 1")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    try:
+        cfg = load_config(config, overrides=dn.demo_config_overrides(cfg))
+    except ConfigError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+    demo_source(config=config, url=None, seed=42, skus=skus, locations=6, days=730)
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(cfg.source_url())
+    try:
+        warehouse.ensure_tables(engine, seed=42)
+    finally:
+        engine.dispose()
+    first = ds.DEMO_END_DATE + timedelta(days=1)
+    if nights == 1:
+        _run(cfg, first)
+        return
+    dn.run_nights(cfg, first, nights, lambda day: _run(cfg, day), _say)
+
+
+@app.command()
+def orders(
+    date_: Annotated[str, typer.Option("--date", help="business date, YYYY-MM-DD")],
+    config: ConfigOpt = None,
+) -> None:
+    """Turn approved decisions into transfer orders and export the pending ones (run it during the
+    day, e.g. hourly, so approvals reach the ERP before the next night)."""
+    from pipelines.order_export import orders_cycle
 
     cfg = _load(config)
-    demo_source(config=config, url=None, seed=42, skus=skus, locations=6, days=730)
-    _run(cfg, ds.DEMO_END_DATE + timedelta(days=1))
+    counts = orders_cycle(cfg, _parse_date(date_))
+    typer.echo(", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing to do")
 
 
 @app.command()

@@ -271,6 +271,106 @@ class TransferConfig(_Strict):
     reject_cooldown_days: int = Field(14, ge=0, description="a rejected transfer is not proposed again for this long")
 
 
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+#: fields of an exported order line (the file template and the generic SQL tables map them)
+ORDER_FIELDS = (
+    "order_no",
+    "revision",
+    "action",
+    "status",
+    "order_date",
+    "departure_date",
+    "from_location",
+    "to_location",
+    "line_no",
+    "sku",
+    "quantity",
+)
+ORDER_HEADER_FIELDS = ("order_no", "revision", "status", "order_date", "departure_date", "from_location", "to_location")
+ORDER_LINE_FIELDS = ("order_no", "line_no", "sku", "quantity")
+
+
+class OrderTable(_Strict):
+    """One ERP table an order is written into (generic SQL write-back): its name and columns."""
+
+    table: str = Field(description="table name, optionally schema.table (identifiers only)")
+    columns: dict[str, str] = Field(default_factory=dict, description="order field -> column (default: same name)")
+
+    @field_validator("table")
+    @classmethod
+    def _table_identifier(cls, v: str) -> str:
+        import re
+
+        if not all(re.match(_IDENTIFIER, part) for part in v.split(".")) or v.count(".") > 1:
+            raise ValueError(f"{v!r} is not a table name (letters, digits, underscore; optionally schema.table)")
+        return v
+
+    @field_validator("columns")
+    @classmethod
+    def _column_identifiers(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        unknown = sorted(set(v) - set(ORDER_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown order field(s) {unknown}; expected some of {list(ORDER_FIELDS)}")
+        bad = sorted(c for c in v.values() if not re.match(_IDENTIFIER, c))
+        if bad:
+            raise ValueError(f"not column names: {bad} (letters, digits, underscore)")
+        return v
+
+
+class OrderTarget(DatabaseConfig):
+    """Where approved transfer orders are exported: ``sql`` (write-back into the ERP's transfer-request
+    tables; the database is the source's unless ``url_env`` / ``conn_id`` / ``url`` say otherwise) or
+    ``file`` (one CSV or xlsx per order revision in ``folder``)."""
+
+    name: str = Field(min_length=1, description="name of the target in the order book (unique)")
+    kind: Literal["sql", "file"]
+    profile: Literal["demo", "generic"] = Field("demo", description="sql: the demo ERP's tables, or generic")
+    header: OrderTable | None = Field(None, description="sql generic: the request header table")
+    lines: OrderTable | None = Field(None, description="sql generic: the request line table")
+    folder: Path | None = Field(None, description="file: folder the files are written into")
+    format: Literal["csv", "xlsx"] = "csv"
+    encoding: str = Field("utf-8", description="file csv: encoding (gbk for ERPs that import it)")
+    file_columns: dict[str, str] = Field(
+        default_factory=dict, description="file: order field -> header text, in this order (default: every field)"
+    )
+
+    @model_validator(mode="after")
+    def _needs(self) -> OrderTarget:
+        if self.kind == "file":
+            if self.folder is None:
+                raise ValueError("a file target needs folder")
+            unknown = sorted(set(self.file_columns) - set(ORDER_FIELDS))
+            if unknown:
+                raise ValueError(
+                    f"file_columns: unknown order field(s) {unknown}; expected some of {list(ORDER_FIELDS)}"
+                )
+            "".encode(self.encoding)  # an unknown codec is a LookupError here, at load
+        if self.kind == "sql" and self.profile == "generic" and (self.header is None or self.lines is None):
+            raise ValueError("a generic sql target needs header and lines tables")
+        return self
+
+
+class OrdersConfig(_Strict):
+    targets: list[OrderTarget] = Field(
+        default_factory=list,
+        description="where approved transfers are exported as orders (none: kept in the order book)",
+    )
+    expire_after_days: int = Field(
+        5, ge=0, le=365, description="an order not shipped this many days after its departure date expires"
+    )
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, v: list[OrderTarget]) -> list[OrderTarget]:
+        names = [t.name for t in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate target name(s) {dup}")
+        return v
+
+
 class RecipientGroup(_Strict):
     name: str
     recipients: list[str] = Field(min_length=1)
@@ -334,6 +434,7 @@ class Config(_Strict):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     policies: list[PolicyRow] = Field(default_factory=_default_policies)
     transfers: TransferConfig = Field(default_factory=TransferConfig)
+    orders: OrdersConfig = Field(default_factory=OrdersConfig)
     email: EmailConfig = Field(default_factory=EmailConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
 

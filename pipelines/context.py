@@ -127,7 +127,9 @@ class RunContext:
         h = hashlib.sha256()
         h.update(self.run_date.isoformat().encode())
         h.update(
-            self.cfg.model_dump_json(exclude={"email", "staging_dir", "output_dir", "reporting", "source"}).encode()
+            self.cfg.model_dump_json(
+                exclude={"email", "staging_dir", "output_dir", "reporting", "source", "orders"}
+            ).encode()
         )
         for name in sorted(contract.INPUT_TABLES):
             p = self.run_dir / f"{name}.parquet"

@@ -12,12 +12,11 @@ one row per decision, UTF-8, with the columns:
 
 The feedback stage reads it together with the ``transfer_decisions`` table of the reporting
 database (the workbench's decisions) into the ``decisions`` staging file; only decisions of runs
-*before* the run date count (:func:`open_transfers`, :func:`excluded_lanes`).
+*before* the run date count (:func:`excluded_lanes`; approvals become transfer orders,
+:mod:`pipelines.orders`).
 
-- **Approved**: the units are on their way. Until the transfer arrives (its run date + the lane's
-  transit days) they count as in transit at the receiver (``in_transit`` and ``available`` up)
-  and as reserved at the donor (``reserved`` up, ``available`` down). From the arrival date on the
-  stock snapshot is expected to show them, so nothing is adjusted.
+- **Approved**: the transfer becomes (a line of) a transfer order (:mod:`pipelines.orders`); until
+  the ERP ships it, its units count as reserved at the donor and on the way to the receiver.
 - **Rejected**: the same (sku, from, to) is not proposed again while the run date is less than
   ``reject_cooldown_days`` after the decision's run date.
 
@@ -84,40 +83,25 @@ def read_decisions(path: str | Path) -> pd.DataFrame:
 
 
 #: columns of the ``decisions`` staging file: the latest decision on each recommendation known at a run
-STAGED_COLUMNS = [*DECISION_COLUMNS, "decided_by", "source", "reason_code"]
-#: columns of the ``open_transfers`` staging file: approved units not yet arrived
-OPEN_COLUMNS = ["sku", "from_location", "to_location", "quantity", "status", "rec_run_date", "arrival_date"]
+STAGED_COLUMNS = [*DECISION_COLUMNS, "decided_by", "source", "reason_code", "rec_run_id"]
+#: columns of the ``open_transfers`` staging file: units of open orders still to arrive (pipelines.orders)
+OPEN_COLUMNS = ["sku", "from_location", "to_location", "quantity", "status", "rec_run_date", "arrival_date", "order_no"]
 
 
 def staged_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     """``decisions`` (DECISION_COLUMNS, optionally who, source and reason) as the staging file, one row
     per recommendation (the last row of a (run_date, sku, from, to) wins), in a stable order."""
     d = decisions.copy()
-    for col, dflt in (("decided_by", ""), ("source", "csv"), ("reason_code", "")):
+    for col, dflt in (("decided_by", "file"), ("source", "csv"), ("reason_code", ""), ("rec_run_id", "file")):
         if col not in d.columns:
             d[col] = dflt
     d = d[STAGED_COLUMNS].drop_duplicates(_KEY, keep="last")
     d = d.astype({"sku": "str", "from_location": "str", "to_location": "str", "decision": "str"})
     d["run_date"] = pd.to_datetime(d["run_date"]).astype("datetime64[ns]").dt.normalize()
     d["quantity"] = d["quantity"].astype(float)
-    for col in ("decided_by", "source", "reason_code"):
+    for col in ("decided_by", "source", "reason_code", "rec_run_id"):
         d[col] = d[col].fillna("").astype("str")
     return d.sort_values(_KEY, kind="mergesort").reset_index(drop=True)
-
-
-def open_transfers(decisions: pd.DataFrame, lanes: pd.DataFrame, run_date: date) -> pd.DataFrame:
-    """Approved transfers of runs before ``run_date`` still on the way: arrival (the run date of the
-    recommendation + the lane's transit days) after ``run_date``. Until then their units count as
-    on the way at the receiver and as reserved at the donor; from the arrival date on the stock
-    snapshot is expected to show them, so nothing is adjusted."""
-    rd = pd.Timestamp(run_date)
-    d = decisions[(decisions["run_date"] < rd) & (decisions["decision"] == "approve") & (decisions["quantity"] > 0)]
-    ln = lanes[["from_location", "to_location", "transit_days"]]
-    d = d.merge(ln, on=["from_location", "to_location"], how="left")
-    arrival = d["run_date"] + pd.to_timedelta(d["transit_days"].fillna(0).astype("int64"), unit="D")
-    d = d.assign(status="approved", rec_run_date=d["run_date"], arrival_date=arrival)
-    d = d[d["arrival_date"] > rd]
-    return d[OPEN_COLUMNS].sort_values(["sku", "from_location", "to_location", "rec_run_date"]).reset_index(drop=True)
 
 
 def excluded_lanes(decisions: pd.DataFrame, run_date: date, reject_cooldown_days: int) -> pd.DataFrame:

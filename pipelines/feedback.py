@@ -8,9 +8,16 @@ works on staging files alone:
   the planners' decisions file ``transfers.decisions_csv``
   (:func:`pipelines.decisions.read_decisions`; a row of the file wins over the table for the same
   recommendation);
-- ``open_transfers``: approved transfers still on the way (:func:`pipelines.decisions.open_transfers`):
-  the policy stage counts their units as in transit at the receiver and reserved at the donor, so
-  alerts, transfers and KPIs all see them;
+- the **order book** (:mod:`pipelines.orderbook`): approved recommendations become transfer orders
+  (one per lane and departure date), changed ones are revised, orders not shipped in time expire,
+  and pending exports are retried (:mod:`pipelines.order_export`);
+- ``open_transfers``: what open orders mean for tonight (:func:`pipelines.orders.open_transfers`):
+  approved-not-shipped units reserved at the donor and on the way to the receiver, shipped ones in
+  transit where the ERP's own stock does not already hold them; the policy stage counts them, so
+  alerts, transfers and KPIs all see them, and the transfers stage does not propose a lane again
+  while an order on it is open;
+- ``order_checks``: data-quality rows for the order book (an ERP holding fewer units in transit than
+  the shipped orders say), published with the run's other data-quality results;
 - ``past_forecasts``: the forecasts published by the latest run whose whole horizon has passed
   (:func:`pipelines.reporting.read_last_horizon_forecasts`), for the KPIs' last-horizon accuracy.
 """
@@ -21,9 +28,11 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from pipelines import decision_store, reporting
+from pipelines import decision_store, orderbook, reporting
 from pipelines import decisions as dec
+from pipelines import orders as od
 from pipelines.context import RunContext, StageResult
+from pipelines.frames import stock_totals
 
 
 def read_decision_table(url: str, run_date: date) -> pd.DataFrame:
@@ -34,9 +43,41 @@ def read_decision_table(url: str, run_date: date) -> pd.DataFrame:
     return dec.staged_decisions(d)
 
 
+def _as_table_rows(staged: pd.DataFrame) -> pd.DataFrame:
+    """Staged decisions in the columns of ``transfer_decisions`` that the order book reads."""
+    return staged.rename(columns={"run_date": "rec_run_date", "quantity": "new_quantity"})
+
+
+def order_checks(disagree: pd.DataFrame, run_date: date, run_id: str) -> pd.DataFrame:
+    """``dq_results`` rows (warn level) for the ERP's in-transit units disagreeing with shipped orders."""
+    n = len(disagree)
+    observed = (
+        "the ERP holds fewer units in transit than the shipped, unreceived orders at"
+        f" {n} SKU-location(s), e.g. {disagree.iloc[0]['sku']} at {disagree.iloc[0]['location']}:"
+        f" ERP {disagree.iloc[0]['erp_in_transit']:g}, orders {disagree.iloc[0]['shipped_open']:g}"
+        if n
+        else "the ERP's units in transit cover every shipped, unreceived order"
+    )
+    return pd.DataFrame(
+        {
+            "run_date": [pd.Timestamp(run_date)],
+            "run_id": [run_id],
+            "table_name": ["transfer_orders"],
+            "rule": ["in_transit_covers_shipped_orders"],
+            "column_name": ["in_transit"],
+            "level": ["warn"],
+            "passed": [n == 0],
+            "observed": [observed],
+            "observed_value": [float(n)],
+            "failing_rows": [n],
+        }
+    )
+
+
 def feedback_stage(ctx: RunContext) -> StageResult:
-    """Read the reporting database (decisions, past forecasts) and the lanes; write ``decisions``,
-    ``open_transfers`` and ``past_forecasts``."""
+    """Read the reporting database (decisions, orders, past forecasts), the lanes and the stock;
+    update the order book; write ``decisions``, ``open_transfers``, ``order_checks`` and
+    ``past_forecasts``."""
     tc = ctx.cfg.transfers
     url = ctx.cfg.reporting_url()
     reporting.migrate(url)
@@ -49,12 +90,19 @@ def feedback_stage(ctx: RunContext) -> StageResult:
             notes.append(f"{len(from_file)} decision(s) read from {tc.decisions_csv}")
         else:
             notes.append(f"no planner decisions file at {tc.decisions_csv}: none read from a file")
-    on_the_way = dec.open_transfers(known, ctx.read("lanes"), ctx.run_date)
+    lanes = ctx.read("lanes")
+    book = sync_order_book(ctx, url, known)
+    notes += book["notes"]
+    erp = stock_totals(ctx.read("stock"), ctx.run_date)[["sku", "location", "in_transit"]]
+    on_the_way, disagree = od.open_transfers(book["lines"], lanes, ctx.run_date, erp)
     if len(on_the_way):
         notes.append(
-            f"{len(on_the_way)} approved transfer(s) still on the way ({on_the_way['quantity'].sum():g} units):"
-            " in transit at the receiver, reserved at the donor"
+            f"{on_the_way['order_no'].nunique()} open order(s), {on_the_way['quantity'].sum():g} unit(s) on the way"
+            " counted: reserved at the donor and on the way to the receiver (not shipped yet), or in transit"
+            " where the ERP does not hold them"
         )
+    if len(disagree):
+        notes.append(f"the ERP's in-transit units disagree with shipped orders at {len(disagree)} SKU-location(s)")
     horizon = ctx.cfg.forecast.horizon_days
     past = reporting.read_last_horizon_forecasts(url, ctx.run_date, horizon)
     if past.empty:
@@ -69,6 +117,36 @@ def feedback_stage(ctx: RunContext) -> StageResult:
     counts = {
         "decisions": ctx.write("decisions", known),
         "open_transfers": ctx.write("open_transfers", on_the_way),
+        "order_checks": ctx.write("order_checks", order_checks(disagree, ctx.run_date, ctx.run_id), table="dq_results"),
         "past_forecasts": ctx.write("past_forecasts", past),
+        **{k: v for k, v in book["counts"].items() if v},
     }
-    return StageResult(stage="feedback", paths={n: str(ctx.path(n)) for n in counts}, counts=counts, notes=notes)
+    return StageResult(
+        stage="feedback",
+        paths={n: str(ctx.path(n)) for n in ("decisions", "open_transfers", "order_checks", "past_forecasts")},
+        counts=counts,
+        notes=notes,
+    )
+
+
+def sync_order_book(ctx: RunContext, url: str, known: pd.DataFrame) -> dict:
+    """Orders from the decisions, the ERP's execution, expiry, pending exports; the open lines."""
+    from pipelines.order_export import export_pending
+
+    counts: dict[str, int] = {}
+    notes: list[str] = []
+    engine = reporting.engine_for(url).execution_options(tiaobo_write=True)
+    with engine.begin() as conn:
+        counts.update(orderbook.sync_from_decisions(conn, _as_table_rows(known), ctx.run_date))
+        gone = orderbook.expire(conn, ctx.run_date, ctx.cfg.orders.expire_after_days)
+    if gone:
+        notes.append(f"{len(gone)} order(s) expired (not shipped within {ctx.cfg.orders.expire_after_days} days)")
+    counts.update(export_pending(ctx.cfg, url, ctx.run_date))
+    with engine.connect() as conn:
+        lines = orderbook.read_lines(conn)
+    created = counts.get("orders_created", 0) + counts.get("orders_changed", 0)
+    if created:
+        notes.append(
+            f"order book: {counts.get('orders_created', 0)} order(s) created, {counts.get('orders_changed', 0)} changed"
+        )
+    return {"counts": counts, "notes": notes, "lines": lines}

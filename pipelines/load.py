@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import sqlalchemy as sa
 
 from pipelines import contract, decision_store, reporting
@@ -73,6 +74,8 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
             f" {', '.join(contract.OUTPUT_TABLES)}); refusing to publish an empty run over the published one"
         )
     frames = {name: ctx.read(name) for name in present}
+    if "dq_results" in frames and ctx.exists("order_checks"):  # the order book's checks, with validation's
+        frames["dq_results"] = pd.concat([frames["dq_results"], ctx.read("order_checks", table="dq_results")])
     wm_path = ctx.path(WATERMARKS_FILE)
     watermarks = read_proposed_watermarks(wm_path) if wm_path.exists() else []
 

@@ -777,6 +777,10 @@ ROLES_SQL = SQL_DIR / "roles" / "roles.sql"
 _OWNED_TABLES = (
     *contract.OUTPUT_TABLES,
     *contract.DECISION_TABLES,
+    "transfer_orders",
+    "transfer_order_lines",
+    "order_exports",
+    "order_events",
     "run_log",
     "published_runs",
     "watermarks",

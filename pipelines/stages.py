@@ -115,10 +115,11 @@ MASTERS = Stage(
 FEEDBACK = Stage(
     "feedback",
     "pipelines.feedback:feedback_stage",
-    reads=("lanes", "run.json"),
-    writes=("past_forecasts", "decisions", "open_transfers"),
-    config="transfers",
-    doc="from the reporting database: planners' decisions, transfers still on the way, last horizon's forecasts",
+    reads=("lanes", "stock", "run.json"),
+    writes=("past_forecasts", "decisions", "open_transfers", "order_checks"),
+    config="orders",
+    doc="planners' decisions become orders; the order book (exports, expiry) and what is on the way;"
+    " last horizon's forecasts",
 )
 FORECAST = Stage(
     "forecast",
@@ -156,6 +157,7 @@ TRANSFERS = Stage(
         "forecasts",
         "stock",
         "decisions",
+        "open_transfers",
         "run.json",
     ),
     writes=("transfers",),
@@ -192,7 +194,7 @@ SUMMARY = Stage(
 LOAD = Stage(
     "load",
     "pipelines.load:load_stage",
-    reads=(*PUBLISHED, "?watermarks.json", "run.json"),
+    reads=(*PUBLISHED, "order_checks", "?watermarks.json", "run.json"),
     config="reporting",
     doc="one transaction per run date into the reporting database; watermarks advance with it",
 )

@@ -50,6 +50,8 @@ def empty_staging(name: str) -> pd.DataFrame:
         return contract.empty(name)
     if name == "past_forecasts":
         return contract.empty("forecasts")
+    if name == "order_checks":
+        return contract.empty("dq_results")
     if name == "policy_detail":
         return policy_detail(contract.empty("inventory_policy"))
     if name == "decisions":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from pipelines.context import RunContext, StageResult
 from pipelines.decisions import excluded_lanes
 from pipelines.frames import KEY
@@ -19,12 +21,17 @@ def transfers_stage(ctx: RunContext) -> StageResult:
     policy_df = ctx.read("inventory_policy").merge(sigma, on=KEY, how="left")
     lanes = ctx.read("lanes")
     policies = ctx.read("policies")
-    exclude = excluded_lanes(ctx.read("decisions"), ctx.run_date, tc.reject_cooldown_days)
-    notes = (
-        [f"{len(exclude)} rejected transfer(s) not proposed again (cooldown {tc.reject_cooldown_days} days)"]
-        if len(exclude)
-        else []
-    )
+    rejected = excluded_lanes(ctx.read("decisions"), ctx.run_date, tc.reject_cooldown_days)
+    # a lane with an open order is not proposed again until the order closes
+    open_lanes = ctx.read("open_transfers")[["sku", "from_location", "to_location"]].drop_duplicates()
+    exclude = pd.concat([rejected, open_lanes], ignore_index=True).drop_duplicates().reset_index(drop=True)
+    notes = []
+    if len(rejected):
+        notes.append(
+            f"{len(rejected)} rejected transfer(s) not proposed again (cooldown {tc.reject_cooldown_days} days)"
+        )
+    if len(open_lanes):
+        notes.append(f"{len(open_lanes)} SKU-lane(s) with an open order not proposed again")
     if tc.method == "greedy":
         out = greedy_transfers(
             policy_df,

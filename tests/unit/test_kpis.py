@@ -395,10 +395,18 @@ def test_feedback_stages_decisions_and_past_forecasts_and_kpis_count_them(tmp_pa
     ctx = RunContext(cfg, RUN)
     write_stage_inputs(ctx, "feedback", lanes=_lanes().assign(transit_days=2))
     fb = feedback_stage(ctx)
-    # the decision of the run date itself is not known yet; approved A (5, day -2) has arrived,
-    # approved B (4, day -1) is still on the way (2-day lanes)
-    assert fb.counts == {"decisions": 3, "open_transfers": 1, "past_forecasts": 2}
-    assert ctx.read("open_transfers")[["sku", "quantity"]].values.tolist() == [["B", 4.0]]
+    # the decision of the run date itself is not known yet; the two earlier approvals became orders
+    # (one per run date and lane) that nobody shipped yet: both still to come
+    assert {k: fb.counts[k] for k in ("decisions", "open_transfers", "past_forecasts", "orders_created")} == {
+        "decisions": 3,
+        "open_transfers": 2,
+        "past_forecasts": 2,
+        "orders_created": 2,
+    }
+    assert ctx.read("open_transfers")[["sku", "quantity", "status"]].values.tolist() == [
+        ["A", 5.0, "approved"],
+        ["B", 4.0, "approved"],
+    ]
     for name, df in (
         ("inventory_policy", _policy()),
         ("alerts", _alerts()),
