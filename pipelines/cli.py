@@ -159,7 +159,6 @@ def demo(
     """
     from pipelines.demo import nights as dn
     from pipelines.demo import source as ds
-    from pipelines.demo import warehouse
 
     if nights < 1:
         _say("error: --nights must be at least 1")
@@ -171,13 +170,6 @@ def demo(
         _say(f"error: {exc}")
         raise typer.Exit(2) from None
     demo_source(config=config, url=None, seed=42, skus=skus, locations=6, days=730)
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(cfg.source_url())
-    try:
-        warehouse.ensure_tables(engine, seed=42)
-    finally:
-        engine.dispose()
     first = ds.DEMO_END_DATE + timedelta(days=1)
     if nights == 1:
         _run(cfg, first)

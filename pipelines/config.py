@@ -65,6 +65,8 @@ class DatabaseConfig(_Strict):
 
 
 _CANONICAL_SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
+#: canonical tables a source may provide (empty when it does not)
+_OPTIONAL_SOURCE_TABLES = ("transfer_status",)
 
 
 class FileTable(_Strict):
@@ -113,9 +115,10 @@ class SourceConfig(DatabaseConfig):
     @field_validator("files", "tables")
     @classmethod
     def _known_tables(cls, v: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(v) - set(_CANONICAL_SOURCE_TABLES))
+        known = (*_CANONICAL_SOURCE_TABLES, *_OPTIONAL_SOURCE_TABLES)
+        unknown = sorted(set(v) - set(known))
         if unknown:
-            raise ValueError(f"unknown table(s) {unknown}; expected some of {list(_CANONICAL_SOURCE_TABLES)}")
+            raise ValueError(f"unknown table(s) {unknown}; expected some of {list(known)}")
         return v
 
     @model_validator(mode="after")

@@ -156,6 +156,22 @@ LEAD_TIMES = Table(
     doc="Replenishment lead time per SKU and location.",
 )
 
+TRANSFER_STATUS = Table(
+    "transfer_status",
+    (
+        _c("order_no", "str", "the transfer order number Tiaobo exported"),
+        _c("sku", "str"),
+        _c("status", "str", "approved | shipped | received | cancelled (the ERP's state of the order)"),
+        _c("shipped_qty", "float", "units shipped; null = not shipped yet", nullable=True),
+        _c("shipped_date", "date", nullable=True),
+        _c("received_qty", "float", "units received; null = not received yet", nullable=True),
+        _c("received_date", "date", nullable=True),
+    ),
+    key=("order_no", "sku"),
+    doc="The ERP's execution of the exported transfer orders (optional: empty when the source does not"
+    " report it): shipped and received quantities and dates, or cancelled.",
+)
+
 POLICIES = Table(
     "policies",
     (
@@ -425,6 +441,72 @@ LOCATION_MASTER = Table(
     doc="The locations the run used, with their region.",
 )
 
+TRANSFER_REVIEW = Table(
+    "transfer_review",
+    _RUN
+    + (
+        _c("order_no", "str", "the transfer order"),
+        _c("sku", "str"),
+        _c("from_location", "str"),
+        _c("to_location", "str"),
+        _c("rec_run_date", "date", "run date of the recommendation (the departure date)"),
+        _c("state", "str", "the order's state: shipped | received | partly_received | cancelled | expired"),
+        _c("approved_qty", "float"),
+        _c("shipped_qty", "float", nullable=True),
+        _c("received_qty", "float", nullable=True),
+        _c("shipped_date", "date", nullable=True),
+        _c("received_date", "date", nullable=True),
+        _c("planned_transit_days", "float", "the lane's configured transit"),
+        _c("lead_time_days", "float", "approval (the departure date) to receipt, days", nullable=True),
+        _c("transit_days", "float", "shipment to receipt, days", nullable=True),
+        _c("on_time", "bool", "received by the planned arrival", nullable=True),
+        _c("window_end", "date", "last day the transfer was meant to cover (run date + coverage days)"),
+        _c("window_closed", "bool", "the window has passed: the outcome is final"),
+        _c(
+            "receiver_stocked_out",
+            "bool",
+            "the receiver had nothing on hand on a night after arrival, in the window",
+            nullable=True,
+        ),
+        _c("donor_stocked_out", "bool", "the donor had nothing on hand on a night in the window", nullable=True),
+        _c("expected_benefit", "float", "as recommended", nullable=True),
+        _c("transfer_cost", "float", "as recommended", nullable=True),
+        _c(
+            "units_sold_thanks",
+            "float",
+            "received units the receiver sold in the window beyond its own stock",
+            nullable=True,
+        ),
+        _c("realised_benefit", "float", "units_sold_thanks x unit margin - transfer cost", nullable=True),
+        _c("explanation_en", "str"),
+        _c("explanation_zh", "str"),
+    ),
+    key=("run_date", "order_no", "sku"),
+    kind="output",
+    doc="The review (复盘) of every executed or closed transfer order line of the last review window:"
+    " lead time against the lane's transit, received against ordered, whether the receiver and the"
+    " donor stocked out in the window the transfer was meant to cover, realised against expected benefit.",
+)
+
+LANE_REVIEW = Table(
+    "lane_review",
+    _RUN
+    + (
+        _c("from_location", "str"),
+        _c("to_location", "str"),
+        _c("configured_transit_days", "float"),
+        _c("observed_transit_days", "float", "mean of the received orders' shipment-to-receipt days"),
+        _c("orders", "int", "received orders observed"),
+        _c("flagged", "bool", "observed differs from configured by a day or more (offered to the data team)"),
+        _c("explanation_en", "str"),
+        _c("explanation_zh", "str"),
+    ),
+    key=("run_date", "from_location", "to_location"),
+    kind="output",
+    doc="Observed transit per lane against the configured one; flagged lanes are offered to the data"
+    " team, never changed silently.",
+)
+
 TRANSFER_DECISIONS = Table(
     "transfer_decisions",
     (
@@ -481,7 +563,9 @@ DQ_HISTORY = Table(
 HISTORY_TABLES: dict[str, Table] = {DQ_HISTORY.name: DQ_HISTORY}
 DECISION_TABLES: dict[str, Table] = {TRANSFER_DECISIONS.name: TRANSFER_DECISIONS}
 
-INPUT_TABLES: dict[str, Table] = {t.name: t for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES)}
+INPUT_TABLES: dict[str, Table] = {
+    t.name: t for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES, TRANSFER_STATUS)
+}
 OUTPUT_TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -496,6 +580,8 @@ OUTPUT_TABLES: dict[str, Table] = {
         QUARANTINE,
         ITEM_MASTER,
         LOCATION_MASTER,
+        TRANSFER_REVIEW,
+        LANE_REVIEW,
     )
 }
 TABLES: dict[str, Table] = {**INPUT_TABLES, **OUTPUT_TABLES, **HISTORY_TABLES, **DECISION_TABLES}

@@ -474,3 +474,107 @@ def transfer_sentences(df: pd.DataFrame, coverage_days: int) -> tuple[pd.Series,
         en = en + choose(below, render(_DONOR_BELOW_EN, **g), "")
         zh = zh + choose(below, render(_DONOR_BELOW_ZH, **g), "")
     return en, zh
+
+
+# --------------------------------------------------------------------------------------------
+# Review of transfer orders (复盘)
+# --------------------------------------------------------------------------------------------
+
+_STATE_EN = {
+    "shipped": "shipped, not received yet",
+    "received": "received in full",
+    "partly_received": "partly received",
+    "cancelled": "cancelled by the warehouse",
+    "expired": "expired (not shipped in time)",
+}
+_STATE_ZH = {
+    "shipped": "已发货，尚未收货",
+    "received": "已全部收货",
+    "partly_received": "部分收货",
+    "cancelled": "仓库已取消",
+    "expired": "已过期（未按时发货）",
+}
+_REVIEW_EN = (
+    "Order {no}, {sku} {src}→{dst}: {state}; approved {appr}, shipped {ship}, received {recv}."
+    " Lead time {lead} days (transit {tr} against {plan} planned){late}."
+)
+_REVIEW_ZH = (
+    "调拨单 {no}，{sku} {src}→{dst}：{state}；批准 {appr} 件，发货 {ship} 件，收货 {recv} 件。"
+    "调拨时效 {lead} 天（运输 {tr} 天，计划 {plan} 天）{late}。"
+)
+_OUTCOME_EN = (
+    " Over the window to {end}: the receiver {rso}, the donor {dso}; {thanks} of the received units sold"
+    " beyond its own stock: realised benefit {real} against {exp} expected."
+)
+_OUTCOME_ZH = "截至 {end} 的覆盖期内：调入方{rso}，调出方{dso}；调入的 {thanks} 件在其自有库存之外售出：实际收益 {real}，预期 {exp}。"
+
+
+def review_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: order_no, sku, from_location, to_location, state, approved_qty, shipped_qty,
+    received_qty, lead_time_days, transit_days, planned_transit_days, on_time, window_end,
+    window_closed, receiver_stocked_out, donor_stocked_out, units_sold_thanks, realised_benefit,
+    expected_benefit."""
+    st = df["state"].astype("str")
+    on_time = df["on_time"].astype("boolean")
+    f = {
+        "no": df["order_no"].astype("str"),
+        "sku": df["sku"].astype("str"),
+        "src": df["from_location"].astype("str"),
+        "dst": df["to_location"].astype("str"),
+        "appr": num(df["approved_qty"], 0),
+        "ship": num(df["shipped_qty"], 0, missing="0"),
+        "recv": num(df["received_qty"], 0, missing="0"),
+        "lead": num(df["lead_time_days"], 0),
+        "tr": num(df["transit_days"], 0),
+        "plan": num(df["planned_transit_days"], 0),
+    }
+    late = on_time.fillna(True).astype(bool)
+    en = render(_REVIEW_EN, **f, state=st.map(_STATE_EN).fillna(st), late=choose(~late, ", late", ""))
+    zh = render(_REVIEW_ZH, **f, state=st.map(_STATE_ZH).fillna(st), late=choose(~late, "，晚于计划", ""))
+    closed = df["window_closed"].astype(bool)
+    rso = df["receiver_stocked_out"].astype("boolean")
+    dso = df["donor_stocked_out"].astype("boolean")
+
+    def said(flag: pd.Series, yes: str, no: str, unknown: str) -> pd.Series:
+        return choose(flag.isna(), unknown, choose(flag.fillna(False).astype(bool), yes, no))
+
+    g = {
+        "end": day(df["window_end"]),
+        "thanks": num(df["units_sold_thanks"], 0),
+        "real": money(df["realised_benefit"]),
+        "exp": money(df["expected_benefit"]),
+    }
+    out_en = render(
+        _OUTCOME_EN,
+        **g,
+        rso=said(rso, "still ran out of stock", "did not run out", "is not known yet"),
+        dso=said(dso, "ran out", "did not run out", "is not known yet"),
+    )
+    out_zh = render(
+        _OUTCOME_ZH,
+        **g,
+        rso=said(rso, "仍然断货", "未断货", "尚不可知"),
+        dso=said(dso, "断货", "未断货", "尚不可知"),
+    )
+    pending_en = choose(
+        closed, out_en, render(" The window ends on {end}: the outcome is not final yet.", end=g["end"])
+    )
+    pending_zh = choose(closed, out_zh, render("覆盖期至 {end} 结束，结果尚未最终确定。", end=g["end"]))
+    return en + pending_en, zh + pending_zh
+
+
+def lane_review_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Columns: from_location, to_location, configured_transit_days, observed_transit_days, orders, flagged."""
+    f = {
+        "src": df["from_location"].astype("str"),
+        "dst": df["to_location"].astype("str"),
+        "cfg": num(df["configured_transit_days"], 0),
+        "obs": num(df["observed_transit_days"], 1),
+        "n": num(df["orders"], 0),
+    }
+    flag = df["flagged"].astype(bool)
+    en = render("Lane {src}→{dst}: {n} received order(s) took {obs} days in transit on average; configured {cfg}.", **f)
+    zh = render("线路 {src}→{dst}：{n} 张已收货调拨单平均运输 {obs} 天；配置为 {cfg} 天。", **f)
+    en = en + choose(flag, " Worth checking the lane's transit days in the configuration.", "")
+    zh = zh + choose(flag, "建议核对配置中的运输天数。", "")
+    return en, zh

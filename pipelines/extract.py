@@ -71,6 +71,8 @@ log = logging.getLogger(__name__)
 
 SQL_DIR = Path(os.environ.get("TIAOBO_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
 SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
+#: tables a source may provide; one it does not is staged empty (e.g. transfer_status)
+OPTIONAL_TABLES = ("transfer_status",)
 #: the column whose sum is reconciled, per table (tables without one reconcile the row count only)
 QUANTITY_COLUMN = {"sales": "quantity", "stock": "on_hand"}
 _STORE_EXTRA = "_castfail"  # store column: JSON of the cast failures of a row (null when none)
@@ -119,6 +121,11 @@ def load_profile(profile: str, cfg: Config | None = None) -> dict[str, Any]:
     spec["folder"] = folder
     spec.setdefault("profile", profile)
     return spec
+
+
+def provides(spec: dict[str, Any], cfg: Config, name: str) -> bool:
+    """Whether a profile (or the generic profile's configuration) has a query for table ``name``."""
+    return name in spec["tables"] or bool(spec.get("generated") and name in cfg.source.tables)
 
 
 def _read_sql(path: Path) -> str:
@@ -991,7 +998,7 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
             result.notes.append(f"{name}: {st.cast_failures} value(s) could not be read as their type")
         reconciliation.append(rec)
 
-    file_tables = [n for n in SOURCE_TABLES if n in src.files]
+    file_tables = [n for n in (*SOURCE_TABLES, *OPTIONAL_TABLES) if n in src.files]
     for name in file_tables:
         if progress:
             progress(f"extract {name} (files)")
@@ -1003,7 +1010,7 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
         engine, conn = _connect(cfg, url)
         try:
             with conn:
-                for name in SOURCE_TABLES:
+                for name in (*SOURCE_TABLES, *[t for t in OPTIONAL_TABLES if provides(spec, cfg, t)]):
                     if name in src.files:
                         continue
                     if progress:
@@ -1019,6 +1026,11 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
                     conn.commit()  # end the read transaction between tables (no long snapshot held)
         finally:
             engine.dispose()
+    for name in OPTIONAL_TABLES:  # not provided by the source: staged empty
+        if name not in result.counts:
+            contract.empty(name).to_parquet(ctx.output_path(f"extract_{name}"), index=False)
+            _write_failures([], ctx.output_path(f"castfail_{name}"))
+            result.counts.setdefault(name, 0)
     pol = policies_frame(cfg)
     pol.to_parquet(ctx.output_path("extract_policies"), index=False)
     _write_failures([], ctx.output_path("castfail_policies"))

@@ -27,8 +27,9 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pandas as pd
+import sqlalchemy as sa
 
-from pipelines import decision_store, orderbook, reporting
+from pipelines import contract, decision_store, orderbook, reporting
 from pipelines import decisions as dec
 from pipelines import orders as od
 from pipelines.context import RunContext, StageResult
@@ -74,6 +75,47 @@ def order_checks(disagree: pd.DataFrame, run_date: date, run_id: str) -> pd.Data
     )
 
 
+def review_inputs(url: str, lines: pd.DataFrame, run_date: date, coverage_days: int) -> dict[str, pd.DataFrame]:
+    """What the review stage needs from the reporting database: the order lines of the review window
+    (``order_history``), their published recommendations (``recommended``) and the published
+    positions (``position_history``: run_date, sku, location, on_hand, available) of their receivers
+    and donors since the first departure."""
+    since = pd.Timestamp(run_date) - pd.Timedelta(days=int(coverage_days) + od.REVIEW_EXTRA_DAYS)
+    hist = lines[pd.to_datetime(lines["departure_date"]) >= since].copy()
+    for col in ("departure_date", "rec_run_date", "shipped_date", "received_date"):
+        hist[col] = pd.to_datetime(hist[col])
+    empty_pos = pd.DataFrame(
+        {
+            "run_date": pd.Series(dtype="datetime64[ns]"),
+            "sku": pd.Series(dtype="str"),
+            "location": pd.Series(dtype="str"),
+            "on_hand": pd.Series(dtype="float64"),
+            "available": pd.Series(dtype="float64"),
+        }
+    )
+    if hist.empty:
+        return {"order_history": hist, "recommended": contract.empty("transfers"), "position_history": empty_pos}
+    rec_dates = sorted({d.date() for d in hist["rec_run_date"]})
+    skus = sorted(hist["sku"].unique())
+    tr, ip = reporting.OUTPUT_SA["transfers"], reporting.OUTPUT_SA["inventory_policy"]
+    with reporting.engine_for(url).connect() as conn:
+        rec_rows = conn.execute(sa.select(tr).where(tr.c.run_date.in_(rec_dates), tr.c.sku.in_(skus))).all()
+        pos_rows = conn.execute(
+            sa.select(ip.c.run_date, ip.c.sku, ip.c.location, ip.c.on_hand, ip.c.available).where(
+                ip.c.run_date >= min(rec_dates), ip.c.run_date < run_date, ip.c.sku.in_(skus)
+            )
+        ).all()
+    rec = pd.DataFrame([tuple(r) for r in rec_rows], columns=contract.TRANSFERS.names)
+    rec = contract.conform(rec, "transfers") if len(rec) else contract.empty("transfers")
+    pos = pd.DataFrame([tuple(r) for r in pos_rows], columns=list(empty_pos.columns))
+    pos = (
+        pos.astype({"run_date": "datetime64[ns]", "on_hand": "float64", "available": "float64"})
+        if len(pos)
+        else empty_pos
+    )
+    return {"order_history": hist, "recommended": rec, "position_history": pos}
+
+
 def feedback_stage(ctx: RunContext) -> StageResult:
     """Read the reporting database (decisions, orders, past forecasts), the lanes and the stock;
     update the order book; write ``decisions``, ``open_transfers``, ``order_checks`` and
@@ -114,7 +156,9 @@ def feedback_stage(ctx: RunContext) -> StageResult:
         notes.append(
             f"forecast accuracy of the last horizon: forecasts of the run of {past['run_date'].max():%Y-%m-%d}"
         )
+    staged_review = review_inputs(url, book["lines"], ctx.run_date, ctx.cfg.transfers.coverage_days)
     counts = {
+        **{name: ctx.write(name, df) for name, df in staged_review.items()},
         "decisions": ctx.write("decisions", known),
         "open_transfers": ctx.write("open_transfers", on_the_way),
         "order_checks": ctx.write("order_checks", order_checks(disagree, ctx.run_date, ctx.run_id), table="dq_results"),
@@ -123,7 +167,10 @@ def feedback_stage(ctx: RunContext) -> StageResult:
     }
     return StageResult(
         stage="feedback",
-        paths={n: str(ctx.path(n)) for n in ("decisions", "open_transfers", "order_checks", "past_forecasts")},
+        paths={
+            n: str(ctx.path(n))
+            for n in ("decisions", "open_transfers", "order_checks", "past_forecasts", *staged_review)
+        },
         counts=counts,
         notes=notes,
     )
@@ -136,9 +183,16 @@ def sync_order_book(ctx: RunContext, url: str, known: pd.DataFrame) -> dict:
     counts: dict[str, int] = {}
     notes: list[str] = []
     engine = reporting.engine_for(url).execution_options(tiaobo_write=True)
+    status = ctx.read("transfer_status")
     with engine.begin() as conn:
         counts.update(orderbook.sync_from_decisions(conn, _as_table_rows(known), ctx.run_date))
+        applied = orderbook.apply_status(conn, status.assign(cancelled=status["status"] == "cancelled"), ctx.run_date)
         gone = orderbook.expire(conn, ctx.run_date, ctx.cfg.orders.expire_after_days)
+    moved = {k: v for k, v in applied.items() if k not in ("status_rows", "unknown_orders") and v}
+    if moved:
+        notes.append("orders moved by the ERP's execution: " + ", ".join(f"{k} {v}" for k, v in moved.items()))
+    if applied.get("unknown_orders"):
+        notes.append(f"{applied['unknown_orders']} order number(s) in the ERP's status are not in the order book")
     if gone:
         notes.append(f"{len(gone)} order(s) expired (not shipped within {ctx.cfg.orders.expire_after_days} days)")
     counts.update(export_pending(ctx.cfg, url, ctx.run_date))

@@ -34,6 +34,8 @@ CHANGEABLE = ("approved", "exported")
 
 ORDER_COLUMNS = ["order_no", "rec_run_date", "from_location", "to_location", "departure_date"]
 LINE_COLUMNS = ["order_no", "sku", "approved_qty", "rec_run_id", "decided_by"]
+#: days of departures reviewed beyond the coverage horizon (the review stage's window)
+REVIEW_EXTRA_DAYS = 28
 
 
 def order_number(run_date: date | pd.Timestamp, from_location: str, to_location: str) -> str:

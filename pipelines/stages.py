@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 #: the canonical tables extracted from the source (and the configured policies)
-EXTRACTED = ("items", "locations", "lanes", "sales", "stock", "lead_times", "policies")
+EXTRACTED = ("items", "locations", "lanes", "sales", "stock", "lead_times", "policies", "transfer_status")
 #: the validated input tables validation writes
 VALIDATED = EXTRACTED
 #: the output tables published to the reporting database (see pipelines.contract.OUTPUT_TABLES)
@@ -40,6 +40,8 @@ PUBLISHED = (
     "quarantine",
     "item_master",
     "location_master",
+    "transfer_review",
+    "lane_review",
 )
 
 
@@ -115,11 +117,27 @@ MASTERS = Stage(
 FEEDBACK = Stage(
     "feedback",
     "pipelines.feedback:feedback_stage",
-    reads=("lanes", "stock", "run.json"),
-    writes=("past_forecasts", "decisions", "open_transfers", "order_checks"),
+    reads=("lanes", "stock", "transfer_status", "run.json"),
+    writes=(
+        "past_forecasts",
+        "decisions",
+        "open_transfers",
+        "order_checks",
+        "order_history",
+        "recommended",
+        "position_history",
+    ),
     config="orders",
     doc="planners' decisions become orders; the order book (exports, expiry) and what is on the way;"
     " last horizon's forecasts",
+)
+REVIEW = Stage(
+    "review",
+    "pipelines.review:review_stage",
+    reads=("order_history", "recommended", "position_history", "sales", "lanes", "items", "run.json"),
+    writes=("transfer_review", "lane_review"),
+    config="transfers",
+    doc="every transfer order against what it was meant to do: lead time, received, outcome, realised benefit",
 )
 FORECAST = Stage(
     "forecast",
@@ -223,6 +241,7 @@ NIGHTLY: tuple[Stage, ...] = (
     VALIDATE,
     MASTERS,
     FEEDBACK,
+    REVIEW,
     FORECAST,
     POLICY,
     ALERTS,

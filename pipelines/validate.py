@@ -47,7 +47,7 @@ from pipelines.context import RunContext, StageResult
 
 log = logging.getLogger(__name__)
 
-ORDER = ("items", "locations", "policies", "lanes", "lead_times", "stock", "sales")
+ORDER = ("items", "locations", "policies", "lanes", "lead_times", "stock", "sales", "transfer_status")
 MUST_NOT_BE_EMPTY = ("items", "locations", "sales", "stock")
 VOLUME_TABLES = ("items", "locations", "lanes", "lead_times", "stock", "sales")
 DOCS_SITE = "tiaobo"
@@ -125,6 +125,11 @@ def row_rules(
         in_set("sku", refs["items"], "known_sku")
         in_set("location", refs["locations"], "known_location")
         for col in ("on_hand", "in_transit", "reserved"):
+            between(col, 0, None, "non_negative")
+    elif name == "transfer_status":
+        in_set("sku", refs["items"], "known_sku")
+        in_set("status", ["approved", "shipped", "received", "cancelled"], "known_status")
+        for col in ("shipped_qty", "received_qty"):
             between(col, 0, None, "non_negative")
     elif name == "lead_times":
         in_set("sku", refs["items"], "known_sku")

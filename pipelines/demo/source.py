@@ -1001,9 +1001,13 @@ def generate(
     engine = sa.create_engine(url)
     counts: dict[str, int] = {}
     try:
+        from pipelines.demo.warehouse import ensure_tables, request_metadata
+
         with engine.begin() as conn:
             md.drop_all(conn, checkfirst=True)
+            request_metadata().drop_all(conn, checkfirst=True)
             md.create_all(conn)
+        ensure_tables(engine, seed)  # the transfer requests Tiaobo exports, and the warehouse's state
         for name in ERP_TABLES:
             frame = frames[name]
             n = len(next(iter(frame.values())))

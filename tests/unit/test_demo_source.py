@@ -108,12 +108,20 @@ def test_profile_query_returns_the_contract_columns(demo, table):
     assert not contract.duplicated_keys(df, table).any()
 
 
+def test_transfer_status_query_returns_the_contract_columns_before_any_order(demo):
+    engine, _ = demo
+    entry = MANIFEST["tables"]["transfer_status"]
+    raw = run_query(engine, entry["query"], {k: PARAMS[k] for k in entry["params"]})
+    assert list(raw.columns) == contract.TABLES["transfer_status"].names
+    assert raw.empty  # no order has been exported to a freshly generated ERP
+
+
 def test_manifest_names_existing_sources_and_the_query_parameters(demo):
     engine, _ = demo
     insp = sa.inspect(engine)
     assert MANIFEST["profile"] == "demo" and MANIFEST["description"]
     entries = {**MANIFEST["tables"], **{f"reconcile_{k}": v for k, v in MANIFEST["reconcile"].items()}}
-    assert set(MANIFEST["tables"]) == {"items", "locations", "lanes", "sales", "stock", "lead_times"}
+    assert set(MANIFEST["tables"]) == {"items", "locations", "lanes", "sales", "stock", "lead_times", "transfer_status"}
     for name, entry in entries.items():
         sql = (PROFILE_DIR / entry["query"]).read_text(encoding="utf-8")
         assert set(sa.text(sql).compile().params) == set(entry["params"]), name

@@ -162,6 +162,7 @@ def test_extract_stage_from_files(tmp_path):
         "stock": 2,
         "lead_times": 1,
         "policies": len(cfg.policies),
+        "transfer_status": 0,  # the drop has no status file: staged empty
     }
     items = pd.read_parquet(ctx.run_dir / "extract_items.parquet")
     assert items["name"].tolist() == ["绿茶", "乌龙茶"]

@@ -193,7 +193,12 @@ def _stage_folder(tmp_config, f: dict[str, pd.DataFrame]) -> RunContext:
 
     ctx = RunContext(tmp_config, date(2026, 11, 25))
     ctx.run_dir.mkdir(parents=True)
-    f = {**f, "lead_times": contract.empty("lead_times"), "policies": policies_frame(tmp_config)}
+    f = {
+        "transfer_status": contract.empty("transfer_status"),
+        **f,
+        "lead_times": contract.empty("lead_times"),
+        "policies": policies_frame(tmp_config),
+    }
     for name, df in f.items():
         t, fails = cast_lenient(df.reset_index(drop=True), contract.TABLES[name])
         t.to_parquet(ctx.run_dir / f"extract_{name}.parquet")
