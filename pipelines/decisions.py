@@ -205,14 +205,22 @@ def parse_decisions(path: str | Path, data: bytes | None = None, name: str | Non
                 "to_location": v["to_location"],
                 "decision": decision,
                 "quantity": float(qty or 0.0) if decision == "approve" else 0.0,
-                "reason_code": code or None,
-                "reason_text": v["reason_text"] or None,
+                "reason_code": code,
+                "reason_text": v["reason_text"],
                 "line": line,
             }
         )
     cols = [*DECISION_COLUMNS, *OPTIONAL_COLUMNS, "line"]
     df = pd.DataFrame(good, columns=cols)
-    df = df.astype({"run_date": "datetime64[ns]", "quantity": "float64", "line": "int64"})
+    df = df.astype(
+        {
+            "run_date": "datetime64[ns]",
+            "quantity": "float64",
+            "line": "int64",
+            "reason_code": "str",
+            "reason_text": "str",
+        }
+    )
     df = df.drop_duplicates(_KEY, keep="last").reset_index(drop=True)
     return ParsedDecisions(source=source, rows=df, problems=problems, encoding=enc)
 
