@@ -511,10 +511,10 @@ def _insert(
                 Decided(
                     p.rec.key,
                     p.decision,
-                    row["version"],
-                    row["old_quantity"],
-                    row["new_quantity"],
-                    row["decision_id"],
+                    p.rec.version + 1,
+                    p.rec.quantity,
+                    p.quantity if p.decision == "approve" else 0.0,
+                    str(row["decision_id"]),
                     p.warnings,
                 )
             )
