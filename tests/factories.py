@@ -351,7 +351,7 @@ def workbench_night(run_date: date = WB_DATE, run_id: str = WB_RUN_ID, extra_tra
             {
                 "alert_type": "near_expiry",
                 "sku": "A",
-                "location": "S2",
+                "location": "S1",
                 "lot": "L1",
                 "severity": "high",
                 "units": 300.0,

@@ -368,14 +368,9 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
     ) -> HTMLResponse:
         with engine.connect() as conn:
             det = queries.transfer_detail(conn, who.user, key)
-            if det is None:
-                return render(
-                    request,
-                    who,
-                    "message.html",
-                    status=404,
-                    messages=[("error", i18n.texts(who.user.lang)["not_found"])],
-                )
+            if det is None:  # unknown, or outside the user's regions: a refusal keeps its own status
+                msgs = [*(messages or []), ("error", i18n.texts(who.user.lang)["not_found"])]
+                return render(request, who, "message.html", status=status if messages else 404, messages=msgs)
             rec = det["rec"]
             lane = queries.lane_view(conn, key)
             charts_html = _stock_charts(conn, who.user.lang, rec)

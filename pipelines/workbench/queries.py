@@ -192,26 +192,20 @@ def transfers_page(conn: sa.Connection, user: User, f: TransferFilter, page_size
 
 
 def filter_options(conn: sa.Connection, user: User) -> dict[str, list[str]]:
+    """Regions, locations and categories of the latest night. All of them, also for a planner: a
+    line they see may leave or reach another region, and the filters only narrow their scope."""
     run_date, _ = current_run(conn)
     if run_date is None:
         return {"regions": [], "locations": [], "categories": []}
-    regions = [
-        r[0]
-        for r in conn.execute(sa.select(LM.c.region).where(LM.c.run_date == run_date).distinct().order_by(LM.c.region))
-    ]
-    if not user.sees_all_regions:
-        regions = [r for r in regions if r in user.regions]
-    locs = conn.execute(
-        sa.select(LM.c.location, LM.c.region).where(LM.c.run_date == run_date).order_by(LM.c.location)
-    ).all()
-    locations = [r.location for r in locs if user.sees_all_regions or r.region in user.regions]
-    cats = [
-        r[0]
-        for r in conn.execute(
-            sa.select(IM.c.category).where(IM.c.run_date == run_date).distinct().order_by(IM.c.category)
-        )
-    ]
-    return {"regions": regions, "locations": locations, "categories": cats}
+
+    def distinct(col: Any, table: Any) -> list[str]:
+        return [r[0] for r in conn.execute(sa.select(col).where(table.c.run_date == run_date).distinct().order_by(col))]
+
+    return {
+        "regions": distinct(LM.c.region, LM),
+        "locations": distinct(LM.c.location, LM),
+        "categories": distinct(IM.c.category, IM),
+    }
 
 
 def transfer_detail(conn: sa.Connection, user: User, key: RecKey) -> dict[str, Any] | None:
