@@ -74,20 +74,41 @@ def browser():
         b.close()
 
 
+@pytest.fixture(scope="module")
+def signed_in(browser, site):
+    """Storage state (the session cookie) per user, signed in once per module through the login page."""
+    states: dict[str, dict] = {}
+
+    def state(name: str) -> dict:
+        if name not in states:
+            ctx = browser.new_context(base_url=site)
+            page = ctx.new_page()
+            login(page, name, PASSWORD)
+            assert page.locator("#me").inner_text() == name
+            states[name] = ctx.storage_state()
+            ctx.close()
+        return states[name]
+
+    return state
+
+
 @pytest.fixture
-def page_as(browser, site):
-    """page_as(name) -> a signed-in page in a fresh browser context (own cookies)."""
+def page_as(browser, site, signed_in):
+    """page_as(name, fresh=False) -> a signed-in page in its own browser context (fresh: a new login)."""
     contexts = []
 
-    def make(name: str):
-        ctx = browser.new_context(base_url=site)
+    def make(name: str, fresh: bool = False):
+        ctx = browser.new_context(base_url=site, storage_state=None if fresh else signed_in(name))
         ctx.set_default_timeout(5000)
         contexts.append(ctx)
         page = ctx.new_page()
         dialogs: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.dialogs = dialogs  # type: ignore[attr-defined]
-        login(page, name, PASSWORD)
+        if fresh:
+            login(page, name, PASSWORD)
+        else:
+            page.goto("/")
         assert page.locator("#me").inner_text() == name
         return page
 
@@ -233,7 +254,7 @@ def test_script_in_an_item_name_is_shown_as_text(page_as):
 
 
 def test_logout_ends_the_session(page_as):
-    page = page_as("south")
+    page = page_as("south", fresh=True)
     cookies = page.context.cookies()
     assert any(c["name"] == "tiaobo_session" and c["httpOnly"] and c["sameSite"] == "Lax" for c in cookies)
     with page.expect_navigation():
