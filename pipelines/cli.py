@@ -233,17 +233,21 @@ def roles(
     url: Annotated[str | None, typer.Option(help="administrator URL of the PostgreSQL reporting DB")] = None,
     planner_role: str = "tiaobo_planner",
     loader_role: str = "tiaobo_loader",
+    workbench_role: Annotated[
+        str | None, typer.Option(help="also the workbench's role (reads all, appends decisions), e.g. tiaobo_workbench")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Create the read-only planner role and the loader role.
+    """Create the read-only planner role and the loader role (and the workbench's role).
 
-    Passwords come from TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD, never from arguments.
+    Passwords come from TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD / TIAOBO_WORKBENCH_PASSWORD,
+    never from arguments.
     """
     from pipelines.reporting import roles_command
 
     cfg = _load(config)
     try:
-        typer.echo(roles_command(url or cfg.reporting_url(), planner_role, loader_role))
+        typer.echo(roles_command(url or cfg.reporting_url(), planner_role, loader_role, workbench_role))
     except ValueError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(2) from None

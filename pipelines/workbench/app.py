@@ -88,7 +88,7 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
     ``workbench.session_secret_env``; refused when shorter than 32 characters)."""
     wb = cfg.workbench
     db_url = url or cfg.reporting_url()
-    reporting.migrate(db_url)
+    _ensure_schema(db_url)
     engine = reporting.engine_for(db_url)
     writer = engine.execution_options(tiaobo_write=True)
     if secret is not None and len(secret) < auth.MIN_SECRET_LENGTH:
@@ -567,6 +567,24 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
         return render(request, who, "upload.html", report=rep, messages=msgs)
 
     return app
+
+
+def _ensure_schema(url: str) -> None:
+    """Migrate the embedded SQLite database; on a server database the loader migrates (the
+    workbench's own role may not run DDL): refuse to start on an older schema."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(reporting.alembic_config()).get_current_head()
+    current = reporting.schema_revision(url)
+    if current == head:
+        return
+    if reporting.engine_for(url).dialect.name == "sqlite":
+        reporting.migrate(url)
+        return
+    raise RuntimeError(
+        f"the reporting database is at schema revision {current or 'none'}, the workbench needs {head}:"
+        " run the migrations as the loader first (tiaobo run, or tiaobo roles as the administrator)"
+    )
 
 
 def _safe_next(target: str) -> str:
