@@ -299,6 +299,17 @@ def digest_subject(run_date: date, n_approval: int, n_high: int, lang: str) -> s
     )
 
 
+def _with_links(rows: list[dict[str, Any]], cfg: Config, run_date: date) -> list[dict[str, Any]]:
+    """Each row with ``link``: its page in the workbench when ``workbench.base_url`` is set, else None."""
+    from pipelines.workbench.links import transfer_link
+
+    base = cfg.workbench.base_url
+    return [
+        {**r, "link": transfer_link(base, run_date, r["sku"], r["from_location"], r["to_location"]) if base else None}
+        for r in rows
+    ]
+
+
 def build_digest(
     frames: dict[str, pd.DataFrame],
     summary: dict,
@@ -357,7 +368,9 @@ def build_digest(
         )
         if (group.categories or group.regions)
         else "",
-        "planner": transfer_rows(planner.head(DIGEST_MAX_TRANSFERS), lang, items, locations),
+        "planner": _with_links(
+            transfer_rows(planner.head(DIGEST_MAX_TRANSFERS), lang, items, locations), cfg, run_date
+        ),
         "planner_total": int(len(planner)),
         "more_planner": max(0, int(len(planner)) - DIGEST_MAX_TRANSFERS),
         "n_auto": n_auto,

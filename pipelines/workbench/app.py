@@ -24,6 +24,7 @@ from pipelines import reporting
 from pipelines.config import Config
 from pipelines.decisions import REASON_CODES, DecisionsError, parse_date, parse_decisions
 from pipelines.workbench import auth, charts, i18n, queries, service, users
+from pipelines.workbench.links import transfer_link
 from pipelines.workbench.service import DecisionRefused, RecKey
 
 HERE = Path(__file__).resolve().parent
@@ -48,10 +49,7 @@ class Who:
 
 def rec_url(base: str, key: RecKey) -> str:
     """Link to a transfer's detail page (``base``: '' inside the app, the public base URL outside)."""
-    q = urlencode(
-        {"date": key.rec_run_date.isoformat(), "sku": key.sku, "from": key.from_location, "to": key.to_location}
-    )
-    return f"{base}/transfers/view?{q}"
+    return transfer_link(base, key.rec_run_date, key.sku, key.from_location, key.to_location)
 
 
 def _key_token(key: RecKey, version: int) -> str:
