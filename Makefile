@@ -28,7 +28,7 @@ demo: install
 
 ## browser: Debian's chromium for the workbench's browser tests (Playwright drives it; never `playwright install`)
 browser:
-	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y chromium fonts-wqy-microhei)
 
 ## test: the whole suite (unit, integration against local PostgreSQL/MariaDB/SMTP, end-to-end DAG)
 test: install browser
