@@ -63,7 +63,11 @@ class Page:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // self.page_size))
+        return max(1, -(-min(self.total, COUNT_CAP) // self.page_size))
+
+    @property
+    def total_text(self) -> str:
+        return f"{COUNT_CAP:,}+" if self.total > COUNT_CAP else f"{self.total:,}"
 
 
 def current_run(conn: sa.Connection) -> tuple[date | None, str | None]:
@@ -74,25 +78,26 @@ def current_run(conn: sa.Connection) -> tuple[date | None, str | None]:
     return d, rid
 
 
-def _latest_decision_subquery(run_date: date) -> Any:
-    """(key, version, decision, new_quantity, decided_by, decided_at) of the latest decision per rec of ``run_date``."""
-    key = [TD.c.rec_run_date, TD.c.sku, TD.c.from_location, TD.c.to_location]
-    latest = (
-        sa.select(*key, sa.func.max(TD.c.version).label("v"))
-        .where(TD.c.rec_run_date == run_date)
-        .group_by(*key)
-        .subquery("lv")
-    )
-    return (
-        sa.select(*key, TD.c.version, TD.c.decision, TD.c.new_quantity, TD.c.decided_by, TD.c.decided_at)
-        .join(latest, sa.and_(*(c == latest.c[c.name] for c in key), TD.c.version == latest.c.v))
-        .subquery("ld")
+def _same_rec(td: Any) -> Any:
+    return sa.and_(
+        td.c.rec_run_date == TR.c.run_date,
+        td.c.sku == TR.c.sku,
+        td.c.from_location == TR.c.from_location,
+        td.c.to_location == TR.c.to_location,
     )
 
 
-def _transfer_select(run_date: date) -> tuple[Any, Any, Any, Any]:
+def _latest_decision_of_row() -> Any:
+    """The decision (approve / reject) of the latest version of the row's recommendation, correlated
+    (an index probe of ix_transfer_decisions_rec_key per row), NULL when undecided."""
+    td = TD.alias("tdl")
+    return sa.select(td.c.decision).where(_same_rec(td)).order_by(td.c.version.desc()).limit(1).scalar_subquery()
+
+
+def _transfer_select(run_date: date) -> tuple[Any, Any, Any]:
+    """Transfers of ``run_date`` with item and location names; the latest decisions are attached
+    afterwards for the rows shown (:func:`_with_decisions`), never joined over the whole night."""
     lf, lt = LM.alias("lf"), LM.alias("lt")
-    ld = _latest_decision_subquery(run_date)
     value = (TR.c.quantity * sa.func.coalesce(IM.c.unit_cost, 0.0)).label("value")
     stmt = (
         sa.select(
@@ -107,35 +112,57 @@ def _transfer_select(run_date: date) -> tuple[Any, Any, Any, Any]:
             lf.c.region.label("from_region"),
             lt.c.region.label("to_region"),
             value,
-            ld.c.version,
-            ld.c.decision,
-            ld.c.new_quantity,
-            ld.c.decided_by,
-            ld.c.decided_at,
         )
         .select_from(TR)
         .outerjoin(IM, sa.and_(IM.c.run_date == TR.c.run_date, IM.c.sku == TR.c.sku))
         .outerjoin(lf, sa.and_(lf.c.run_date == TR.c.run_date, lf.c.location == TR.c.from_location))
         .outerjoin(lt, sa.and_(lt.c.run_date == TR.c.run_date, lt.c.location == TR.c.to_location))
-        .outerjoin(
-            ld,
-            sa.and_(
-                ld.c.rec_run_date == TR.c.run_date,
-                ld.c.sku == TR.c.sku,
-                ld.c.from_location == TR.c.from_location,
-                ld.c.to_location == TR.c.to_location,
-            ),
-        )
         .where(TR.c.run_date == run_date)
     )
-    return stmt, lf, lt, ld
+    return stmt, lf, lt
 
 
-def _scope(user: User, lf: Any, lt: Any) -> list[Any]:
+def _with_decisions(conn: sa.Connection, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keys = [RecKey(_d(r["run_date"]), r["sku"], r["from_location"], r["to_location"]) for r in rows]
+    latest = latest_versions(conn, keys)
+    empty = {"version": None, "decision": None, "new_quantity": None, "decided_by": None, "decided_at": None}
+    return [{**r, **latest.get(k, empty)} for r, k in zip(rows, keys, strict=True)]
+
+
+def _d(v: Any) -> date:
+    return v if isinstance(v, date) else date.fromisoformat(str(v)[:10])
+
+
+#: lines counted at most for a list's total (shown as "5,000+"): counting every match of a 100,000-line
+#: night on each page view would cost more than the page itself
+COUNT_CAP = 5000
+
+
+def _capped_count(conn: sa.Connection, stmt: Any) -> int:
+    """Matching rows, counted up to COUNT_CAP + 1 (more than COUNT_CAP means "COUNT_CAP+")."""
+    capped = stmt.with_only_columns(sa.literal_column("1").label("one")).limit(COUNT_CAP + 1)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
+
+
+def locations_of(conn: sa.Connection, run_date: date, regions: Any) -> list[str]:
+    """Location codes of ``regions`` in the location master of ``run_date``."""
+    return [
+        r[0]
+        for r in conn.execute(sa.select(LM.c.location).where(LM.c.run_date == run_date, LM.c.region.in_(list(regions))))
+    ]
+
+
+def _either_end(locations: list[str]) -> Any:
+    """The donor or the receiver is one of ``locations`` (resolved from regions first: a plain
+    IN on the transfers' own columns, which the planner estimates well)."""
+    locs = locations or ["\x00none"]
+    return sa.or_(TR.c.from_location.in_(locs), TR.c.to_location.in_(locs))
+
+
+def _scope(conn: sa.Connection, user: User, run_date: date) -> list[Any]:
     if user.sees_all_regions:
         return []
-    regions = list(user.regions) or ["\x00none"]
-    return [sa.or_(lf.c.region.in_(regions), lt.c.region.in_(regions))]
+    return [_either_end(locations_of(conn, run_date, user.regions))]
 
 
 def _like(text: str) -> str:
@@ -147,22 +174,23 @@ def transfers_page(conn: sa.Connection, user: User, f: TransferFilter, page_size
     run_date, _ = current_run(conn)
     if run_date is None:
         return Page([], 0, 1, page_size)
-    stmt, lf, lt, ld = _transfer_select(run_date)
-    cond = _scope(user, lf, lt)
+    stmt, lf, lt = _transfer_select(run_date)
+    cond = _scope(conn, user, run_date)
     if f.region:
-        cond.append(sa.or_(lf.c.region == f.region, lt.c.region == f.region))
+        cond.append(_either_end(locations_of(conn, run_date, [f.region])))
     if f.location:
         cond.append(sa.or_(TR.c.from_location == f.location, TR.c.to_location == f.location))
     if f.category:
         cond.append(IM.c.category == f.category)
     if f.tier in TIERS:
         cond.append(TR.c.approval_tier == f.tier)
-    if f.status == "undecided":
-        cond.append(ld.c.version.is_(None))
+    if f.status == "undecided":  # NOT IN: one hashed set of the night's decided keys
+        decided = sa.select(TD.c.sku, TD.c.from_location, TD.c.to_location).where(TD.c.rec_run_date == run_date)
+        cond.append(sa.tuple_(TR.c.sku, TR.c.from_location, TR.c.to_location).not_in(decided))
     elif f.status == "approved":
-        cond.append(ld.c.decision == "approve")
+        cond.append(_latest_decision_of_row() == "approve")
     elif f.status == "rejected":
-        cond.append(ld.c.decision == "reject")
+        cond.append(_latest_decision_of_row() == "reject")
     if f.q.strip():
         pat = _like(f.q.strip())
         cond.append(
@@ -173,7 +201,7 @@ def transfers_page(conn: sa.Connection, user: User, f: TransferFilter, page_size
             )
         )
     stmt = stmt.where(*cond)
-    total = conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
+    total = _capped_count(conn, stmt)
     orders: dict[str, list[Any]] = {
         "benefit": [TR.c.expected_benefit.desc()],
         "stockout": [TR.c.receiver_stockout_date.is_(None), TR.c.receiver_stockout_date, TR.c.expected_benefit.desc()],
@@ -188,7 +216,8 @@ def transfers_page(conn: sa.Connection, user: User, f: TransferFilter, page_size
         .limit(page_size)
         .offset((page - 1) * page_size)
     ).all()
-    return Page([dict(r._mapping) for r in rows], int(total), page, page_size, {"run_date": run_date})
+    out = _with_decisions(conn, [dict(r._mapping) for r in rows])
+    return Page(out, int(total), page, page_size, {"run_date": run_date})
 
 
 def filter_options(conn: sa.Connection, user: User) -> dict[str, list[str]]:
@@ -210,11 +239,12 @@ def filter_options(conn: sa.Connection, user: User) -> dict[str, list[str]]:
 
 def transfer_detail(conn: sa.Connection, user: User, key: RecKey) -> dict[str, Any] | None:
     """The recommendation (None when unknown or outside the user's regions) and its decision history."""
-    stmt, lf, lt, _ = _transfer_select(key.rec_run_date)
+    stmt, lf, lt = _transfer_select(key.rec_run_date)
     stmt = stmt.where(TR.c.sku == key.sku, TR.c.from_location == key.from_location, TR.c.to_location == key.to_location)
-    r = conn.execute(stmt.where(*_scope(user, lf, lt))).first()
+    r = conn.execute(stmt.where(*_scope(conn, user, key.rec_run_date))).first()
     if r is None:
         return None
+    rec = _with_decisions(conn, [dict(r._mapping)])[0]
     history = conn.execute(
         sa.select(TD)
         .where(
@@ -225,7 +255,7 @@ def transfer_detail(conn: sa.Connection, user: User, key: RecKey) -> dict[str, A
         )
         .order_by(TD.c.version)
     ).all()
-    return {"rec": dict(r._mapping), "history": [dict(h._mapping) for h in history]}
+    return {"rec": rec, "history": [dict(h._mapping) for h in history]}
 
 
 def projection(conn: sa.Connection, run_date: date, sku: str, location: str, days: int = 28) -> dict[str, Any] | None:
@@ -301,7 +331,7 @@ def alerts_page(
                 sa.func.lower(IM.c.name_en).like(pat, escape="\\"),
             )
         )
-    total = conn.execute(sa.select(sa.func.count()).select_from(stmt.subquery())).scalar_one()
+    total = _capped_count(conn, stmt)
     sev = sa.case({"high": 0, "medium": 1}, value=AL.c.severity, else_=2)
     kind = sa.case({"stockout_risk": 0}, value=AL.c.alert_type, else_=1)
     rows = conn.execute(
