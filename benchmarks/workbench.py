@@ -2,7 +2,8 @@
 
 Creates a throw-away database on the server (default ``postgresql+psycopg://postgres@127.0.0.1:5432``,
 override with ``--server`` or ``TIAOBO_TEST_PG``), publishes one night with ``--rows`` transfers
-(5,000 SKUs, 60 locations in 6 regions, every lane between them; item, location and lane masters;
+(5,000 SKUs, 60 locations in 6 regions, every lane between them with a minimum of 6 units and a
+capacity of 5,000; item, location and lane masters;
 30% of the lines already approved by the auto tier), and measures through the app over HTTP
 (Starlette's TestClient: the whole request, routing, session and CSRF checks, SQL, templates):
 
@@ -79,8 +80,8 @@ def night(rows: int, seed: int = 0) -> dict[str, pd.DataFrame]:
             "cost_per_unit": 0.5,
             "fixed_cost_per_shipment": 40.0,
             "transit_days": 2,
-            "min_units": 0,
-            "capacity": None,
+            "min_units": 6,
+            "capacity": 5000,
         }
     )
     # unique (sku, lane) combinations

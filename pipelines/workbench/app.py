@@ -29,6 +29,7 @@ from pipelines.workbench.service import DecisionRefused, RecKey
 
 HERE = Path(__file__).resolve().parent
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_BULK_LINES = 5000
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self';"
     " frame-ancestors 'none'; base-uri 'none'"
@@ -327,8 +328,11 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
         return _transfers(request, who)
 
     @app.post("/transfers/bulk-approve", response_class=HTMLResponse)
-    async def bulk(request: Request, who: Annotated[Who, Depends(posted)]) -> HTMLResponse:
-        form = await request.form()
+    async def bulk(request: Request, who: Annotated[Who, Depends(current)]) -> HTMLResponse:
+        # the form is read here, not by a Form() dependency: up to MAX_BULK_LINES lines per request
+        form = await request.form(max_fields=MAX_BULK_LINES + 10)
+        if not auth.csrf_ok(who.session, str(form.get("csrf_token") or "")):
+            raise HTTPException(403, "CSRF token missing or wrong")
         items = []
         bad = 0
         for tok in form.getlist("line"):

@@ -54,7 +54,8 @@ from pipelines.workbench.users import User
 DEFAULT_APPROVAL_LIMIT = 5000.0
 DECISIONS = ("approve", "reject")
 SOURCES = ("workbench", "upload", "cli")
-_CHUNK = 400  # keys per IN (...) list and rows per multi-row insert (bound-parameter limits)
+_CHUNK = 400  # rows per multi-row insert (bound-parameter limits)
+_SUPERSET_CHUNK = 2000  # keys per query of IN lists (a superset, filtered exactly in Python)
 _EPS = 1e-6
 
 TR = OUTPUT_SA["transfers"]
@@ -160,10 +161,6 @@ def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
         yield seq[i : i + n]
 
 
-def _tuple_in(cols: Sequence[sa.ColumnElement[Any]], keys: Sequence[tuple]) -> sa.ColumnElement[bool]:
-    return sa.tuple_(*cols).in_([tuple(k) for k in keys])
-
-
 def _ts(v: Any) -> datetime | None:
     if v is None:
         return None
@@ -185,29 +182,49 @@ def latest_run_date(conn: sa.Connection) -> date | None:
     return None if v is None else _as_date(v)
 
 
+def _by_date(keys: Iterable[Any], date_of: Any) -> dict[date, list[Any]]:
+    out: dict[date, list[Any]] = {}
+    for k in keys:
+        out.setdefault(date_of(k), []).append(k)
+    return out
+
+
+def _in_lists(cols: Sequence[sa.ColumnElement[Any]], values: Sequence[tuple]) -> list[sa.ColumnElement[bool]]:
+    """``col IN (...)`` per column over the given value tuples: an index-friendly superset of the
+    exact tuples (the caller keeps the exact ones in Python), portable to SQLite and PostgreSQL."""
+    return [c.in_(sorted({v[i] for v in values})) for i, c in enumerate(cols)]
+
+
 def latest_versions(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[RecKey, dict[str, Any]]:
     """The latest decision row (version, decided_by, decided_at, decision, new_quantity) per key."""
     out: dict[RecKey, dict[str, Any]] = {}
-    cols = [TD.c.rec_run_date, TD.c.sku, TD.c.from_location, TD.c.to_location]
-    for part in _chunks(list(keys)):
-        latest = (
-            sa.select(*cols, sa.func.max(TD.c.version).label("v"))
-            .where(_tuple_in(cols, [(k.rec_run_date, k.sku, k.from_location, k.to_location) for k in part]))
-            .group_by(*cols)
-            .subquery()
-        )
-        stmt = sa.select(*cols, TD.c.version, TD.c.decided_by, TD.c.decided_at, TD.c.decision, TD.c.new_quantity).join(
-            latest, sa.and_(*(c == latest.c[c.name] for c in cols), TD.c.version == latest.c.v)
-        )
-        for r in conn.execute(stmt):
-            k = RecKey(_as_date(r.rec_run_date), r.sku, r.from_location, r.to_location)
-            out[k] = {
-                "version": int(r.version),
-                "decided_by": r.decided_by,
-                "decided_at": _ts(r.decided_at),
-                "decision": r.decision,
-                "new_quantity": float(r.new_quantity),
-            }
+    for d, ks in _by_date(set(keys), lambda k: k.rec_run_date).items():
+        wanted = {(k.sku, k.from_location, k.to_location) for k in ks}
+        for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
+            stmt = sa.select(
+                TD.c.sku,
+                TD.c.from_location,
+                TD.c.to_location,
+                TD.c.version,
+                TD.c.decided_by,
+                TD.c.decided_at,
+                TD.c.decision,
+                TD.c.new_quantity,
+            ).where(TD.c.rec_run_date == d, *_in_lists([TD.c.sku, TD.c.from_location, TD.c.to_location], part))
+            for r in conn.execute(stmt):
+                lane = (r.sku, r.from_location, r.to_location)
+                if lane not in wanted:
+                    continue
+                k = RecKey(d, *lane)
+                if k in out and out[k]["version"] >= int(r.version):
+                    continue
+                out[k] = {
+                    "version": int(r.version),
+                    "decided_by": r.decided_by,
+                    "decided_at": _ts(r.decided_at),
+                    "decision": r.decision,
+                    "new_quantity": float(r.new_quantity),
+                }
     return out
 
 
@@ -215,42 +232,52 @@ def load_recs(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[RecKey, Rec]:
     """The published recommendations of ``keys`` (missing keys are left out) with their latest decision."""
     lf, lt = LM.alias("lf"), LM.alias("lt")
     out: dict[RecKey, Rec] = {}
-    kcols = [TR.c.run_date, TR.c.sku, TR.c.from_location, TR.c.to_location]
-    for part in _chunks(list(keys)):
-        stmt = (
-            sa.select(
-                *kcols,
-                TR.c.run_id,
-                TR.c.quantity,
-                TR.c.donor_excess_units,
-                IM.c.pack_size,
-                IM.c.unit_cost,
-                lf.c.region.label("from_region"),
-                lt.c.region.label("to_region"),
+    for d, ks in _by_date(set(keys), lambda k: k.rec_run_date).items():
+        wanted = {(k.sku, k.from_location, k.to_location) for k in ks}
+        for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
+            stmt = (
+                sa.select(
+                    TR.c.sku,
+                    TR.c.from_location,
+                    TR.c.to_location,
+                    TR.c.run_id,
+                    TR.c.quantity,
+                    TR.c.donor_excess_units,
+                    IM.c.pack_size,
+                    IM.c.unit_cost,
+                    lf.c.region.label("from_region"),
+                    lt.c.region.label("to_region"),
+                )
+                .select_from(TR)
+                .outerjoin(IM, sa.and_(IM.c.run_date == TR.c.run_date, IM.c.sku == TR.c.sku))
+                .outerjoin(lf, sa.and_(lf.c.run_date == TR.c.run_date, lf.c.location == TR.c.from_location))
+                .outerjoin(lt, sa.and_(lt.c.run_date == TR.c.run_date, lt.c.location == TR.c.to_location))
+                .where(TR.c.run_date == d, *_in_lists([TR.c.sku, TR.c.from_location, TR.c.to_location], part))
             )
-            .select_from(TR)
-            .outerjoin(IM, sa.and_(IM.c.run_date == TR.c.run_date, IM.c.sku == TR.c.sku))
-            .outerjoin(lf, sa.and_(lf.c.run_date == TR.c.run_date, lf.c.location == TR.c.from_location))
-            .outerjoin(lt, sa.and_(lt.c.run_date == TR.c.run_date, lt.c.location == TR.c.to_location))
-            .where(_tuple_in(kcols, [(k.rec_run_date, k.sku, k.from_location, k.to_location) for k in part]))
-        )
-        for r in conn.execute(stmt):
-            k = RecKey(_as_date(r.run_date), r.sku, r.from_location, r.to_location)
-            out[k] = Rec(
-                key=k,
-                run_id=r.run_id,
-                quantity=float(r.quantity),
-                donor_excess_units=float(r.donor_excess_units or 0.0),
-                pack_size=int(r.pack_size or 1),
-                unit_cost=float(r.unit_cost or 0.0),
-                from_region=r.from_region,
-                to_region=r.to_region,
-            )
-    for k, d in latest_versions(conn, list(out)).items():
-        rec = out[k]
+            for r in conn.execute(stmt):
+                lane = (r.sku, r.from_location, r.to_location)
+                if lane not in wanted:
+                    continue
+                k = RecKey(d, *lane)
+                out[k] = Rec(
+                    key=k,
+                    run_id=r.run_id,
+                    quantity=float(r.quantity),
+                    donor_excess_units=float(r.donor_excess_units or 0.0),
+                    pack_size=int(r.pack_size or 1),
+                    unit_cost=float(r.unit_cost or 0.0),
+                    from_region=r.from_region,
+                    to_region=r.to_region,
+                )
+    _attach(out, latest_versions(conn, list(out)))
+    return out
+
+
+def _attach(recs: dict[RecKey, Rec], latest: dict[RecKey, dict[str, Any]]) -> None:
+    for k, d in latest.items():
+        rec = recs[k]
         rec.version, rec.decided_by, rec.decided_at = d["version"], d["decided_by"], d["decided_at"]
         rec.decision, rec.new_quantity = d["decision"], d["new_quantity"]
-    return out
 
 
 def _newer(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[tuple[str, str, str], tuple[date, float]]:
@@ -259,31 +286,103 @@ def _newer(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[tuple[str, str, 
     if not keys:
         return out
     oldest = min(k.rec_run_date for k in keys)
-    cols = [TR.c.sku, TR.c.from_location, TR.c.to_location]
-    for part in _chunks(list(keys)):
-        stmt = sa.select(*cols, TR.c.run_date, TR.c.quantity).where(
-            TR.c.run_date > oldest, _tuple_in(cols, [(k.sku, k.from_location, k.to_location) for k in part])
-        )
+    wanted = {(k.sku, k.from_location, k.to_location) for k in keys}
+    for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
+        cols = [TR.c.sku, TR.c.from_location, TR.c.to_location]
+        stmt = sa.select(*cols, TR.c.run_date, TR.c.quantity).where(TR.c.run_date > oldest, *_in_lists(cols, part))
         for r in conn.execute(stmt):
             lane = (r.sku, r.from_location, r.to_location)
             d = _as_date(r.run_date)
-            if lane not in out or out[lane][0] < d:
+            if lane in wanted and (lane not in out or out[lane][0] < d):
                 out[lane] = (d, float(r.quantity))
     return out
 
 
 def lane_lines(conn: sa.Connection, lanes: Iterable[tuple[date, str, str]]) -> dict[tuple[date, str, str], list[Rec]]:
-    """Every recommendation on each (run date, from, to), with its latest decision."""
+    """Every recommendation on each (run date, from, to), with its latest decision (only the
+    fields a shipment needs: quantity, decision, who)."""
     lanes = sorted(set(lanes))
-    keys: list[RecKey] = []
-    cols = [TR.c.run_date, TR.c.from_location, TR.c.to_location]
-    for part in _chunks(lanes):
-        for r in conn.execute(sa.select(*cols, TR.c.sku).where(_tuple_in(cols, part))):
-            keys.append(RecKey(_as_date(r.run_date), r.sku, r.from_location, r.to_location))
-    recs = load_recs(conn, keys)
     out: dict[tuple[date, str, str], list[Rec]] = {lane: [] for lane in lanes}
-    for rec in sorted(recs.values(), key=lambda r: r.key):
-        out[(rec.key.rec_run_date, rec.key.from_location, rec.key.to_location)].append(rec)
+    for d, ls in _by_date(lanes, lambda x: x[0]).items():
+        wanted = {(a, b) for _, a, b in ls}
+        recs: dict[RecKey, Rec] = {}
+        for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
+            stmt = sa.select(
+                TR.c.sku, TR.c.from_location, TR.c.to_location, TR.c.run_id, TR.c.quantity, TR.c.donor_excess_units
+            ).where(TR.c.run_date == d, *_in_lists([TR.c.from_location, TR.c.to_location], part))
+            for r in conn.execute(stmt):
+                if (r.from_location, r.to_location) not in wanted:
+                    continue
+                k = RecKey(d, r.sku, r.from_location, r.to_location)
+                recs[k] = Rec(k, r.run_id, float(r.quantity), float(r.donor_excess_units or 0.0), 1, 0.0, None, None)
+            latest: dict[RecKey, dict[str, Any]] = {}
+            stmt2 = sa.select(
+                TD.c.sku,
+                TD.c.from_location,
+                TD.c.to_location,
+                TD.c.version,
+                TD.c.decided_by,
+                TD.c.decided_at,
+                TD.c.decision,
+                TD.c.new_quantity,
+            ).where(TD.c.rec_run_date == d, *_in_lists([TD.c.from_location, TD.c.to_location], part))
+            for r in conn.execute(stmt2):
+                k = RecKey(d, r.sku, r.from_location, r.to_location)
+                if k not in recs or (k in latest and latest[k]["version"] >= int(r.version)):
+                    continue
+                latest[k] = {
+                    "version": int(r.version),
+                    "decided_by": r.decided_by,
+                    "decided_at": _ts(r.decided_at),
+                    "decision": r.decision,
+                    "new_quantity": float(r.new_quantity),
+                }
+            _attach(recs, latest)
+        for rec in sorted(recs.values(), key=lambda r: r.key):
+            out[(d, rec.key.from_location, rec.key.to_location)].append(rec)
+    return out
+
+
+def lane_totals(conn: sa.Connection, lanes: Iterable[tuple[date, str, str]]) -> dict[tuple[date, str, str], float]:
+    """Units each (run date, from, to) ships as things stand: approved lines at their approved
+    quantity, rejected ones at zero, undecided ones at the recommended quantity (one aggregate
+    query per night; the latest decision per recommendation by a window function)."""
+    out: dict[tuple[date, str, str], float] = {}
+    for d, ls in _by_date(sorted(set(lanes)), lambda x: x[0]).items():
+        wanted = {(a, b) for _, a, b in ls}
+        for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
+            key = [TD.c.sku, TD.c.from_location, TD.c.to_location]
+            ranked = (
+                sa.select(
+                    *key,
+                    TD.c.decision,
+                    TD.c.new_quantity,
+                    sa.func.row_number().over(partition_by=key, order_by=TD.c.version.desc()).label("rn"),
+                )
+                .where(TD.c.rec_run_date == d, *_in_lists([TD.c.from_location, TD.c.to_location], part))
+                .subquery("ranked")
+            )
+            ld = sa.select(ranked).where(ranked.c.rn == 1).subquery("ld")
+            units = sa.case(
+                (ld.c.decision == "approve", ld.c.new_quantity), (ld.c.decision == "reject", 0.0), else_=TR.c.quantity
+            )
+            stmt = (
+                sa.select(TR.c.from_location, TR.c.to_location, sa.func.sum(units).label("units"))
+                .select_from(TR)
+                .outerjoin(
+                    ld,
+                    sa.and_(
+                        ld.c.sku == TR.c.sku,
+                        ld.c.from_location == TR.c.from_location,
+                        ld.c.to_location == TR.c.to_location,
+                    ),
+                )
+                .where(TR.c.run_date == d, *_in_lists([TR.c.from_location, TR.c.to_location], part))
+                .group_by(TR.c.from_location, TR.c.to_location)
+            )
+            for r in conn.execute(stmt):
+                if (r.from_location, r.to_location) in wanted:
+                    out[(d, r.from_location, r.to_location)] = float(r.units or 0.0)
     return out
 
 
@@ -291,10 +390,13 @@ def lane_master(conn: sa.Connection, lanes: Iterable[tuple[date, str, str]]) -> 
     """The lane master row (min_units, capacity, costs) of each (run date, from, to) that has one."""
     lanes = sorted(set(lanes))
     out: dict[tuple[date, str, str], dict] = {}
-    cols = [LN.c.run_date, LN.c.from_location, LN.c.to_location]
-    for part in _chunks(lanes):
-        for r in conn.execute(sa.select(LN).where(_tuple_in(cols, part))):
-            out[(_as_date(r.run_date), r.from_location, r.to_location)] = dict(r._mapping)
+    for d, ls in _by_date(lanes, lambda x: x[0]).items():
+        wanted = {(a, b) for _, a, b in ls}
+        for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
+            stmt = sa.select(LN).where(LN.c.run_date == d, *_in_lists([LN.c.from_location, LN.c.to_location], part))
+            for r in conn.execute(stmt):
+                if (r.from_location, r.to_location) in wanted:
+                    out[(d, r.from_location, r.to_location)] = dict(r._mapping)
     return out
 
 
@@ -421,18 +523,20 @@ class _Plan:
 def _lane_checks(conn: sa.Connection, plans: list[_Plan]) -> list[DecisionRefused]:
     """Check the shipments the plans change; refused approvals are removed from ``plans``."""
     lanes = {(p.rec.key.rec_run_date, p.rec.key.from_location, p.rec.key.to_location) for p in plans}
-    lines = lane_lines(conn, lanes)
     masters = lane_master(conn, lanes)
+    constrained = [ln for ln, m in masters.items() if float(m["min_units"] or 0) > 0 or m["capacity"] is not None]
+    totals = lane_totals(conn, constrained)
     refused: list[DecisionRefused] = []
     by_lane: dict[tuple[date, str, str], list[_Plan]] = {}
     for p in plans:
         by_lane.setdefault((p.rec.key.rec_run_date, p.rec.key.from_location, p.rec.key.to_location), []).append(p)
     for lane, lane_plans in by_lane.items():
         m = masters.get(lane)
-        if m is None:
-            continue  # no lane master published for that night (older runs): nothing to check against
-        new = {p.rec.key: (p.quantity if p.decision == "approve" else 0.0) for p in lane_plans}
-        total = sum(new.get(r.key, r.effective_quantity) for r in lines[lane])
+        if m is None or lane not in totals:
+            continue  # no lane master for that night (older runs), or a lane without minimum and capacity
+        total = totals[lane] + sum(
+            (p.quantity if p.decision == "approve" else 0.0) - p.rec.effective_quantity for p in lane_plans
+        )
         min_units, cap = float(m["min_units"] or 0), m["capacity"]
         problem = None
         if 0 < total < min_units - _EPS:
@@ -487,15 +591,16 @@ def _insert(
         )
     written: set[str] = set()
     dialect = conn.dialect.name
-    for part in _chunks(rows):
+    for part in _chunks(rows, 5000):
         if dialect in ("postgresql", "sqlite"):
             from sqlalchemy.dialects import postgresql, sqlite
 
-            ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TD).values(list(part))
+            ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(TD)
             stmt = ins.on_conflict_do_nothing(
                 index_elements=[TD.c.rec_run_date, TD.c.sku, TD.c.from_location, TD.c.to_location, TD.c.version]
             ).returning(TD.c.decision_id)
-            written |= {r[0] for r in conn.execute(stmt)}
+            # executemany with RETURNING: SQLAlchemy batches it into multi-row statements
+            written |= {r[0] for r in conn.execute(stmt, list(part))}
         else:  # other dialects: one row at a time, a unique violation is the conflict
             for row in part:
                 try:

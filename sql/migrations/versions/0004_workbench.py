@@ -10,7 +10,7 @@ published lane master, and indexes for the workbench's reads.
   failures within the window throttle that user from that IP.
 - ``lane_master``: the lanes the run planned with (an output table, published per run date).
 - Indexes: transfers by run date and lane (the lane's other lines), by receiver and donor;
-  transfer_decisions by rec key (the latest version per recommendation).
+  transfer_decisions by rec key (the latest version per recommendation) and by lane.
 
 Revision ID: 0004
 Revises: 0003
@@ -90,6 +90,9 @@ def upgrade() -> None:
     op.create_index("ix_transfers_run_date_to", "transfers", ["run_date", "to_location"])
     op.create_index("ix_transfers_run_date_value", "transfers", ["run_date", "expected_benefit"])
     op.create_index(
+        "ix_transfer_decisions_lane", "transfer_decisions", ["rec_run_date", "from_location", "to_location"]
+    )
+    op.create_index(
         "ix_transfer_decisions_rec_key",
         "transfer_decisions",
         ["rec_run_date", "sku", "from_location", "to_location", "version"],
@@ -98,6 +101,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_transfer_decisions_rec_key", table_name="transfer_decisions")
+    op.drop_index("ix_transfer_decisions_lane", table_name="transfer_decisions")
     op.drop_index("ix_transfers_run_date_value", table_name="transfers")
     op.drop_index("ix_transfers_run_date_to", table_name="transfers")
     op.drop_index("ix_transfers_run_date_lane", table_name="transfers")
