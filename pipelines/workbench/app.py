@@ -53,23 +53,23 @@ def rec_url(base: str, key: RecKey) -> str:
     return transfer_link(base, key.rec_run_date, key.sku, key.from_location, key.to_location)
 
 
-def _key_token(key: RecKey, version: int) -> str:
-    return "|".join(
-        quote(str(x), safe="")
-        for x in (key.rec_run_date.isoformat(), key.sku, key.from_location, key.to_location, version)
-    )
+def _key_token(key: RecKey, version: int, run_id: str | None = None) -> str:
+    """A line's checkbox value: run date | sku | from | to | version seen | run id seen."""
+    parts = (key.rec_run_date.isoformat(), key.sku, key.from_location, key.to_location, version, run_id or "")
+    return "|".join(quote(str(x), safe="") for x in parts)
 
 
-def _parse_key_token(token: str) -> tuple[RecKey, int] | None:
+def _parse_key_token(token: str) -> tuple[RecKey, int, str | None] | None:
     from urllib.parse import unquote
 
     parts = [unquote(p) for p in token.split("|")]
-    if len(parts) != 5:
+    if len(parts) not in (5, 6):
         return None
     d = parse_date(parts[0])
     if d is None or not parts[4].isdigit():
         return None
-    return RecKey(d, parts[1], parts[2], parts[3]), int(parts[4])
+    run_id = parts[5] if len(parts) == 6 and parts[5] else None
+    return RecKey(d, parts[1], parts[2], parts[3]), int(parts[4]), run_id
 
 
 def _fmt(v: Any, digits: int = 0) -> str:
@@ -303,7 +303,9 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
             {
                 **r,
                 "token": _key_token(
-                    RecKey(r["run_date"], r["sku"], r["from_location"], r["to_location"]), r["version"] or 0
+                    RecKey(r["run_date"], r["sku"], r["from_location"], r["to_location"]),
+                    r["version"] or 0,
+                    r["run_id"],
                 ),
             }
             for r in page.rows

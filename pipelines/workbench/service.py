@@ -326,16 +326,16 @@ def lane_lines(conn: sa.Connection, lanes: Iterable[tuple[date, str, str]]) -> d
                 TD.c.decision,
                 TD.c.new_quantity,
             ).where(TD.c.rec_run_date == d, *_in_lists([TD.c.from_location, TD.c.to_location], part))
-            for r in conn.execute(stmt2):
-                k = RecKey(d, r.sku, r.from_location, r.to_location)
-                if k not in recs or (k in latest and latest[k]["version"] >= int(r.version)):
+            for dr in conn.execute(stmt2):
+                k = RecKey(d, dr.sku, dr.from_location, dr.to_location)
+                if k not in recs or (k in latest and latest[k]["version"] >= int(dr.version)):
                     continue
                 latest[k] = {
-                    "version": int(r.version),
-                    "decided_by": r.decided_by,
-                    "decided_at": _ts(r.decided_at),
-                    "decision": r.decision,
-                    "new_quantity": float(r.new_quantity),
+                    "version": int(dr.version),
+                    "decided_by": dr.decided_by,
+                    "decided_at": _ts(dr.decided_at),
+                    "decision": dr.decision,
+                    "new_quantity": float(dr.new_quantity),
                 }
             _attach(recs, latest)
         for rec in sorted(recs.values(), key=lambda r: r.key):
@@ -718,19 +718,19 @@ def decide(
 def bulk_approve(
     conn: sa.Connection,
     user: User,
-    items: Sequence[tuple[RecKey, int | None]],
+    items: Sequence[tuple[RecKey, int | None] | tuple[RecKey, int | None, str | None]],
     *,
     approval_limit: float = DEFAULT_APPROVAL_LIMIT,
     source: str = "workbench",
     now: datetime | None = None,
 ) -> BulkResult:
     """Approve many recommendations at their recommended quantity; ``items``: (key, expected
-    version). Each line is checked on its own: the allowed ones are written, the others come back
-    in ``refused`` with their rule."""
+    version) or (key, expected version, run id seen). Each line is checked on its own: the allowed
+    ones are written, the others come back in ``refused`` with their rule."""
     return _run(
         conn,
         user,
-        [(k, "approve", None, None, None, v, None) for k, v in items],
+        [(it[0], "approve", None, None, None, it[1], it[2] if len(it) > 2 else None) for it in items],
         approval_limit,
         source,
         now,

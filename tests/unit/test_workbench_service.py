@@ -184,6 +184,10 @@ def test_bulk_approve_writes_the_allowed_lines_and_names_the_refused(url):
     assert sorted(str(d.key) for d in res.decided) == [str(A_S1), str(A_S2)]
     assert sorted((e.key.sku, e.rule) for e in res.refused) == [("B", "authority"), ("X", "region")]
     assert len(_rows(url)) == 2
+    # a page shown before a re-run of the night carries the old run id: refused as replaced
+    with reporting.engine_for(url).begin() as conn:
+        res = service.bulk_approve(conn, _user(url, "boss"), [(B_S1, 0, "old-run")], approval_limit=LIMIT)
+    assert res.decided == [] and [e.rule for e in res.refused] == ["replaced"]
 
 
 def test_disabled_user_cannot_decide(url):
