@@ -239,7 +239,7 @@ def test_post_without_csrf_token_is_refused(page_as):
     r = page.request.post("/logout", form={})
     assert r.status == 403
     page.goto("/transfers?q=E")
-    assert "待审批" in page.locator("#transfers tbody tr").first.inner_text()  # nothing was decided
+    assert "待审批" in page.locator("#transfers tbody tr[data-sku=E]").inner_text()  # nothing was decided
 
 
 def test_script_in_an_item_name_is_shown_as_text(page_as):
@@ -289,3 +289,24 @@ def test_security_headers(page_as):
     h = r.headers
     assert h["x-frame-options"] == "DENY"
     assert "script-src 'self'" in h["content-security-policy"] and "unsafe-inline" not in h["content-security-policy"]
+
+
+def test_upload_a_gbk_file_reports_bad_lines_and_imports_the_rest(page_as, tmp_path):
+    page = page_as("east")
+    f = tmp_path / "决定.csv"
+    f.write_bytes(
+        (
+            "run_date,sku,from_location,to_location,decision,quantity\n"
+            f"{WB_DATE:%Y/%m/%d},E,DC1,S1,批准,2\n"
+            f"{WB_DATE},E,DC1,S1,maybe,2\n"
+        ).encode("gbk")
+    )
+    page.goto("/upload")
+    page.set_input_files("#file", str(f))
+    assert submit(page, "#upload") == 200
+    assert "已导入 1 条审批" in page.locator(".msg.ok").inner_text()
+    assert page.locator("#problems li").all_inner_texts() == [
+        "line 3: column 'decision' rule 'approve or reject (批准 / 拒绝)' fails (value 'maybe')"
+    ]
+    page.goto("/transfers?q=E")
+    assert "已批准 2" in page.locator("#transfers tbody tr[data-sku=E]").inner_text()
