@@ -169,14 +169,11 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        lang = "zh"
-        if exc.status_code == 403:
+        if exc.status_code == 403:  # bilingual: the user's language may not be known (no session)
             text = i18n.texts("en")["forbidden"] + "\n" + i18n.texts("zh")["forbidden"]
         else:
             text = str(exc.detail)
-        return PlainTextResponse(
-            f"{exc.status_code}: {text}", status_code=exc.status_code, headers={"Content-Language": lang}
-        )
+        return PlainTextResponse(f"{exc.status_code}: {text}", status_code=exc.status_code)
 
     def render(request: Request, who: Who | None, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         lang = who.user.lang if who else request.query_params.get("lang", "zh")
