@@ -335,8 +335,9 @@ def serve(
         _say(f"error: {exc}")
         raise typer.Exit(2) from None
     _say(f"Tiaobo workbench on http://{host}:{port}/ (reporting database {_describe(cfg.reporting_url())})")
-    proxy = cfg.workbench.trusted_proxies
-    uvicorn.run(web, host=host, port=port, proxy_headers=bool(proxy), forwarded_allow_ips=",".join(proxy) or None)
+    # the TCP peer stays the client address (no X-Forwarded-For rewriting): the trusted-proxy check
+    # and the login throttling both key on it
+    uvicorn.run(web, host=host, port=port, proxy_headers=False)
 
 
 def _describe(url: str) -> str:
