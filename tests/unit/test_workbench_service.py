@@ -255,3 +255,16 @@ def test_feedback_reads_a_gbk_file_with_a_bad_row_without_failing(tmp_path):
     )
     p = decisions.parse_decisions(f)
     assert len(p.rows) == 1 and "1 bad row(s) left out: line 3: column 'run_date'" in p.summary()
+
+
+def test_the_next_night_reads_the_workbench_decisions(url):
+    from pipelines.feedback import read_decision_table
+
+    _decide(url, "east", A_S1, quantity=18, expected_version=0)
+    _decide(url, "boss", B_S1, "reject", reason_code="too_costly", expected_version=0)
+    staged = read_decision_table(url, WB_DATE + timedelta(days=1))
+    got = staged[["sku", "to_location", "decision", "quantity", "decided_by", "source", "reason_code"]]
+    assert got.values.tolist() == [
+        ["A", "S1", "approve", 18.0, "east", "workbench", ""],
+        ["B", "S1", "reject", 0.0, "boss", "workbench", "too_costly"],
+    ]
