@@ -91,10 +91,14 @@ def stock_chart(
     return Markup("".join(parts))
 
 
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
 def trend_chart(days: Sequence[date], values: Sequence[float | None], title: str) -> Markup:
     """A KPI over run dates (gaps where the value is missing)."""
     pts = [(d, v) for d, v in zip(days, values, strict=True) if v is not None]
-    if not pts:
+    if len(pts) < 2:  # a trend needs two nights; the page shows the latest value anyway
         return Markup("")
     lo, hi = min(v for _, v in pts), max(v for _, v in pts)
     if hi == lo:
@@ -106,15 +110,15 @@ def trend_chart(days: Sequence[date], values: Sequence[float | None], title: str
     xs = [sx(idx[d]) for d, _ in pts]
     ys = [sy(v) for _, v in pts]
     dots = "".join(
-        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#08519c"><title>{d} {v:,.4g}</title></circle>'
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="#08519c"><title>{d} {_num(v)}</title></circle>'
         for x, y, (d, v) in zip(xs, ys, pts, strict=True)
     )
     return Markup(
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img"'
         f' aria-label="{escape(title)}" class="chart"><title>{escape(title)}</title>'
         f'<path d="{_path(xs, ys)}" fill="none" stroke="#08519c" stroke-width="2"/>{dots}'
-        f'<text x="36" y="{sy(hi) + 4:.1f}" text-anchor="end" font-size="10" fill="#555">{hi:,.4g}</text>'
-        f'<text x="36" y="{sy(lo) + 4:.1f}" text-anchor="end" font-size="10" fill="#555">{lo:,.4g}</text>'
+        f'<text x="36" y="{sy(hi) + 4:.1f}" text-anchor="end" font-size="10" fill="#555">{_num(hi)}</text>'
+        f'<text x="36" y="{sy(lo) + 4:.1f}" text-anchor="end" font-size="10" fill="#555">{_num(lo)}</text>'
         f'<text x="{xs[0]:.1f}" y="{h - 6}" font-size="10" fill="#555">{pts[0][0]:%m-%d}</text>'
         f'<text x="{xs[-1]:.1f}" y="{h - 6}" text-anchor="end" font-size="10" fill="#555">{pts[-1][0]:%m-%d}</text>'
         "</svg>"

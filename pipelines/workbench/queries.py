@@ -278,21 +278,23 @@ def projection(conn: sa.Connection, run_date: date, sku: str, location: str, day
 def project_stock(
     start: float, forecast: list[dict[str, Any]], change_day: date | None, change: float
 ) -> tuple[list[date], list[float], list[float], list[float]]:
-    """Projected stock per forecast day under mean demand, under p50 and under p90 demand, with
-    ``change`` units added from ``change_day`` on (a transfer's arrival, or minus at the donor)."""
+    """Projected stock at the end of each forecast day under mean, p50 and p90 daily demand, with
+    ``change`` units added on ``change_day`` (a transfer's arrival; negative at the donor). Daily
+    p90 summed is a pessimistic band (the sum of daily quantiles exceeds the quantile of the sum)."""
     days, mean, p50, p90 = [], [], [], []
     m = a = b = start
     for row in forecast:
         d = row["target_date"]
         d = d if isinstance(d, date) else date.fromisoformat(str(d)[:10])
         add = change if change_day is not None and d == change_day else 0.0
-        m += add - float(row["mean"])
-        a += add - float(row["p50"])
-        b += add - float(row["p90"])
+        # lost sales, not backorders: stock that runs out stays at zero until the next arrival
+        m = max(m + add - float(row["mean"]), 0.0)
+        a = max(a + add - float(row["p50"]), 0.0)
+        b = max(b + add - float(row["p90"]), 0.0)
         days.append(d)
-        mean.append(max(m, 0.0))
-        p50.append(max(a, 0.0))
-        p90.append(max(b, 0.0))
+        mean.append(m)
+        p50.append(a)
+        p90.append(b)
     return days, mean, p50, p90
 
 
