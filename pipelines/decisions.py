@@ -83,7 +83,15 @@ def read_decisions(path: str | Path) -> pd.DataFrame:
 
 
 #: columns of the ``decisions`` staging file: the latest decision on each recommendation known at a run
-STAGED_COLUMNS = [*DECISION_COLUMNS, "decided_by", "source", "reason_code", "rec_run_id"]
+STAGED_COLUMNS = [
+    *DECISION_COLUMNS,
+    "decided_by",
+    "source",
+    "reason_code",
+    "rec_run_id",
+    "decided_at",
+    "published_at",
+]
 #: columns of the ``open_transfers`` staging file: units of open orders still to arrive (pipelines.orders)
 OPEN_COLUMNS = ["sku", "from_location", "to_location", "quantity", "status", "rec_run_date", "arrival_date", "order_no"]
 
@@ -92,7 +100,14 @@ def staged_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     """``decisions`` (DECISION_COLUMNS, optionally who, source and reason) as the staging file, one row
     per recommendation (the last row of a (run_date, sku, from, to) wins), in a stable order."""
     d = decisions.copy()
-    for col, dflt in (("decided_by", "file"), ("source", "csv"), ("reason_code", ""), ("rec_run_id", "file")):
+    for col, dflt in (
+        ("decided_by", "file"),
+        ("source", "csv"),
+        ("reason_code", ""),
+        ("rec_run_id", "file"),
+        ("decided_at", pd.NaT),
+        ("published_at", pd.NaT),
+    ):
         if col not in d.columns:
             d[col] = dflt
     d = d[STAGED_COLUMNS].drop_duplicates(_KEY, keep="last")
@@ -101,6 +116,8 @@ def staged_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     d["quantity"] = d["quantity"].astype(float)
     for col in ("decided_by", "source", "reason_code", "rec_run_id"):
         d[col] = d[col].fillna("").astype("str")
+    for col in ("decided_at", "published_at"):  # UTC, naive; unknown for a file's rows
+        d[col] = pd.to_datetime(d[col], utc=True).dt.tz_localize(None).astype("datetime64[ns]")
     return d.sort_values(_KEY, kind="mergesort").reset_index(drop=True)
 
 

@@ -124,3 +124,40 @@ def policy_detail(inventory_policy: pd.DataFrame) -> pd.DataFrame:
     return p.assign(
         ss_sigma=reorder_point_sigma(p["reorder_point"], p["demand_mean"], p["lead_time_days"], p["service_level"])
     )
+
+
+def transfer_review_rows(run: date) -> pd.DataFrame:
+    """``transfer_review`` rows (without run_id) of the run date ``run``: three lines into S1 (departed
+    run-20 received on time, run-10 received late and short, run-3 shipped) and one cancelled into S2."""
+    dep = [pd.Timestamp(run) - pd.Timedelta(days=n) for n in (20, 10, 3, 5)]
+    df = pd.DataFrame(
+        {
+            "run_date": pd.Timestamp(run),
+            "order_no": ["O1", "O2", "O3", "O4"],
+            "sku": ["A", "A", "B", "A"],
+            "from_location": ["S2", "S2", "S2", "S1"],
+            "to_location": ["S1", "S1", "S1", "S2"],
+            "rec_run_date": dep,
+            "state": ["received", "partly_received", "shipped", "cancelled"],
+            "approved_qty": [10.0, 10.0, 4.0, 6.0],
+            "shipped_qty": [10.0, 10.0, 4.0, None],
+            "received_qty": [10.0, 6.0, None, None],
+            "shipped_date": [dep[0] + pd.Timedelta(days=1), dep[1] + pd.Timedelta(days=1), dep[2], pd.NaT],
+            "received_date": [dep[0] + pd.Timedelta(days=2), dep[1] + pd.Timedelta(days=4), pd.NaT, pd.NaT],
+            "planned_transit_days": 2.0,
+            "lead_time_days": [2.0, 4.0, None, None],
+            "transit_days": [1.0, 3.0, None, None],
+            "on_time": [True, False, None, None],
+            "window_end": [d + pd.Timedelta(days=14) for d in dep],
+            "window_closed": [True, False, False, False],
+            "receiver_stocked_out": [False, True, None, None],
+            "donor_stocked_out": [True, False, False, False],
+            "expected_benefit": [30.0, 20.0, 8.0, 12.0],
+            "transfer_cost": [5.0, 5.0, 2.0, 3.0],
+            "units_sold_thanks": [8.0, None, None, None],
+            "realised_benefit": [11.0, None, None, None],
+            "explanation_en": "x",
+            "explanation_zh": "x",
+        }
+    )
+    return contract.conform(df.assign(run_id="r"), "transfer_review").drop(columns=["run_id"])

@@ -12,7 +12,7 @@ from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.kpis import METRICS, compute_kpis, kpis_stage
-from tests.factories import insert_decision_rows, write_stage_inputs
+from tests.factories import insert_decision_rows, transfer_review_rows, write_stage_inputs
 
 RUN = date(2026, 3, 1)
 D = pd.Timestamp
@@ -418,10 +418,72 @@ def test_feedback_stages_decisions_and_past_forecasts_and_kpis_count_them(tmp_pa
         ("sales", _sales()),
     ):
         ctx.write(name, df)
+    from pipelines.review import review_stage
+
+    assert review_stage(ctx).counts["transfer_review"] == 0  # nothing shipped yet: nothing to review
     res = kpis_stage(ctx)
     assert res.counts["decisions"] == 3 and res.counts["past_forecasts"] == 2
     out = ctx.read("kpis")
     k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
     assert k[("*", "*", "forecast_wape_last_horizon")] == pytest.approx(1.0)
     assert k[("*", "*", "transfers_approved_units")] == 4.0  # the latest earlier run date's approvals
+    assert k[("*", "*", "decision_acceptance_rate")] == 0.5  # planner1 approved one of RUN-1's two
+    assert np.isnan(k[("*", "*", "decision_hours")])  # the run decided on was never published here
     reporting.dispose_engine(url)
+
+
+def _person_decisions() -> pd.DataFrame:
+    published = D("2026-02-28 06:00")
+    return _decisions().assign(
+        decided_by=["ann", "ann", "bob", "ann"],
+        decided_at=[pd.NaT, published + pd.Timedelta(hours=2), published + pd.Timedelta(hours=4), pd.NaT],
+        published_at=[pd.NaT, published, published, pd.NaT],
+    )
+
+
+def test_transfer_loop_kpis_hand_computed() -> None:
+    out = compute_kpis(
+        _policy(),
+        _alerts(),
+        _transfers(),
+        _accuracy(),
+        _stock(),
+        _items(),
+        _locations(),
+        RUN,
+        sales=_sales(),
+        decisions=_person_decisions(),
+        lanes=_lanes(),
+        review=transfer_review_rows(RUN),
+    )
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    # received lines O1 (2 days, on time, 10 of 10) and O2 (4 days, late, 6 of 10), both fruit into S1
+    assert k[("S1", "fruit", "transfer_lead_time_days")] == pytest.approx(3.0)
+    assert k[("S1", "fruit", "transfer_on_time_rate")] == pytest.approx(0.5)
+    assert k[("S1", "fruit", "transfer_receipt_rate")] == pytest.approx(16 / 20)
+    assert np.isnan(k[("S1", "tools", "transfer_lead_time_days")])  # O3 not received yet
+    # cost of live lines departed in the last 28 days (O1, O2, O3; O4 cancelled) over the sales value
+    # of those days at S1: A 28 units x 4 + B 2 units x 20 = 152
+    assert k[("S1", "*", "transfer_cost_share_of_sales")] == pytest.approx(12 / 152)
+    assert np.isnan(k[("S2", "*", "transfer_cost_share_of_sales")])  # no sales at S2
+    # only O1's window closed with a realised figure
+    assert k[("*", "*", "transfer_expected_benefit")] == 30.0
+    assert k[("*", "*", "transfer_realised_benefit")] == 11.0
+    assert k[("*", "*", "transfer_benefit_realisation")] == pytest.approx(11 / 30)
+    assert k[("*", "*", "review_receiver_stockout_rate")] == 0.0
+    assert k[("*", "*", "review_donor_stockout_rate")] == 1.0
+    # people's decisions on RUN-1: ann approved B S2->S1 after 2 h, bob rejected A S1->S2 after 4 h
+    assert k[("S1", "*", "decision_acceptance_rate")] == 1.0
+    assert k[("S2", "*", "decision_acceptance_rate")] == 0.0
+    assert k[("*", "*", "decision_acceptance_rate")] == 0.5
+    assert k[("*", "*", "decision_hours")] == pytest.approx(3.0)
+
+
+def test_the_auto_tier_is_not_a_person_deciding() -> None:
+    d = _person_decisions().assign(decided_by="system")
+    out = compute_kpis(
+        _policy(), _alerts(), _transfers(), _accuracy(), _stock(), _items(), _locations(), RUN, decisions=d
+    )
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    assert np.isnan(k[("*", "*", "decision_acceptance_rate")]) and np.isnan(k[("*", "*", "decision_hours")])
+    assert k[("*", "*", "transfers_approved_count")] == 1.0  # the system's approvals still count as approved

@@ -26,6 +26,7 @@ from pipelines.notify import (
     send_failure,
 )
 from pipelines.report import SECTION_IDS, render_report, write_report
+from tests.factories import transfer_review_rows
 
 RUN_DATE = date(2026, 11, 25)
 RUN_ID = "20261125-abcdef123456"
@@ -401,6 +402,34 @@ def test_report_zh_cn_translates_headings_not_data(frames, summary, items, locat
     assert "将 120 件 S2 从 DC1 调到 ST2。" in html
     assert "Stock health" not in html
     assert "&lt;script&gt;" in html and SCRIPT not in html
+
+
+def test_report_review_section_lists_the_orders_and_flagged_lanes(frames, summary):
+    from pipelines import explain
+
+    run = date.fromisoformat(summary["run_date"])
+    rev = transfer_review_rows(run).assign(run_id="r1")
+    rev["explanation_en"], rev["explanation_zh"] = explain.review_sentences(rev)
+    lanes = pd.DataFrame(
+        {
+            "run_date": pd.Timestamp(run),
+            "run_id": "r1",
+            "from_location": ["S2"],
+            "to_location": ["S1"],
+            "configured_transit_days": [2.0],
+            "observed_transit_days": [3.5],
+            "orders": [2],
+            "flagged": [True],
+        }
+    )
+    lanes["explanation_en"], lanes["explanation_zh"] = explain.lane_review_sentences(lanes)
+    en = section_text(render_report({**frames, "transfer_review": rev, "lane_review": lanes}, summary, "en"), "review")
+    assert en.count("<tr>") == 1 + len(rev) and "O1" in en and "partly received" in en
+    assert rev["explanation_en"].iloc[0] in en and "3.5" in en  # the lane's observed transit is named
+    zh = render_report({**frames, "transfer_review": rev, "lane_review": lanes}, summary, "zh-CN")
+    assert "调拨复盘" in zh and rev["explanation_zh"].iloc[1] in section_text(zh, "review")
+    empty = section_text(render_report(frames, summary, "en"), "review")
+    assert "Nothing to report." in empty
 
 
 def test_report_health_and_data_quality_numbers(frames, summary):
