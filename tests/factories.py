@@ -161,3 +161,43 @@ def transfer_review_rows(run: date) -> pd.DataFrame:
         }
     )
     return contract.conform(df.assign(run_id="r"), "transfer_review").drop(columns=["run_id"])
+
+
+def record_decision(
+    url: str, rec: pd.Series, decision: str, quantity: float, decided_by: str = "ann", reason_code: str | None = None
+) -> None:
+    """One planner's decision on the published recommendation ``rec`` (a ``transfers`` row with its
+    run_date, run_id, sku and lane) as the next version of its ``transfer_decisions`` rows."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from pipelines import reporting
+
+    T = reporting.TRANSFER_DECISIONS
+    key = {
+        "rec_run_date": pd.Timestamp(rec["run_date"]).date(),
+        "sku": str(rec["sku"]),
+        "from_location": str(rec["from_location"]),
+        "to_location": str(rec["to_location"]),
+    }
+    with reporting.engine_for(url).execution_options(tiaobo_write=True).begin() as conn:
+        have = conn.execute(sa.select(sa.func.max(T.c.version)).where(*(T.c[k] == v for k, v in key.items()))).scalar()
+        conn.execute(
+            T.insert().values(
+                decision_id=uuid.uuid4().hex,
+                decided_at=datetime.now(UTC),
+                decided_by=decided_by,
+                actor_role="planner",
+                source="web",
+                rec_run_id=str(rec["run_id"]),
+                decision=decision,
+                old_quantity=float(rec["quantity"]),
+                new_quantity=float(quantity),
+                reason_code=reason_code,
+                reason_text=None,
+                version=int(have or 0) + 1,
+                **key,
+            )
+        )

@@ -62,9 +62,7 @@ def _book(cfg: Any, decisions: pd.DataFrame) -> dict[str, int]:
 def _erp(url: str, q: str) -> tuple[list[tuple], list[tuple]]:
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        h = conn.execute(
-            sa.text(f"select {q}DocNo{q}, {q}Rev{q}, {q}State{q} from {q}TransferReq{q} order by 1")
-        ).all()
+        h = conn.execute(sa.text(f"select {q}DocNo{q}, {q}Rev{q}, {q}State{q} from {q}TransferReq{q} order by 1")).all()
         ln = conn.execute(
             sa.text(f"select {q}DocNo{q}, {q}Item{q}, {q}Qty{q} from {q}TransferReqLine{q} order by 1, 2")
         ).all()
