@@ -716,14 +716,50 @@ def forecast_chart_png(
     safe in worker threads). The PNG carries no software/time metadata, so equal inputs give
     equal bytes.
     """
+    def ns(v: Any) -> tuple[int, ...]:
+        return tuple(pd.to_datetime(v).astype("datetime64[ns]").to_numpy().astype("int64").tolist())
+
+    def fl(v: Any) -> tuple[float, ...]:
+        return tuple(np.asarray(v, dtype=float).tolist())
+
+    act = actual if actual is not None and len(actual) > 0 else None
+    return _forecast_png(
+        ns(dates),
+        fl(mean),
+        fl(p50),
+        fl(p90),
+        title,
+        ns(act["date"]) if act is not None else (),
+        fl(act["units"]) if act is not None else (),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _forecast_png(
+    x_ns: tuple[int, ...],
+    mean_: tuple[float, ...],
+    p50_: tuple[float, ...],
+    p90_: tuple[float, ...],
+    title: str,
+    ax_ns: tuple[int, ...],
+    units_: tuple[float, ...],
+) -> str:
+    """:func:`forecast_chart_png` drawn once per distinct input: the report's two languages share
+    the charts (their titles are codes)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import DateFormatter
     from matplotlib.figure import Figure
 
+    mean, p50, p90 = (np.asarray(v, dtype=float) for v in (mean_, p50_, p90_))
+    actual = (
+        pd.DataFrame({"date": pd.to_datetime(np.asarray(ax_ns, dtype="int64")), "units": np.asarray(units_)})
+        if ax_ns
+        else None
+    )
     fig = Figure(figsize=(7.0, 2.4), dpi=96)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    x = pd.to_datetime(dates).to_numpy()
+    x = pd.to_datetime(np.asarray(x_ns, dtype="int64")).to_numpy()
     ax.fill_between(x, p50, p90, color="#9ecae1", alpha=0.6, linewidth=0, label="p50-p90")
     ax.plot(x, mean, color="#08519c", linewidth=1.6, label="mean")
     peaks = [p90, mean]
