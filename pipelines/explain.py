@@ -496,8 +496,8 @@ _STATE_ZH = {
 }
 _REVIEW_EN = "Order {no}, {sku} {src}→{dst}: {state}; approved {appr}, shipped {ship}, received {recv}."
 _REVIEW_ZH = "调拨单 {no}，{sku} {src}→{dst}：{state}；批准 {appr} 件，发货 {ship} 件，收货 {recv} 件。"
-_LEAD_EN = " Lead time {lead} days (transit {tr} against {plan} planned){late}."
-_LEAD_ZH = "调拨时效 {lead} 天（运输 {tr} 天，计划 {plan} 天）{late}。"
+_REVIEW_LEAD_EN = " Lead time {lead} days (transit {tr} against {plan} planned){late}."
+_REVIEW_LEAD_ZH = "调拨时效 {lead} 天（运输 {tr} 天，计划 {plan} 天）{late}。"
 _NO_LEAD_EN = " Not received: no lead time yet ({plan}-day transit planned)."
 _NO_LEAD_ZH = "尚未收货，暂无调拨时效（计划运输 {plan} 天）。"
 _OUTCOME_EN = (
@@ -531,12 +531,12 @@ def review_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     gone = st.isin(["cancelled", "expired"])
     en = render(_REVIEW_EN, **f, state=st.map(_STATE_EN).fillna(st)) + choose(
         got,
-        render(_LEAD_EN, **f, late=choose(~late, ", late", "")),
+        render(_REVIEW_LEAD_EN, **f, late=choose(~late, ", late", "")),
         choose(gone, " Its units are free again for other transfers.", render(_NO_LEAD_EN, plan=f["plan"])),
     )
     zh = render(_REVIEW_ZH, **f, state=st.map(_STATE_ZH).fillna(st)) + choose(
         got,
-        render(_LEAD_ZH, **f, late=choose(~late, "，晚于计划", "")),
+        render(_REVIEW_LEAD_ZH, **f, late=choose(~late, "，晚于计划", "")),
         choose(gone, "其数量已释放，可用于其他调拨。", render(_NO_LEAD_ZH, plan=f["plan"])),
     )
     closed = df["window_closed"].astype(bool)
