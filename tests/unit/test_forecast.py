@@ -452,6 +452,41 @@ def test_history_matrix_is_nan_before_first_sale() -> None:
     np.testing.assert_array_equal(y, [[np.nan, 2, 0, 0], [np.nan, np.nan, np.nan, 1], [np.nan] * 4])
 
 
+def _check_first_night_forecasts(fc: pd.DataFrame, acc: pd.DataFrame) -> dict:
+    """Checks of the first night's forecasts and backtest accuracy; returns the model per series."""
+    by = fc.groupby(["sku", "location"])["model"].first().to_dict()
+    assert by[("D", "S1")] == "zero_no_sales" and by[("C", "S1")] != "zero_no_sales"
+    assert (fc[["p50", "p90", "p95", "p99"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()
+    a1 = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
+    assert a1["mean"].sum() > 3 * fc[(fc["sku"] == "A") & (fc["location"] == "S2")]["mean"].sum() * 0.8
+    # observed backtest days: 7, C only since its launch 5 days ago, D never sold
+    assert len(acc) == 5 and acc.set_index("sku")["window_days"].to_dict() == {"A": 7, "B": 7, "C": 5, "D": 0}
+    contract.conform(fc, "forecasts")
+    contract.conform(acc, "forecast_accuracy")
+    return by
+
+
+def _check_defaulted_lead_time_demand(ltd: pd.DataFrame, fc: pd.DataFrame, by: dict, root) -> None:
+    """Lead-time demand with the policy's default lead time (7 days = the horizon), dispersion as stored."""
+    contract.conform(ltd, "lead_time_demand", extra="error")
+    assert not ltd.duplicated(["run_date", "sku", "location"]).any() and set(ltd["run_id"]) == {"test"}
+    assert set(ltd["lead_time_days"]) == {7} and ltd["lead_time_defaulted"].all()  # policy default
+    q = ltd[["p50", "p90", "p95", "p99"]].to_numpy()
+    assert (np.diff(q, axis=1) >= 0).all() and (q == np.round(q)).all()
+    by_key = ltd.set_index(["sku", "location"])
+    assert (by_key.loc[("D", "S1"), ["mean", "p50", "p90", "p95", "p99"]] == 0).all()
+    assert by_key.loc[("D", "S1"), "explanation_en"].startswith("No sale recorded")
+    sums = fc.groupby(["sku", "location"])["mean"].sum()  # 7-day horizon = 7-day lead time
+    np.testing.assert_allclose(by_key["mean"], sums.loc[by_key.index])
+    assert (by_key["model"] == pd.Series(by).loc[by_key.index]).all()
+    assert ltd["explanation_en"].str.contains("7-day lead time").all() and ltd["explanation_zh"].str.len().gt(0).all()
+    loaded = artifacts.load_current(root)
+    assert loaded is not None
+    stored = loaded[0].series_.set_index(["sku", "location"])
+    assert set(stored["lead_time_days"]) == {7} and (stored["phi_own_lead_time"] >= 1).all()
+    np.testing.assert_allclose(by_key["dispersion"], stored.loc[by_key.index, "phi_own_lead_time"])
+
+
 def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -> None:
     cfg = load_config(
         overrides={
@@ -474,37 +509,11 @@ def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -
     assert "gbm" in meta["candidates"] and meta["backtest"]["score"] > 0 and "lag_1" in meta["features"]["gbm"]
     fc = ctx.read("forecasts")
     first = ctx.path("forecasts").read_bytes()
-    by = fc.groupby(["sku", "location"])["model"].first().to_dict()
-    assert by[("D", "S1")] == "zero_no_sales" and by[("C", "S1")] != "zero_no_sales"
-    assert (fc[["p50", "p90", "p95", "p99"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()
-    a1 = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
-    assert a1["mean"].sum() > 3 * fc[(fc["sku"] == "A") & (fc["location"] == "S2")]["mean"].sum() * 0.8
-    acc = ctx.read("forecast_accuracy")
-    # observed backtest days: 7, C only since its launch 5 days ago, D never sold
-    assert len(acc) == 5 and acc.set_index("sku")["window_days"].to_dict() == {"A": 7, "B": 7, "C": 5, "D": 0}
-    contract.conform(fc, "forecasts")
-    contract.conform(acc, "forecast_accuracy")
+    by = _check_first_night_forecasts(fc, ctx.read("forecast_accuracy"))
     # lead-time demand: one row per series, its own lead time, dispersion stored at training
     assert any("no lead_times file" in note for note in res.notes)
     assert res.counts["lead_time_demand"] == 5
-    ltd = ctx.read("lead_time_demand")
-    contract.conform(ltd, "lead_time_demand", extra="error")
-    assert not ltd.duplicated(["run_date", "sku", "location"]).any() and set(ltd["run_id"]) == {"test"}
-    assert set(ltd["lead_time_days"]) == {7} and ltd["lead_time_defaulted"].all()  # policy default
-    q = ltd[["p50", "p90", "p95", "p99"]].to_numpy()
-    assert (np.diff(q, axis=1) >= 0).all() and (q == np.round(q)).all()
-    by_key = ltd.set_index(["sku", "location"])
-    assert (by_key.loc[("D", "S1"), ["mean", "p50", "p90", "p95", "p99"]] == 0).all()
-    assert by_key.loc[("D", "S1"), "explanation_en"].startswith("No sale recorded")
-    sums = fc.groupby(["sku", "location"])["mean"].sum()  # 7-day horizon = 7-day lead time
-    np.testing.assert_allclose(by_key["mean"], sums.loc[by_key.index])
-    assert (by_key["model"] == pd.Series(by).loc[by_key.index]).all()
-    assert ltd["explanation_en"].str.contains("7-day lead time").all() and ltd["explanation_zh"].str.len().gt(0).all()
-    loaded = artifacts.load_current(root)
-    assert loaded is not None
-    stored = loaded[0].series_.set_index(["sku", "location"])
-    assert set(stored["lead_time_days"]) == {7} and (stored["phi_own_lead_time"] >= 1).all()
-    np.testing.assert_allclose(by_key["dispersion"], stored.loc[by_key.index, "phi_own_lead_time"])
+    _check_defaulted_lead_time_demand(ctx.read("lead_time_demand"), fc, by, root)
     first_ltd = ctx.path("lead_time_demand").read_bytes()
     # second night: the stored model is used and the output is identical
     res2 = forecast_stage(ctx)
