@@ -269,7 +269,7 @@ class ForecastSelector(BaseEstimator):
 
     def fit(
         self,
-        Y: np.ndarray,  # noqa: N803 (sklearn naming)
+        Y: np.ndarray,  # sklearn naming
         y: object = None,
         calendar: np.ndarray | None = None,
         static: np.ndarray | None = None,

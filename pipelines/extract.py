@@ -453,7 +453,7 @@ def _cursor_batches(
 ) -> tuple[list[str], Iterator[Any]]:
     """Column names and chunks of a server-side cursor (MariaDB/MySQL: SSCursor; others: stream_results)."""
     if conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
-        import pymysql.cursors  # noqa: PLC0415
+        import pymysql.cursors
 
         sql, bound = _compile(conn, query, params)
         raw = conn.connection.driver_connection
@@ -755,7 +755,7 @@ def extract_table(
 
 def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Staged, dict[str, Any]]:
     """One canonical table from file drops; returns what was staged and its reconciliation entry."""
-    from pipelines import files  # noqa: PLC0415
+    from pipelines import files
 
     src = ctx.cfg.source
     qty = QUANTITY_COLUMN.get(name)
@@ -807,7 +807,7 @@ def _store_dir(cfg: Config, key: str) -> Path:
 
 def read_watermark(cfg: Config, source: str, table_name: str) -> date | None:
     """The published watermark of ``source``/``table_name`` in the reporting database (None if none)."""
-    from pipelines import reporting  # noqa: PLC0415
+    from pipelines import reporting
 
     try:
         with reporting.engine_for(cfg.reporting_url()).connect() as conn:

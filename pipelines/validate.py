@@ -199,7 +199,7 @@ class _Validator:
     """One ephemeral Great Expectations context for the whole run (built at run time)."""
 
     def __init__(self, run_name: str | None = None, run_time: datetime | None = None) -> None:
-        import great_expectations as gx  # noqa: PLC0415 - heavy, only at task run time
+        import great_expectations as gx  # heavy, only at task run time
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
