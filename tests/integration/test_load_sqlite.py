@@ -17,6 +17,8 @@ from pipelines.context import RunContext
 from pipelines.load import load_stage
 from tests.factories import make_frames
 
+pytestmark = pytest.mark.integration  # SQLite reporting database with alembic migrations
+
 D1 = date(2025, 3, 10)
 D2 = date(2025, 3, 11)
 
