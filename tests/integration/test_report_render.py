@@ -27,6 +27,10 @@ from pipelines.notify import (
 )
 from pipelines.report import SECTION_IDS, render_report, write_report
 
+pytestmark = (
+    pytest.mark.integration
+)  # renders the HTML report (matplotlib charts) and emails, SQLite for the report command
+
 RUN_DATE = date(2026, 11, 25)
 RUN_ID = "20261125-abcdef123456"
 SCRIPT = "<script>alert('x')</script>"
