@@ -21,6 +21,8 @@ from pipelines.config import load_config
 from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.runner import run_pipeline
 
+pytestmark = pytest.mark.integration  # runs the pipeline through the CLI and the runner on a demo ERP
+
 RUN = DEMO_END_DATE + timedelta(days=1)
 
 
