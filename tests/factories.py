@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from pipelines import contract
+from pipelines import contract, extract
 
 
 def make_frames(run_date: date, run_id: str, n: int = 3, shift: float = 0.0) -> dict[str, pd.DataFrame]:
@@ -124,3 +124,77 @@ def policy_detail(inventory_policy: pd.DataFrame) -> pd.DataFrame:
     return p.assign(
         ss_sigma=reorder_point_sigma(p["reorder_point"], p["demand_mean"], p["lead_time_days"], p["service_level"])
     )
+
+
+# -- raw extracts for validation ------------------------------------------------------------
+
+VALIDATION_RUN = pd.Timestamp("2026-11-25")
+
+
+def raw_frames() -> dict[str, pd.DataFrame]:
+    """Extracted (not yet typed) items, locations, lanes, sales and stock that pass validation on
+    ``VALIDATION_RUN``: Chinese names, a return in its own column, one lane without capacity."""
+    items = pd.DataFrame(
+        {
+            "sku": ["A", "B"],
+            "name": ["纯牛奶 250ml", "Soap"],
+            "name_en": ["Milk", None],
+            "category": ["dairy", "home"],
+            "unit_cost": [2.0, 1.0],
+            "unit_price": [3.5, 2.0],
+            "pack_size": [12, 1],
+            "shelf_life_days": [21, None],
+            "abc_override": [None, "A"],
+            "active": [True, True],
+        }
+    )
+    locations = pd.DataFrame(
+        {
+            "location": ["L1", "L2"],
+            "name": ["上海仓", "北京店"],
+            "type": ["dc", "store"],
+            "region": ["华东", "华北"],
+            "can_ship": [True, True],
+            "can_receive": [True, True],
+            "active": [True, True],
+        }
+    )
+    lanes = pd.DataFrame(
+        {
+            "from_location": ["L1"],
+            "to_location": ["L2"],
+            "cost_per_unit": [0.2],
+            "fixed_cost_per_shipment": [30.0],
+            "transit_days": [2],
+            "min_units": [10],
+            "capacity": [None],
+        }
+    )
+    sales = pd.DataFrame(
+        {
+            "sku": ["A", "A", "B", "B"],
+            "location": ["L1", "L2", "L1", "L2"],
+            "date": pd.to_datetime(["2026-11-23", "2026-11-24", "2026-11-24", "2026-11-24"]),
+            "quantity": [3.0, 4.0, 1.0, 0.0],
+            "returns": [0.0, 0.0, 0.0, 1.0],
+            "revenue": [10.5, 14.0, 2.0, -2.0],
+        }
+    )
+    stock = pd.DataFrame(
+        {
+            "sku": ["A", "A", "B"],
+            "location": ["L1", "L2", "L2"],
+            "snapshot_date": [VALIDATION_RUN] * 3,
+            "lot": ["", "", ""],
+            "expiry_date": [None, None, None],
+            "on_hand": [10.0, 2.0, 5.0],
+            "in_transit": [0.0, 0.0, 0.0],
+            "reserved": [0.0, 0.0, 0.0],
+        }
+    )
+    return {"items": items, "locations": locations, "lanes": lanes, "sales": sales, "stock": stock}
+
+
+def typed(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``df`` cast leniently to contract table ``name``: (typed frame, cast failures)."""
+    return extract.cast_lenient(df, contract.TABLES[name])
