@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines import contract, extract
@@ -198,3 +200,194 @@ def raw_frames() -> dict[str, pd.DataFrame]:
 def typed(name: str, df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``df`` cast leniently to contract table ``name``: (typed frame, cast failures)."""
     return extract.cast_lenient(df, contract.TABLES[name])
+
+
+# -- hand-made input frames (contract-typed) --------------------------------------------------
+#
+# One builder per table, shared by the unit tests of alerts, forecast, policy and transfers.
+# Scalars apply to every row; a list gives one value per row.
+
+HAND_RUN = date(2026, 3, 1)  # run date of the hand-made policy rows (alerts and transfers tests)
+
+
+def items(
+    skus: list[str], category: str = "c1", unit_cost: Any = 1.0, unit_price: Any = None, **cols: Any
+) -> pd.DataFrame:
+    """Items ``skus`` named after themselves, pack size 1, active, no shelf life and no ABC override;
+    ``unit_price`` defaults to twice ``unit_cost``; ``cols`` override any other column."""
+    base = {
+        "sku": skus,
+        "name": skus,
+        "name_en": None,
+        "category": category,
+        "unit_cost": unit_cost,
+        "unit_price": 2.0 * pd.Series(unit_cost, index=range(len(skus))) if unit_price is None else unit_price,
+        "pack_size": 1,
+        "shelf_life_days": None,
+        "abc_override": None,
+        "active": True,
+    }
+    base.update(cols)
+    return contract.conform(pd.DataFrame(base), "items")
+
+
+def priced_items(*rows: tuple[str, float, float, int]) -> pd.DataFrame:
+    """Items from (sku, unit_cost, unit_price, pack_size) rows."""
+    return items(
+        [r[0] for r in rows],
+        unit_cost=[r[1] for r in rows],
+        unit_price=[r[2] for r in rows],
+        pack_size=[r[3] for r in rows],
+    )
+
+
+def sales(*rows: tuple[str, str, str, float], unit_price: float = 1.0) -> pd.DataFrame:
+    """Sales from (sku, location, date, quantity) rows: no returns, revenue = quantity x ``unit_price``."""
+    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
+    return contract.conform(df.assign(returns=0.0, revenue=df["quantity"] * unit_price), "sales")
+
+
+STOCK_DEFAULTS = {"lot": "", "expiry_date": None, "in_transit": 0.0, "reserved": 0.0}
+
+
+def stock(*rows: tuple, columns: tuple[str, ...], snapshot: date) -> pd.DataFrame:
+    """A stock snapshot on ``snapshot`` from rows of ``columns``; a stock column not in ``columns``
+    gets its default (no lot, no expiry date, nothing in transit or reserved)."""
+    df = pd.DataFrame(rows, columns=list(columns))
+    missing = {k: v for k, v in STOCK_DEFAULTS.items() if k not in df.columns}
+    return contract.conform(df.assign(snapshot_date=pd.Timestamp(snapshot), **missing), "stock")
+
+
+def lead_times(*rows: tuple) -> pd.DataFrame:
+    """Lead times from (sku, location, lead_time_days[, lead_time_std_days[, review_period_days]])
+    rows; the standard deviation defaults to 1 day and the review period to 7 days."""
+    defaults = (1.0, 7.0)
+    full = [tuple(r) + defaults[len(r) - 3 :] for r in rows]
+    cols = ["sku", "location", "lead_time_days", "lead_time_std_days", "review_period_days"]
+    return contract.conform(pd.DataFrame(full, columns=cols), "lead_times")
+
+
+def policies(
+    *rows: tuple[str, str, float, float, float],
+    slow_mover_days: int = 60,
+    max_cover_days: float = 60.0,
+    max_units: float = 50.0,
+    max_value: float = 2000.0,
+) -> pd.DataFrame:
+    """Policy rows (category, abc_class, service_level, min_cover_days, max_cover_days); without rows
+    one catch-all row: service level 95%, 7 to ``max_cover_days`` days of cover. Every row has
+    ``slow_mover_days`` and the auto-approval limits ``max_units`` / ``max_value``."""
+    cols = ["category", "abc_class", "service_level", "min_cover_days", "max_cover_days"]
+    df = pd.DataFrame(list(rows) or [("*", "*", 0.95, 7.0, max_cover_days)], columns=cols)
+    return contract.conform(
+        df.assign(slow_mover_days=slow_mover_days, auto_approve_max_units=max_units, auto_approve_max_value=max_value),
+        "policies",
+    )
+
+
+_POLICY_ROW = {
+    "run_id": "t",
+    "category": "c1",
+    "abc_class": "B",
+    "abc_class_network": "B",
+    "abc_class_location": "B",
+    "xyz_class": "X",
+    "demand_pattern": "smooth",
+    "ss_method": "normal",
+    "demand_mean": 0.0,
+    "demand_std": 0.0,
+    "lead_time_days": 7.0,
+    "review_period_days": 7.0,
+    "service_level": 0.95,
+    "safety_stock": 0.0,
+    "reorder_point": 0.0,
+    "order_up_to": 0.0,
+    "on_hand": 0.0,
+    "in_transit": 0.0,
+    "available": 0.0,
+    "days_of_cover": np.nan,
+    "health_band": "healthy",
+    "lead_time_defaulted": False,
+    "explanation_en": "",
+    "explanation_zh": "",
+}
+
+
+def _policy_row(r: dict | tuple) -> dict:
+    if isinstance(r, dict):
+        return r
+    sku, loc, mu, avail, rop, out = r[:6]
+    transit = r[6] if len(r) > 6 else 0.0
+    return {
+        "sku": sku,
+        "location": loc,
+        "demand_mean": mu,
+        "reorder_point": rop,
+        "order_up_to": out,
+        "on_hand": avail - transit,
+        "in_transit": transit,
+        "available": avail,
+        "days_of_cover": avail / mu if mu else np.nan,
+    }
+
+
+def policy_rows(*rows: dict | tuple, run_date: date = HAND_RUN) -> pd.DataFrame:
+    """Inventory-policy rows on ``run_date``: a healthy class-B item with nothing in stock, updated by
+    each row, given either as a dict of columns or as a tuple
+    (sku, location, demand_mean, available, reorder_point, order_up_to[, in_transit])
+    (on hand = available - in transit, days of cover = available / demand_mean)."""
+    base = {"run_date": pd.Timestamp(run_date), **_POLICY_ROW}
+    return contract.conform(pd.DataFrame([{**base, **_policy_row(r)} for r in rows]), "inventory_policy")
+
+
+def locations(**flags: tuple[bool, bool]) -> pd.DataFrame:
+    """Active stores of region east: location=(can_ship, can_receive)."""
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "location": list(flags),
+                "name": list(flags),
+                "type": "store",
+                "region": "east",
+                "can_ship": [f[0] for f in flags.values()],
+                "can_receive": [f[1] for f in flags.values()],
+                "active": True,
+            }
+        ),
+        "locations",
+    )
+
+
+def lanes(*rows: tuple) -> pd.DataFrame:
+    """(from, to, cost_per_unit, fixed_cost, transit_days, min_units, capacity)"""
+    cols = [
+        "from_location",
+        "to_location",
+        "cost_per_unit",
+        "fixed_cost_per_shipment",
+        "transit_days",
+        "min_units",
+        "capacity",
+    ]
+    return contract.conform(pd.DataFrame(rows, columns=cols), "lanes")
+
+
+# -- reading back and running ------------------------------------------------------------------
+
+
+def published_tables(url: str) -> dict[str, pd.DataFrame]:
+    """Every output table as published in the reporting database at ``url``."""
+    from pipelines import reporting
+
+    return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
+
+
+def run_nightly_dag(logical_date: Any) -> Any:
+    """``dag.test()`` of the nightly DAG (dags/tiaobo_nightly.py) for ``logical_date``."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dags"))
+    mod = importlib.import_module("tiaobo_nightly")
+    return mod.dag_object.test(logical_date=logical_date)
