@@ -382,6 +382,49 @@ def published_tables(url: str) -> dict[str, pd.DataFrame]:
     return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
 
 
+def check_summary_views(u: str, d1: date = date(2025, 3, 10), d2: date = date(2025, 3, 11)) -> None:
+    """Publish ``d1`` and ``d2``, then check the summary views against hand-computed sums (SQLite and PostgreSQL)."""
+    import sqlalchemy as sa
+
+    from pipelines import reporting
+
+    for d, rid in ((d1, "r1"), (d2, "r2")):
+        f = make_frames(d, rid, n=4)
+        f["transfers"]["approval_tier"] = ["planner", "auto", "planner", "auto"]
+        f["transfers"]["quantity"] = [10.0, 1.0, 30.0, 2.0]
+        f["transfers"]["transfer_cost"] = [1.0, 0.5, 3.0, 0.25]
+        f["alerts"]["severity"] = ["low", "high", "high", "high"]
+        f["alerts"]["alert_type"] = ["excess", "stockout_risk", "stockout_risk", "near_expiry"]
+        f["alerts"]["value_at_risk"] = [100.0, 10.0, 50.0, 20.0]
+        f["kpis"]["location"] = ["*", "S1", "S1", "S2"]
+        f["kpis"]["category"] = "*"
+        reporting.publish(u, d, rid, f)
+    with reporting.engine_for(u).connect() as conn:
+        tiers = conn.execute(sa.text("select * from v_transfer_tiers_today")).mappings().all()
+        alerts = conn.execute(sa.text("select * from v_alert_summary_today")).mappings().all()
+        by_loc = conn.execute(sa.text("select run_date, location, metric from v_kpi_trend_location")).all()
+    assert [(r["approval_tier"], r["transfers"], r["units"], r["transfer_cost"]) for r in tiers] == [
+        ("auto", 2, 3.0, 0.75),
+        ("planner", 2, 40.0, 4.0),
+    ]
+    assert {str(r["run_date"])[:10] for r in tiers} == {d2.isoformat()}
+    assert [(r["severity"], r["alert_type"], r["alerts"], r["value_at_risk"]) for r in alerts] == [
+        ("high", "stockout_risk", 2, 60.0),
+        ("high", "near_expiry", 1, 20.0),
+        ("low", "excess", 1, 100.0),
+    ]
+    assert [(str(d)[:10], loc, m) for d, loc, m in by_loc] == [
+        (d1.isoformat(), "*", "metric-0"),
+        (d2.isoformat(), "*", "metric-0"),
+        (d1.isoformat(), "S1", "metric-1"),
+        (d2.isoformat(), "S1", "metric-1"),
+        (d1.isoformat(), "S1", "metric-2"),
+        (d2.isoformat(), "S1", "metric-2"),
+        (d1.isoformat(), "S2", "metric-3"),
+        (d2.isoformat(), "S2", "metric-3"),
+    ]
+
+
 def run_nightly_dag(logical_date: Any) -> Any:
     """``dag.test()`` of the nightly DAG (dags/tiaobo_nightly.py) for ``logical_date``."""
     import importlib
