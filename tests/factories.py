@@ -372,6 +372,226 @@ def lanes(*rows: tuple) -> pd.DataFrame:
     return contract.conform(pd.DataFrame(rows, columns=cols), "lanes")
 
 
+# -- the hand-computed KPI case (tests/unit/test_kpis.py, tests/integration/test_feedback_stage.py) --
+
+KPI_RUN = date(2026, 3, 1)
+KPI_PAST_RUN = pd.Timestamp(KPI_RUN) - pd.Timedelta(days=28)  # the run whose 28-day horizon has just passed
+
+
+def kpi_items() -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "sku": ["A", "B"],
+                "name": ["苹果", "扳手"],
+                "name_en": None,
+                "category": ["fruit", "tools"],
+                "unit_cost": [2.0, 10.0],
+                "unit_price": [4.0, 20.0],
+                "pack_size": 1,
+                "shelf_life_days": None,
+                "abc_override": None,
+                "active": True,
+            }
+        ),
+        "items",
+    )
+
+
+def kpi_locations() -> pd.DataFrame:
+    locs = ["S1", "S2", "S3", "S4"]
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "location": locs,
+                "name": locs,
+                "type": "store",
+                "region": "east",
+                "can_ship": True,
+                "can_receive": True,
+                "active": [True, True, True, False],
+            }
+        ),
+        "locations",
+    )
+
+
+def kpi_stock() -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "sku": ["A", "A", "B", "A"],
+                "location": ["S1", "S1", "S1", "S2"],
+                "snapshot_date": pd.Timestamp(KPI_RUN),
+                "lot": ["L1", "L2", "", ""],
+                "expiry_date": [pd.Timestamp("2026-03-05"), None, None, None],
+                "on_hand": [6.0, 4.0, 5.0, 20.0],
+                "in_transit": 0.0,
+                "reserved": 0.0,
+            }
+        ),
+        "stock",
+    )
+
+
+def kpi_policy() -> pd.DataFrame:
+    rows = [("A", "S1", 1.0, 10.0, "healthy"), ("B", "S1", 0.5, 0.0, "under"), ("A", "S2", 0.0, 20.0, "no_demand")]
+    df = pd.DataFrame(rows, columns=["sku", "location", "demand_mean", "available", "health_band"])
+    return contract.conform(
+        df.assign(
+            run_date=pd.Timestamp(KPI_RUN),
+            run_id="t",
+            category="x",
+            abc_class="B",
+            abc_class_network="B",
+            abc_class_location="B",
+            xyz_class="X",
+            demand_pattern="smooth",
+            ss_method="normal",
+            demand_std=0.0,
+            lead_time_days=7.0,
+            review_period_days=7.0,
+            service_level=0.95,
+            safety_stock=0.0,
+            reorder_point=0.0,
+            order_up_to=0.0,
+            on_hand=df["available"],
+            in_transit=0.0,
+            days_of_cover=np.nan,
+            lead_time_defaulted=False,
+            explanation_en="",
+            explanation_zh="",
+        ),
+        "inventory_policy",
+    )
+
+
+def kpi_alerts() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "alert_type": ["slow_mover", "near_expiry", "stockout_risk"],
+            "sku": ["A", "A", "B"],
+            "location": ["S2", "S1", "S1"],
+            "lot": ["", "L1", ""],
+            "value_at_risk": [40.0, 8.0, 99.0],
+        }
+    )
+    return contract.conform(
+        df.assign(
+            run_date=pd.Timestamp(KPI_RUN),
+            run_id="t",
+            severity="low",
+            units=1.0,
+            event_date=None,
+            action="x",
+            explanation_en="",
+            explanation_zh="",
+        ),
+        "alerts",
+    )
+
+
+def kpi_transfers() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {"sku": ["A"], "from_location": ["S2"], "to_location": ["S1"], "quantity": [6.0], "transfer_cost": [3.0]}
+    )
+    return contract.conform(
+        df.assign(
+            run_date=pd.Timestamp(KPI_RUN),
+            run_id="t",
+            packs=6,
+            expected_benefit=12.0,
+            receiver_stockout_date=None,
+            receiver_units_short=6.0,
+            donor_days_of_cover=np.nan,
+            donor_excess_units=10.0,
+            arrival_date=pd.Timestamp(KPI_RUN),
+            approval_tier="auto",
+            method="greedy",
+            explanation_en="",
+            explanation_zh="",
+        ),
+        "transfers",
+    )
+
+
+def kpi_accuracy() -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "sku": ["A", "B", "A"],
+            "location": ["S1", "S1", "S2"],
+            "actual": [10.0, 0.0, 5.0],
+            "forecast": [9.0, 4.0, 6.0],
+            "wape": [0.2, np.nan, 1.0],
+        }
+    )
+    return contract.conform(
+        df.assign(
+            run_date=pd.Timestamp(KPI_RUN), run_id="t", model="moving_average", window_days=28, bias=np.nan, mase=np.nan
+        ),
+        "forecast_accuracy",
+    )
+
+
+def kpi_sales() -> pd.DataFrame:
+    rows = [
+        ("A", "S1", KPI_PAST_RUN, 14.0, 0.0),  # in the turnover window and day 1 of the past horizon
+        ("A", "S1", pd.Timestamp(KPI_RUN) - pd.Timedelta(days=1), 14.0, 0.0),
+        ("A", "S1", KPI_PAST_RUN - pd.Timedelta(days=1), 100.0, 0.0),  # before the window: not counted
+        ("B", "S1", pd.Timestamp(KPI_RUN) - pd.Timedelta(days=2), 3.0, 1.0),  # net 2 units
+        ("B", "S1", pd.Timestamp(KPI_RUN), 50.0, 0.0),  # the run date itself: not known yet, not counted
+    ]
+    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity", "returns"])
+    return contract.conform(df.assign(revenue=0.0), "sales")
+
+
+def kpi_decisions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "run_date": [
+                pd.Timestamp(KPI_RUN) - pd.Timedelta(days=2),
+                pd.Timestamp(KPI_RUN) - pd.Timedelta(days=1),
+                pd.Timestamp(KPI_RUN) - pd.Timedelta(days=1),
+                pd.Timestamp(KPI_RUN),
+            ],
+            "sku": ["A", "B", "A", "B"],
+            "from_location": ["S2", "S2", "S1", "S2"],
+            "to_location": ["S1", "S1", "S2", "S1"],
+            "decision": ["approve", "approve", "reject", "approve"],
+            "quantity": [5.0, 4.0, 0.0, 9.0],
+        }
+    )
+
+
+def kpi_lanes() -> pd.DataFrame:
+    lanes = pd.DataFrame({"from_location": ["S2", "S1"], "to_location": ["S1", "S2"], "cost_per_unit": [0.5, 0.7]})
+    return contract.conform(
+        lanes.assign(fixed_cost_per_shipment=0.0, transit_days=1.0, min_units=0.0, capacity=None), "lanes"
+    )
+
+
+def kpi_past_forecasts() -> pd.DataFrame:
+    return contract.conform(
+        pd.DataFrame(
+            {
+                "run_date": KPI_PAST_RUN,
+                "run_id": "old",
+                "sku": "A",
+                "location": "S1",
+                "target_date": [KPI_PAST_RUN, KPI_PAST_RUN + pd.Timedelta(days=1)],
+                "horizon": [1, 2],
+                "mean": 2.0,
+                "p50": 2.0,
+                "p90": 3.0,
+                "p95": 4.0,
+                "p99": 5.0,
+                "model": "ma",
+            }
+        ),
+        "forecasts",
+    )
+
+
 # -- reading back and running ------------------------------------------------------------------
 
 
