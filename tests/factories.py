@@ -592,6 +592,69 @@ def kpi_past_forecasts() -> pd.DataFrame:
     )
 
 
+# -- report and email rows (tests/integration/test_report_render.py, test_email_smtp.py) --------
+
+REPORT_RUN_DATE = date(2026, 11, 25)
+REPORT_RUN_ID = "20261125-abcdef123456"
+
+
+def table(name: str, rows: list[dict], run_date: date = REPORT_RUN_DATE, run_id: str = REPORT_RUN_ID) -> pd.DataFrame:
+    """Contract table ``name`` with ``rows`` (run_date / run_id filled in for output tables)."""
+    if not rows:
+        return contract.empty(name)
+    cols = contract.TABLES[name].names
+    full = []
+    for r in rows:
+        row = dict(r)
+        if "run_date" in cols:
+            row.setdefault("run_date", pd.Timestamp(run_date))
+            row.setdefault("run_id", run_id)
+        full.append(row)
+    return pd.concat([contract.empty(name), contract.conform(pd.DataFrame(full), name)], ignore_index=True)
+
+
+def transfer(sku: str, frm: str, to: str, qty: float, tier: str, benefit: float, cost: float = 10.0, **kw: Any) -> dict:
+    """A transfers row (greedy, arriving 2026-11-27); ``kw`` overrides any column."""
+    row = {
+        "sku": sku,
+        "from_location": frm,
+        "to_location": to,
+        "quantity": qty,
+        "packs": int(qty // 6),
+        "transfer_cost": cost,
+        "expected_benefit": benefit,
+        "receiver_stockout_date": pd.Timestamp("2026-11-29"),
+        "receiver_units_short": qty,
+        "donor_days_of_cover": 80.0,
+        "donor_excess_units": qty * 2,
+        "arrival_date": pd.Timestamp("2026-11-27"),
+        "approval_tier": tier,
+        "method": "greedy",
+        "explanation_en": f"Move {qty:.0f} units of {sku} from {frm} to {to}.",
+        "explanation_zh": f"将 {qty:.0f} 件 {sku} 从 {frm} 调到 {to}。",
+    }
+    row.update(kw)
+    return row
+
+
+def message_parts(msg: Any) -> tuple[str, str, dict[str, bytes]]:
+    """(plain text, html, {attachment filename: bytes}) of a message."""
+    text = html = ""
+    files: dict[str, bytes] = {}
+    for part in msg.walk():
+        if part.get_content_maintype() == "multipart":
+            continue
+        fn = part.get_filename()
+        payload = part.get_payload(decode=True)
+        if fn:
+            files[fn] = payload
+        elif part.get_content_type() == "text/plain":
+            text = payload.decode(part.get_content_charset() or "utf-8")
+        elif part.get_content_type() == "text/html":
+            html = payload.decode(part.get_content_charset() or "utf-8")
+    return text, html, files
+
+
 # -- reading back and running ------------------------------------------------------------------
 
 
