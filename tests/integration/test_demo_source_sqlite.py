@@ -57,8 +57,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[sa.Engine, dict[str,
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def sales(demo: tuple[sa.Engine, dict[str, int]]) -> pd.DataFrame:
+@pytest.fixture(scope="module", name="sales")
+def staged_sales(demo: tuple[sa.Engine, dict[str, int]]) -> pd.DataFrame:
     return staged(demo[0], "sales")
 
 
