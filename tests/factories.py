@@ -372,6 +372,30 @@ def lanes(*rows: tuple) -> pd.DataFrame:
     return contract.conform(pd.DataFrame(rows, columns=cols), "lanes")
 
 
+HAND_LOCATIONS = locations(DC=(True, False), S1=(True, True), S2=(True, True))
+
+
+def deterministic_demand(pol: pd.DataFrame, horizon: int = 14) -> Any:
+    """Demand known exactly: ``demand_mean`` a day for each policy row, over ``horizon`` days."""
+    from pipelines.transfers import Demand
+
+    keys = pol[["sku", "location"]].reset_index(drop=True)
+    mu = pol["demand_mean"].to_numpy(float)
+    return Demand(keys, np.arange(horizon + 1)[None, :] * mu[:, None], deterministic=True)
+
+
+def milp_run(
+    pol: pd.DataFrame, it: pd.DataFrame, ln: pd.DataFrame, *, locs: Any = None, coverage: int = 14, **kw: Any
+) -> Any:
+    """The MILP transfer plan on ``HAND_RUN`` (deterministic demand and no holding cost unless given)."""
+    from pipelines.transfers import optimal_transfers
+
+    kw.setdefault("demand", deterministic_demand(pol, coverage))
+    kw.setdefault("holding_cost_rate", 0.0)
+    locs = HAND_LOCATIONS if locs is None else locs
+    return optimal_transfers(pol, it, locs, ln, HAND_RUN, coverage, 0.0, policies=policies(), **kw)
+
+
 # -- the hand-computed KPI case (tests/unit/test_kpis.py, tests/integration/test_feedback_stage.py) --
 
 KPI_RUN = date(2026, 3, 1)

@@ -12,7 +12,6 @@ from pipelines.context import RunContext
 from pipelines.decisions import DecisionsError, excluded_lanes, read_decisions, staged_decisions
 from pipelines.frames import add_open_transfers
 from pipelines.transfers import (
-    Demand,
     batches,
     benefit_curves,
     greedy_transfers,
@@ -22,10 +21,12 @@ from pipelines.transfers import (
     transfers_stage,
 )
 from tests.factories import (
+    HAND_LOCATIONS,
     HAND_RUN,
     empty_staging,
     lanes,
     locations,
+    milp_run,
     policies,
     policy_rows,
     priced_items,
@@ -36,7 +37,7 @@ RUN = HAND_RUN
 D = pd.Timestamp
 
 
-LOCS = locations(DC=(True, False), S1=(True, True), S2=(True, True))
+LOCS = HAND_LOCATIONS
 
 
 def run(pol, it, ln, *, locs=LOCS, coverage=14, floor=0.0, policies_df=None):
@@ -190,18 +191,6 @@ def test_transfers_stage_on_tiny_staging(tmp_path) -> None:
 # The MILP (hand-checked optima; deterministic demand makes the benefit exact: margin 3 per unit
 # sold after arrival)
 # --------------------------------------------------------------------------------------------
-
-
-def det(pol: pd.DataFrame, horizon: int = 14) -> Demand:
-    keys = pol[["sku", "location"]].reset_index(drop=True)
-    mu = pol["demand_mean"].to_numpy(float)
-    return Demand(keys, np.arange(horizon + 1)[None, :] * mu[:, None], deterministic=True)
-
-
-def milp_run(pol, it, ln, *, locs=LOCS, coverage=14, **kw):
-    kw.setdefault("demand", det(pol, coverage))
-    kw.setdefault("holding_cost_rate", 0.0)
-    return optimal_transfers(pol, it, locs, ln, RUN, coverage, 0.0, policies=policies(), **kw)
 
 
 CONSOLIDATION_LANES = (("DC", "S1", 0.1, 20.0, 1, 1, None), ("S2", "S1", 0.5, 0.0, 1, 1, None))

@@ -11,10 +11,10 @@ import pytest
 from scipy.stats import poisson
 
 from pipelines.transfers import Demand, optimal_transfers
-from tests.factories import HAND_RUN, lanes, locations, policies, policy_rows, priced_items
+from tests.factories import HAND_LOCATIONS, HAND_RUN, lanes, milp_run, policies, policy_rows, priced_items
 
 RUN = HAND_RUN
-LOCS = locations(DC=(True, False), S1=(True, True), S2=(True, True))
+LOCS = HAND_LOCATIONS
 
 # DC sells 1/day, lead time 7 days (the policy rows'), service level 95%: reorder point = 7 +
 # 1.645 sqrt(7) (Poisson); with the 1-day transit its need is Poisson(8), and the spread its
@@ -99,8 +99,6 @@ def test_a_donor_keeps_its_units_when_the_receiver_would_probably_not_sell_them(
 
 
 def test_deterministic_demand_ignores_the_risk_mode() -> None:
-    from tests.unit.test_transfers import milp_run
-
     pol = policy_rows(("A", "S1", 2.0, 0.0, 40.0, 40.0), ("A", "DC", 1.0, 16.0, ROP, ROP))
     ln = lanes(("DC", "S1", 0.1, 0.0, 1, 0, None))
     a = milp_run(pol, priced_items(("A", 2.0, 5.0, 1)), ln, donor_keep="risk").transfers
