@@ -732,6 +732,15 @@ def check_summary_views(u: str, d1: date = date(2025, 3, 10), d2: date = date(20
     ]
 
 
+def docker_compose() -> dict:
+    """docker-compose.yml, parsed."""
+    from pathlib import Path
+
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
 def run_nightly_dag(logical_date: Any) -> Any:
     """``dag.test()`` of the nightly DAG (dags/tiaobo_nightly.py) for ``logical_date``."""
     import importlib
