@@ -213,7 +213,8 @@ def test_the_test_tree_checks_catch_what_they_are_for(tmp_path):
         (root / sub).mkdir(parents=True)
     (root / "factories.py").write_text("def items():\n    pass\n", encoding="utf-8")
     (root / "unit" / "test_a.py").write_text(
-        "import sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\ndef test_a(pg_url):\n    pass\n",
+        "import sqlalchemy as sa\nfrom sqlalchemy.dialects import mysql\n"
+        "from pipelines.airflow_support import CONFIG_ENV\ndef test_a(pg_url):\n    pass\n",
         encoding="utf-8",
     )
     (root / "unit" / "test_b.py").write_text(
@@ -232,7 +233,8 @@ def test_the_test_tree_checks_catch_what_they_are_for(tmp_path):
     ]
     assert unit_tier_problems(root) == [
         "tests.unit.test_a:1 imports sqlalchemy",
-        "tests.unit.test_a:3 test_a uses the fixture pg_url",
+        "tests.unit.test_a:3 imports pipelines.airflow_support.CONFIG_ENV",
+        "tests.unit.test_a:4 test_a uses the fixture pg_url",
     ]
     assert unmarked_integration_modules(root) == [
         "tests.integration.test_c has no pytestmark = pytest.mark.integration"
