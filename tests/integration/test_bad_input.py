@@ -12,7 +12,7 @@ Row-level kinds (negative quantity, unknown SKU, unknown location, duplicate key
 number is expected, an infinite quantity, NaN) share one corrupted run (module fixture): they touch
 different rows, and each test checks its own rows. GBK bytes in a UTF-8 text column cannot be read
 by the driver: extraction stops the run, naming the query. A duplicated file drop arriving as
-duplicate canonical rows is covered by tests/unit/test_validate.py (one copy kept, the others
+duplicate canonical rows is covered by tests/integration/test_validate_stage.py (one copy kept, the others
 quarantined); duplicate source documents under new numbers are summed by the staging query and
 are not detected (see docs/validation.md).
 """

@@ -199,7 +199,7 @@ def test_no_test_module_imports_another_or_shadows_a_builder():
 
 def test_the_unit_tier_imports_no_database_engine_gx_airflow_rendering_or_subprocess():
     bad = unit_tier_problems(TESTS)
-    assert not bad, "such tests belong in tests/integration (see tests/README.md): " + "; ".join(bad)
+    assert not bad, "such tests belong in tests/integration (DEVELOPERS.md, Tests): " + "; ".join(bad)
 
 
 def test_every_integration_and_e2e_module_is_marked():
