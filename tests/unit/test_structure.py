@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 from pipelines import stages
@@ -21,9 +22,15 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+@cache
+def _parse(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@cache
 def _imports(path: Path, module: str) -> list[tuple[str, str | None, int]]:
     """(imported module, imported name or None, line) for every import in the file, at any depth."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -134,7 +141,7 @@ def _test_modules(root: Path) -> dict[str, Path]:
 
 
 def _defined_functions(path: Path) -> list[tuple[str, int]]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _parse(path)
     return [(n.name, n.lineno) for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
 
 
@@ -167,7 +174,7 @@ def unit_tier_problems(root: Path) -> list[str]:
             heavy = target.split(".")[0] in UNIT_FORBIDDEN or full.startswith(UNIT_FORBIDDEN_INTERNAL)
             if heavy and not full.startswith(UNIT_ALLOWED):
                 bad.append(f"{mod}:{line} imports {full}")
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = _parse(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 used = SERVER_FIXTURES & {a.arg for a in node.args.args}
@@ -181,7 +188,7 @@ def unmarked_integration_modules(root: Path) -> list[str]:
     for mod, path in _test_modules(root).items():
         if not mod.startswith((f"{root.name}.integration.", f"{root.name}.e2e.")):
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = _parse(path)
         marks = [
             ast.unparse(n.value)
             for n in tree.body
