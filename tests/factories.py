@@ -241,6 +241,17 @@ def priced_items(*rows: tuple[str, float, float, int]) -> pd.DataFrame:
     )
 
 
+def active_items(*rows: tuple[str, bool]) -> pd.DataFrame:
+    """Items from (sku, active) rows, with Chinese names."""
+    return items(
+        [r[0] for r in rows],
+        unit_cost=1.0,
+        unit_price=2.0,
+        name=[f"商品{r[0]}" for r in rows],
+        active=[r[1] for r in rows],
+    )
+
+
 def sales(*rows: tuple[str, str, str, float], unit_price: float = 1.0) -> pd.DataFrame:
     """Sales from (sku, location, date, quantity) rows: no returns, revenue = quantity x ``unit_price``."""
     df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
