@@ -34,7 +34,7 @@ def latest_decisions(
     """The latest decision row per recommendation (all columns), of the given rec run dates or of
     every run date before ``before``."""
     key = [T.c.rec_run_date, T.c.sku, T.c.from_location, T.c.to_location]
-    cond = []
+    cond: list[sa.ColumnElement[bool]] = []
     if run_dates is not None:
         cond.append(T.c.rec_run_date.in_(run_dates))
     if before is not None:
