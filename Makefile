@@ -22,9 +22,9 @@ bench-install: install
 	$(UV) pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-bench.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
 
-## demo: generate the demo ERP and run the nightly pipeline for its latest business date
+## demo: generate the demo ERP, then five business nights with a simulated planner and warehouse
 demo: install
-	$(BIN)/tiaobo demo
+	$(BIN)/tiaobo demo --nights 5
 
 ## browser: Debian's chromium for the workbench's browser tests (Playwright drives it; never `playwright install`)
 browser:

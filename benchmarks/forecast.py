@@ -409,7 +409,7 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", choices=["m5", "carparts", "raf", "all"], default="all")
     ap.add_argument("--data-dir", default=None)
@@ -438,13 +438,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS, help="statsforecast models to run")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--markdown", nargs="*", default=None, help="only render these result JSON files as Markdown")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _merged_markdown(files: list[str]) -> str:
+    """Markdown of result JSON files merged (the M5 sections of several files side by side)."""
+    merged: dict = {}
+    for f in files:
+        for k, v in json.loads(Path(f).read_text()).items():
+            merged.setdefault(k, {}).update(v) if k == "m5" and k in merged else merged.__setitem__(k, v)
+    return markdown(merged)
+
+
+def _emit(results: dict, out: str | None) -> None:
+    text = json.dumps(results, indent=2, default=float)
+    if out:
+        Path(out).write_text(text)
+    print(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     if args.markdown is not None:
-        merged: dict = {}
-        for f in args.markdown:
-            for k, v in json.loads(Path(f).read_text()).items():
-                merged.setdefault(k, {}).update(v) if k == "m5" and k in merged else merged.__setitem__(k, v)
-        print(markdown(merged))
+        print(_merged_markdown(args.markdown))
         return
     data = _data_dir(args.data_dir)
     results: dict = {}
@@ -452,10 +468,7 @@ def main(argv: list[str] | None = None) -> None:
         results["m5_gbm_variants"] = gbm_variants(
             data, pd.Timestamp(args.train_end), json.loads(args.gbm_variants), args.sample
         )
-        text = json.dumps(results, indent=2, default=float)
-        if args.out:
-            Path(args.out).write_text(text)
-        print(text)
+        _emit(results, args.out)
         return
     if args.dataset in ("carparts", "all"):
         bench_monthly(data, "carparts", results, peers=tuple(args.peers))
@@ -466,10 +479,7 @@ def main(argv: list[str] | None = None) -> None:
             key, _, value = kv.partition("=")
             M5_GBM[key] = json.loads(value)
         bench_m5(data, args.sample, results, tuple(args.peers), args.sample_fit, not args.no_groups)
-    text = json.dumps(results, indent=2, default=float)
-    if args.out:
-        Path(args.out).write_text(text)
-    print(text)
+    _emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import contract, reporting  # noqa: E402
+from pipelines import contract, reporting
 
 RUN_DATE = date(2026, 11, 25)
 RUN_ID = "20261125-benchmark00"

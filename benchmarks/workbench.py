@@ -30,6 +30,7 @@ import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,8 +38,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipelines import contract, decision_store, reporting  # noqa: E402
-from pipelines.config import load_config  # noqa: E402
+from pipelines import contract, decision_store, reporting
+from pipelines.config import load_config
 
 RUN_DATE = date(2026, 11, 25)
 RUN_ID = "20261125-wbbench0000"
@@ -131,6 +132,64 @@ def _login(client, name: str) -> None:
     assert r.status_code == 200 and f'id="me">{name}<' in r.text, r.text[:500]
 
 
+def set_up(url: str, rows: int) -> None:
+    from pipelines.workbench import users
+
+    t0 = time.perf_counter()
+    frames = night(rows)
+    reporting.migrate(url)
+    reporting.publish(url, RUN_DATE, RUN_ID, frames)
+    with reporting.engine_for(url).begin() as conn:
+        auto = decision_store.approve_auto_tier(
+            conn, contract.conform(frames["transfers"], "transfers"), RUN_DATE, RUN_ID
+        )
+        users.add_user(conn, "planner_r1", "planner", ["R1"], "zh", PASSWORD)
+        users.add_user(conn, "manager", "manager", [], "zh", PASSWORD)
+        conn.exec_driver_sql("analyze")
+    print(f"set-up: {rows:,} transfers published, {auto:,} auto-approved, in {time.perf_counter() - t0:.1f}s")
+
+
+def measure_pages(client: Any, repeat: int) -> None:
+    for label, path in (
+        ("transfers page (region R1, undecided, by benefit)", "/transfers?region=R1&status=undecided&sort=benefit"),
+        ("transfers page (search 洗洁精, by stockout date)", "/transfers?q=%E6%B4%97%E6%B4%81%E7%B2%BE&sort=stockout"),
+        ("transfers page 20 (no filter)", "/transfers?page=20"),
+    ):
+        client.get(path)  # warm
+        times = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            r = client.get(path)
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200 and r.text.count('name="line"') > 0
+        shown = r.text.count('name="line"')
+        print(f"{label}: {_ms(times)}; {shown} rows shown")
+
+
+def measure_bulk(client: Any, url: str, bulk: int, repeat: int) -> None:
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/transfers").text)
+    assert csrf is not None
+    tr = reporting.OUTPUT_SA["transfers"]
+    with reporting.engine_for(url).connect() as conn:
+        undecided = conn.execute(
+            sa.select(tr.c.sku, tr.c.from_location, tr.c.to_location)
+            .where(tr.c.run_date == RUN_DATE, tr.c.approval_tier == "planner")
+            .order_by(tr.c.sku, tr.c.from_location, tr.c.to_location)
+        ).all()
+    times = []
+    for i in range(min(repeat, len(undecided) // bulk)):
+        lines = undecided[i * bulk : (i + 1) * bulk]
+        form = {"csrf_token": csrf.group(1), "line": [f"{RUN_DATE.isoformat()}|{s}|{a}|{b}|0" for s, a, b in lines]}
+        t = time.perf_counter()
+        r = client.post("/transfers/bulk-approve", data=form)
+        times.append(time.perf_counter() - t)
+        assert r.status_code == 200 and f"已批准 {bulk} 行" in r.text, r.text[:800]
+    print(f"bulk approve of {bulk:,} lines (HTTP POST, page re-rendered): {_ms(times)}")
+    with reporting.engine_for(url).connect() as conn:
+        n = conn.execute(sa.select(sa.func.count()).select_from(reporting.TRANSFER_DECISIONS)).scalar_one()
+    print(f"transfer_decisions rows at the end: {n:,}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=100_000)
@@ -142,7 +201,6 @@ def main() -> int:
     args = ap.parse_args()
     from fastapi.testclient import TestClient
 
-    from pipelines.workbench import users
     from pipelines.workbench.app import create_app
 
     name = f"tiaobo_bench_{uuid.uuid4().hex[:8]}"
@@ -151,65 +209,14 @@ def main() -> int:
         conn.execute(sa.text(f"create database {name} encoding 'UTF8' template template0"))
     url = f"{args.server}/{name}"
     try:
-        t0 = time.perf_counter()
-        frames = night(args.rows)
-        reporting.migrate(url)
-        reporting.publish(url, RUN_DATE, RUN_ID, frames)
-        with reporting.engine_for(url).begin() as conn:
-            auto = decision_store.approve_auto_tier(
-                conn, contract.conform(frames["transfers"], "transfers"), RUN_DATE, RUN_ID
-            )
-            users.add_user(conn, "planner_r1", "planner", ["R1"], "zh", PASSWORD)
-            users.add_user(conn, "manager", "manager", [], "zh", PASSWORD)
-            conn.exec_driver_sql("analyze")
-        print(f"set-up: {args.rows:,} transfers published, {auto:,} auto-approved, in {time.perf_counter() - t0:.1f}s")
-
+        set_up(url, args.rows)
         cfg = load_config(overrides={"reporting": {"url": url}, "workbench": {"page_size": 50}})
         planner = TestClient(create_app(cfg, secret="b" * 40))
         _login(planner, "planner_r1")
-        for label, path in (
-            ("transfers page (region R1, undecided, by benefit)", "/transfers?region=R1&status=undecided&sort=benefit"),
-            (
-                "transfers page (search 洗洁精, by stockout date)",
-                "/transfers?q=%E6%B4%97%E6%B4%81%E7%B2%BE&sort=stockout",
-            ),
-            ("transfers page 20 (no filter)", "/transfers?page=20"),
-        ):
-            planner.get(path)  # warm
-            times = []
-            for _ in range(args.repeat):
-                t = time.perf_counter()
-                r = planner.get(path)
-                times.append(time.perf_counter() - t)
-                assert r.status_code == 200 and r.text.count('name="line"') > 0
-            shown = r.text.count('name="line"')
-            print(f"{label}: {_ms(times)}; {shown} rows shown")
-
+        measure_pages(planner, args.repeat)
         manager = TestClient(create_app(cfg, secret="b" * 40))
         _login(manager, "manager")
-        page = manager.get("/transfers")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert csrf is not None
-        tr = reporting.OUTPUT_SA["transfers"]
-        with reporting.engine_for(url).connect() as conn:
-            undecided = conn.execute(
-                sa.select(tr.c.sku, tr.c.from_location, tr.c.to_location)
-                .where(tr.c.run_date == RUN_DATE, tr.c.approval_tier == "planner")
-                .order_by(tr.c.sku, tr.c.from_location, tr.c.to_location)
-            ).all()
-        reps = min(args.repeat, len(undecided) // args.bulk)
-        times = []
-        for i in range(reps):
-            lines = undecided[i * args.bulk : (i + 1) * args.bulk]
-            form = {"csrf_token": csrf.group(1), "line": [f"{RUN_DATE.isoformat()}|{s}|{a}|{b}|0" for s, a, b in lines]}
-            t = time.perf_counter()
-            r = manager.post("/transfers/bulk-approve", data=form)
-            times.append(time.perf_counter() - t)
-            assert r.status_code == 200 and f"已批准 {args.bulk} 行" in r.text, r.text[:800]
-        print(f"bulk approve of {args.bulk:,} lines (HTTP POST, page re-rendered): {_ms(times)}")
-        with reporting.engine_for(url).connect() as conn:
-            n = conn.execute(sa.select(sa.func.count()).select_from(reporting.TRANSFER_DECISIONS)).scalar_one()
-        print(f"transfer_decisions rows at the end: {n:,}")
+        measure_bulk(manager, url, args.bulk, args.repeat)
     finally:
         reporting.dispose_engine(url)
         with admin.connect() as conn:

@@ -208,38 +208,26 @@ class ForecastSelector(BaseEstimator):
         params.update(self.gbm_params or {})
         return GlobalGBMForecaster(**params)
 
-    def fit(
-        self,
-        Y: np.ndarray,  # noqa: N803 (sklearn naming)
-        y: object = None,
-        calendar: np.ndarray | None = None,
-        static: np.ndarray | None = None,
-        groups: np.ndarray | None = None,
-        covariates: np.ndarray | None = None,
-    ) -> ForecastSelector:
+    def _check_params(self) -> None:
         if self.metric not in ("mse", "mae"):
             raise ValueError(f"metric must be 'mse' or 'mae', got {self.metric!r}")
         if isinstance(self.min_gain, str) and self.min_gain != "auto":
             raise ValueError(f"min_gain must be a number in [0, 1) or 'auto', got {self.min_gain!r}")
         if self.global_weighting not in ("volume", "equal"):
             raise ValueError(f"global_weighting must be 'volume' or 'equal', got {self.global_weighting!r}")
-        arr = as_matrix(Y)
-        n, T = arr.shape
+
+    def _backtest(
+        self, arr: np.ndarray, folds: list[int], names: list[str], gbm_ok: bool, exog: dict[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(actuals, forecasts of every candidate) over the backtest folds, side by side."""
+        n = arr.shape[0]
         h = int(self.horizon)
-        folds = [T - k * h for k in range(int(self.n_folds), 0, -1)]
-        folds = [o for o in folds if o > 0]
-        names = [c[0] for c in self.candidates]
-        gbm_ok = bool(self.use_gbm) and folds and folds[0] > h + self.season
-        if gbm_ok:
-            names = names + ["gbm"]
         n_days = len(folds) * h
         fold_actual = np.full((n, n_days), np.nan)
         fold_fc = np.full((len(names), n, n_days), np.nan)
         gbm_bt = None
         if gbm_ok:
-            gbm_bt = self._gbm().fit(
-                arr[:, : folds[0]], calendar=calendar, static=static, groups=groups, covariates=covariates
-            )
+            gbm_bt = self._gbm().fit(arr[:, : folds[0]], **exog)
         for f, o in enumerate(folds):
             sl = slice(f * h, (f + 1) * h)
             fold_actual[:, sl] = arr[:, o : o + h]
@@ -248,12 +236,58 @@ class ForecastSelector(BaseEstimator):
                 fold_fc[c, :, sl] = self._kernel(spec, hist)
             if gbm_bt is not None:
                 if self.gbm_refit_per_fold and f > 0:
-                    gbm_bt = self._gbm().fit(
-                        hist, calendar=calendar, static=static, groups=groups, covariates=covariates
-                    )
-                fold_fc[-1, :, sl] = gbm_bt.predict_from(
-                    hist, calendar=calendar, static=static, groups=groups, covariates=covariates
-                )
+                    gbm_bt = self._gbm().fit(hist, **exog)
+                fold_fc[-1, :, sl] = gbm_bt.predict_from(hist, **exog)
+        return fold_actual, fold_fc
+
+    def _final_forecasts(self, arr: np.ndarray, names: list[str], gbm_ok: bool, exog: dict[str, Any]) -> np.ndarray:
+        """Forecasts of every candidate (and the combination) on the whole history."""
+        n_base = len(self.candidates) + int(bool(gbm_ok))
+        final = np.zeros((n_base, arr.shape[0], int(self.horizon)))
+        for c, spec in enumerate(self.candidates):
+            final[c] = self._kernel(spec, arr)
+        if gbm_ok:
+            self.gbm_ = self._gbm().fit(arr, **exog)
+            final[n_base - 1] = self.gbm_.predict_from(arr, **exog)
+        return combine(final, names[:n_base], self.combination_)
+
+    def _choose(
+        self, arr: np.ndarray, fold_fc: np.ndarray, scores: np.ndarray, obs: np.ndarray, n_folds: int
+    ) -> tuple[np.ndarray, int, np.ndarray]:
+        """(candidate chosen per series, the global best, series too short to choose for)."""
+        h = int(self.horizon)
+        # global best: lowest scaled backtest error over all series (see _global_score)
+        has_bt = obs.sum(axis=1) > 0
+        total = self._global_score(fold_fc)
+        best_global = int(np.argmin(total)) if has_bt.any() else 0
+        self.min_gain_ = self._auto_gain(fold_fc, obs, n_folds) if self.min_gain == "auto" else float(self.min_gain)
+        choice = _switch(scores, best_global, self.min_gain_, has_bt)
+        observed = (~np.isnan(arr)).sum(axis=1)
+        min_hist = 2 * h if self.min_history is None else int(self.min_history)
+        short = observed < min_hist
+        return np.where(short, best_global, choice), best_global, short
+
+    def fit(
+        self,
+        Y: np.ndarray,  # sklearn naming
+        y: object = None,
+        calendar: np.ndarray | None = None,
+        static: np.ndarray | None = None,
+        groups: np.ndarray | None = None,
+        covariates: np.ndarray | None = None,
+    ) -> ForecastSelector:
+        self._check_params()
+        exog: dict[str, Any] = {"calendar": calendar, "static": static, "groups": groups, "covariates": covariates}
+        arr = as_matrix(Y)
+        n, T = arr.shape
+        h = int(self.horizon)
+        folds = [T - k * h for k in range(int(self.n_folds), 0, -1)]
+        folds = [o for o in folds if o > 0]
+        names = [c[0] for c in self.candidates]
+        gbm_ok = bool(self.use_gbm) and bool(folds) and folds[0] > h + self.season
+        if gbm_ok:
+            names = names + ["gbm"]
+        fold_actual, fold_fc = self._backtest(arr, folds, names, gbm_ok, exog)
         obs = ~np.isnan(fold_actual)
         self.fold_actual_ = fold_actual
         self.fold_scales_ = [_scale_and_weight(arr[:, :o], h, self.metric) for o in folds]
@@ -262,28 +296,8 @@ class ForecastSelector(BaseEstimator):
             fold_fc = combine(fold_fc, names, self.combination_)
             names = names + [f"gbm+{self.combination_[0]}"]
         scores = _mean_errors(fold_fc, fold_actual, self.metric).T
-        cnt = obs.sum(axis=1)
-        # global best: lowest scaled backtest error over all series (see _global_score)
-        has_bt = cnt > 0
-        total = self._global_score(fold_fc)
-        best_global = int(np.argmin(total)) if has_bt.any() else 0
-        self.min_gain_ = self._auto_gain(fold_fc, obs, len(folds)) if self.min_gain == "auto" else float(self.min_gain)
-        choice = _switch(scores, best_global, self.min_gain_, has_bt)
-        observed = (~np.isnan(arr)).sum(axis=1)
-        min_hist = 2 * h if self.min_history is None else int(self.min_history)
-        short = observed < min_hist
-        choice = np.where(short, best_global, choice)
-        # final forecasts of every candidate on the whole history
-        n_base = len(self.candidates) + int(bool(gbm_ok))
-        final = np.zeros((n_base, n, h))
-        for c, spec in enumerate(self.candidates):
-            final[c] = self._kernel(spec, arr)
-        if gbm_ok:
-            self.gbm_ = self._gbm().fit(arr, calendar=calendar, static=static, groups=groups, covariates=covariates)
-            final[n_base - 1] = self.gbm_.predict_from(
-                arr, calendar=calendar, static=static, groups=groups, covariates=covariates
-            )
-        final = combine(final, names[:n_base], self.combination_)
+        choice, best_global, short = self._choose(arr, fold_fc, scores, obs, len(folds))
+        final = self._final_forecasts(arr, names, gbm_ok, exog)
         idx = np.arange(n)
         mean = final[choice, idx]
         sold = (np.nan_to_num(arr) > 0).any(axis=1)

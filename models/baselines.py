@@ -100,7 +100,7 @@ class MovingAverageForecaster(BaseEstimator):
     def __init__(self, window: int = 28) -> None:
         self.window = window
 
-    def fit(self, Y: np.ndarray, y: object = None) -> MovingAverageForecaster:  # noqa: N803 (sklearn naming)
+    def fit(self, Y: np.ndarray, y: object = None) -> MovingAverageForecaster:  # Y: sklearn naming
         arr = as_matrix(Y)
         self.level_ = moving_average(arr, self.window)
         self.n_series_ = arr.shape[0]

@@ -252,7 +252,7 @@ class GlobalGBMForecaster(BaseEstimator):
 
     def fit(
         self,
-        Y: np.ndarray,  # noqa: N803 (sklearn naming)
+        Y: np.ndarray,  # sklearn naming
         y: object = None,
         calendar: np.ndarray | None = None,
         static: np.ndarray | None = None,
@@ -349,7 +349,7 @@ class GlobalGBMForecaster(BaseEstimator):
 
     def predict_from(
         self,
-        Y: np.ndarray,  # noqa: N803
+        Y: np.ndarray,
         calendar: np.ndarray | None = None,
         static: np.ndarray | None = None,
         groups: np.ndarray | None = None,

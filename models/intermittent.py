@@ -267,7 +267,7 @@ class KernelForecaster(BaseEstimator):
         self.season = season
         self.window = window
 
-    def fit(self, Y: np.ndarray, y: object = None) -> KernelForecaster:  # noqa: N803 (sklearn naming)
+    def fit(self, Y: np.ndarray, y: object = None) -> KernelForecaster:  # Y: sklearn naming
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
         self.history_ = as_matrix(Y).copy()

@@ -62,7 +62,7 @@ class NightlyForecaster(BaseEstimator):
 
     def fit(
         self,
-        Y: np.ndarray,  # noqa: N803 (sklearn naming)
+        Y: np.ndarray,  # sklearn naming
         keys: pd.DataFrame,
         *,
         lead_days: np.ndarray | None = None,
@@ -118,7 +118,7 @@ class NightlyForecaster(BaseEstimator):
 
     def predict(
         self,
-        Y: np.ndarray,  # noqa: N803
+        Y: np.ndarray,
         keys: pd.DataFrame,
         *,
         calendar: np.ndarray | None = None,

@@ -146,7 +146,7 @@ def _print_summary(cfg: Config, run_date: date, results: dict[str, Any], seconds
 @app.command()
 def demo(
     config: ConfigOpt = None,
-    skus: Annotated[int, typer.Option(help="number of SKUs in the demo ERP")] = 300,
+    skus: Annotated[int, typer.Option(help="number of SKUs in the demo ERP")] = 120,
     nights: Annotated[
         int, typer.Option(help="consecutive business nights to run (simulated planner and warehouse)")
     ] = 1,

@@ -623,6 +623,48 @@ def _rows(mask: pd.Series, limit: int = 5) -> str:
     return ", ".join(str(i) for i in idx) + (f" and {more} more" if more > 0 else "")
 
 
+def _cast_number(s: pd.Series, col: Column, t: Table) -> pd.Series:
+    """``s`` as a number column: refuses text that is not a number, and fractions in an int column."""
+    num = pd.to_numeric(s, errors="coerce")
+    bad = num.isna() & s.notna()
+    if bad.any():
+        raise ContractError(
+            f"table {t.name}, column {col.name}: not a number in row(s) {_rows(bad)} (e.g. {s[bad].iloc[0]!r})"
+        )
+    if col.type == "int":
+        frac = num.notna() & (num != num.round())
+        if frac.any():
+            raise ContractError(f"table {t.name}, column {col.name}: not a whole number in row(s) {_rows(frac)}")
+    return num.astype(pandas_dtype(col) if col.nullable or col.type == "float" else "float64")
+
+
+def _cast_values(s: pd.Series, col: Column, t: Table) -> pd.Series:
+    if col.type == "date":
+        return pd.to_datetime(s, errors="raise").astype("datetime64[ns]").dt.normalize()
+    if col.type == "ts":
+        return pd.to_datetime(s, utc=True, errors="raise").astype("datetime64[ns, UTC]")
+    if col.type in ("int", "float"):
+        return _cast_number(s, col, t)
+    if col.type == "bool":
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            s = s.map(_to_bool)
+        return s.astype("boolean")
+    if col.type == "str":
+        s = s.astype("str").where(s.notna(), None)
+        return s.astype("str")
+    return s
+
+
+def _cast_column(s: pd.Series, col: Column, t: Table) -> pd.Series:
+    """``s`` cast to the type of ``col``; a value that cannot be read raises :class:`ContractError`."""
+    try:
+        return _cast_values(s, col, t)
+    except ContractError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ContractError(f"table {t.name}, column {col.name}: cannot read as {col.type}: {exc}") from exc
+
+
 def conform(df: pd.DataFrame, table: Table | str, *, extra: str = "drop") -> pd.DataFrame:
     """Cast ``df`` to the contract of ``table`` and return the columns in contract order.
 
@@ -639,38 +681,7 @@ def conform(df: pd.DataFrame, table: Table | str, *, extra: str = "drop") -> pd.
         raise ContractError(f"table {t.name}: unexpected column(s) {', '.join(map(str, unknown))}")
     out = {}
     for col in t.columns:
-        s = df[col.name]
-        try:
-            if col.type == "date":
-                s = pd.to_datetime(s, errors="raise").astype("datetime64[ns]").dt.normalize()
-            elif col.type == "ts":
-                s = pd.to_datetime(s, utc=True, errors="raise").astype("datetime64[ns, UTC]")
-            elif col.type in ("int", "float"):
-                num = pd.to_numeric(s, errors="coerce")
-                bad = num.isna() & s.notna()
-                if bad.any():
-                    raise ContractError(
-                        f"table {t.name}, column {col.name}: not a number in row(s) {_rows(bad)}"
-                        f" (e.g. {s[bad].iloc[0]!r})"
-                    )
-                if col.type == "int":
-                    frac = num.notna() & (num != num.round())
-                    if frac.any():
-                        raise ContractError(
-                            f"table {t.name}, column {col.name}: not a whole number in row(s) {_rows(frac)}"
-                        )
-                s = num.astype(pandas_dtype(col) if col.nullable or col.type == "float" else "float64")
-            elif col.type == "bool":
-                if s.dtype == object or pd.api.types.is_string_dtype(s):
-                    s = s.map(_to_bool)
-                s = s.astype("boolean")
-            elif col.type == "str":
-                s = s.astype("str").where(s.notna(), None)
-                s = s.astype("str")
-        except ContractError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise ContractError(f"table {t.name}, column {col.name}: cannot read as {col.type}: {exc}") from exc
+        s = _cast_column(df[col.name], col, t)
         null = s.isna()
         if not col.nullable and null.any():
             raise ContractError(

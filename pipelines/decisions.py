@@ -144,6 +144,49 @@ def parse_date(text: str) -> date | None:
     return None
 
 
+def _quantity(line: int, text: str, decision: str | None) -> tuple[float | None, list[RowProblem]]:
+    try:
+        qty = float(text) if text else None
+    except ValueError:
+        return None, [RowProblem(line, "quantity", "a number", text)]
+    if decision == "approve" and not (qty is not None and qty > 0):
+        return qty, [RowProblem(line, "quantity", "a number > 0 for approve", text)]
+    return qty, []
+
+
+def check_row(line: int, r: dict[str, str]) -> tuple[dict | None, list[RowProblem]]:
+    """One file row (column -> text) as a decision (None when bad) and its problems."""
+    v = {c: (r.get(c) or "").strip() for c in [*DECISION_COLUMNS, *OPTIONAL_COLUMNS]}
+    bad = [RowProblem(line, col, "not empty", "") for col in ("sku", "from_location", "to_location") if not v[col]]
+    when = parse_date(v["run_date"])
+    if when is None:
+        bad.append(RowProblem(line, "run_date", "a date YYYY-MM-DD or YYYY/MM/DD", v["run_date"]))
+    decision = _VALUES.get(v["decision"].lower())
+    if decision is None:
+        bad.append(RowProblem(line, "decision", "approve or reject (批准 / 拒绝)", v["decision"]))
+    qty, qty_bad = _quantity(line, v["quantity"], decision)
+    bad += qty_bad
+    code = v["reason_code"].lower()
+    if code and code not in REASON_CODES:
+        bad.append(RowProblem(line, "reason_code", "one of " + ", ".join(REASON_CODES), v["reason_code"]))
+    if code == "other" and not v["reason_text"]:
+        bad.append(RowProblem(line, "reason_text", "required with reason other", ""))
+    if bad:
+        return None, bad
+    row = {
+        "run_date": pd.Timestamp(when),
+        "sku": v["sku"],
+        "from_location": v["from_location"],
+        "to_location": v["to_location"],
+        "decision": decision,
+        "quantity": float(qty or 0.0) if decision == "approve" else 0.0,
+        "reason_code": code,
+        "reason_text": v["reason_text"],
+        "line": line,
+    }
+    return row, []
+
+
 def parse_decisions(path: str | Path, data: bytes | None = None, name: str | None = None) -> ParsedDecisions:
     """Read a decisions file (CSV or xlsx; ``data``: its bytes when uploaded, ``name`` its file name).
 
@@ -169,47 +212,10 @@ def parse_decisions(path: str | Path, data: bytes | None = None, name: str | Non
     problems: list[RowProblem] = []
     good: list[dict] = []
     for line, r in recs:
-        v = {c: (r.get(c) or "").strip() for c in [*DECISION_COLUMNS, *OPTIONAL_COLUMNS]}
-        bad: list[RowProblem] = []
-        for col in ("sku", "from_location", "to_location"):
-            if not v[col]:
-                bad.append(RowProblem(line, col, "not empty", v[col]))
-        when = parse_date(v["run_date"])
-        if when is None:
-            bad.append(RowProblem(line, "run_date", "a date YYYY-MM-DD or YYYY/MM/DD", v["run_date"]))
-        decision = _VALUES.get(v["decision"].lower())
-        if decision is None:
-            bad.append(RowProblem(line, "decision", "approve or reject (批准 / 拒绝)", v["decision"]))
-        try:
-            qty = float(v["quantity"]) if v["quantity"] else None
-        except ValueError:
-            qty = None
-            bad.append(RowProblem(line, "quantity", "a number", v["quantity"]))
-        if decision == "approve" and qty is not None and not qty > 0:
-            bad.append(RowProblem(line, "quantity", "a number > 0 for approve", v["quantity"]))
-        if decision == "approve" and qty is None and not v["quantity"]:
-            bad.append(RowProblem(line, "quantity", "a number > 0 for approve", v["quantity"]))
-        code = v["reason_code"].lower()
-        if code and code not in REASON_CODES:
-            bad.append(RowProblem(line, "reason_code", "one of " + ", ".join(REASON_CODES), v["reason_code"]))
-        if code == "other" and not v["reason_text"]:
-            bad.append(RowProblem(line, "reason_text", "required with reason other", ""))
-        if bad:
-            problems += bad
-            continue
-        good.append(
-            {
-                "run_date": pd.Timestamp(when),
-                "sku": v["sku"],
-                "from_location": v["from_location"],
-                "to_location": v["to_location"],
-                "decision": decision,
-                "quantity": float(qty or 0.0) if decision == "approve" else 0.0,
-                "reason_code": code,
-                "reason_text": v["reason_text"],
-                "line": line,
-            }
-        )
+        row, bad = check_row(line, r)
+        problems += bad
+        if row is not None:
+            good.append(row)
     cols = [*DECISION_COLUMNS, *OPTIONAL_COLUMNS, "line"]
     df = pd.DataFrame(good, columns=cols)
     df = df.astype(
@@ -232,7 +238,15 @@ def read_decisions(path: str | Path) -> pd.DataFrame:
 
 
 #: columns of the ``decisions`` staging file: the latest decision on each recommendation known at a run
-STAGED_COLUMNS = [*DECISION_COLUMNS, "decided_by", "source", "reason_code", "rec_run_id"]
+STAGED_COLUMNS = [
+    *DECISION_COLUMNS,
+    "decided_by",
+    "source",
+    "reason_code",
+    "rec_run_id",
+    "decided_at",
+    "published_at",
+]
 #: columns of the ``open_transfers`` staging file: units of open orders still to arrive (pipelines.orders)
 OPEN_COLUMNS = ["sku", "from_location", "to_location", "quantity", "status", "rec_run_date", "arrival_date", "order_no"]
 
@@ -241,7 +255,14 @@ def staged_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     """``decisions`` (DECISION_COLUMNS, optionally who, source and reason) as the staging file, one row
     per recommendation (the last row of a (run_date, sku, from, to) wins), in a stable order."""
     d = decisions.copy()
-    for col, dflt in (("decided_by", "file"), ("source", "csv"), ("reason_code", ""), ("rec_run_id", "file")):
+    for col, dflt in (
+        ("decided_by", "file"),
+        ("source", "csv"),
+        ("reason_code", ""),
+        ("rec_run_id", "file"),
+        ("decided_at", pd.NaT),
+        ("published_at", pd.NaT),
+    ):
         if col not in d.columns:
             d[col] = dflt
     d = d[STAGED_COLUMNS].drop_duplicates(_KEY, keep="last")
@@ -250,6 +271,8 @@ def staged_decisions(decisions: pd.DataFrame) -> pd.DataFrame:
     d["quantity"] = d["quantity"].astype(float)
     for col in ("decided_by", "source", "reason_code", "rec_run_id"):
         d[col] = d[col].fillna("").astype("str")
+    for col in ("decided_at", "published_at"):  # UTC, naive; unknown for a file's rows
+        d[col] = pd.to_datetime(d[col], utc=True).dt.tz_localize(None).astype("datetime64[ns]")
     return d.sort_values(_KEY, kind="mergesort").reset_index(drop=True)
 
 

@@ -494,14 +494,12 @@ _STATE_ZH = {
     "cancelled": "仓库已取消",
     "expired": "已过期（未按时发货）",
 }
-_REVIEW_EN = (
-    "Order {no}, {sku} {src}→{dst}: {state}; approved {appr}, shipped {ship}, received {recv}."
-    " Lead time {lead} days (transit {tr} against {plan} planned){late}."
-)
-_REVIEW_ZH = (
-    "调拨单 {no}，{sku} {src}→{dst}：{state}；批准 {appr} 件，发货 {ship} 件，收货 {recv} 件。"
-    "调拨时效 {lead} 天（运输 {tr} 天，计划 {plan} 天）{late}。"
-)
+_REVIEW_EN = "Order {no}, {sku} {src}→{dst}: {state}; approved {appr}, shipped {ship}, received {recv}."
+_REVIEW_ZH = "调拨单 {no}，{sku} {src}→{dst}：{state}；批准 {appr} 件，发货 {ship} 件，收货 {recv} 件。"
+_REVIEW_LEAD_EN = " Lead time {lead} days (transit {tr} against {plan} planned){late}."
+_REVIEW_LEAD_ZH = "调拨时效 {lead} 天（运输 {tr} 天，计划 {plan} 天）{late}。"
+_NO_LEAD_EN = " Not received: no lead time yet ({plan}-day transit planned)."
+_NO_LEAD_ZH = "尚未收货，暂无调拨时效（计划运输 {plan} 天）。"
 _OUTCOME_EN = (
     " Over the window to {end}: the receiver {rso}, the donor {dso}; {thanks} of the received units sold"
     " beyond its own stock: realised benefit {real} against {exp} expected."
@@ -529,8 +527,18 @@ def review_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "plan": num(df["planned_transit_days"], 0),
     }
     late = on_time.fillna(True).astype(bool)
-    en = render(_REVIEW_EN, **f, state=st.map(_STATE_EN).fillna(st), late=choose(~late, ", late", ""))
-    zh = render(_REVIEW_ZH, **f, state=st.map(_STATE_ZH).fillna(st), late=choose(~late, "，晚于计划", ""))
+    got = df["lead_time_days"].notna()
+    gone = st.isin(["cancelled", "expired"])
+    en = render(_REVIEW_EN, **f, state=st.map(_STATE_EN).fillna(st)) + choose(
+        got,
+        render(_REVIEW_LEAD_EN, **f, late=choose(~late, ", late", "")),
+        choose(gone, " Its units are free again for other transfers.", render(_NO_LEAD_EN, plan=f["plan"])),
+    )
+    zh = render(_REVIEW_ZH, **f, state=st.map(_STATE_ZH).fillna(st)) + choose(
+        got,
+        render(_REVIEW_LEAD_ZH, **f, late=choose(~late, "，晚于计划", "")),
+        choose(gone, "其数量已释放，可用于其他调拨。", render(_NO_LEAD_ZH, plan=f["plan"])),
+    )
     closed = df["window_closed"].astype(bool)
     rso = df["receiver_stocked_out"].astype("boolean")
     dso = df["donor_stocked_out"].astype("boolean")

@@ -45,7 +45,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -295,51 +295,65 @@ def _bool_or_none(v: object) -> object:
         return None
 
 
+def _fast_str(arr: Any, table: contract.Table, col: contract.Column) -> Any:
+    if arr.type != pa.string():
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            return None
+        arr = pc.cast(arr, pa.string())
+    if (table.name, col.name) in EMPTY_MEANS:
+        arr = pc.fill_null(arr, EMPTY_MEANS[table.name, col.name])
+    return arr
+
+
+def _fast_date(arr: Any) -> Any:
+    if pa.types.is_string(arr.type) or pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
+        arr = pc.cast(arr, pa.timestamp("ns"))
+    elif pa.types.is_null(arr.type):
+        arr = pa.nulls(len(arr), pa.timestamp("ns"))
+    else:
+        return None
+    return pc.floor_temporal(arr, unit="day")
+
+
+_FAST_NUMBER_SOURCES = (
+    pa.types.is_string,
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_decimal,
+    pa.types.is_null,
+)
+
+
+def _fast_number(arr: Any, col: contract.Column, fld: pa.Field) -> Any:
+    if not any(is_type(arr.type) for is_type in _FAST_NUMBER_SOURCES):
+        return None
+    arr = pc.cast(arr, fld.type)
+    if col.type == "float" and pc.any(pc.is_inf(arr)).as_py():
+        return None
+    return arr
+
+
+def _fast_column(arr: Any, table: contract.Table, col: contract.Column, fld: pa.Field) -> Any:
+    """One column cast with pyarrow alone, or None when it needs the lenient path."""
+    if col.type == "bool":
+        return None
+    if col.type == "str":
+        return _fast_str(arr, table, col)
+    if col.type == "date":
+        return _fast_date(arr)
+    return _fast_number(arr, col, fld)
+
+
 def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.Table | None:
     """Cast a batch with pyarrow alone; None when any value needs the lenient path (or a bool column)."""
     cols = []
     for col, fld in zip(table.columns, schema, strict=True):
         arr = batch.column(col.name)
         try:
-            if col.type == "bool":
-                return None
-            if col.type == "str":
-                arr = (
-                    arr
-                    if arr.type == pa.string()
-                    else (
-                        pc.cast(arr, pa.string())
-                        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)
-                        else None
-                    )
-                )
-                if arr is None:
-                    return None
-                if (table.name, col.name) in EMPTY_MEANS:
-                    arr = pc.fill_null(arr, EMPTY_MEANS[table.name, col.name])
-            elif col.type == "date":
-                if pa.types.is_string(arr.type):
-                    arr = pc.cast(arr, pa.timestamp("ns"))
-                elif pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
-                    arr = pc.cast(arr, pa.timestamp("ns"))
-                elif pa.types.is_null(arr.type):
-                    arr = pa.nulls(len(arr), pa.timestamp("ns"))
-                else:
-                    return None
-                arr = pc.floor_temporal(arr, unit="day")
-            else:
-                if not (
-                    pa.types.is_string(arr.type)
-                    or pa.types.is_integer(arr.type)
-                    or pa.types.is_floating(arr.type)
-                    or pa.types.is_decimal(arr.type)
-                    or pa.types.is_null(arr.type)
-                ):
-                    return None
-                arr = pc.cast(arr, fld.type)
-                if col.type == "float" and pc.any(pc.is_inf(arr)).as_py():
-                    return None
+            arr = _fast_column(arr, table, col, fld)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            return None
+        if arr is None:
             return None
         cols.append(arr)
     return pa.Table.from_arrays(cols, schema=schema)
@@ -439,7 +453,7 @@ def _cursor_batches(
 ) -> tuple[list[str], Iterator[Any]]:
     """Column names and chunks of a server-side cursor (MariaDB/MySQL: SSCursor; others: stream_results)."""
     if conn.dialect.name in ("mysql", "mariadb") and conn.dialect.driver == "pymysql":
-        import pymysql.cursors  # noqa: PLC0415
+        import pymysql.cursors
 
         sql, bound = _compile(conn, query, params)
         raw = conn.connection.driver_connection
@@ -741,7 +755,7 @@ def extract_table(
 
 def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Staged, dict[str, Any]]:
     """One canonical table from file drops; returns what was staged and its reconciliation entry."""
-    from pipelines import files  # noqa: PLC0415
+    from pipelines import files
 
     src = ctx.cfg.source
     qty = QUANTITY_COLUMN.get(name)
@@ -793,7 +807,7 @@ def _store_dir(cfg: Config, key: str) -> Path:
 
 def read_watermark(cfg: Config, source: str, table_name: str) -> date | None:
     """The published watermark of ``source``/``table_name`` in the reporting database (None if none)."""
-    from pipelines import reporting  # noqa: PLC0415
+    from pipelines import reporting
 
     try:
         with reporting.engine_for(cfg.reporting_url()).connect() as conn:
@@ -910,8 +924,14 @@ def stage_sales_window(store: Path, start: date, end: date, target: Path, castfa
                 pf = pq.ParquetFile(part)
                 for b in pf.iter_batches(batch_size=262_144):
                     t = pa.Table.from_batches([b])
-                    fails = _failures_from_column(t.column(_STORE_EXTRA).combine_chunks(), st.rows)
-                    if len(fails):
+                    extra = t.column(_STORE_EXTRA)
+                    # most days hold no cast failure: skip the conversion to pandas for them
+                    fails = (
+                        _failures_from_column(extra.combine_chunks(), st.rows)
+                        if extra.null_count < len(extra)
+                        else None
+                    )
+                    if fails is not None and len(fails):
                         st.failures.append(fails)
                         st.quantity_failures += int((fails["column_name"] == "quantity").sum())
                     typed = t.select(schema.names).cast(schema)
@@ -981,10 +1001,85 @@ def _connect(cfg: Config, url: str) -> tuple[sa.Engine, sa.Connection]:
     return engine, conn
 
 
+_Record = Callable[[str, Staged, dict[str, Any]], None]
+
+
+def _extract_file_tables(ctx: RunContext, record: _Record, progress: Any) -> None:
+    """The tables the source's ``files`` section maps to files (any source kind)."""
+    src = ctx.cfg.source
+    for name in [n for n in (*SOURCE_TABLES, *OPTIONAL_TABLES) if n in src.files]:
+        if progress:
+            progress(f"extract {name} (files)")
+        st, rec = extract_file_table(name, src.files[name], ctx)
+        record(name, st, rec)
+
+
+def _extract_sql_tables(ctx: RunContext, record: _Record, progress: Any) -> list[dict[str, Any]]:
+    """The tables read from the SQL source (sales incrementally); returns the sales watermarks."""
+    cfg = ctx.cfg
+    src = cfg.source
+    watermarks: list[dict[str, Any]] = []
+    spec = load_profile(src.profile, cfg)
+    url = cfg.source_url()
+    engine, conn = _connect(cfg, url)
+    try:
+        with conn:
+            for name in (*SOURCE_TABLES, *[t for t in OPTIONAL_TABLES if provides(spec, cfg, t)]):
+                if name in src.files:
+                    continue
+                if progress:
+                    progress(f"extract {name}")
+                if name == "sales":
+                    st, rec, wm = extract_sales_incremental(conn, spec, ctx, url)
+                    watermarks.append(wm)
+                else:
+                    info = extract_table(conn, spec, name, ctx, url)
+                    st = info["staged"]
+                    rec = _reconcile_sql(conn, spec, info["query"], _query_params(ctx), st, url)
+                record(name, st, rec)
+                conn.commit()  # end the read transaction between tables (no long snapshot held)
+    finally:
+        engine.dispose()
+    return watermarks
+
+
+def _stage_absent_optional_tables(ctx: RunContext, result: StageResult) -> None:
+    for name in OPTIONAL_TABLES:  # not provided by the source: staged empty
+        if name not in result.counts:
+            contract.empty(name).to_parquet(ctx.output_path(f"extract_{name}"), index=False)
+            _write_failures([], ctx.output_path(f"castfail_{name}"))
+            result.counts.setdefault(name, 0)
+
+
+def _stage_policies(ctx: RunContext, result: StageResult) -> None:
+    pol = policies_frame(ctx.cfg)
+    pol.to_parquet(ctx.output_path("extract_policies"), index=False)
+    _write_failures([], ctx.output_path("castfail_policies"))
+    result.paths["policies"] = str(ctx.output_path("extract_policies"))
+    result.counts["policies"] = len(pol)
+
+
+def _check_reconciliation(cfg: Config, reconciliation: list[dict[str, Any]]) -> None:
+    """Raise :class:`ExtractError` for the first checked table whose staged rows differ from the source."""
+    src = cfg.source
+    bad = [r for r in reconciliation if r.get("checked") and not r["ok"]]
+    if not bad:
+        return
+    r = bad[0]
+    where = (
+        describe(cfg.source_url()) if src.kind == "sql" and r["table"] not in src.files else f"files in {src.folder}"
+    )
+    sq = "" if r["source_quantity"] is None else f" / quantity {r['source_quantity']:.2f}"
+    tq = "" if r["staged_quantity"] is None else f" / quantity {r['staged_quantity']:.2f}"
+    raise ExtractError(
+        f"reconciliation failed for {r['table']} from {where}: source has {r['source_rows']} rows{sq},"
+        f" staged {r['staged_rows']} rows{tq}"
+    )
+
+
 def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
     """Extract every canonical table of the configured source for the run date."""
     cfg = ctx.cfg
-    src = cfg.source
     result = StageResult(stage="extract")
     reconciliation: list[dict[str, Any]] = []
     watermarks: list[dict[str, Any]] = []
@@ -998,59 +1093,13 @@ def extract_stage(ctx: RunContext, progress: Any = None) -> StageResult:
             result.notes.append(f"{name}: {st.cast_failures} value(s) could not be read as their type")
         reconciliation.append(rec)
 
-    file_tables = [n for n in (*SOURCE_TABLES, *OPTIONAL_TABLES) if n in src.files]
-    for name in file_tables:
-        if progress:
-            progress(f"extract {name} (files)")
-        st, rec = extract_file_table(name, src.files[name], ctx)
-        record(name, st, rec)
-    if src.kind == "sql":
-        spec = load_profile(src.profile, cfg)
-        url = cfg.source_url()
-        engine, conn = _connect(cfg, url)
-        try:
-            with conn:
-                for name in (*SOURCE_TABLES, *[t for t in OPTIONAL_TABLES if provides(spec, cfg, t)]):
-                    if name in src.files:
-                        continue
-                    if progress:
-                        progress(f"extract {name}")
-                    if name == "sales":
-                        st, rec, wm = extract_sales_incremental(conn, spec, ctx, url)
-                        watermarks.append(wm)
-                    else:
-                        info = extract_table(conn, spec, name, ctx, url)
-                        st = info["staged"]
-                        rec = _reconcile_sql(conn, spec, info["query"], _query_params(ctx), st, url)
-                    record(name, st, rec)
-                    conn.commit()  # end the read transaction between tables (no long snapshot held)
-        finally:
-            engine.dispose()
-    for name in OPTIONAL_TABLES:  # not provided by the source: staged empty
-        if name not in result.counts:
-            contract.empty(name).to_parquet(ctx.output_path(f"extract_{name}"), index=False)
-            _write_failures([], ctx.output_path(f"castfail_{name}"))
-            result.counts.setdefault(name, 0)
-    pol = policies_frame(cfg)
-    pol.to_parquet(ctx.output_path("extract_policies"), index=False)
-    _write_failures([], ctx.output_path("castfail_policies"))
-    result.paths["policies"] = str(ctx.output_path("extract_policies"))
-    result.counts["policies"] = len(pol)
+    _extract_file_tables(ctx, record, progress)
+    if cfg.source.kind == "sql":
+        watermarks = _extract_sql_tables(ctx, record, progress)
+    _stage_absent_optional_tables(ctx, result)
+    _stage_policies(ctx, result)
     ctx.write_json("reconciliation", reconciliation)
-    bad = [r for r in reconciliation if r.get("checked") and not r["ok"]]
-    if bad:
-        r = bad[0]
-        where = (
-            describe(cfg.source_url())
-            if src.kind == "sql" and r["table"] not in src.files
-            else f"files in {src.folder}"
-        )
-        sq = "" if r["source_quantity"] is None else f" / quantity {r['source_quantity']:.2f}"
-        tq = "" if r["staged_quantity"] is None else f" / quantity {r['staged_quantity']:.2f}"
-        raise ExtractError(
-            f"reconciliation failed for {r['table']} from {where}: source has {r['source_rows']} rows{sq},"
-            f" staged {r['staged_rows']} rows{tq}"
-        )
+    _check_reconciliation(cfg, reconciliation)
     if watermarks:
         ctx.write_json("watermarks", watermarks)
     return result

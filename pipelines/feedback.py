@@ -39,9 +39,11 @@ from pipelines.frames import stock_totals
 
 def read_decision_table(url: str, run_date: date) -> pd.DataFrame:
     """The latest version of every decision on a recommendation of a run date before ``run_date``,
-    as :data:`pipelines.decisions.STAGED_COLUMNS`."""
+    as :data:`pipelines.decisions.STAGED_COLUMNS` (with the publication time of the run decided on)."""
     d = decision_store.read_latest(url, run_date)
     d = d.rename(columns={"rec_run_date": "run_date", "new_quantity": "quantity"})
+    published = reporting.read_published_runs(url)[["run_id", "published_at"]].rename(columns={"run_id": "rec_run_id"})
+    d = d.merge(published.drop_duplicates("rec_run_id", keep="last"), on="rec_run_id", how="left")
     return dec.staged_decisions(d)
 
 

@@ -39,7 +39,7 @@ class FileDropError(RuntimeError):
 
 def filesystem(folder: str) -> tuple[Any, str]:
     """(fsspec filesystem, root path) of a local folder or URL."""
-    from fsspec.core import url_to_fs  # noqa: PLC0415 - fsspec only when files are configured
+    from fsspec.core import url_to_fs  # fsspec only when files are configured
 
     try:
         fs, root = url_to_fs(folder)
@@ -109,7 +109,7 @@ def _csv_chunks(fs: Any, path: str, spec: FileTable, chunk_rows: int, encoding: 
 
 
 def _xlsx_chunks(fs: Any, path: str, spec: FileTable, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    from openpyxl import load_workbook  # noqa: PLC0415
+    from openpyxl import load_workbook
 
     with fs.open(path, "rb") as fh:
         wb = load_workbook(fh, read_only=True, data_only=True)

@@ -38,6 +38,27 @@ without stock. Current metrics and how they are computed:
   forecast - sum actual) / sum actual. ``forecast_last_horizon_lag_days`` = run date - R. Null
   when no such run is published or nothing sold.
 
+The loop around the transfers (复盘), from the ``transfer_review`` rows of the review stage (the
+order lines departed in its window) and the ``decisions`` staging file, at the receiving location:
+
+- ``transfer_lead_time_days`` (调拨时效): mean days from approval (the departure date) to receipt
+  over the received order lines; ``transfer_on_time_rate``: the share of them received by the
+  planned arrival (departure + the lane's transit days); ``transfer_receipt_rate``: units
+  received / units approved over them. Null before the first receipt.
+- ``transfer_cost_share_of_sales``: the recommended cost of the order lines departed in the last
+  :data:`TURNOVER_WINDOW_DAYS` days and not cancelled or expired, over the sales value (units sold
+  net of returns x unit price) of the same days; null without sales.
+- ``transfer_expected_benefit`` / ``transfer_realised_benefit``: sums over the lines whose window
+  closed with a realised figure (:mod:`pipelines.review`); ``transfer_benefit_realisation`` =
+  realised / expected (null when nothing is expected).
+- ``review_receiver_stockout_rate`` / ``review_donor_stockout_rate``: among the reviewed lines whose
+  window closed and whose receiver's (donor's) nights are known, the share that stocked out in the
+  window the transfer was meant to cover.
+- ``decision_acceptance_rate``: among the recommendations of the latest earlier run date decided by
+  a person (not the auto tier's ``system`` user), the share approved; ``decision_hours``: their
+  mean time from the run's publication to the decision, in hours (null when not known, e.g. a
+  file's rows).
+
 Limits: one snapshot (no averages over time), values at cost in the company currency; a SKU
 missing from the item master is not counted.
 """
@@ -74,6 +95,17 @@ METRICS = (
     "forecast_wape_last_horizon",
     "forecast_bias_last_horizon",
     "forecast_last_horizon_lag_days",
+    "transfer_lead_time_days",
+    "transfer_on_time_rate",
+    "transfer_receipt_rate",
+    "transfer_cost_share_of_sales",
+    "transfer_expected_benefit",
+    "transfer_realised_benefit",
+    "transfer_benefit_realisation",
+    "review_receiver_stockout_rate",
+    "review_donor_stockout_rate",
+    "decision_acceptance_rate",
+    "decision_hours",
 )
 TURNOVER_WINDOW_DAYS = 28
 _SUMS = (
@@ -96,6 +128,23 @@ _SUMS = (
     "lh_abs_error",
     "lh_forecast",
     "lh_actual",
+    "sales_value_window",
+    "rv_received",
+    "rv_lead_days",
+    "rv_on_time",
+    "rv_received_units",
+    "rv_approved_units",
+    "rv_cost_window",
+    "rv_expected",
+    "rv_realised",
+    "rv_recv_known",
+    "rv_recv_out",
+    "rv_donor_known",
+    "rv_donor_out",
+    "dc_decided",
+    "dc_approved",
+    "dc_timed",
+    "dc_hours",
 )
 
 
@@ -130,7 +179,93 @@ def _sales_facts(sales: pd.DataFrame | None, items: pd.DataFrame, rd: pd.Timesta
     win = _net_sales(sales[(sales["date"] >= start) & (sales["date"] < rd)]).merge(
         items[["sku", "unit_cost"]], on="sku"
     )
-    return [_facts(win, "location", items, cogs_window=lambda f: f["_units"] * f["unit_cost"])]
+    return [
+        _facts(
+            win.merge(items[["sku", "unit_price"]], on="sku"),
+            "location",
+            items,
+            cogs_window=lambda f: f["_units"] * f["unit_cost"],
+            sales_value_window=lambda f: f["_units"] * f["unit_price"].astype(float),
+        )
+    ]
+
+
+def _flag(s: pd.Series) -> np.ndarray:
+    """A nullable boolean column as 1.0 / 0.0 with NaN where unknown."""
+    b = s.astype("boolean")
+    return np.where(b.isna(), np.nan, b.fillna(False).astype(float))
+
+
+def _review_facts(review: pd.DataFrame | None, items: pd.DataFrame, rd: pd.Timestamp) -> list[pd.DataFrame]:
+    """Lead time, receipt, cost in the window, benefit and outcome of the reviewed order lines."""
+    if review is None or review.empty:
+        return []
+    r = review
+    got = r["lead_time_days"].notna()
+    closed = r["window_closed"].astype("boolean").fillna(False) & r["realised_benefit"].notna()
+    live = ~r["state"].isin(["cancelled", "expired"])
+    recent = pd.to_datetime(r["rec_run_date"]) >= rd - pd.Timedelta(days=TURNOVER_WINDOW_DAYS)
+    wc = r["window_closed"].astype("boolean").fillna(False)
+    rout, dout = _flag(r["receiver_stocked_out"]), _flag(r["donor_stocked_out"])
+    return [
+        _facts(
+            r.assign(
+                _got=got.astype(float),
+                _lead=r["lead_time_days"].where(got, 0.0),
+                _ot=_flag(r["on_time"]),
+                _rq=r["received_qty"].where(got, 0.0).fillna(0.0),
+                _aq=r["approved_qty"].where(got, 0.0),
+                _cw=r["transfer_cost"].fillna(0.0).where(live & recent, 0.0),
+                _ex=r["expected_benefit"].fillna(0.0).where(closed, 0.0),
+                _re=r["realised_benefit"].where(closed, 0.0),
+                _rk=(wc & ~np.isnan(rout)).astype(float),
+                _ro=np.where(wc & ~np.isnan(rout), np.nan_to_num(rout), 0.0),
+                _dk=(wc & ~np.isnan(dout)).astype(float),
+                _do=np.where(wc & ~np.isnan(dout), np.nan_to_num(dout), 0.0),
+            ),
+            "to_location",
+            items,
+            rv_received=lambda f: f["_got"],
+            rv_lead_days=lambda f: f["_lead"],
+            rv_on_time=lambda f: np.nan_to_num(f["_ot"].to_numpy(float)),
+            rv_received_units=lambda f: f["_rq"],
+            rv_approved_units=lambda f: f["_aq"],
+            rv_cost_window=lambda f: f["_cw"],
+            rv_expected=lambda f: f["_ex"],
+            rv_realised=lambda f: f["_re"],
+            rv_recv_known=lambda f: f["_rk"],
+            rv_recv_out=lambda f: f["_ro"],
+            rv_donor_known=lambda f: f["_dk"],
+            rv_donor_out=lambda f: f["_do"],
+        )
+    ]
+
+
+def _decision_facts(decisions: pd.DataFrame | None, items: pd.DataFrame, rd: pd.Timestamp) -> list[pd.DataFrame]:
+    """People's decisions on the recommendations of the latest earlier run date: approved, timed."""
+    if decisions is None or decisions.empty or "decided_by" not in decisions.columns:
+        return []
+    d = decisions.assign(run_date=pd.to_datetime(decisions["run_date"]).dt.normalize())
+    d = d[(d["run_date"] < rd) & (d["decided_by"] != "system")]
+    if d.empty:
+        return []
+    d = d[d["run_date"] == d["run_date"].max()]
+    if "decided_at" in d.columns and "published_at" in d.columns:
+        hours = (pd.to_datetime(d["decided_at"]) - pd.to_datetime(d["published_at"])).dt.total_seconds() / 3600.0
+    else:
+        hours = pd.Series(np.nan, index=d.index)
+    timed = hours.notna()
+    return [
+        _facts(
+            d.assign(_a=(d["decision"] == "approve").astype(float), _t=timed.astype(float), _h=hours.where(timed, 0.0)),
+            "to_location",
+            items,
+            dc_decided=1.0,
+            dc_approved=lambda f: f["_a"],
+            dc_timed=lambda f: f["_t"],
+            dc_hours=lambda f: f["_h"],
+        )
+    ]
 
 
 def _approved_facts(
@@ -199,12 +334,14 @@ def compute_kpis(
     decisions: pd.DataFrame | None = None,
     lanes: pd.DataFrame | None = None,
     past_forecasts: pd.DataFrame | None = None,
+    review: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``kpis`` rows (without run_id) for the run date (see module doc).
 
     ``sales`` feeds turnover and the last-horizon accuracy, ``decisions`` (+ ``lanes`` for the
     cost) the approved transfers, ``past_forecasts`` (the forecasts of one earlier published run,
-    see :func:`pipelines.reporting.read_last_horizon_forecasts`) the last-horizon accuracy.
+    see :func:`pipelines.reporting.read_last_horizon_forecasts`) the last-horizon accuracy,
+    ``review`` (the ``transfer_review`` rows) the transfer loop's metrics.
     """
     rd = pd.Timestamp(run_date)
     items = items.assign(unit_cost=items["unit_cost"].astype(float))
@@ -246,6 +383,8 @@ def compute_kpis(
         *_sales_facts(sales, items, rd),
         *_approved_facts(decisions, lanes, items, rd),
         *_last_horizon_facts(past_forecasts, sales, items),
+        *_review_facts(review, items, rd),
+        *_decision_facts(decisions, items, rd),
     ]
     facts = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else None
     cols = ["location", "category", *_SUMS]
@@ -293,6 +432,17 @@ def compute_kpis(
             "forecast_wape_last_horizon": _ratio(agg["lh_abs_error"], agg["lh_actual"]),
             "forecast_bias_last_horizon": _ratio(agg["lh_forecast"] - agg["lh_actual"], agg["lh_actual"]),
             "forecast_last_horizon_lag_days": lag,
+            "transfer_lead_time_days": _ratio(agg["rv_lead_days"], agg["rv_received"]),
+            "transfer_on_time_rate": _ratio(agg["rv_on_time"], agg["rv_received"]),
+            "transfer_receipt_rate": _ratio(agg["rv_received_units"], agg["rv_approved_units"]),
+            "transfer_cost_share_of_sales": _ratio(agg["rv_cost_window"], agg["sales_value_window"]),
+            "transfer_expected_benefit": agg["rv_expected"],
+            "transfer_realised_benefit": agg["rv_realised"],
+            "transfer_benefit_realisation": _ratio(agg["rv_realised"], agg["rv_expected"]),
+            "review_receiver_stockout_rate": _ratio(agg["rv_recv_out"], agg["rv_recv_known"]),
+            "review_donor_stockout_rate": _ratio(agg["rv_donor_out"], agg["rv_donor_known"]),
+            "decision_acceptance_rate": _ratio(agg["dc_approved"], agg["dc_decided"]),
+            "decision_hours": _ratio(agg["dc_hours"], agg["dc_timed"]),
         }
     )
     long = wide.melt(id_vars=["location", "category"], value_vars=list(METRICS), var_name="metric", value_name="value")
@@ -303,7 +453,7 @@ def compute_kpis(
 def kpis_stage(ctx: RunContext) -> StageResult:
     """Read inventory_policy, alerts, transfers, forecast_accuracy, stock, items, locations, sales,
     lanes, the planners' ``decisions`` and the ``past_forecasts`` of the last full horizon (both
-    staged by the feedback stage); write ``kpis``."""
+    staged by the feedback stage) and the ``transfer_review``; write ``kpis``."""
     decisions = ctx.read("decisions")
     past = ctx.read("past_forecasts", table="forecasts")
     out = compute_kpis(
@@ -319,6 +469,7 @@ def kpis_stage(ctx: RunContext) -> StageResult:
         decisions=decisions,
         lanes=ctx.read("lanes"),
         past_forecasts=past,
+        review=ctx.read("transfer_review"),
     )
     n = ctx.write("kpis", out.assign(run_id=ctx.run_id))
     return StageResult(

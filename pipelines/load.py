@@ -60,13 +60,8 @@ def read_proposed_watermarks(path: Path) -> list[dict[str, str]]:
     return out
 
 
-def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None] | None = None) -> StageResult:
-    """Publish ``ctx.run_date`` (run id ``ctx.run_id``) to ``ctx.cfg.reporting_url()``.
-
-    The proposed watermarks of ``<run_dir>/watermarks.json`` (when the file exists) are set inside
-    the publish transaction, then ``before_commit(conn)`` runs (also inside it).
-    Counts = rows published per output table (0 for a table with no file), plus ``watermarks``.
-    """
+def _staged_outputs(ctx: RunContext) -> tuple[list[str], dict[str, pd.DataFrame]]:
+    """The output tables staged for the run (refusing a run with none) and their frames."""
     present = [name for name in contract.OUTPUT_TABLES if ctx.exists(name)]
     if not present:
         raise FileNotFoundError(
@@ -76,6 +71,42 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     frames = {name: ctx.read(name) for name in present}
     if "dq_results" in frames and ctx.exists("order_checks"):  # the order book's checks, with validation's
         frames["dq_results"] = pd.concat([frames["dq_results"], ctx.read("order_checks", table="dq_results")])
+    return present, frames
+
+
+def _load_notes(
+    ctx: RunContext,
+    run_id: str,
+    url: str,
+    frames: dict[str, pd.DataFrame],
+    inserted: dict[str, int],
+    auto_approved: int,
+    watermarks: list[dict[str, str]],
+) -> list[str]:
+    missing = [name for name in contract.OUTPUT_TABLES if name not in frames]
+    notes = [
+        f"published {ctx.run_date} (run {run_id}) to {redact_url(url)}:"
+        f" {sum(inserted.values())} row(s) in {len(inserted)} table(s)"
+    ]
+    if missing:
+        notes.append(f"no file for {', '.join(missing)}: published as empty for {ctx.run_date}")
+    if auto_approved:
+        notes.append(f"{auto_approved} auto-tier transfer(s) approved by the system")
+    if watermarks:
+        notes.append(
+            "watermarks advanced: " + ", ".join(f"{w['source']}.{w['table_name']}={w['watermark']}" for w in watermarks)
+        )
+    return notes
+
+
+def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None] | None = None) -> StageResult:
+    """Publish ``ctx.run_date`` (run id ``ctx.run_id``) to ``ctx.cfg.reporting_url()``.
+
+    The proposed watermarks of ``<run_dir>/watermarks.json`` (when the file exists) are set inside
+    the publish transaction, then ``before_commit(conn)`` runs (also inside it).
+    Counts = rows published per output table (0 for a table with no file), plus ``watermarks``.
+    """
+    present, frames = _staged_outputs(ctx)
     wm_path = ctx.path(WATERMARKS_FILE)
     watermarks = read_proposed_watermarks(wm_path) if wm_path.exists() else []
 
@@ -96,19 +127,7 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     reporting.migrate(url)
     counts = {name: len(frames[name]) if name in frames else 0 for name in contract.OUTPUT_TABLES}
     inserted = reporting.publish(url, ctx.run_date, run_id, frames, counts=counts, before_commit=_before_commit)
-    missing = [name for name in contract.OUTPUT_TABLES if name not in frames]
-    notes = [
-        f"published {ctx.run_date} (run {run_id}) to {redact_url(url)}:"
-        f" {sum(inserted.values())} row(s) in {len(inserted)} table(s)"
-    ]
-    if missing:
-        notes.append(f"no file for {', '.join(missing)}: published as empty for {ctx.run_date}")
-    if approved["auto_approved"]:
-        notes.append(f"{approved['auto_approved']} auto-tier transfer(s) approved by the system")
-    if watermarks:
-        notes.append(
-            "watermarks advanced: " + ", ".join(f"{w['source']}.{w['table_name']}={w['watermark']}" for w in watermarks)
-        )
+    notes = _load_notes(ctx, run_id, url, frames, inserted, approved["auto_approved"], watermarks)
     paths = {name: str(ctx.path(name)) for name in present}
     if watermarks:
         paths["watermarks"] = str(wm_path)

@@ -27,6 +27,7 @@ holds no sales), without it the charts show the forecast only.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import os
@@ -48,7 +49,16 @@ FORECAST_DAYS = 28
 SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
 BAND_ORDER: tuple[str, ...] = ("under", "healthy", "over", "no_demand")
 TIER_ORDER: dict[str, int] = {"planner": 0, "auto": 1}
-SECTION_IDS: tuple[str, ...] = ("summary", "kpi-trends", "transfers", "alerts", "health", "data-quality", "forecast")
+SECTION_IDS: tuple[str, ...] = (
+    "summary",
+    "kpi-trends",
+    "transfers",
+    "review",
+    "alerts",
+    "health",
+    "data-quality",
+    "forecast",
+)
 #: network KPIs drawn as small trend charts (report and digest), when they have values
 TREND_METRICS: tuple[str, ...] = (
     "inventory_value",
@@ -57,6 +67,11 @@ TREND_METRICS: tuple[str, ...] = (
     "band_compliance",
     "transfers_recommended_count",
     "forecast_wape_last_horizon",
+    "transfers_approved_count",
+    "decision_acceptance_rate",
+    "transfer_lead_time_days",
+    "transfer_on_time_rate",
+    "transfer_benefit_realisation",
 )
 TREND_DAYS = 56
 ACTUAL_DAYS = 28
@@ -81,7 +96,26 @@ _TEXT: dict[str, dict[str, Any]] = {
             "data-quality": "Data quality",
             "forecast": "Forecast",
             "kpi-trends": "KPI trends",
+            "review": "Transfer review",
         },
+        "review_intro": "Every transfer order against what it was meant to do: lead time, units received and"
+        " whether the stockout it was meant to prevent happened.",
+        "order_no": "Order",
+        "state": "State",
+        "lead_time": "Lead time (days)",
+        "received": "Received",
+        "outcome": "Receiver stocked out",
+        "realised": "Realised benefit",
+        "lanes_flagged": "Lanes whose observed transit differs from the configured one",
+        "states": {
+            "shipped": "shipped",
+            "received": "received",
+            "partly_received": "partly received",
+            "cancelled": "cancelled",
+            "expired": "expired",
+        },
+        "yes": "yes",
+        "no": "no",
         "trend_intro": "Network KPIs over the last {days} published run dates (latest value in bold).",
         "trend_alt": "Trend of {metric}",
         "actual_note": "The black line is the units actually sold over the {days} days before the run date.",
@@ -167,6 +201,7 @@ _TEXT: dict[str, dict[str, Any]] = {
         "sections": {
             "summary": "概览",
             "kpi-trends": "指标趋势",
+            "review": "调拨复盘",
             "transfers": "调拨建议",
             "alerts": "预警",
             "health": "库存健康度",
@@ -232,6 +267,23 @@ _TEXT: dict[str, dict[str, Any]] = {
         ),
         "trend_intro": "最近 {days} 个已发布运行日期的全网指标（粗体为最新值）。",
         "trend_alt": "{metric} 趋势",
+        "review_intro": "每张调拨单与其目的对照：时效、实收数量，以及本应避免的缺货是否发生。",
+        "order_no": "调拨单",
+        "state": "状态",
+        "lead_time": "时效（天）",
+        "received": "实收",
+        "outcome": "调入方缺货",
+        "realised": "实际收益",
+        "lanes_flagged": "实际在途天数与配置不符的线路",
+        "states": {
+            "shipped": "已发货",
+            "received": "已收货",
+            "partly_received": "部分收货",
+            "cancelled": "已取消",
+            "expired": "已过期",
+        },
+        "yes": "是",
+        "no": "否",
         "actual_note": "黑线为运行日期前 {days} 天的实际销量。",
         "forecast_total": "{days} 天预期销量",
         "forecast_peak_p90": "单日最高 p90",
@@ -476,6 +528,33 @@ def alert_rows(
     return out.astype(object).where(out.notna(), None).to_dict("records")
 
 
+def review_rows(review: pd.DataFrame, lang: str, items: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Reviewed order lines for the report, newest departure first, with the explanation in ``lang``."""
+    if review.empty:
+        return []
+    r = review.sort_values(["rec_run_date", "order_no", "sku"], ascending=[False, True, True], kind="mergesort")
+    names = item_names(items, lang)
+    expl = "explanation_zh" if lang == "zh-CN" else "explanation_en"
+    return [
+        {
+            "order_no": row.order_no,
+            "sku": row.sku,
+            "item": names.get(row.sku, ""),
+            "from_location": row.from_location,
+            "to_location": row.to_location,
+            "state": row.state,
+            "approved_qty": row.approved_qty,
+            "received_qty": row.received_qty,
+            "lead_time_days": row.lead_time_days,
+            "planned_transit_days": row.planned_transit_days,
+            "receiver_stocked_out": None if pd.isna(row.receiver_stocked_out) else bool(row.receiver_stocked_out),
+            "realised_benefit": row.realised_benefit,
+            "explanation": getattr(row, expl),
+        }
+        for row in r.itertuples()
+    ]
+
+
 def network_kpis(kpis: pd.DataFrame) -> list[dict[str, Any]]:
     """Network-level KPI rows (location ``*`` and category ``*``), sorted by metric."""
     if kpis.empty:
@@ -566,7 +645,14 @@ def _png(fig: Any) -> bytes:
 
 def kpi_trend_png(dates: pd.Series, values: np.ndarray, title: str) -> bytes:
     """A small trend chart (sparkline with the last point marked) as PNG bytes; ASCII text only,
-    no metadata, so equal inputs give equal bytes."""
+    no metadata, so equal inputs give equal bytes. The report (both languages) and every digest
+    draw the same trends: a chart is drawn once per distinct input (:func:`_trend_png`)."""
+    x = tuple(pd.to_datetime(dates).astype("datetime64[ns]").to_numpy().astype("int64").tolist())
+    return _trend_png(x, tuple(np.asarray(values, dtype=float).tolist()), title)
+
+
+@functools.lru_cache(maxsize=256)
+def _trend_png(x_ns: tuple[int, ...], ys: tuple[float, ...], title: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, DateFormatter
     from matplotlib.figure import Figure
@@ -574,7 +660,8 @@ def kpi_trend_png(dates: pd.Series, values: np.ndarray, title: str) -> bytes:
     fig = Figure(figsize=(3.0, 1.2), dpi=96)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    x = pd.to_datetime(dates).to_numpy()
+    x = pd.to_datetime(np.asarray(x_ns, dtype="int64")).to_numpy()
+    values = np.asarray(ys, dtype=float)
     ax.plot(x, values, color="#08519c", linewidth=1.4, marker="o" if len(x) < 3 else None, markersize=3)
     ok = ~np.isnan(values)
     if ok.any():
@@ -629,14 +716,51 @@ def forecast_chart_png(
     safe in worker threads). The PNG carries no software/time metadata, so equal inputs give
     equal bytes.
     """
+
+    def ns(v: Any) -> tuple[int, ...]:
+        return tuple(pd.to_datetime(v).astype("datetime64[ns]").to_numpy().astype("int64").tolist())
+
+    def fl(v: Any) -> tuple[float, ...]:
+        return tuple(np.asarray(v, dtype=float).tolist())
+
+    act = actual if actual is not None and len(actual) > 0 else None
+    return _forecast_png(
+        ns(dates),
+        fl(mean),
+        fl(p50),
+        fl(p90),
+        title,
+        ns(act["date"]) if act is not None else (),
+        fl(act["units"]) if act is not None else (),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _forecast_png(
+    x_ns: tuple[int, ...],
+    mean_: tuple[float, ...],
+    p50_: tuple[float, ...],
+    p90_: tuple[float, ...],
+    title: str,
+    ax_ns: tuple[int, ...],
+    units_: tuple[float, ...],
+) -> str:
+    """:func:`forecast_chart_png` drawn once per distinct input: the report's two languages share
+    the charts (their titles are codes)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import DateFormatter
     from matplotlib.figure import Figure
 
+    mean, p50, p90 = (np.asarray(v, dtype=float) for v in (mean_, p50_, p90_))
+    actual = (
+        pd.DataFrame({"date": pd.to_datetime(np.asarray(ax_ns, dtype="int64")), "units": np.asarray(units_)})
+        if ax_ns
+        else None
+    )
     fig = Figure(figsize=(7.0, 2.4), dpi=96)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    x = pd.to_datetime(dates).to_numpy()
+    x = pd.to_datetime(np.asarray(x_ns, dtype="int64")).to_numpy()
     ax.fill_between(x, p50, p90, color="#9ecae1", alpha=0.6, linewidth=0, label="p50-p90")
     ax.plot(x, mean, color="#08519c", linewidth=1.6, label="mean")
     peaks = [p90, mean]
@@ -773,6 +897,13 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "transfers": transfer_rows(transfers.head(MAX_REPORT_ROWS), lang, items, locations),
         "transfers_total": int(len(transfers)),
         "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),
+        "review": review_rows(frame(frames, "transfer_review").head(MAX_REPORT_ROWS), lang, items),
+        "review_total": int(len(frame(frames, "transfer_review"))),
+        "lanes_flagged": [
+            getattr(r, "explanation_zh" if lang == "zh-CN" else "explanation_en")
+            for r in frame(frames, "lane_review").itertuples()
+            if bool(r.flagged)
+        ],
         "alerts_total": int(len(alerts)),
         "health": _health(policy),
         "dq": _data_quality(dq, quarantine),

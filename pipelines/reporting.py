@@ -875,10 +875,7 @@ def create_roles(
             for stmt in statements:
                 cur.execute(sql.SQL(stmt).format(**idents))
             if workbench_role:
-                idents["workbench"] = sql.Identifier(workbench_role)
-                text = WORKBENCH_ROLES_SQL.read_text(encoding="utf-8")
-                for stmt in [s.strip() for s in _strip_sql_comments(text).split(";") if s.strip()]:
-                    cur.execute(sql.SQL(stmt).format(**idents))
+                _grant_workbench(cur, {**idents, "workbench": sql.Identifier(workbench_role)})
     log.info(
         "roles on %s: planner %s (read-only), loader %s (owner of %d table(s)/view(s)); created: %s",
         redact_url(url),
@@ -895,6 +892,15 @@ def create_roles(
         "passwords_set": sorted(r for r, p in passwords.items() if p),
         "objects": [n for n, _ in objects],
     }
+
+
+def _grant_workbench(cur: Any, idents: dict[str, Any]) -> None:
+    """Apply ``sql/roles/workbench.sql`` with the quoted identifiers ``idents``."""
+    from psycopg import sql
+
+    text = WORKBENCH_ROLES_SQL.read_text(encoding="utf-8")
+    for stmt in [s.strip() for s in _strip_sql_comments(text).split(";") if s.strip()]:
+        cur.execute(sql.SQL(stmt).format(**idents))
 
 
 def _strip_sql_comments(text: str) -> str:

@@ -198,6 +198,7 @@ KPIS = Stage(
         "lanes",
         "decisions",
         "past_forecasts",
+        "transfer_review",
         "run.json",
     ),
     writes=("kpis",),

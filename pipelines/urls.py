@@ -40,7 +40,7 @@ def scrub_urls(text: str) -> str:
 def airflow_connection_url(conn_id: str) -> str:
     """SQLAlchemy URL of an Airflow connection (only inside Airflow; imported lazily)."""
     import sqlalchemy as sa
-    from airflow.sdk import BaseHook  # noqa: PLC0415 - only when a conn_id is configured
+    from airflow.sdk import BaseHook  # only when a conn_id is configured
 
     conn = BaseHook.get_connection(conn_id)
     scheme = {

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,76 @@ class RowRule:
     kwargs: dict[str, Any]
 
 
+class _Rules:
+    """The row rules of one table, in the order they are added."""
+
+    def __init__(self, rules: list[RowRule]) -> None:
+        self.rules = rules
+
+    def between(self, col: str, lo: float | None, hi: Any, rule: str) -> None:
+        self.rules.append(
+            RowRule(rule, col, "ExpectColumnValuesToBeBetween", {"column": col, "min_value": lo, "max_value": hi})
+        )
+
+    def in_set(self, col: str, values: list[str], rule: str) -> None:
+        self.rules.append(RowRule(rule, col, "ExpectColumnValuesToBeInSet", {"column": col, "value_set": values}))
+
+
+def _item_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    for col in ("unit_cost", "unit_price"):
+        r.between(col, 0, None, "non_negative")
+    r.between("pack_size", 1, None, "at_least_one")
+    r.between("shelf_life_days", 1, v.max_shelf_life_days, "within_bounds")
+    r.in_set("abc_override", ["A", "B", "C"], "abc_class")
+
+
+def _lane_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("from_location", refs["locations"], "known_location")
+    r.in_set("to_location", refs["locations"], "known_location")
+    for col in ("cost_per_unit", "fixed_cost_per_shipment", "min_units", "capacity"):
+        r.between(col, 0, None, "non_negative")
+    r.between("transit_days", 0, v.max_transit_days, "within_bounds")
+
+
+def _sales_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("sku", refs["items"], "known_sku")
+    r.in_set("location", refs["locations"], "known_location")
+    for col in ("quantity", "returns"):
+        r.between(col, 0, None, "non_negative")
+    r.between("date", None, (run_date - pd.Timedelta(days=1)).to_pydatetime(), "not_in_future")
+
+
+def _stock_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("sku", refs["items"], "known_sku")
+    r.in_set("location", refs["locations"], "known_location")
+    for col in ("on_hand", "in_transit", "reserved"):
+        r.between(col, 0, None, "non_negative")
+
+
+def _transfer_status_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("sku", refs["items"], "known_sku")
+    r.in_set("status", ["approved", "shipped", "received", "cancelled"], "known_status")
+    for col in ("shipped_qty", "received_qty"):
+        r.between(col, 0, None, "non_negative")
+
+
+def _lead_time_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("sku", refs["items"], "known_sku")
+    r.in_set("location", refs["locations"], "known_location")
+    for col in ("lead_time_days", "lead_time_std_days", "review_period_days"):
+        r.between(col, 0, v.max_lead_time_days, "within_bounds")
+
+
+_TABLE_ROW_RULES = {
+    "items": _item_rules,
+    "lanes": _lane_rules,
+    "sales": _sales_rules,
+    "stock": _stock_rules,
+    "transfer_status": _transfer_status_rules,
+    "lead_times": _lead_time_rules,
+}
+
+
 def row_rules(
     name: str, refs: dict[str, list[str]], run_date: pd.Timestamp, vcfg: ValidationConfig | None = None
 ) -> list[RowRule]:
@@ -94,48 +164,9 @@ def row_rules(
         for c in t.columns
         if not c.nullable
     ]
-
-    def between(col: str, lo: float | None, hi: Any, rule: str) -> None:
-        rules.append(
-            RowRule(rule, col, "ExpectColumnValuesToBeBetween", {"column": col, "min_value": lo, "max_value": hi})
-        )
-
-    def in_set(col: str, values: list[str], rule: str) -> None:
-        rules.append(RowRule(rule, col, "ExpectColumnValuesToBeInSet", {"column": col, "value_set": values}))
-
-    if name == "items":
-        for col in ("unit_cost", "unit_price"):
-            between(col, 0, None, "non_negative")
-        between("pack_size", 1, None, "at_least_one")
-        between("shelf_life_days", 1, v.max_shelf_life_days, "within_bounds")
-        in_set("abc_override", ["A", "B", "C"], "abc_class")
-    elif name == "lanes":
-        in_set("from_location", refs["locations"], "known_location")
-        in_set("to_location", refs["locations"], "known_location")
-        for col in ("cost_per_unit", "fixed_cost_per_shipment", "min_units", "capacity"):
-            between(col, 0, None, "non_negative")
-        between("transit_days", 0, v.max_transit_days, "within_bounds")
-    elif name == "sales":
-        in_set("sku", refs["items"], "known_sku")
-        in_set("location", refs["locations"], "known_location")
-        for col in ("quantity", "returns"):
-            between(col, 0, None, "non_negative")
-        between("date", None, (run_date - pd.Timedelta(days=1)).to_pydatetime(), "not_in_future")
-    elif name == "stock":
-        in_set("sku", refs["items"], "known_sku")
-        in_set("location", refs["locations"], "known_location")
-        for col in ("on_hand", "in_transit", "reserved"):
-            between(col, 0, None, "non_negative")
-    elif name == "transfer_status":
-        in_set("sku", refs["items"], "known_sku")
-        in_set("status", ["approved", "shipped", "received", "cancelled"], "known_status")
-        for col in ("shipped_qty", "received_qty"):
-            between(col, 0, None, "non_negative")
-    elif name == "lead_times":
-        in_set("sku", refs["items"], "known_sku")
-        in_set("location", refs["locations"], "known_location")
-        for col in ("lead_time_days", "lead_time_std_days", "review_period_days"):
-            between(col, 0, v.max_lead_time_days, "within_bounds")
+    table_rules = _TABLE_ROW_RULES.get(name)
+    if table_rules is not None:
+        table_rules(_Rules(rules), refs, run_date, v)
     return rules
 
 
@@ -168,7 +199,7 @@ class _Validator:
     """One ephemeral Great Expectations context for the whole run (built at run time)."""
 
     def __init__(self, run_name: str | None = None, run_time: datetime | None = None) -> None:
-        import great_expectations as gx  # noqa: PLC0415 - heavy, only at task run time
+        import great_expectations as gx  # heavy, only at task run time
         from great_expectations.core.run_identifier import RunIdentifier
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -620,18 +651,8 @@ def table_checks(
     return out
 
 
-def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
-    """Validate every extracted table; write clean tables, quarantine and dq results; fix the run id."""
-    from pipelines import reporting
-
-    run_date = pd.Timestamp(ctx.run_date)
-    vcfg = ctx.cfg.validation
-    url = ctx.cfg.reporting_url()
-    reporting.migrate(url)
-    validator = _Validator(run_name=f"tiaobo-{ctx.run_date.isoformat()}", run_time=run_date.to_pydatetime())
-    dq: list[dict[str, Any]] = []
-
-    # schema first: a table without its columns cannot be validated row by row
+def _schema_stage(ctx: RunContext, validator: _Validator, url: str, dq: list[dict[str, Any]]) -> None:
+    """Schema checks of every extracted table (into ``dq``); stop the run when a table fails one."""
     schema: list[tuple[dict[str, Any], pd.DataFrame | None]] = []
     for name in ORDER:
         cols_file = ctx.path(f"columns_{name}.json")
@@ -641,47 +662,56 @@ def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
     if any(not r["passed"] and r["level"] == "table" for r, _ in schema):
         _stop(ctx, validator, url, dq, _no_quarantine(), schema)
 
-    clean: dict[str, pd.DataFrame] = {}
-    quarantine: list[pd.DataFrame] = []
-    raw_counts: dict[str, int] = {}
-    bad_counts: dict[str, int] = {}
+
+@dataclass
+class _Validated:
+    """The row-validated tables of a run: clean rows, quarantined rows, and row counts."""
+
+    clean: dict[str, pd.DataFrame] = field(default_factory=dict)
+    quarantine: list[pd.DataFrame] = field(default_factory=list)
+    raw_counts: dict[str, int] = field(default_factory=dict)
+    bad_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _validate_rows(ctx: RunContext, validator: _Validator, dq: list[dict[str, Any]], progress: Any) -> _Validated:
+    """Row rules of every table in ``ORDER`` (items and locations first: they give the references)."""
+    run_date = pd.Timestamp(ctx.run_date)
+    out = _Validated()
     refs: dict[str, list[str]] = {}
     for name in ORDER:
         if progress:
             progress(f"validate {name}")
         df = pd.read_parquet(ctx.path(f"extract_{name}"))
         castfail = pd.read_parquet(ctx.path(f"castfail_{name}"))
-        raw_counts[name] = len(df)
-        good, q, results = validate_table(name, df, castfail, refs, run_date, validator, vcfg)
+        out.raw_counts[name] = len(df)
+        good, q, results = validate_table(name, df, castfail, refs, run_date, validator, ctx.cfg.validation)
         del df
-        clean[name] = good
-        quarantine.append(q)
+        out.clean[name] = good
+        out.quarantine.append(q)
         dq.extend(results)
-        bad_counts[name] = raw_counts[name] - len(good)
+        out.bad_counts[name] = out.raw_counts[name] - len(good)
         if name == "items":
             refs["items"] = sorted(good["sku"].dropna().unique().tolist())
         if name == "locations":
             refs["locations"] = sorted(good["location"].dropna().unique().tolist())
-    if progress:
-        progress("table rules")
-    checks = table_checks(clean, raw_counts, bad_counts, run_date, vcfg.max_bad_row_share, vcfg.max_missing_sales_days)
-    volume = volume_checks(raw_counts, volume_history(url, ctx.run_date, vcfg.volume_history_runs), vcfg.volume_band)
-    # the order of the table rules decides which one the stop names first
-    checks = checks[: len(MUST_NOT_BE_EMPTY)] + volume + checks[len(MUST_NOT_BE_EMPTY) :]
-    dq.extend(r for r, _ in checks)
-    q_all = pd.concat(quarantine, ignore_index=True)
-    if any(not r["passed"] and r["level"] == "table" for r, _ in checks):
-        _stop(ctx, validator, url, dq, q_all, checks)
+    return out
 
-    if progress:
-        progress("history, Data Docs, staging writes")
-    record_history(url, ctx.run_date, "validated", dq)
-    docs = _docs(ctx, validator, ctx.output_dir / "data_docs")
-    for name, df in clean.items():
-        ctx.write(name, df)
-    run_id = ctx.compute_run_id()
-    ctx.write_json("run", {"run_id": run_id, "run_date": ctx.run_date.isoformat()})
-    _write_outputs(ctx, dq, q_all, run_id=run_id)
+
+def _table_rules(ctx: RunContext, url: str, v: _Validated) -> list[tuple[dict[str, Any], pd.DataFrame | None]]:
+    """The table-level rules, in the order that decides which one a stop names first."""
+    vcfg = ctx.cfg.validation
+    run_date = pd.Timestamp(ctx.run_date)
+    checks = table_checks(
+        v.clean, v.raw_counts, v.bad_counts, run_date, vcfg.max_bad_row_share, vcfg.max_missing_sales_days
+    )
+    history = volume_history(url, ctx.run_date, vcfg.volume_history_runs)
+    volume = volume_checks(v.raw_counts, history, vcfg.volume_band)
+    return checks[: len(MUST_NOT_BE_EMPTY)] + volume + checks[len(MUST_NOT_BE_EMPTY) :]
+
+
+def _validate_result(
+    ctx: RunContext, clean: dict[str, pd.DataFrame], q_all: pd.DataFrame, dq: list[dict[str, Any]], docs: Path | None
+) -> StageResult:
     res = StageResult(stage="validate", counts={f"{k}": len(v) for k, v in clean.items()})
     res.counts["quarantined"] = len(q_all[["table_name", "row_number"]].drop_duplicates()) if len(q_all) else 0
     res.counts["rules_failed"] = sum(1 for r in dq if not r["passed"])
@@ -693,6 +723,39 @@ def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
         res.notes.append(f"{res.counts['quarantined']} row(s) set aside by validation")
     res.notes.extend(f"{r['table_name']}: {r['observed']}" for r in dq if r["level"] == "warn" and not r["passed"])
     return res
+
+
+def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
+    """Validate every extracted table; write clean tables, quarantine and dq results; fix the run id."""
+    from pipelines import reporting
+
+    run_date = pd.Timestamp(ctx.run_date)
+    url = ctx.cfg.reporting_url()
+    reporting.migrate(url)
+    validator = _Validator(run_name=f"tiaobo-{ctx.run_date.isoformat()}", run_time=run_date.to_pydatetime())
+    dq: list[dict[str, Any]] = []
+
+    # schema first: a table without its columns cannot be validated row by row
+    _schema_stage(ctx, validator, url, dq)
+    validated = _validate_rows(ctx, validator, dq, progress)
+    if progress:
+        progress("table rules")
+    checks = _table_rules(ctx, url, validated)
+    dq.extend(r for r, _ in checks)
+    q_all = pd.concat(validated.quarantine, ignore_index=True)
+    if any(not r["passed"] and r["level"] == "table" for r, _ in checks):
+        _stop(ctx, validator, url, dq, q_all, checks)
+
+    if progress:
+        progress("history, Data Docs, staging writes")
+    record_history(url, ctx.run_date, "validated", dq)
+    docs = _docs(ctx, validator, ctx.output_dir / "data_docs")
+    for name, df in validated.clean.items():
+        ctx.write(name, df)
+    run_id = ctx.compute_run_id()
+    ctx.write_json("run", {"run_id": run_id, "run_date": ctx.run_date.isoformat()})
+    _write_outputs(ctx, dq, q_all, run_id=run_id)
+    return _validate_result(ctx, validated.clean, q_all, dq, docs)
 
 
 def _no_quarantine() -> pd.DataFrame:

@@ -49,7 +49,8 @@ def simulated_planner(transfers: pd.DataFrame, seed: int) -> pd.DataFrame:
     cut = (u > 1 - 1 / 6) & (t["packs"].to_numpy() > 1)
     pack = (t["quantity"] / t["packs"]).to_numpy(float)
     qty = np.where(reject, 0.0, t["quantity"].to_numpy(float) - np.where(cut, pack, 0.0))
-    reason = np.where(reject, np.asarray(REASONS, dtype=object)[rng.integers(0, len(REASONS), len(t))], None)
+    drawn = np.asarray(REASONS, dtype=object)[rng.integers(0, len(REASONS), len(t))]
+    reason = np.where(reject, drawn, np.full(len(t), None, dtype=object))
     return pd.DataFrame(
         {
             "sku": t["sku"].to_numpy(),
@@ -118,7 +119,7 @@ def run_nights(
         run_night(day)
         transfers = reporting.read_table(cfg.reporting_url(), "transfers", day)
         decided = simulated_planner(transfers, seed)
-        when = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=2)  # the morning after
+        when = _decision_time(cfg.reporting_url(), day, seed)
         made = record_planner_decisions(cfg.reporting_url(), day, decided, when)
         cycle = orders_cycle(cfg, day)
         wh = advance_day(cfg.source_url(), day)
@@ -128,6 +129,20 @@ def run_nights(
         )
         out.append({"day": day, "decided": made, "orders": cycle, "warehouse": wh})
     return out
+
+
+def _decision_time(url: str, day: date, seed: int) -> datetime:
+    """When the simulated planner decides the night of ``day``: one to six hours (seeded) after the
+    night's publication, so the time to decision is a real, reproducible figure."""
+    from pipelines import reporting
+
+    runs = reporting.read_published_runs(url)
+    published = runs.loc[runs["run_date"] == pd.Timestamp(day), "published_at"]
+    start = (
+        published.iloc[-1].to_pydatetime() if len(published) else datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    )
+    hours = 1 + int(np.random.default_rng([seed, day.toordinal(), 7]).integers(0, 6))
+    return start + timedelta(hours=hours)
 
 
 def demo_config_overrides(cfg: Config) -> dict[str, Any]:

@@ -572,10 +572,11 @@ def _expand(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return rep, start[rep] + within
 
 
-def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) -> dict[str, np.ndarray]:
-    """Daily sales, returns and discount arrays, shape (S, L, T)."""
-    s_n, l_n, t_n = it.rate.size, lc.codes.size, dates.size
+def _demand_profile(it: _Items, lc: _Locs, dates: np.ndarray) -> dict[str, np.ndarray]:
+    """The deterministic demand factors: season and trend and life cycle (S, T), weekday pattern
+    and opening (L, T), calendar events (S, L, T)."""
     cats = CATEGORIES
+    t_n = dates.size
     t_idx = np.arange(t_n)
     doy = (dates - dates.astype("datetime64[Y]")).astype(int)
     dow = (dates.astype(int) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
@@ -590,11 +591,11 @@ def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) 
     weekly = np.where(lc.is_dc[:, None], _WEEKLY_DC[dow][None, :], _WEEKLY_STORE[dow][None, :])  # (L, T)
     is_open = t_idx[None, :] < lc.open_until[:, None]  # (L, T)
     events = _calendar(dates)[lc.is_dc.astype(int)][:, it.cat, :].transpose(1, 0, 2)  # (S, L, T)
+    return {"season": season, "trend": trend, "life": life, "weekly": weekly, "is_open": is_open, "events": events}
 
-    # a few SKUs are never sold at some locations (not in the assortment there)
-    assort = rng.random((s_n, l_n)) >= 0.04
 
-    # promotions: chain-wide or single-location price cuts of 3 to 10 days
+def _promotions(rng: np.random.Generator, s_n: int, l_n: int, t_n: int) -> np.ndarray:
+    """Chain-wide or single-location price cuts of 3 to 10 days, shape (S, L, T)."""
     disc = np.zeros((s_n, l_n, t_n))
     n_ep = rng.poisson(t_n / 110.0, s_n)
     ep_sku = np.repeat(np.arange(s_n), n_ep)
@@ -613,6 +614,12 @@ def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) 
     np.maximum.at(disc, (s_all, l_all, d_all), np.repeat(ep_cut[rep][chain], l_n))
     single = ~chain
     np.maximum.at(disc, (ep_sku[rep][single], ep_loc[rep][single], day[single]), ep_cut[rep][single])
+    return disc
+
+
+def _markdowns(disc: np.ndarray, it: _Items, lc: _Locs, dates: np.ndarray) -> np.ndarray:
+    """``disc`` with clearance before a discontinuation and the online shopping festivals."""
+    t_idx = np.arange(dates.size)
     # clearance markdown in the last two weeks of a discontinued item
     clear = (t_idx[None, :] >= it.stop[:, None] - 14) & (t_idx[None, :] < it.stop[:, None]) & it.discontinued[:, None]
     disc = np.maximum(disc, np.where(clear, 0.3, 0.0)[:, None, :])
@@ -620,30 +627,25 @@ def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) 
     month = dates.astype("datetime64[M]").astype(int) % 12 + 1
     dom = (dates - dates.astype("datetime64[M]")).astype(int) + 1
     event_day = ((month == 6) & (dom >= 16) & (dom <= 18)) | ((month == 11) & (dom >= 9) & (dom <= 11))
-    online_cut = np.isin(np.array([c.code for c in cats])[it.cat], ["HOME", "CARE", "APPL"])
+    online_cut = np.isin(np.array([c.code for c in CATEGORIES])[it.cat], ["HOME", "CARE", "APPL"])
     mask = online_cut[:, None, None] & lc.is_dc[None, :, None] & event_day[None, None, :]
-    disc = np.where(mask, np.maximum(disc, 0.15), disc)
-    uplift = (1.0 - disc) ** (-it.elasticity[:, None, None])
+    return np.where(mask, np.maximum(disc, 0.15), disc)
 
-    lam = (
-        it.rate[:, None, None]
-        * lc.scale[None, :, None]
-        * weekly[None, :, :]
-        * season[:, None, :]
-        * trend[:, None, :]
-        * life[:, None, :]
-        * events
-        * uplift
-        * assort[:, :, None]
-        * is_open[None, :, :]
-    )
-    # short stock-out spells at stores (lost sales: nothing sold those days)
+
+def _stockout_spells(rng: np.random.Generator, lam: np.ndarray, lc: _Locs, t_n: int) -> None:
+    """Short stock-out spells at stores (lost sales: nothing sold those days), in place."""
     store_cell = np.broadcast_to(~lc.is_dc[None, :, None], lam.shape).ravel()
     starts = np.flatnonzero((rng.random(lam.size) < 0.0015) & store_cell)
     if starts.size:
         rep, day = _expand(starts % t_n, rng.integers(2, 7, starts.size))
         flat = (starts // t_n)[rep] * t_n + np.minimum(day, t_n - 1)
         lam.ravel()[flat] = 0.0
+
+
+def _sold_and_returned(
+    rng: np.random.Generator, it: _Items, lc: _Locs, lam: np.ndarray, is_open: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Units sold (over-dispersed, with bulk orders at DCs) and units returned three days later."""
     noise = rng.gamma(it.dispersion[:, None, None], 1.0 / it.dispersion[:, None, None], lam.shape)
     qty = rng.poisson(lam * noise)
     # occasional bulk (B2B) orders at distribution centres
@@ -652,8 +654,36 @@ def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) 
     # customer returns three days after the sale
     lagged = np.zeros_like(qty)
     lagged[:, :, 3:] = qty[:, :, :-3]
-    rr = np.array([c.return_rate for c in cats])[it.cat]
+    rr = np.array([c.return_rate for c in CATEGORIES])[it.cat]
     returns = rng.binomial(lagged, rr[:, None, None]) * is_open[None, :, :]
+    return qty, returns
+
+
+def _demand(rng: np.random.Generator, it: _Items, lc: _Locs, dates: np.ndarray) -> dict[str, np.ndarray]:
+    """Daily sales, returns and discount arrays, shape (S, L, T)."""
+    s_n, l_n, t_n = it.rate.size, lc.codes.size, dates.size
+    f = _demand_profile(it, lc, dates)
+
+    # a few SKUs are never sold at some locations (not in the assortment there)
+    assort = rng.random((s_n, l_n)) >= 0.04
+
+    disc = _markdowns(_promotions(rng, s_n, l_n, t_n), it, lc, dates)
+    uplift = (1.0 - disc) ** (-it.elasticity[:, None, None])
+
+    lam = (
+        it.rate[:, None, None]
+        * lc.scale[None, :, None]
+        * f["weekly"][None, :, :]
+        * f["season"][:, None, :]
+        * f["trend"][:, None, :]
+        * f["life"][:, None, :]
+        * f["events"]
+        * uplift
+        * assort[:, :, None]
+        * f["is_open"][None, :, :]
+    )
+    _stockout_spells(rng, lam, lc, t_n)
+    qty, returns = _sold_and_returned(rng, it, lc, lam, f["is_open"])
     return {"qty": qty, "returns": returns, "disc": disc, "assort": assort}
 
 
@@ -758,19 +788,19 @@ def _concat(frames: Sequence[Frame]) -> Frame:
     return {k: np.concatenate([f[k] for f in frames]) for k in frames[0]}
 
 
-def _stock(
-    rng: np.random.Generator, it: _Items, lc: _Locs, qty: np.ndarray, assort: np.ndarray, snap: np.datetime64
-) -> Frame:
-    """The stock snapshot: unbalanced on purpose, lots with expiry dates for perishable items."""
+def _stock_on_hand(
+    rng: np.random.Generator,
+    it: _Items,
+    lc: _Locs,
+    recent: np.ndarray,
+    active: np.ndarray,
+    assort: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Units on hand (S, L open) and the short and overstocked cells: unbalanced on purpose."""
     s_n, l_n = it.rate.size, lc.n_open
-    recent = qty[:, :l_n, -RECENT_DAYS:].mean(axis=2)  # (S, L) open locations only
     sells = recent > 0
-    active = ~it.discontinued[:, None] & assort[:, :l_n]
-
     # healthy cover by default; DCs hold more
     cover = np.where(lc.is_dc[None, :l_n], rng.uniform(14, 45, (s_n, l_n)), rng.uniform(7, 30, (s_n, l_n)))
-    short = np.zeros((s_n, l_n), dtype=bool)
-    over = np.zeros((s_n, l_n), dtype=bool)
     # unbalanced SKUs: 1-2 short locations and 1-2 overstocked ones
     n_sell = (sells & active).sum(axis=1)
     unbalanced = (n_sell >= 2) & (rng.random(s_n) < 0.45)
@@ -799,19 +829,14 @@ def _stock(
     # discontinued: leftovers at about half of the locations
     left = it.discontinued[:, None] & (rng.random((s_n, l_n)) < 0.5)
     on_hand = np.where(it.discontinued[:, None], np.where(left, rng.integers(1, 41, (s_n, l_n)), 0), on_hand)
+    return on_hand, short, over
 
-    healthy = active & sells & ~short & ~over
-    transit = np.where(
-        healthy & (rng.random((s_n, l_n)) < 0.12),
-        np.ceil(recent * rng.uniform(3, 10, (s_n, l_n)) / it.pack[:, None]) * it.pack[:, None],
-        0.0,
-    )
-    keep_zero = active & (rng.random((s_n, l_n)) < 0.5)  # ERPs keep some zero balance rows
-    has_row = (on_hand > 0) | (transit > 0) | keep_zero
-    cs, cl = np.nonzero(has_row)
-    oh, tr = on_hand[cs, cl], transit[cs, cl]
 
-    # lots: perishable items hold 1-3 lots, split at random; others one row with an empty lot
+def _split_lots(
+    rng: np.random.Generator, it: _Items, cs: np.ndarray, oh: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Perishable items hold 1-3 lots, split at random; others one row with an empty lot.
+    Returns (stock row of each lot, lot index, lot quantity)."""
     perishable = it.shelf[cs] > 0
     n_lots = np.where(perishable, 1 + rng.binomial(2, 0.4, cs.size), 1)
     n_lots = np.maximum(np.minimum(n_lots, oh.astype(int)), 1)
@@ -821,8 +846,13 @@ def _stock(
     cell_of, lot_ix = np.nonzero(np.arange(3)[None, :] < n_lots[:, None])
     lot_qty = alloc[cell_of, lot_ix]
     keep = (lot_qty > 0) | (lot_ix == 0)
-    cell_of, lot_ix, lot_qty = cell_of[keep], lot_ix[keep], lot_qty[keep]
-    shelf = it.shelf[cs[cell_of]]
+    return cell_of[keep], lot_ix[keep], lot_qty[keep]
+
+
+def _lot_numbers(
+    rng: np.random.Generator, shelf: np.ndarray, lot_ix: np.ndarray, snap: np.datetime64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batch numbers (from the production date) and expiry dates of the lots; empty when not perishable."""
     lot_perishable = shelf > 0
     # newest lot young, older lots older; about one lot in ten near or past its expiry date
     frac = np.where(lot_ix == 0, rng.uniform(0.0, 0.25, lot_ix.size), rng.uniform(0.25, 0.8, lot_ix.size))
@@ -838,7 +868,32 @@ def _stock(
     yymmdd = np.char.zfill(((year % 100) * 10000 + month * 100 + dom).astype(str), 6)
     batch = np.char.add(np.char.add("L", yymmdd), np.char.add("-", (lot_ix + 1).astype(str))).astype(object)
     batch = np.where(lot_perishable, batch, "").astype(object)
-    exp_obj = _null_where(~lot_perishable, expiry)
+    return batch, _null_where(~lot_perishable, expiry)
+
+
+def _stock(
+    rng: np.random.Generator, it: _Items, lc: _Locs, qty: np.ndarray, assort: np.ndarray, snap: np.datetime64
+) -> Frame:
+    """The stock snapshot: unbalanced on purpose, lots with expiry dates for perishable items."""
+    s_n, l_n = it.rate.size, lc.n_open
+    recent = qty[:, :l_n, -RECENT_DAYS:].mean(axis=2)  # (S, L) open locations only
+    sells = recent > 0
+    active = ~it.discontinued[:, None] & assort[:, :l_n]
+    on_hand, short, over = _stock_on_hand(rng, it, lc, recent, active, assort)
+
+    healthy = active & sells & ~short & ~over
+    transit = np.where(
+        healthy & (rng.random((s_n, l_n)) < 0.12),
+        np.ceil(recent * rng.uniform(3, 10, (s_n, l_n)) / it.pack[:, None]) * it.pack[:, None],
+        0.0,
+    )
+    keep_zero = active & (rng.random((s_n, l_n)) < 0.5)  # ERPs keep some zero balance rows
+    has_row = (on_hand > 0) | (transit > 0) | keep_zero
+    cs, cl = np.nonzero(has_row)
+    oh, tr = on_hand[cs, cl], transit[cs, cl]
+
+    cell_of, lot_ix, lot_qty = _split_lots(rng, it, cs, oh)
+    batch, exp_obj = _lot_numbers(rng, it.shelf[cs[cell_of]], lot_ix, snap)
 
     first_row = lot_ix == 0
     reserved = np.where(

@@ -29,6 +29,7 @@ the seed) lives in ``sim_purchase`` and ``sim_state``, tables the extraction nev
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ RECENT_DAYS = 28
 def request_metadata() -> sa.MetaData:
     """The transfer-request tables (调拨申请单) and the simulation's own tables."""
     md = sa.MetaData()
-    kw = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+    kw: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
     sa.Table(
         "tr_request_header",
         md,
@@ -97,8 +98,14 @@ def ensure_tables(engine: sa.Engine, seed: int = 42) -> None:
 
 
 def _frame(conn: sa.Connection, sql: str, **params: Any) -> pd.DataFrame:
+    """A query's rows; NUMERIC columns (``Decimal`` on PostgreSQL and MariaDB) as floats."""
     res = conn.execute(sa.text(sql), params)
-    return pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    df = pd.DataFrame(res.fetchall(), columns=list(res.keys()))
+    for col in df.columns:
+        known = df[col].dropna()
+        if df[col].dtype == object and len(known) and isinstance(known.iloc[0], Decimal):
+            df[col] = df[col].astype("float64")
+    return df
 
 
 def _rng(seed: int, day: dt.date, salt: int) -> np.random.Generator:

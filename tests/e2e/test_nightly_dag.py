@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from pipelines import contract, reporting
 from pipelines.demo.source import DEMO_END_DATE, generate
+from tests.factories import published_tables, run_nightly_dag
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -47,19 +48,6 @@ email:
     return cfg
 
 
-def _published(url: str) -> dict[str, pd.DataFrame]:
-    return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
-
-
-def _run_dag(logical_date: pendulum.DateTime):
-    import importlib
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "dags"))
-    mod = importlib.import_module("tiaobo_nightly")
-    return mod.dag_object.test(logical_date=logical_date)
-
-
 def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db, monkeypatch):
     source = tmp_path / "erp.sqlite"
     generate(f"sqlite:///{source}", n_skus=40, days=200)
@@ -68,10 +56,10 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
 
     # 02:00 in Shanghai on the run date: the business date comes from the logical date, not the clock
     logical = pendulum.datetime(RUN_DATE.year, RUN_DATE.month, RUN_DATE.day, 2, tz="Asia/Shanghai")
-    run = _run_dag(logical)
+    run = run_nightly_dag(logical)
     assert run.state == "success", run.state
 
-    first = _published(pg_url)
+    first = published_tables(pg_url)
     assert len(first["forecasts"]) > 0 and len(first["inventory_policy"]) > 0
     assert len(first["alerts"]) > 0 and len(first["kpis"]) > 0
     assert set(first["forecasts"]["run_date"].dt.date) == {RUN_DATE}
@@ -84,9 +72,9 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
     assert {m["To"] for m in msgs} == {"east@example.com", "north@example.com"}
 
     # the same date again: identical rows, nothing doubled
-    run = _run_dag(logical.add(minutes=1))
+    run = run_nightly_dag(logical.add(minutes=1))
     assert run.state == "success"
-    second = _published(pg_url)
+    second = published_tables(pg_url)
     for name in contract.OUTPUT_TABLES:
         pd.testing.assert_frame_equal(first[name], second[name], check_like=False, obj=name)
 
@@ -95,9 +83,9 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
     with eng.begin() as conn:
         conn.execute(sa.text("drop table inv_balance"))
     eng.dispose()
-    run = _run_dag(logical.add(minutes=2))
+    run = run_nightly_dag(logical.add(minutes=2))
     assert run.state == "failed"
-    after = _published(pg_url)
+    after = published_tables(pg_url)
     for name in contract.OUTPUT_TABLES:
         pd.testing.assert_frame_equal(first[name], after[name], obj=name)
     log = reporting.read_run_log(pg_url, RUN_DATE)

@@ -26,7 +26,7 @@ from pipelines.context import RunContext
 from pipelines.demo.source import CATEGORIES, DEMO_END_DATE, generate
 from pipelines.extract import extract_stage
 from tests.conftest import fresh_pg_url
-from tests.e2e.test_nightly_dag import _published, _run_dag
+from tests.factories import published_tables, run_nightly_dag
 from tests.fixtures_erp import GENERIC_TABLES, Erp, load_generic, load_odoo, side_drops, small_erp
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -64,10 +64,10 @@ def _nightly(tmp_path: Path, source: dict[str, Any], pg_url: str, monkeypatch) -
 
 
 def _run_ok(logical: pendulum.DateTime, pg_url: str) -> dict[str, pd.DataFrame]:
-    run = _run_dag(logical)
+    run = run_nightly_dag(logical)
     assert run.state == "success", run.state
     assert reporting.published_run_dates(pg_url) == [RUN_DATE]
-    return _published(pg_url)
+    return published_tables(pg_url)
 
 
 def _pairs(df: pd.DataFrame) -> set[tuple[str, str]]:

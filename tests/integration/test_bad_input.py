@@ -12,7 +12,7 @@ Row-level kinds (negative quantity, unknown SKU, unknown location, duplicate key
 number is expected, an infinite quantity, NaN) share one corrupted run (module fixture): they touch
 different rows, and each test checks its own rows. GBK bytes in a UTF-8 text column cannot be read
 by the driver: extraction stops the run, naming the query. A duplicated file drop arriving as
-duplicate canonical rows is covered by tests/unit/test_validate.py (one copy kept, the others
+duplicate canonical rows is covered by tests/integration/test_validate_stage.py (one copy kept, the others
 quarantined); duplicate source documents under new numbers are summed by the staging query and
 are not detected (see docs/validation.md).
 """
@@ -34,6 +34,7 @@ from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.extract import ExtractError
 from pipelines.runner import run_pipeline
 from pipelines.validate import ValidationStop, read_history
+from tests.factories import published_tables
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +58,6 @@ def _cfg(folder: Path) -> Any:
     )
 
 
-def _published(url: str) -> dict[str, pd.DataFrame]:
-    return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
-
-
 @pytest.fixture(scope="module")
 def good(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
     """A demo ERP and a reporting database with the good run of ``RUN`` published."""
@@ -68,7 +65,7 @@ def good(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
     generate(f"sqlite:///{folder / 'erp.sqlite'}", n_skus=30, days=120)
     cfg = _cfg(folder)
     run_pipeline(cfg, RUN)
-    before = _published(cfg.reporting_url())
+    before = published_tables(cfg.reporting_url())
     assert len(before["forecasts"]) and len(before["dq_results"])
     reporting.dispose_engine(cfg.reporting_url())  # checkpoint the WAL: the file alone is the database
     return folder, before
@@ -98,7 +95,7 @@ def _stopped(good, tmp_path: Path, *sql: str, error: type[Exception] = Validatio
     cfg = _copy(good, tmp_path, *sql)
     with pytest.raises(error) as err:
         run_pipeline(cfg, RUN2)
-    after = _published(cfg.reporting_url())
+    after = published_tables(cfg.reporting_url())
     for name in contract.OUTPUT_TABLES:
         pd.testing.assert_frame_equal(before[name], after[name], obj=name)
     log = reporting.read_run_log(cfg.reporting_url(), RUN2)

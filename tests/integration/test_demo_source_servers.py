@@ -38,7 +38,7 @@ def profile_results(url: str) -> dict[str, pd.DataFrame]:
                 return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
             for table, entry in MANIFEST["tables"].items():
-                for wname, window in WINDOWS.items() if table == "sales" else [("", {})]:
+                for wname, window in WINDOWS.items() if table == "sales" else [("", WINDOWS["whole"])]:
                     params = {**window, "snapshot_date": SNAPSHOT}
                     df = run(entry["query"], {k: params[k] for k in entry["params"]})
                     df = contract.canonical_order(contract.conform(df, table, extra="error"), table)
@@ -63,7 +63,8 @@ def assert_same_as_sqlite(url: str, reference: tuple[dict[str, int], dict[str, p
     got = profile_results(url)
     assert set(got) == set(expected)
     for name, want in expected.items():
-        assert len(want) > 0 or name.startswith("reconcile"), name
+        # no order was exported to a fresh ERP: its transfer status is empty, on every server
+        assert len(want) > 0 or name.startswith("reconcile") or name == "transfer_status", name
         pd.testing.assert_frame_equal(got[name], want, check_exact=False, rtol=1e-9, atol=1e-6, obj=name)
     # the reconciliation agrees with the staged sales on the server too
     for wname in WINDOWS:

@@ -23,10 +23,19 @@ from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.notify import build_digest, build_failure_email, deliver, notify_stage
+from tests.factories import message_parts, table, transfer
 
 pytestmark = pytest.mark.integration
 
 RUN_DATE = date(2026, 11, 25)
+RUN_ID = "20261125-abc"
+
+
+def email_transfer(sku: str, frm: str, to: str, qty: float, tier: str) -> dict:
+    """A transfers row costing 12.5, worth 4 a unit, from a donor with 70 days of cover."""
+    return transfer(sku, frm, to, qty, tier, qty * 4, 12.5, donor_days_of_cover=70.0, donor_excess_units=qty)
+
+
 BACKOFF = 0.01
 
 
@@ -36,7 +45,7 @@ class Store:
     def __init__(self) -> None:
         self.envelopes: list = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):  # aiosmtpd's hook name
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 
@@ -105,42 +114,17 @@ def config(tmp_path: Path, port: int, retries: int = 1, host: str | None = "127.
     )
 
 
-def table(name: str, rows: list[dict]) -> pd.DataFrame:
-    full = [{"run_date": pd.Timestamp(RUN_DATE), "run_id": "20261125-abc", **r} for r in rows]
-    return contract.conform(pd.DataFrame(full), name)
-
-
-def transfer(sku: str, frm: str, to: str, qty: float, tier: str) -> dict:
-    return {
-        "sku": sku,
-        "from_location": frm,
-        "to_location": to,
-        "quantity": qty,
-        "packs": int(qty // 6),
-        "transfer_cost": 12.5,
-        "expected_benefit": qty * 4,
-        "receiver_stockout_date": pd.Timestamp("2026-11-29"),
-        "receiver_units_short": qty,
-        "donor_days_of_cover": 70.0,
-        "donor_excess_units": qty,
-        "arrival_date": pd.Timestamp("2026-11-27"),
-        "approval_tier": tier,
-        "method": "greedy",
-        "explanation_en": f"Move {qty:.0f} units of {sku} from {frm} to {to}.",
-        "explanation_zh": f"将 {qty:.0f} 件 {sku} 从 {frm} 调到 {to}。",
-    }
-
-
 @pytest.fixture()
 def run_frames():
     frames = {
         "transfers": table(
             "transfers",
             [
-                transfer("S1", "DC1", "ST1", 60, "planner"),
-                transfer("S2", "ST2", "ST3", 12, "planner"),
-                transfer("S2", "DC1", "ST1", 6, "auto"),
+                email_transfer("S1", "DC1", "ST1", 60, "planner"),
+                email_transfer("S2", "ST2", "ST3", 12, "planner"),
+                email_transfer("S2", "DC1", "ST1", 6, "auto"),
             ],
+            run_id=RUN_ID,
         ),
         "alerts": table(
             "alerts",
@@ -159,6 +143,7 @@ def run_frames():
                     "explanation_zh": "S1 将于 2026-11-28 在 ST1 断货。",
                 }
             ],
+            run_id=RUN_ID,
         ),
     }
     items = contract.conform(
@@ -200,22 +185,6 @@ def received(envelope) -> Message:
     return email.message_from_bytes(envelope.content, policy=email_policy.default)
 
 
-def parts(msg: Message) -> tuple[str, str, dict[str, bytes]]:
-    text = html = ""
-    files: dict[str, bytes] = {}
-    for part in msg.walk():
-        if part.get_content_maintype() == "multipart":
-            continue
-        payload = part.get_payload(decode=True)
-        if part.get_filename():
-            files[part.get_filename()] = payload
-        elif part.get_content_type() == "text/plain":
-            text = payload.decode(part.get_content_charset())
-        elif part.get_content_type() == "text/html":
-            html = payload.decode(part.get_content_charset())
-    return text, html, files
-
-
 def test_digest_arrives_with_recipients_subject_html_and_attachments(tmp_path, smtp_server, run_frames):
     handler, port = smtp_server
     cfg = config(tmp_path, port)
@@ -232,7 +201,7 @@ def test_digest_arrives_with_recipients_subject_html_and_attachments(tmp_path, s
     got = received(env)
     assert got["Subject"] == "[调拨] 2026-11-25：2 条调拨待审批，1 条高风险预警"
     assert got["Date"] and got["Message-ID"]
-    text, html, files = parts(got)
+    text, html, files = message_parts(got)
     assert "将 60 件 S1 从 DC1 调到 ST1。" in html and "将 12 件 S2 从 ST2 调到 ST3。" in html
     assert "矿泉水 &lt;1L&gt;" in html and "矿泉水 <1L>" in text
     assert "另有 1 条调拨已自动批准" in text
@@ -264,7 +233,7 @@ def test_failure_email_arrives_for_the_data_team(tmp_path, smtp_server):
     assert env.rcpt_tos == ["data@example.com", "oncall@example.com"]
     got = received(env)
     assert got["Subject"] == "[Tiaobo] FAILED 2026-11-25: tiaobo_nightly.validate"
-    text, html, files = parts(got)
+    text, html, files = message_parts(got)
     assert "rule quantity_non_negative failed" in html and "&lt;b&gt;S10&lt;/b&gt;" in html
     assert "var/staging/2026-11-25/quarantine.parquet" in text
     back = pd.read_csv(io.BytesIO(files["failing_rows_2026-11-25_validate.csv"]), encoding="utf-8-sig")
@@ -285,7 +254,7 @@ def test_notify_stage_sends_one_digest_per_group(tmp_path, smtp_server, run_fram
     east = by_rcpt[("east@example.com",)]
     # the east group sees transfers touching the east (S1 DC1->ST1, auto S2 DC1->ST1), not ST2->ST3
     assert east["Subject"] == "[Tiaobo] 2026-11-25: 1 transfer needs approval, 1 high alert"
-    _, html, files = parts(east)
+    _, html, files = message_parts(east)
     assert "Move 60 units of S1" in html and "ST2 to ST3" not in html
     assert len(pd.read_csv(io.BytesIO(files["transfers_2026-11-25_east.csv"]), encoding="utf-8-sig")) == 2
 

@@ -150,6 +150,93 @@ def test_generic_profile_on_mariadb(mysql_url, tmp_path):
     assert all(r["ok"] for r in rec.values()) and rec["sales"]["source_quantity"] == 6.0
 
 
+TRANSFER_STATUS_DDL = """
+create table `Transfer Exec` (
+  `DocNo` varchar(40), `Item` varchar(20), `State` varchar(20), `ShipQty` varchar(20), `ShipDay` date,
+  `RecvQty` double, `RecvDay` date
+);
+insert into `Transfer Exec` values
+  ('TB20250311-0a1b2c3d', 'A1', 'shipped', '4', '2025-03-11', null, null),
+  ('TB20250310-9f8e7d6c', 'A1', 'received', '6', '2025-03-10', 6, '2025-03-11'),
+  ('TB20250310-9f8e7d6c', 'B2', 'received', 'x', '2025-03-10', 2, '2025-03-11'),
+  ('TB20250309-11112222', 'B2', 'cancelled', null, null, null, null);
+"""
+TRANSFER_STATUS_TABLE = {
+    "table": "Transfer Exec",
+    "columns": {
+        "order_no": "DocNo",
+        "sku": "Item",
+        "status": "State",
+        "shipped_qty": "ShipQty",
+        "shipped_date": "ShipDay",
+        "received_qty": "RecvQty",
+        "received_date": "RecvDay",
+    },
+}
+
+
+def test_generic_profile_reads_the_transfer_status_on_mariadb(mysql_url, tmp_path):
+    """The ERP's execution of the exported orders comes back through the generic profile's mapping;
+    an unreadable quantity is kept as a cast failure with its row, the rest of the rows staged."""
+    exec_statements(mysql_url, GENERIC_DDL + TRANSFER_STATUS_DDL)
+    tables = {**GENERIC_TABLES, "transfer_status": TRANSFER_STATUS_TABLE}
+    ctx = RunContext(_cfg(tmp_path, mysql_url, profile="generic", tables=tables), RUN)
+    res = extract_stage(ctx)
+    assert res.counts["transfer_status"] == 4
+    st = _staged(ctx, "transfer_status")[["order_no", "sku", "status", "shipped_qty", "received_qty"]]
+    assert st.astype(object).where(st.notna(), None).values.tolist() == [
+        ["TB20250309-11112222", "B2", "cancelled", None, None],
+        ["TB20250310-9f8e7d6c", "A1", "received", 6.0, 6.0],
+        ["TB20250310-9f8e7d6c", "B2", "received", None, 2.0],
+        ["TB20250311-0a1b2c3d", "A1", "shipped", 4.0, None],
+    ]
+    fails = pd.read_parquet(ctx.run_dir / "castfail_transfer_status.parquet")
+    assert fails[["column_name", "value"]].values.tolist() == [["shipped_qty", "x"]]
+    rec = {r["table"]: r for r in ctx.read_json("reconciliation")}
+    assert rec["transfer_status"]["ok"]
+
+
+def test_file_drop_transfer_status_in_gbk_next_to_a_sql_source(tmp_path):
+    """The ERP's status export dropped as a GBK CSV with Chinese headers and slashed dates, read
+    beside a SQL source (the file entry takes the table's place)."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    pd.DataFrame(
+        {
+            "调拨单号": ["TB20250311-0a1b2c3d", "TB20250311-0a1b2c3d"],
+            "物料": ["A1", "B2"],
+            "状态": ["received", "received"],
+            "发货数量": [4, 3],
+            "发货日期": ["2025/03/10", "2025/03/10"],
+            "收货数量": [4, 2],
+            "收货日期": ["2025/03/11", "2025/03/11"],
+        }
+    ).to_csv(drop / "调拨执行_20250312.csv", index=False, encoding="gbk")
+    files = {
+        "transfer_status": {
+            "pattern": "调拨执行_*.csv",
+            "columns": {
+                "order_no": "调拨单号",
+                "sku": "物料",
+                "status": "状态",
+                "shipped_qty": "发货数量",
+                "shipped_date": "发货日期",
+                "received_qty": "收货数量",
+                "received_date": "收货日期",
+            },
+        }
+    }
+    erp = tmp_path / "demo.sqlite"
+    generate(f"sqlite:///{erp}", seed=3, n_skus=10, n_locations=3, days=60)
+    cfg = _cfg(tmp_path, f"sqlite:///{erp}", folder=str(drop), files=files)
+    ctx = RunContext(cfg, DEMO_END_DATE + timedelta(days=1))
+    res = extract_stage(ctx)
+    assert res.counts["transfer_status"] == 2  # from the drop, not the demo ERP's own requests
+    st = _staged(ctx, "transfer_status")
+    assert st["received_qty"].tolist() == [4.0, 2.0]
+    assert st["received_date"].eq(pd.Timestamp("2025-03-11")).all()
+
+
 def test_generic_missing_column_on_mariadb(mysql_url, tmp_path):
     exec_statements(mysql_url, GENERIC_DDL)
     exec_sql(mysql_url, "alter table `OnHand` drop column `Committed`")

@@ -18,7 +18,7 @@ from pandas.testing import assert_frame_equal
 
 from pipelines import contract, reporting
 from pipelines.urls import redact_url
-from tests.factories import make_frames
+from tests.factories import check_summary_views, expected, make_frames, published_tables
 
 pytestmark = pytest.mark.integration
 
@@ -26,10 +26,6 @@ PG_SERVER = os.environ.get("TIAOBO_TEST_PG", "postgresql+psycopg://postgres@127.
 ADMIN_URL = f"{PG_SERVER}/postgres"
 D1 = date(2025, 3, 10)
 D2 = date(2025, 3, 11)
-
-
-def expected(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    return contract.canonical_order(contract.conform(frame, name), name)
 
 
 @pytest.fixture(scope="module")
@@ -68,10 +64,6 @@ def url(pg_module_url):
     return pg_module_url
 
 
-def _snapshot(u: str) -> dict[str, pd.DataFrame]:
-    return {name: reporting.read_table(u, name) for name in contract.OUTPUT_TABLES}
-
-
 def test_migrated_schema_matches_the_contract_and_migrate_again_is_a_noop(url):
     types = {"str": sa.Text, "int": sa.BigInteger, "float": sa.Double, "bool": sa.Boolean, "date": sa.Date}
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
@@ -95,9 +87,9 @@ def test_publish_round_trip_idempotency_and_other_dates(url):
     assert reporting.publish(url, D1, "r1", f1) == {name: 4 for name in contract.OUTPUT_TABLES}
     for name, df in f1.items():
         assert_frame_equal(reporting.read_table(url, name, D1), expected(df, name))
-    first = _snapshot(url)
+    first = published_tables(url)
     reporting.publish(url, D1, "r1", f1)
-    for name, df in _snapshot(url).items():
+    for name, df in published_tables(url).items():
         assert_frame_equal(first[name], df)
     reporting.publish(url, D2, "r2", make_frames(D2, "r2", n=2, shift=2.0))
     for name, df in f1.items():
@@ -170,7 +162,7 @@ def test_binary_copy_round_trips_nulls_text_and_special_floats(url):
 
 def test_exception_in_before_commit_leaves_previous_rows(url):
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
-    before, pub = _snapshot(url), reporting.read_published_runs(url)
+    before, pub = published_tables(url), reporting.read_published_runs(url)
 
     def crash(conn: sa.Connection) -> None:
         reporting.set_watermark(conn, "erp", "sales", "x", D1)
@@ -178,7 +170,7 @@ def test_exception_in_before_commit_leaves_previous_rows(url):
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         reporting.publish(url, D1, "r2", make_frames(D1, "r2", n=5, shift=1.0), before_commit=crash)
-    for name, df in _snapshot(url).items():
+    for name, df in published_tables(url).items():
         assert_frame_equal(before[name], df)
     assert_frame_equal(pub, reporting.read_published_runs(url))
     with reporting.engine_for(url).connect() as conn:
@@ -187,7 +179,7 @@ def test_exception_in_before_commit_leaves_previous_rows(url):
 
 def test_publishing_backend_killed_mid_transaction(url):
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
-    before, pub = _snapshot(url), reporting.read_published_runs(url)
+    before, pub = published_tables(url), reporting.read_published_runs(url)
     killed: list[int] = []
 
     def kill_me(conn: sa.Connection) -> None:
@@ -200,7 +192,7 @@ def test_publishing_backend_killed_mid_transaction(url):
     with pytest.raises(reporting.PublishError) as err:
         reporting.publish(url, D1, "r2", make_frames(D1, "r2", n=5, shift=1.0), before_commit=kill_me)
     assert killed and "rolled back" in str(err.value)
-    for name, df in _snapshot(url).items():
+    for name, df in published_tables(url).items():
         assert_frame_equal(before[name], df)
     assert_frame_equal(pub, reporting.read_published_runs(url))
     # the pool recovers: the next publish works on a fresh connection
@@ -303,8 +295,6 @@ def test_roles_are_refused_on_sqlite(tmp_path):
 
 
 def test_summary_views_on_postgresql(url):
-    from tests.unit.test_load import check_summary_views
-
     check_summary_views(url)
 
 
@@ -320,7 +310,7 @@ def test_load_stage_killed_mid_publish_keeps_rows_and_watermarks(url, tmp_path):
         ctx.write(name, df)
     ctx.write_json("watermarks", [{"source": "erp", "table_name": "sales", "watermark": "w1"}])
     load_stage(ctx)
-    before, pub = _snapshot(url), reporting.read_published_runs(url)
+    before, pub = published_tables(url), reporting.read_published_runs(url)
 
     ctx.write_json("run", {"run_id": "r2"})
     for name, df in make_frames(D1, "r2", n=5, shift=1.0).items():
@@ -335,7 +325,7 @@ def test_load_stage_killed_mid_publish_keeps_rows_and_watermarks(url, tmp_path):
 
     with pytest.raises(reporting.PublishError, match="rolled back"):
         load_stage(ctx, before_commit=kill_me)
-    for name, df in _snapshot(url).items():
+    for name, df in published_tables(url).items():
         assert_frame_equal(before[name], df)
     assert_frame_equal(pub, reporting.read_published_runs(url))
     with reporting.engine_for(url).connect() as conn:

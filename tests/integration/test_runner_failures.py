@@ -20,6 +20,9 @@ from pipelines.cli import app
 from pipelines.config import load_config
 from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.runner import run_pipeline
+from tests.factories import published_tables
+
+pytestmark = pytest.mark.integration  # runs the pipeline through the CLI and the runner on a demo ERP
 
 RUN = DEMO_END_DATE + timedelta(days=1)
 
@@ -43,10 +46,6 @@ def _cfg(tmp_path: Path, source_url: str):
     )
 
 
-def _published(url: str) -> dict[str, pd.DataFrame]:
-    return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
-
-
 @pytest.fixture
 def published(tmp_path, demo_erp):
     """A reporting database with one good run published, and its rows."""
@@ -54,7 +53,7 @@ def published(tmp_path, demo_erp):
     shutil.copy(demo_erp, erp)
     cfg = _cfg(tmp_path, f"sqlite:///{erp}")
     run_pipeline(cfg, RUN)
-    before = _published(cfg.reporting_url())
+    before = published_tables(cfg.reporting_url())
     assert len(before["forecasts"]) > 0
     return cfg, erp, before
 
@@ -68,7 +67,7 @@ def test_unreachable_source_names_host_not_password(tmp_path, published, monkeyp
     msg = str(err.value)
     assert "127.0.0.1:1" in msg and "database erp" in msg and "after 2 attempt(s)" in msg
     assert "hunter2" not in msg
-    after = _published(cfg.reporting_url())
+    after = published_tables(cfg.reporting_url())
     for name in contract.OUTPUT_TABLES:
         pd.testing.assert_frame_equal(before[name], after[name], obj=name)
     log = reporting.read_run_log(cfg.reporting_url())
@@ -86,7 +85,7 @@ def test_missing_source_column_names_profile_query_and_column(tmp_path, publishe
         run_pipeline(cfg, RUN)  # the same date again: the published rows must survive the failure
     assert "source profile 'demo', query items.sql (table items)" in str(err.value)
     assert "pack_qty" in str(err.value)
-    after = _published(cfg.reporting_url())
+    after = published_tables(cfg.reporting_url())
     for name in contract.OUTPUT_TABLES:
         pd.testing.assert_frame_equal(before[name], after[name], obj=name)
 

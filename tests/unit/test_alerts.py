@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from functools import partial
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -12,88 +11,14 @@ from pipelines import contract
 from pipelines.alerts import alerts_stage, compute_alerts, expiring_units
 from pipelines.config import load_config
 from pipelines.context import RunContext
+from tests.factories import HAND_RUN, items, policies, policy_rows, sales, stock
 
-RUN = date(2026, 3, 1)
+RUN = HAND_RUN
 D = pd.Timestamp
 
-
-def policy_rows(*rows: dict) -> pd.DataFrame:
-    base = {
-        "run_date": D(RUN),
-        "run_id": "t",
-        "category": "c1",
-        "abc_class": "B",
-        "abc_class_network": "B",
-        "abc_class_location": "B",
-        "xyz_class": "X",
-        "demand_pattern": "smooth",
-        "ss_method": "normal",
-        "demand_mean": 0.0,
-        "demand_std": 0.0,
-        "lead_time_days": 7.0,
-        "review_period_days": 7.0,
-        "service_level": 0.95,
-        "safety_stock": 0.0,
-        "reorder_point": 0.0,
-        "order_up_to": 0.0,
-        "on_hand": 0.0,
-        "in_transit": 0.0,
-        "available": 0.0,
-        "days_of_cover": np.nan,
-        "health_band": "healthy",
-        "lead_time_defaulted": False,
-        "explanation_en": "",
-        "explanation_zh": "",
-    }
-    return contract.conform(pd.DataFrame([{**base, **r} for r in rows]), "inventory_policy")
-
-
-def items(skus: list[str], unit_cost: float = 2.0, unit_price: float = 5.0) -> pd.DataFrame:
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "sku": skus,
-                "name": skus,
-                "name_en": None,
-                "category": "c1",
-                "unit_cost": unit_cost,
-                "unit_price": unit_price,
-                "pack_size": 1,
-                "shelf_life_days": None,
-                "abc_override": None,
-                "active": True,
-            }
-        ),
-        "items",
-    )
-
-
-def sales(*rows: tuple[str, str, str, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
-    return contract.conform(df.assign(returns=0.0, revenue=df["quantity"]), "sales")
-
-
-def stock(*rows: tuple[str, str, str, str | None, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "lot", "expiry_date", "on_hand"])
-    return contract.conform(df.assign(snapshot_date=D(RUN), in_transit=0.0, reserved=0.0), "stock")
-
-
-def policies(slow_mover_days: int = 60, max_cover_days: float = 60.0) -> pd.DataFrame:
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "category": ["*"],
-                "abc_class": ["*"],
-                "service_level": [0.95],
-                "min_cover_days": [7.0],
-                "max_cover_days": [max_cover_days],
-                "slow_mover_days": [slow_mover_days],
-                "auto_approve_max_units": [50.0],
-                "auto_approve_max_value": [2000.0],
-            }
-        ),
-        "policies",
-    )
+# items cost 2.0 and sell at 5.0 unless a test says otherwise; stock rows carry lots and expiry dates
+alert_items = partial(items, unit_cost=2.0, unit_price=5.0)
+lot_stock = partial(stock, columns=("sku", "location", "lot", "expiry_date", "on_hand"), snapshot=RUN)
 
 
 # a sale long ago, so the history reaches back more than the slow-mover threshold
@@ -107,9 +32,9 @@ def test_stockout_risk_hand_computed() -> None:
     )
     out = compute_alerts(
         p,
-        stock(),
+        lot_stock(),
         sales(OLD, ("A", "S1", "2026-02-28", 1), ("A", "S2", "2026-02-28", 1)),
-        items(["A"]),
+        alert_items(["A"]),
         policies(),
         RUN,
     )
@@ -135,7 +60,7 @@ def test_slow_mover_threshold_and_never_sold() -> None:
         {"sku": "A", "location": "S4", "on_hand": 0.0, "available": 0.0},
     )
     s = sales(OLD, ("A", "S1", "2025-12-30", 3), ("A", "S2", "2025-12-31", 3), ("A", "S4", "2025-01-01", 1))
-    out = compute_alerts(p, stock(), s, items(["A"], unit_cost=2.0), policies(slow_mover_days=60), RUN)
+    out = compute_alerts(p, lot_stock(), s, alert_items(["A"], unit_cost=2.0), policies(slow_mover_days=60), RUN)
     slow = out[out["alert_type"] == "slow_mover"].set_index("location")
     # S1: last sale 61 days ago (> 60); S2: 60 days ago, still inside the window; S3 never sold;
     # S4 has nothing on hand
@@ -155,7 +80,7 @@ def test_slow_mover_threshold_and_never_sold() -> None:
 def test_never_sold_is_not_flagged_when_history_is_too_short() -> None:
     p = policy_rows({"sku": "A", "location": "S1", "on_hand": 10.0, "available": 10.0})
     s = sales(("B", "S1", "2026-02-01", 1))  # history reaches back 28 days only
-    out = compute_alerts(p, stock(), s, items(["A", "B"]), policies(slow_mover_days=60), RUN)
+    out = compute_alerts(p, lot_stock(), s, alert_items(["A", "B"]), policies(slow_mover_days=60), RUN)
     assert out[out["alert_type"] == "slow_mover"].empty
 
 
@@ -167,7 +92,7 @@ def test_excess_units_above_max_cover_and_value_severity() -> None:
         {"sku": "A", "location": "S4", "demand_mean": 0.0, "on_hand": 600.0, "available": 600.0},
     )
     s = sales(*[("A", loc, "2026-02-28", 1) for loc in ("S1", "S2", "S3", "S4")])
-    out = compute_alerts(p, stock(), s, items(["A"], unit_cost=10.0), policies(max_cover_days=60), RUN)
+    out = compute_alerts(p, lot_stock(), s, alert_items(["A"], unit_cost=10.0), policies(max_cover_days=60), RUN)
     ex = out[out["alert_type"] == "excess"].set_index("location")
     assert sorted(ex.index) == ["S1", "S3"]  # S2 exactly at the maximum; S4 has no demand
     assert (ex.loc["S1", "units"], ex.loc["S1", "value_at_risk"], ex.loc["S1", "severity"]) == (40.0, 400.0, "low")
@@ -199,7 +124,7 @@ def test_near_expiry_alerts_per_lot() -> None:
     p = policy_rows(
         {"sku": "A", "location": "S1", "demand_mean": 2.0, "on_hand": 26.0, "available": 26.0, "reorder_point": 1.0}
     )
-    st = stock(
+    st = lot_stock(
         ("A", "S1", "L0", "2026-02-28", 7.0),
         ("A", "S1", "L1", "2026-03-04", 4.0),
         ("A", "S1", "L2", "2026-03-06", 10.0),
@@ -208,7 +133,7 @@ def test_near_expiry_alerts_per_lot() -> None:
         ("C", "S2", "K1", "2026-05-30", 8.0),  # no policy row (e.g. discontinued): nothing sells
     )
     out = compute_alerts(
-        p, st, sales(OLD, ("A", "S1", "2026-02-28", 2)), items(["A", "B", "C"], unit_cost=3.0), policies(), RUN
+        p, st, sales(OLD, ("A", "S1", "2026-02-28", 2)), alert_items(["A", "B", "C"], unit_cost=3.0), policies(), RUN
     )
     ne = out[out["alert_type"] == "near_expiry"].set_index("lot")
     assert sorted(ne.index) == ["K1", "L0", "L2"]
@@ -233,9 +158,9 @@ def test_alerts_stage_on_tiny_staging(tmp_path) -> None:
             {"sku": "A", "location": "S1", "demand_mean": 2.0, "reorder_point": 16.0, "on_hand": 5.0, "available": 5.0},
         ),
     )
-    ctx.write("stock", stock(("A", "S1", "L1", "2026-02-27", 5.0)))
+    ctx.write("stock", lot_stock(("A", "S1", "L1", "2026-02-27", 5.0)))
     ctx.write("sales", sales(("A", "S1", "2026-02-28", 2)))
-    ctx.write("items", items(["A"]))
+    ctx.write("items", alert_items(["A"]))
     ctx.write("policies", policies())
     res = alerts_stage(ctx)
     assert res.stage == "alerts" and res.counts == {"alerts": 2}
@@ -257,7 +182,7 @@ def test_dead_stock_threshold_from_policy_row() -> None:
     # S1 last sold 61 days ago (slow, not dead at 100 days); S2 101 days ago (dead); S3 never sold,
     # history 424 days (dead)
     s = sales(OLD, ("A", "S1", "2025-12-30", 1), ("A", "S2", "2025-11-20", 1))
-    out = compute_alerts(p, stock(), s, items(["A"]), policies_with(dead_stock_days=100.0), RUN)
+    out = compute_alerts(p, lot_stock(), s, alert_items(["A"]), policies_with(dead_stock_days=100.0), RUN)
     slow = out[out["alert_type"] == "slow_mover"].set_index("location")
     assert slow["action"].to_dict() == {"S1": "promote_or_transfer", "S2": "clear_dead_stock", "S3": "clear_dead_stock"}
     assert "no sale in the last 100 days: last sale on 2025-11-20, 101 days ago" in slow.loc["S2", "explanation_en"]
@@ -273,7 +198,7 @@ def test_excess_above_order_up_to_names_receivers() -> None:
         {"sku": "B", "location": "S2", "demand_mean": 1.0, "order_up_to": 10.0, "available": 0.0},  # other SKU
     )
     s = sales(*[("A", loc, "2026-02-28", 1) for loc in ("S1", "S2", "S3", "S4")])
-    out = compute_alerts(p, stock(), s, items(["A", "B"], unit_cost=10.0), policies(max_cover_days=60), RUN)
+    out = compute_alerts(p, lot_stock(), s, alert_items(["A", "B"], unit_cost=10.0), policies(max_cover_days=60), RUN)
     ex = out[out["alert_type"] == "excess"]
     assert ex["location"].tolist() == ["S1"]
     r = ex.iloc[0]
@@ -288,8 +213,8 @@ def test_near_expiry_suggests_faster_location() -> None:
         {"sku": "A", "location": "S2", "demand_mean": 4.0, "on_hand": 0.0, "available": 0.0},
         {"sku": "B", "location": "S1", "demand_mean": 1.0, "on_hand": 10.0, "available": 10.0},
     )
-    st = stock(("A", "S1", "L1", "2026-03-06", 10.0), ("B", "S1", "M1", "2026-03-06", 10.0))
-    out = compute_alerts(p, st, sales(OLD), items(["A", "B"]), policies(), RUN)
+    st = lot_stock(("A", "S1", "L1", "2026-03-06", 10.0), ("B", "S1", "M1", "2026-03-06", 10.0))
+    out = compute_alerts(p, st, sales(OLD), alert_items(["A", "B"]), policies(), RUN)
     ne = out[out["alert_type"] == "near_expiry"].set_index("sku")
     # 5 days at 1/day: 5 of 10 expire in both cases
     assert ne["units"].to_dict() == {"A": 5.0, "B": 5.0}
@@ -301,8 +226,8 @@ def test_near_expiry_suggests_faster_location() -> None:
 
 def test_lots_expired_and_future_with_zero_demand() -> None:
     p = policy_rows({"sku": "A", "location": "S1", "demand_mean": 0.0, "on_hand": 9.0, "available": 9.0})
-    st = stock(("A", "S1", "OLD", "2026-01-15", 4.0), ("A", "S1", "NEW", "2026-09-01", 5.0))
-    out = compute_alerts(p, st, sales(OLD), items(["A"], unit_cost=2.0), policies(), RUN)
+    st = lot_stock(("A", "S1", "OLD", "2026-01-15", 4.0), ("A", "S1", "NEW", "2026-09-01", 5.0))
+    out = compute_alerts(p, st, sales(OLD), alert_items(["A"], unit_cost=2.0), policies(), RUN)
     ne = out[out["alert_type"] == "near_expiry"].set_index("lot")
     assert ne["units"].to_dict() == {"NEW": 5.0, "OLD": 4.0}  # nothing sells at 0/day
     assert ne.loc["OLD", "action"] == "write_off" and ne.loc["OLD", "severity"] == "high"

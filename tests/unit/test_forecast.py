@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,6 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from models import artifacts
 from models.backtest import nb_quantiles
 from models.baselines import MovingAverageForecaster, moving_average, naive_scale, poisson_quantiles
 from models.nightly import NightlyForecaster
@@ -25,53 +24,22 @@ from pipelines.forecast import (
     forecast_stage,
     history_matrix,
     lead_time_demand,
-    model_dir,
     predict_with,
     price_ratio_matrix,
-    retrain_stage,
     series_keys,
     series_lead_times,
     stored_lead_time_dispersion,
     train_model,
 )
 from pipelines.frames import stock_totals
+from tests.factories import active_items, lead_times, sales, stock
 
 RUN = date(2026, 1, 10)
 D = pd.Timestamp
 
-
-def items(*rows: tuple[str, bool]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "sku": [r[0] for r in rows],
-            "name": [f"商品{r[0]}" for r in rows],
-            "name_en": None,
-            "category": "c1",
-            "unit_cost": 1.0,
-            "unit_price": 2.0,
-            "pack_size": 1,
-            "shelf_life_days": None,
-            "abc_override": None,
-            "active": [r[1] for r in rows],
-        }
-    )
-
-
-def sales(*rows: tuple[str, str, str, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
-    return contract.conform(df.assign(returns=0.0, revenue=df["quantity"] * 2.0), "sales")
-
-
-def lead_times(*rows: tuple[str, str, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "lead_time_days"])
-    return contract.conform(df.assign(lead_time_std_days=1.0, review_period_days=7.0), "lead_times")
-
-
-def stock(*rows: tuple[str, str, float], snapshot: date = RUN) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "on_hand"])
-    return contract.conform(
-        df.assign(snapshot_date=D(snapshot), lot="", expiry_date=None, in_transit=0.0, reserved=0.0), "stock"
-    )
+# sales at 2.0 a unit; stock as (sku, location, on_hand) on the run date unless a test says otherwise
+priced_sales = partial(sales, unit_price=2.0)
+stock_on_hand = partial(stock, columns=("sku", "location", "on_hand"), snapshot=RUN)
 
 
 # -- kernel and estimator ---------------------------------------------------------------------
@@ -123,16 +91,16 @@ def test_estimator_contract() -> None:
 
 
 def test_daily_matrix_fills_missing_days_with_zero() -> None:
-    s = sales(("A", "S1", "2026-01-07", 2), ("A", "S1", "2026-01-09", 5), ("B", "S1", "2026-01-08", 1))
+    s = priced_sales(("A", "S1", "2026-01-07", 2), ("A", "S1", "2026-01-09", 5), ("B", "S1", "2026-01-08", 1))
     keys = pd.DataFrame({"sku": ["A", "B", "C"], "location": ["S1", "S1", "S1"]})
     y = daily_matrix(s, keys, D("2026-01-07"), D("2026-01-10"))
     np.testing.assert_array_equal(y, [[2, 0, 5], [0, 1, 0], [0, 0, 0]])
 
 
 def test_price_ratio_is_realised_price_over_list_price_on_days_with_sales() -> None:
-    s = sales(("A", "S1", "2026-01-07", 2), ("A", "S1", "2026-01-08", 4), ("B", "S1", "2026-01-08", 1))
+    s = priced_sales(("A", "S1", "2026-01-07", 2), ("A", "S1", "2026-01-08", 4), ("B", "S1", "2026-01-08", 1))
     s.loc[1, "revenue"] = 4 * 1.5  # a promotion: 1.5 against the list price 2.0
-    it = items(("A", True), ("B", True))
+    it = active_items(("A", True), ("B", True))
     it.loc[1, "unit_price"] = 0.0  # no list price: unknown ratio
     keys = pd.DataFrame({"sku": ["A", "B"], "location": ["S1", "S1"]})
     r = price_ratio_matrix(s, it, keys, D("2026-01-07"), D("2026-01-10"))
@@ -165,17 +133,17 @@ def test_stock_totals_sum_lots_of_latest_snapshot() -> None:
 
 
 def test_series_keys_active_with_stock_or_sales() -> None:
-    it = items(("A", True), ("B", True), ("C", False), ("D", True))
-    s = sales(("A", "S1", "2026-01-01", 1), ("C", "S1", "2026-01-02", 1), ("D", "S2", "2026-01-10", 3))
-    st = stock(("B", "S2", 0.0), ("C", "S2", 4.0))
+    it = active_items(("A", True), ("B", True), ("C", False), ("D", True))
+    s = priced_sales(("A", "S1", "2026-01-01", 1), ("C", "S1", "2026-01-02", 1), ("D", "S2", "2026-01-10", 3))
+    st = stock_on_hand(("B", "S2", 0.0), ("C", "S2", 4.0))
     keys = series_keys(s, it, st, RUN)
     # D only sold on the run date itself, which the run does not see
     assert list(zip(keys["sku"], keys["location"], strict=True)) == [("A", "S1"), ("B", "S2")]
 
 
 def test_forecast_moving_average_hand_computed() -> None:
-    it = items(("A", True), ("B", True), ("C", False))
-    s = sales(
+    it = active_items(("A", True), ("B", True), ("C", False))
+    s = priced_sales(
         ("A", "S1", "2026-01-01", 1),
         ("A", "S1", "2026-01-06", 2),
         ("A", "S1", "2026-01-08", 6),
@@ -183,7 +151,7 @@ def test_forecast_moving_average_hand_computed() -> None:
         ("A", "S2", "2026-01-01", 4),  # outside the window
         ("C", "S1", "2026-01-08", 9),  # inactive
     )
-    st = stock(("B", "S1", 5.0), ("A", "S1", 1.0))
+    st = stock_on_hand(("B", "S1", 5.0), ("A", "S1", 1.0))
     fc = forecast_moving_average(s, it, st, RUN, horizon_days=3, window_days=4)
     assert len(fc) == 3 * 3
     a = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
@@ -200,18 +168,18 @@ def test_forecast_moving_average_hand_computed() -> None:
 
 
 def test_forecast_history_shorter_than_window_averages_available_days() -> None:
-    s = sales(("A", "S1", "2026-01-06", 2), ("A", "S1", "2026-01-08", 6))
-    fc = forecast_moving_average(s, items(("A", True)), stock(), RUN, horizon_days=1, window_days=28)
+    s = priced_sales(("A", "S1", "2026-01-06", 2), ("A", "S1", "2026-01-08", 6))
+    fc = forecast_moving_average(s, active_items(("A", True)), stock_on_hand(), RUN, horizon_days=1, window_days=28)
     assert fc["mean"].tolist() == [2.0]  # 8 units over the 4 days 01-06 .. 01-09 the history has
 
 
 def test_forecast_with_no_sales_at_all() -> None:
-    fc = forecast_moving_average(sales(), items(("A", True)), stock(("A", "S1", 3.0)), RUN, 2, 28)
+    fc = forecast_moving_average(priced_sales(), active_items(("A", True)), stock_on_hand(("A", "S1", 3.0)), RUN, 2, 28)
     assert fc["mean"].tolist() == [0.0, 0.0] and set(fc["model"]) == {"zero_no_sales"}
 
 
 def test_forecast_accuracy_hand_computed() -> None:
-    s = sales(
+    s = priced_sales(
         ("A", "S1", "2026-01-05", 1),
         ("A", "S1", "2026-01-06", 2),
         ("A", "S1", "2026-01-07", 4),
@@ -220,7 +188,9 @@ def test_forecast_accuracy_hand_computed() -> None:
         ("B", "S1", "2026-01-06", 1),
         ("B", "S1", "2026-01-07", 1),
     )
-    acc = forecast_accuracy(s, items(("A", True), ("B", True)), stock(), RUN, window_days=2, holdout_days=2)
+    acc = forecast_accuracy(
+        s, active_items(("A", True), ("B", True)), stock_on_hand(), RUN, window_days=2, holdout_days=2
+    )
     a = acc[acc["sku"] == "A"].iloc[0]
     # fit on 01-06, 01-07: level 3; holdout 01-08, 01-09: actual 3 + 5
     assert (a["model"], a["window_days"], a["actual"], a["forecast"]) == ("moving_average", 2, 8.0, 6.0)
@@ -234,8 +204,8 @@ def test_forecast_accuracy_hand_computed() -> None:
 
 
 def test_forecast_accuracy_empty_when_history_starts_in_holdout() -> None:
-    s = sales(("A", "S1", "2026-01-08", 3))
-    acc = forecast_accuracy(s, items(("A", True)), stock(), RUN, window_days=2, holdout_days=2)
+    s = priced_sales(("A", "S1", "2026-01-08", 3))
+    acc = forecast_accuracy(s, active_items(("A", True)), stock_on_hand(), RUN, window_days=2, holdout_days=2)
     assert acc.empty and list(acc.columns) == [c for c in contract.FORECAST_ACCURACY.names if c != "run_id"]
 
 
@@ -360,18 +330,18 @@ def test_published_lead_time_quantiles_are_calibrated_on_overdispersed_demand() 
     with the realised sums of the next L days."""
     n, h = 400, 14
     y, dates, s = _overdispersed_panel(n, 140 + 3 * h, seed=11)
-    it = items(*((k, True) for k in (f"K{i:04d}" for i in range(n))))
+    it = active_items(*((k, True) for k in (f"K{i:04d}" for i in range(n))))
     days = np.array([3, 7, 12])[np.arange(n) % 3]
     lt = lead_times(*((f"K{i:04d}", "S1", float(days[i])) for i in range(n)))
     fc = load_config(
         overrides={"forecast": {"horizon_days": h, "history_days": 140, "backtest_folds": 3, "use_gbm": False}}
     ).forecast
-    model, _ = train_model(s, it, stock(), RUN, fc, lt, default_lead_time_days=7)
+    model, _ = train_model(s, it, stock_on_hand(), RUN, fc, lt, default_lead_time_days=7)
     assert model.series_["lead_time_days"].tolist() == days.tolist()
     hits, hits_poisson = [], []
     for night in range(3):
         run = (D(RUN) + pd.Timedelta(days=night * h)).date()
-        fcs = predict_with(model, s, it, stock(snapshot=run), run, fc)
+        fcs = predict_with(model, s, it, stock_on_hand(snapshot=run), run, fc)
         leads = series_lead_times(fcs[["sku", "location"]].drop_duplicates(), lt, 7)
         out = lead_time_demand(fcs, leads, stored_lead_time_dispersion(model, leads))
         start = 140 + night * h
@@ -399,9 +369,9 @@ def test_forecast_stage_on_tiny_staging(tmp_path) -> None:
     )
     ctx = RunContext(cfg, RUN)
     ctx.write_json("run", {"run_id": "test"})
-    ctx.write("items", items(("A", True), ("B", True)))
-    ctx.write("sales", sales(("A", "S1", "2026-01-03", 2), ("A", "S1", "2026-01-09", 4)))
-    ctx.write("stock", stock(("B", "S2", 1.0)))
+    ctx.write("items", active_items(("A", True), ("B", True)))
+    ctx.write("sales", priced_sales(("A", "S1", "2026-01-03", 2), ("A", "S1", "2026-01-09", 4)))
+    ctx.write("stock", stock_on_hand(("B", "S2", 1.0)))
     ctx.write("lead_times", lead_times(("A", "S1", 6.2)))
     res = forecast_stage(ctx)
     assert res.stage == "forecast"
@@ -433,91 +403,8 @@ def test_forecast_stage_on_tiny_staging(tmp_path) -> None:
 # -- selected models: train when none exists, predict from the current version, retrain ------------
 
 
-def _weekly_sales(days: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range(D(RUN) - pd.Timedelta(days=days), periods=days, freq="D")
-    rows = []
-    week = np.array([1, 1, 1, 1, 2, 4, 4])
-    for sku, loc, level in (("A", "S1", 3.0), ("A", "S2", 1.0), ("B", "S1", 0.2)):
-        qty = rng.poisson(level * week[dates.dayofweek.to_numpy()])
-        rows += [(sku, loc, d.date().isoformat(), float(q)) for d, q in zip(dates, qty, strict=True) if q > 0]
-    rows.append(("C", "S1", (D(RUN) - pd.Timedelta(days=5)).date().isoformat(), 2.0))  # launched 5 days ago
-    return sales(*rows)
-
-
 def test_history_matrix_is_nan_before_first_sale() -> None:
-    s = sales(("A", "S1", "2026-01-07", 2), ("B", "S1", "2026-01-09", 1))
+    s = priced_sales(("A", "S1", "2026-01-07", 2), ("B", "S1", "2026-01-09", 1))
     keys = pd.DataFrame({"sku": ["A", "B", "Z"], "location": ["S1", "S1", "S1"]})
     y = history_matrix(s, keys, D("2026-01-06"), D("2026-01-10"))
     np.testing.assert_array_equal(y, [[np.nan, 2, 0, 0], [np.nan, np.nan, np.nan, 1], [np.nan] * 4])
-
-
-def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -> None:
-    cfg = load_config(
-        overrides={
-            "staging_dir": str(tmp_path / "s"),
-            "output_dir": str(tmp_path / "o"),
-            "forecast": {"horizon_days": 7, "history_days": 140, "backtest_folds": 2, "gbm_max_iter": 20},
-        }
-    )
-    ctx = RunContext(cfg, RUN)
-    ctx.write_json("run", {"run_id": "test"})
-    ctx.write("items", items(("A", True), ("B", True), ("C", True), ("D", True)))
-    ctx.write("sales", _weekly_sales(140))
-    ctx.write("stock", stock(("D", "S1", 3.0)))
-    res = forecast_stage(ctx)
-    assert res.counts["forecasts"] == 5 * 7 and "trained v2026-01-10-01" in res.notes[0]
-    root = model_dir(cfg)
-    assert root == tmp_path / "models" and (root / "CURRENT").read_text().strip() == "v2026-01-10-01"
-    meta = json.loads((root / "v2026-01-10-01" / "metadata.json").read_text())
-    assert meta["training_window"][1] == "2026-01-09" and meta["horizon_days"] == 7
-    assert "gbm" in meta["candidates"] and meta["backtest"]["score"] > 0 and "lag_1" in meta["features"]["gbm"]
-    fc = ctx.read("forecasts")
-    first = ctx.path("forecasts").read_bytes()
-    by = fc.groupby(["sku", "location"])["model"].first().to_dict()
-    assert by[("D", "S1")] == "zero_no_sales" and by[("C", "S1")] != "zero_no_sales"
-    assert (fc[["p50", "p90", "p95", "p99"]].diff(axis=1).iloc[:, 1:] >= 0).all().all()
-    a1 = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
-    assert a1["mean"].sum() > 3 * fc[(fc["sku"] == "A") & (fc["location"] == "S2")]["mean"].sum() * 0.8
-    acc = ctx.read("forecast_accuracy")
-    # observed backtest days: 7, C only since its launch 5 days ago, D never sold
-    assert len(acc) == 5 and acc.set_index("sku")["window_days"].to_dict() == {"A": 7, "B": 7, "C": 5, "D": 0}
-    contract.conform(fc, "forecasts")
-    contract.conform(acc, "forecast_accuracy")
-    # lead-time demand: one row per series, its own lead time, dispersion stored at training
-    assert any("no lead_times file" in note for note in res.notes)
-    assert res.counts["lead_time_demand"] == 5
-    ltd = ctx.read("lead_time_demand")
-    contract.conform(ltd, "lead_time_demand", extra="error")
-    assert not ltd.duplicated(["run_date", "sku", "location"]).any() and set(ltd["run_id"]) == {"test"}
-    assert set(ltd["lead_time_days"]) == {7} and ltd["lead_time_defaulted"].all()  # policy default
-    q = ltd[["p50", "p90", "p95", "p99"]].to_numpy()
-    assert (np.diff(q, axis=1) >= 0).all() and (q == np.round(q)).all()
-    by_key = ltd.set_index(["sku", "location"])
-    assert (by_key.loc[("D", "S1"), ["mean", "p50", "p90", "p95", "p99"]] == 0).all()
-    assert by_key.loc[("D", "S1"), "explanation_en"].startswith("No sale recorded")
-    sums = fc.groupby(["sku", "location"])["mean"].sum()  # 7-day horizon = 7-day lead time
-    np.testing.assert_allclose(by_key["mean"], sums.loc[by_key.index])
-    assert (by_key["model"] == pd.Series(by).loc[by_key.index]).all()
-    assert ltd["explanation_en"].str.contains("7-day lead time").all() and ltd["explanation_zh"].str.len().gt(0).all()
-    loaded = artifacts.load_current(root)
-    assert loaded is not None
-    stored = loaded[0].series_.set_index(["sku", "location"])
-    assert set(stored["lead_time_days"]) == {7} and (stored["phi_own_lead_time"] >= 1).all()
-    np.testing.assert_allclose(by_key["dispersion"], stored.loc[by_key.index, "phi_own_lead_time"])
-    first_ltd = ctx.path("lead_time_demand").read_bytes()
-    # second night: the stored model is used and the output is identical
-    res2 = forecast_stage(ctx)
-    assert "model v2026-01-10-01" in res2.notes[0] and ctx.path("forecasts").read_bytes() == first
-    assert ctx.path("lead_time_demand").read_bytes() == first_ltd
-    # a recorded lead time for A at S1 (3.5 -> 4 days): four days of its forecast, not defaulted
-    ctx.write("lead_times", lead_times(("A", "S1", 3.5)))
-    forecast_stage(ctx)
-    a1 = ctx.read("lead_time_demand").set_index(["sku", "location"]).loc[("A", "S1")]
-    assert a1["lead_time_days"] == 4 and not a1["lead_time_defaulted"]
-    fa = fc[(fc["sku"] == "A") & (fc["location"] == "S1")]
-    np.testing.assert_allclose(a1["mean"], fa.loc[fa["horizon"] <= 4, "mean"].sum())
-    # weekly retrain on the same data: same backtest score, so the new version replaces it (not worse)
-    rr = retrain_stage(ctx)
-    assert "v2026-01-10-02 replaces v2026-01-10-01" in rr.notes[0]
-    assert (root / "CURRENT").read_text().strip() == "v2026-01-10-02"

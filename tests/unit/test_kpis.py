@@ -1,8 +1,8 @@
-"""KPIs per location x category, per location, per category and for the network (hand-computed)."""
+"""KPIs per location x category, per location, per category and for the network (hand-computed;
+the feedback stage that stages their inputs from the reporting database:
+tests/integration/test_feedback_stage.py)."""
 
 from __future__ import annotations
-
-from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -12,167 +12,40 @@ from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.kpis import METRICS, compute_kpis, kpis_stage
-from tests.factories import insert_decision_rows, write_stage_inputs
+from tests.factories import (
+    KPI_PAST_RUN,
+    KPI_RUN,
+    kpi_accuracy,
+    kpi_alerts,
+    kpi_decisions,
+    kpi_items,
+    kpi_lanes,
+    kpi_locations,
+    kpi_past_forecasts,
+    kpi_policy,
+    kpi_sales,
+    kpi_stock,
+    kpi_transfers,
+    transfer_review_rows,
+    write_stage_inputs,
+)
 
-RUN = date(2026, 3, 1)
+RUN = KPI_RUN
+R = KPI_PAST_RUN  # the run whose 28-day horizon has just passed
 D = pd.Timestamp
 
 
-def _items() -> pd.DataFrame:
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "sku": ["A", "B"],
-                "name": ["苹果", "扳手"],
-                "name_en": None,
-                "category": ["fruit", "tools"],
-                "unit_cost": [2.0, 10.0],
-                "unit_price": [4.0, 20.0],
-                "pack_size": 1,
-                "shelf_life_days": None,
-                "abc_override": None,
-                "active": True,
-            }
-        ),
-        "items",
-    )
-
-
-def _locations() -> pd.DataFrame:
-    locs = ["S1", "S2", "S3", "S4"]
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "location": locs,
-                "name": locs,
-                "type": "store",
-                "region": "east",
-                "can_ship": True,
-                "can_receive": True,
-                "active": [True, True, True, False],
-            }
-        ),
-        "locations",
-    )
-
-
-def _stock() -> pd.DataFrame:
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "sku": ["A", "A", "B", "A"],
-                "location": ["S1", "S1", "S1", "S2"],
-                "snapshot_date": D(RUN),
-                "lot": ["L1", "L2", "", ""],
-                "expiry_date": [D("2026-03-05"), None, None, None],
-                "on_hand": [6.0, 4.0, 5.0, 20.0],
-                "in_transit": 0.0,
-                "reserved": 0.0,
-            }
-        ),
-        "stock",
-    )
-
-
-def _policy() -> pd.DataFrame:
-    rows = [("A", "S1", 1.0, 10.0, "healthy"), ("B", "S1", 0.5, 0.0, "under"), ("A", "S2", 0.0, 20.0, "no_demand")]
-    df = pd.DataFrame(rows, columns=["sku", "location", "demand_mean", "available", "health_band"])
-    return contract.conform(
-        df.assign(
-            run_date=D(RUN),
-            run_id="t",
-            category="x",
-            abc_class="B",
-            abc_class_network="B",
-            abc_class_location="B",
-            xyz_class="X",
-            demand_pattern="smooth",
-            ss_method="normal",
-            demand_std=0.0,
-            lead_time_days=7.0,
-            review_period_days=7.0,
-            service_level=0.95,
-            safety_stock=0.0,
-            reorder_point=0.0,
-            order_up_to=0.0,
-            on_hand=df["available"],
-            in_transit=0.0,
-            days_of_cover=np.nan,
-            lead_time_defaulted=False,
-            explanation_en="",
-            explanation_zh="",
-        ),
-        "inventory_policy",
-    )
-
-
-def _alerts() -> pd.DataFrame:
-    df = pd.DataFrame(
-        {
-            "alert_type": ["slow_mover", "near_expiry", "stockout_risk"],
-            "sku": ["A", "A", "B"],
-            "location": ["S2", "S1", "S1"],
-            "lot": ["", "L1", ""],
-            "value_at_risk": [40.0, 8.0, 99.0],
-        }
-    )
-    return contract.conform(
-        df.assign(
-            run_date=D(RUN),
-            run_id="t",
-            severity="low",
-            units=1.0,
-            event_date=None,
-            action="x",
-            explanation_en="",
-            explanation_zh="",
-        ),
-        "alerts",
-    )
-
-
-def _transfers() -> pd.DataFrame:
-    df = pd.DataFrame(
-        {"sku": ["A"], "from_location": ["S2"], "to_location": ["S1"], "quantity": [6.0], "transfer_cost": [3.0]}
-    )
-    return contract.conform(
-        df.assign(
-            run_date=D(RUN),
-            run_id="t",
-            packs=6,
-            expected_benefit=12.0,
-            receiver_stockout_date=None,
-            receiver_units_short=6.0,
-            donor_days_of_cover=np.nan,
-            donor_excess_units=10.0,
-            arrival_date=D(RUN),
-            approval_tier="auto",
-            method="greedy",
-            explanation_en="",
-            explanation_zh="",
-        ),
-        "transfers",
-    )
-
-
-def _accuracy() -> pd.DataFrame:
-    df = pd.DataFrame(
-        {
-            "sku": ["A", "B", "A"],
-            "location": ["S1", "S1", "S2"],
-            "actual": [10.0, 0.0, 5.0],
-            "forecast": [9.0, 4.0, 6.0],
-            "wape": [0.2, np.nan, 1.0],
-        }
-    )
-    return contract.conform(
-        df.assign(run_date=D(RUN), run_id="t", model="moving_average", window_days=28, bias=np.nan, mase=np.nan),
-        "forecast_accuracy",
-    )
-
-
 def _kpis() -> dict[tuple[str, str, str], float]:
-    out = compute_kpis(_policy(), _alerts(), _transfers(), _accuracy(), _stock(), _items(), _locations(), RUN)
+    out = compute_kpis(
+        kpi_policy(),
+        kpi_alerts(),
+        kpi_transfers(),
+        kpi_accuracy(),
+        kpi_stock(),
+        kpi_items(),
+        kpi_locations(),
+        RUN,
+    )
     contract.conform(out.assign(run_id="t"), "kpis")
     assert not contract.duplicated_keys(out.assign(run_id="t"), "kpis").any()
     return {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
@@ -242,8 +115,8 @@ def test_kpis_with_nothing_to_report() -> None:
         empty["transfers"],
         empty["forecast_accuracy"],
         empty["stock"],
-        _items(),
-        _locations(),
+        kpi_items(),
+        kpi_locations(),
         RUN,
     )
     k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
@@ -256,13 +129,13 @@ def test_kpis_stage_on_tiny_staging(tmp_path) -> None:
     ctx = RunContext(cfg, RUN)
     ctx.write_json("run", {"run_id": "test"})
     for name, df in (
-        ("inventory_policy", _policy()),
-        ("alerts", _alerts()),
-        ("transfers", _transfers()),
-        ("forecast_accuracy", _accuracy()),
-        ("stock", _stock()),
-        ("items", _items()),
-        ("locations", _locations()),
+        ("inventory_policy", kpi_policy()),
+        ("alerts", kpi_alerts()),
+        ("transfers", kpi_transfers()),
+        ("forecast_accuracy", kpi_accuracy()),
+        ("stock", kpi_stock()),
+        ("items", kpi_items()),
+        ("locations", kpi_locations()),
     ):
         ctx.write(name, df)
     write_stage_inputs(ctx, "kpis")
@@ -278,82 +151,21 @@ def test_kpis_stage_on_tiny_staging(tmp_path) -> None:
 # turnover, approved transfers, accuracy of the last horizon (published forecasts vs sales)
 # ---------------------------------------------------------------------------------------------
 
-R = D(RUN) - pd.Timedelta(days=28)  # the run whose 28-day horizon has just passed
-
-
-def _sales() -> pd.DataFrame:
-    rows = [
-        ("A", "S1", R, 14.0, 0.0),  # in the turnover window and day 1 of the past horizon
-        ("A", "S1", D(RUN) - pd.Timedelta(days=1), 14.0, 0.0),
-        ("A", "S1", R - pd.Timedelta(days=1), 100.0, 0.0),  # before the window: not counted
-        ("B", "S1", D(RUN) - pd.Timedelta(days=2), 3.0, 1.0),  # net 2 units
-        ("B", "S1", D(RUN), 50.0, 0.0),  # the run date itself: not known yet, not counted
-    ]
-    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity", "returns"])
-    return contract.conform(df.assign(revenue=0.0), "sales")
-
-
-def _decisions() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "run_date": [
-                D(RUN) - pd.Timedelta(days=2),
-                D(RUN) - pd.Timedelta(days=1),
-                D(RUN) - pd.Timedelta(days=1),
-                D(RUN),
-            ],
-            "sku": ["A", "B", "A", "B"],
-            "from_location": ["S2", "S2", "S1", "S2"],
-            "to_location": ["S1", "S1", "S2", "S1"],
-            "decision": ["approve", "approve", "reject", "approve"],
-            "quantity": [5.0, 4.0, 0.0, 9.0],
-        }
-    )
-
-
-def _lanes() -> pd.DataFrame:
-    lanes = pd.DataFrame({"from_location": ["S2", "S1"], "to_location": ["S1", "S2"], "cost_per_unit": [0.5, 0.7]})
-    return contract.conform(
-        lanes.assign(fixed_cost_per_shipment=0.0, transit_days=1.0, min_units=0.0, capacity=None), "lanes"
-    )
-
-
-def _past_forecasts() -> pd.DataFrame:
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "run_date": R,
-                "run_id": "old",
-                "sku": "A",
-                "location": "S1",
-                "target_date": [R, R + pd.Timedelta(days=1)],
-                "horizon": [1, 2],
-                "mean": 2.0,
-                "p50": 2.0,
-                "p90": 3.0,
-                "p95": 4.0,
-                "p99": 5.0,
-                "model": "ma",
-            }
-        ),
-        "forecasts",
-    )
-
 
 def test_turnover_approved_transfers_and_last_horizon_accuracy_hand_computed() -> None:
     out = compute_kpis(
-        _policy(),
-        _alerts(),
-        _transfers(),
-        _accuracy(),
-        _stock(),
-        _items(),
-        _locations(),
+        kpi_policy(),
+        kpi_alerts(),
+        kpi_transfers(),
+        kpi_accuracy(),
+        kpi_stock(),
+        kpi_items(),
+        kpi_locations(),
         RUN,
-        sales=_sales(),
-        decisions=_decisions(),
-        lanes=_lanes(),
-        past_forecasts=_past_forecasts(),
+        sales=kpi_sales(),
+        decisions=kpi_decisions(),
+        lanes=kpi_lanes(),
+        past_forecasts=kpi_past_forecasts(),
     )
     k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
     # A at S1: 28 units x cost 2 sold in the window, annualised 730, over 20 of stock value
@@ -375,53 +187,66 @@ def test_turnover_approved_transfers_and_last_horizon_accuracy_hand_computed() -
     assert np.isnan(k[("S2", "*", "forecast_wape_last_horizon")])
 
 
-def test_feedback_stages_decisions_and_past_forecasts_and_kpis_count_them(tmp_path) -> None:
-    """The decisions in the reporting database and its last full horizon's forecasts reach the KPIs
-    through the feedback stage's staging files (no stage writes a file by hand)."""
-    from pipelines import reporting
-    from pipelines.feedback import feedback_stage
-
-    cfg = load_config(overrides={"staging_dir": str(tmp_path / "s"), "output_dir": str(tmp_path / "o")})
-    url = cfg.reporting_url()
-    reporting.publish(url, R.date(), "old", {"forecasts": _past_forecasts()})
-    # a later run (R + 1) is too recent: its horizon has not passed
-    reporting.publish(
-        url,
-        (R + pd.Timedelta(days=1)).date(),
-        "newer",
-        {"forecasts": _past_forecasts().assign(run_date=R + pd.Timedelta(days=1), run_id="newer", mean=100.0)},
+def _person_decisions() -> pd.DataFrame:
+    published = D("2026-02-28 06:00")
+    return kpi_decisions().assign(
+        decided_by=["ann", "ann", "bob", "ann"],
+        decided_at=[pd.NaT, published + pd.Timedelta(hours=2), published + pd.Timedelta(hours=4), pd.NaT],
+        published_at=[pd.NaT, published, published, pd.NaT],
     )
-    insert_decision_rows(url, _decisions())
-    ctx = RunContext(cfg, RUN)
-    write_stage_inputs(ctx, "feedback", lanes=_lanes().assign(transit_days=2))
-    fb = feedback_stage(ctx)
-    # the decision of the run date itself is not known yet; the two earlier approvals became orders
-    # (one per run date and lane) that nobody shipped yet: both still to come
-    assert {k: fb.counts[k] for k in ("decisions", "open_transfers", "past_forecasts", "orders_created")} == {
-        "decisions": 3,
-        "open_transfers": 2,
-        "past_forecasts": 2,
-        "orders_created": 2,
-    }
-    assert ctx.read("open_transfers")[["sku", "quantity", "status"]].values.tolist() == [
-        ["A", 5.0, "approved"],
-        ["B", 4.0, "approved"],
-    ]
-    for name, df in (
-        ("inventory_policy", _policy()),
-        ("alerts", _alerts()),
-        ("transfers", _transfers()),
-        ("forecast_accuracy", _accuracy()),
-        ("stock", _stock()),
-        ("items", _items()),
-        ("locations", _locations()),
-        ("sales", _sales()),
-    ):
-        ctx.write(name, df)
-    res = kpis_stage(ctx)
-    assert res.counts["decisions"] == 3 and res.counts["past_forecasts"] == 2
-    out = ctx.read("kpis")
+
+
+def test_transfer_loop_kpis_hand_computed() -> None:
+    out = compute_kpis(
+        kpi_policy(),
+        kpi_alerts(),
+        kpi_transfers(),
+        kpi_accuracy(),
+        kpi_stock(),
+        kpi_items(),
+        kpi_locations(),
+        RUN,
+        sales=kpi_sales(),
+        decisions=_person_decisions(),
+        lanes=kpi_lanes(),
+        review=transfer_review_rows(RUN),
+    )
     k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
-    assert k[("*", "*", "forecast_wape_last_horizon")] == pytest.approx(1.0)
-    assert k[("*", "*", "transfers_approved_units")] == 4.0  # the latest earlier run date's approvals
-    reporting.dispose_engine(url)
+    # received lines O1 (2 days, on time, 10 of 10) and O2 (4 days, late, 6 of 10), both fruit into S1
+    assert k[("S1", "fruit", "transfer_lead_time_days")] == pytest.approx(3.0)
+    assert k[("S1", "fruit", "transfer_on_time_rate")] == pytest.approx(0.5)
+    assert k[("S1", "fruit", "transfer_receipt_rate")] == pytest.approx(16 / 20)
+    assert np.isnan(k[("S1", "tools", "transfer_lead_time_days")])  # O3 not received yet
+    # cost of live lines departed in the last 28 days (O1, O2, O3; O4 cancelled) over the sales value
+    # of those days at S1: A 28 units x 4 + B 2 units x 20 = 152
+    assert k[("S1", "*", "transfer_cost_share_of_sales")] == pytest.approx(12 / 152)
+    assert np.isnan(k[("S2", "*", "transfer_cost_share_of_sales")])  # no sales at S2
+    # only O1's window closed with a realised figure
+    assert k[("*", "*", "transfer_expected_benefit")] == 30.0
+    assert k[("*", "*", "transfer_realised_benefit")] == 11.0
+    assert k[("*", "*", "transfer_benefit_realisation")] == pytest.approx(11 / 30)
+    assert k[("*", "*", "review_receiver_stockout_rate")] == 0.0
+    assert k[("*", "*", "review_donor_stockout_rate")] == 1.0
+    # people's decisions on RUN-1: ann approved B S2->S1 after 2 h, bob rejected A S1->S2 after 4 h
+    assert k[("S1", "*", "decision_acceptance_rate")] == 1.0
+    assert k[("S2", "*", "decision_acceptance_rate")] == 0.0
+    assert k[("*", "*", "decision_acceptance_rate")] == 0.5
+    assert k[("*", "*", "decision_hours")] == pytest.approx(3.0)
+
+
+def test_the_auto_tier_is_not_a_person_deciding() -> None:
+    d = _person_decisions().assign(decided_by="system")
+    out = compute_kpis(
+        kpi_policy(),
+        kpi_alerts(),
+        kpi_transfers(),
+        kpi_accuracy(),
+        kpi_stock(),
+        kpi_items(),
+        kpi_locations(),
+        RUN,
+        decisions=d,
+    )
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    assert np.isnan(k[("*", "*", "decision_acceptance_rate")]) and np.isnan(k[("*", "*", "decision_hours")])
+    assert k[("*", "*", "transfers_approved_count")] == 1.0  # the system's approvals still count as approved

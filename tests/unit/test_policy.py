@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -27,33 +28,14 @@ from pipelines.policy import (
     weekly_stats,
     xyz_class,
 )
-from tests.factories import write_stage_inputs
+from tests.factories import items, lead_times, policies, sales, stock, write_stage_inputs
 
 RUN = date(2026, 1, 10)
 D = pd.Timestamp
 Z95 = 1.6448536269514722  # norm.ppf(0.95)
 
-
-def items(skus: list[str], category: str = "c1", unit_cost: float = 1.0, **cols: list) -> pd.DataFrame:
-    base = {
-        "sku": skus,
-        "name": skus,
-        "name_en": None,
-        "category": category,
-        "unit_cost": unit_cost,
-        "unit_price": 2.0 * unit_cost,
-        "pack_size": 1,
-        "shelf_life_days": None,
-        "abc_override": None,
-        "active": True,
-    }
-    base.update(cols)
-    return contract.conform(pd.DataFrame(base), "items")
-
-
-def sales(*rows: tuple[str, str, str, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "date", "quantity"])
-    return contract.conform(df.assign(returns=0.0, revenue=df["quantity"]), "sales")
+# stock rows: (sku, location, lot, on_hand, in_transit, reserved) on the run date
+stock_positions = partial(stock, columns=("sku", "location", "lot", "on_hand", "in_transit", "reserved"), snapshot=RUN)
 
 
 def forecasts(*rows: tuple[str, str, float], horizon: int = 3) -> pd.DataFrame:
@@ -71,23 +53,6 @@ def forecasts(*rows: tuple[str, str, float], horizon: int = 3) -> pd.DataFrame:
         p95=0.0,
         p99=0.0,
         model="moving_average",
-    )
-
-
-def stock(*rows: tuple[str, str, str, float, float, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["sku", "location", "lot", "on_hand", "in_transit", "reserved"])
-    return contract.conform(df.assign(snapshot_date=D(RUN), expiry_date=None), "stock")
-
-
-def lead_times(*rows: tuple[str, str, float, float, float]) -> pd.DataFrame:
-    cols = ["sku", "location", "lead_time_days", "lead_time_std_days", "review_period_days"]
-    return contract.conform(pd.DataFrame(rows, columns=cols), "lead_times")
-
-
-def policies(*rows: tuple[str, str, float, float, float]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["category", "abc_class", "service_level", "min_cover_days", "max_cover_days"])
-    return contract.conform(
-        df.assign(slow_mover_days=60, auto_approve_max_units=50.0, auto_approve_max_value=2000.0), "policies"
     )
 
 
@@ -122,7 +87,7 @@ def test_safety_stock_with_demand_and_lead_time_variance() -> None:
         forecasts(("A", "S1", 2.0)),
         s,
         items(["A"]),
-        stock(("A", "S1", "L1", 10, 3, 2), ("A", "S1", "L2", 5, 0, 0)),
+        stock_positions(("A", "S1", "L1", 10, 3, 2), ("A", "S1", "L2", 5, 0, 0)),
         lead_times(("A", "S1", 4.0, 1.0, 5.0)),
         policies(("*", "*", 0.95, 10, 60)),
         std_days=4,
@@ -149,7 +114,7 @@ def test_missing_lead_time_is_defaulted_and_flagged() -> None:
         forecasts(("A", "S1", 1.0), ("A", "S2", 1.0)),
         sales(),
         items(["A"]),
-        stock(("A", "S1", "", 30, 0, 0), ("A", "S2", "", 30, 0, 0)),
+        stock_positions(("A", "S1", "", 30, 0, 0), ("A", "S2", "", 30, 0, 0)),
         lead_times(("A", "S1", 3.0, 0.0, 2.0)),
         policies(("*", "*", 0.95, 10, 60)),
         default_lead_time_days=9.0,
@@ -170,7 +135,7 @@ def test_no_demand_item() -> None:
         forecasts(("A", "S1", 0.0)),
         sales(("A", "S1", "2026-01-09", 2)),
         items(["A"]),
-        stock(("A", "S1", "", 12, 0, 0)),
+        stock_positions(("A", "S1", "", 12, 0, 0)),
         lead_times(),
         policies(("*", "*", 0.95, 10, 60)),
         std_days=2,
@@ -187,7 +152,7 @@ def test_health_bands() -> None:
         forecasts(("A", "S1", 1.0), ("A", "S2", 1.0), ("A", "S3", 1.0), ("A", "S4", 1.0)),
         sales(),
         items(["A"]),
-        stock(
+        stock_positions(
             ("A", "S1", "", 5, 0, 0), ("A", "S2", "", 10, 0, 0), ("A", "S3", "", 60, 0, 0), ("A", "S4", "", 61, 0, 0)
         ),
         lead_times(),
@@ -223,7 +188,7 @@ def test_abc_override_wins_and_applies_to_all_locations() -> None:
         forecasts(("A", "S1", 1.0), ("A", "S2", 1.0)),
         s,
         it,
-        stock(),
+        stock_positions(),
         lead_times(),
         policies(("*", "*", 0.95, 10, 60), ("*", "C", 0.9, 5, 90)),
     )
@@ -254,7 +219,7 @@ def test_policy_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("forecasts", forecasts(("A", "S1", 2.0), ("B", "S1", 0.0)))
     ctx.write("sales", sales(("A", "S1", "2026-01-09", 2)))
     ctx.write("items", items(["A", "B"]))
-    ctx.write("stock", stock(("A", "S1", "", 10, 0, 0)))
+    ctx.write("stock", stock_positions(("A", "S1", "", 10, 0, 0)))
     ctx.write("lead_times", lead_times(("A", "S1", 3.0, 1.0, 7.0)))
     ctx.write("policies", policies_frame(cfg))
     write_stage_inputs(ctx, "policy")
@@ -298,7 +263,7 @@ def test_abc_per_location_and_network() -> None:
         forecasts(("A", "S1", 1.0), ("B", "S1", 1.0), ("B", "S2", 1.0)),
         s,
         it,
-        stock(),
+        stock_positions(),
         lead_times(),
         policies(("*", "*", 0.95, 10, 60), ("*", "A", 0.99, 10, 60)),
         abc_scope="location",
@@ -448,7 +413,7 @@ def test_intermittent_series_through_compute_policy() -> None:
         forecasts(("A", "S1", 0.25)),
         s,
         items(["A", "Z"]),
-        stock(("A", "S1", "", 3, 0, 0)),
+        stock_positions(("A", "S1", "", 3, 0, 0)),
         lead_times(("A", "S1", 14.0, 0.0, 7.0)),
         policies(("*", "*", 0.9, 10, 60)),
     )
@@ -469,13 +434,19 @@ def test_special_category_uses_discrete_distribution() -> None:
     s = sales(*[("A", "S1", (D(RUN) - pd.Timedelta(days=i + 1)).strftime("%Y-%m-%d"), 1) for i in range(60)])
     kw = dict(std_days=56)
     base = run_policy(
-        forecasts(("A", "S1", 1.0)), s, items(["A"]), stock(), lead_times(), policies(("*", "*", 0.95, 10, 60)), **kw
+        forecasts(("A", "S1", 1.0)),
+        s,
+        items(["A"]),
+        stock_positions(),
+        lead_times(),
+        policies(("*", "*", 0.95, 10, 60)),
+        **kw,
     )
     special = run_policy(
         forecasts(("A", "S1", 1.0)),
         s,
         items(["A"]),
-        stock(),
+        stock_positions(),
         lead_times(),
         policies(("*", "*", 0.95, 10, 60)),
         special_categories=["c1"],
@@ -493,7 +464,7 @@ def test_fill_rate_and_caps_from_policy_rows() -> None:
         forecasts(("A", "S1", 2.0)),
         sales(("A", "S1", "2026-01-09", 2)),
         items(["A"]),
-        stock(),
+        stock_positions(),
         lead_times(("A", "S1", 4.0, 1.0, 5.0)),
         pol,
     )

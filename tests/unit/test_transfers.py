@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,7 +12,6 @@ from pipelines.context import RunContext
 from pipelines.decisions import DecisionsError, excluded_lanes, parse_decisions, read_decisions, staged_decisions
 from pipelines.frames import add_open_transfers
 from pipelines.transfers import (
-    Demand,
     batches,
     benefit_curves,
     greedy_transfers,
@@ -23,112 +20,24 @@ from pipelines.transfers import (
     poisson_loss,
     transfers_stage,
 )
-from tests.factories import empty_staging, write_stage_inputs
+from tests.factories import (
+    HAND_LOCATIONS,
+    HAND_RUN,
+    empty_staging,
+    lanes,
+    locations,
+    milp_run,
+    policies,
+    policy_rows,
+    priced_items,
+    write_stage_inputs,
+)
 
-RUN = date(2026, 3, 1)
+RUN = HAND_RUN
 D = pd.Timestamp
 
 
-def policy_rows(*rows: tuple) -> pd.DataFrame:
-    """(sku, location, mu, available, reorder_point, order_up_to[, in_transit])"""
-    recs = []
-    for r in rows:
-        sku, loc, mu, avail, rop, out = r[:6]
-        transit = r[6] if len(r) > 6 else 0.0
-        recs.append(
-            {
-                "run_date": D(RUN),
-                "run_id": "t",
-                "sku": sku,
-                "location": loc,
-                "category": "c1",
-                "abc_class": "B",
-                "abc_class_network": "B",
-                "abc_class_location": "B",
-                "xyz_class": "X",
-                "demand_pattern": "smooth",
-                "ss_method": "normal",
-                "demand_mean": mu,
-                "demand_std": 0.0,
-                "lead_time_days": 7.0,
-                "review_period_days": 7.0,
-                "service_level": 0.95,
-                "safety_stock": 0.0,
-                "reorder_point": rop,
-                "order_up_to": out,
-                "on_hand": avail - transit,
-                "in_transit": transit,
-                "available": avail,
-                "days_of_cover": avail / mu if mu else np.nan,
-                "health_band": "healthy",
-                "lead_time_defaulted": False,
-                "explanation_en": "",
-                "explanation_zh": "",
-            }
-        )
-    return contract.conform(pd.DataFrame(recs), "inventory_policy")
-
-
-def items(*rows: tuple[str, float, float, int]) -> pd.DataFrame:
-    """(sku, unit_cost, unit_price, pack_size)"""
-    df = pd.DataFrame(rows, columns=["sku", "unit_cost", "unit_price", "pack_size"])
-    return contract.conform(
-        df.assign(name=df["sku"], name_en=None, category="c1", shelf_life_days=None, abc_override=None, active=True),
-        "items",
-    )
-
-
-def locations(**flags: tuple[bool, bool]) -> pd.DataFrame:
-    """location=(can_ship, can_receive)"""
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "location": list(flags),
-                "name": list(flags),
-                "type": "store",
-                "region": "east",
-                "can_ship": [f[0] for f in flags.values()],
-                "can_receive": [f[1] for f in flags.values()],
-                "active": True,
-            }
-        ),
-        "locations",
-    )
-
-
-def lanes(*rows: tuple) -> pd.DataFrame:
-    """(from, to, cost_per_unit, fixed_cost, transit_days, min_units, capacity)"""
-    cols = [
-        "from_location",
-        "to_location",
-        "cost_per_unit",
-        "fixed_cost_per_shipment",
-        "transit_days",
-        "min_units",
-        "capacity",
-    ]
-    return contract.conform(pd.DataFrame(rows, columns=cols), "lanes")
-
-
-def policies(max_units: float = 50.0, max_value: float = 2000.0) -> pd.DataFrame:
-    return contract.conform(
-        pd.DataFrame(
-            {
-                "category": ["*"],
-                "abc_class": ["*"],
-                "service_level": [0.95],
-                "min_cover_days": [7.0],
-                "max_cover_days": [60.0],
-                "slow_mover_days": [60],
-                "auto_approve_max_units": [max_units],
-                "auto_approve_max_value": [max_value],
-            }
-        ),
-        "policies",
-    )
-
-
-LOCS = locations(DC=(True, False), S1=(True, True), S2=(True, True))
+LOCS = HAND_LOCATIONS
 
 
 def run(pol, it, ln, *, locs=LOCS, coverage=14, floor=0.0, policies_df=None):
@@ -139,7 +48,7 @@ def run(pol, it, ln, *, locs=LOCS, coverage=14, floor=0.0, policies_df=None):
 
 def test_single_transfer_rounded_down_to_packs_hand_computed() -> None:
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
-    out = run(pol, items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
+    out = run(pol, priced_items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
     assert len(out) == 1
     r = out.iloc[0]
     # need = 30 - 5 = 25 -> 4 packs of 6 = 24 units
@@ -165,7 +74,7 @@ def test_single_transfer_rounded_down_to_packs_hand_computed() -> None:
 def test_donor_never_goes_below_its_own_need() -> None:
     # donor S2: 40 available, reorder point 20, 2/day over a 2-day transit -> keeps 24, excess 16
     pol = policy_rows(("A", "S1", 2.0, 2.0, 16.0, 32.0), ("A", "S2", 2.0, 40.0, 20.0, 30.0))
-    it = items(("A", 2.0, 10.0, 5))
+    it = priced_items(("A", 2.0, 10.0, 5))
     out = run(pol, it, lanes(("S2", "S1", 0.1, 0.0, 2, 1, None)))
     assert out["quantity"].tolist() == [15.0]  # 16 rounded down to packs of 5
     assert out["donor_excess_units"].tolist() == [16.0]
@@ -178,7 +87,7 @@ def test_donor_never_goes_below_its_own_need() -> None:
 
 def test_short_donor_gives_nothing() -> None:
     pol = policy_rows(("A", "S1", 2.0, 2.0, 16.0, 32.0), ("A", "S2", 2.0, 10.0, 20.0, 30.0))
-    assert run(pol, items(("A", 2.0, 10.0, 1)), lanes(("S2", "S1", 0.1, 0.0, 1, 1, None))).empty
+    assert run(pol, priced_items(("A", 2.0, 10.0, 1)), lanes(("S2", "S1", 0.1, 0.0, 1, 1, None))).empty
 
 
 def test_lane_below_min_units_is_dropped() -> None:
@@ -186,7 +95,7 @@ def test_lane_below_min_units_is_dropped() -> None:
         ("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "S2", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 0.0, 500.0, 0.0, 0.0)
     )
     ln = lanes(("DC", "S1", 0.1, 0.0, 1, 30, None), ("DC", "S2", 0.1, 0.0, 1, 20, None))
-    out = run(pol, items(("A", 2.0, 5.0, 1)), ln)
+    out = run(pol, priced_items(("A", 2.0, 5.0, 1)), ln)
     # both receivers get 25 units; only DC->S2 reaches its minimum
     assert out[["to_location", "quantity"]].values.tolist() == [["S2", 25.0]]
     assert np.isnan(out["donor_days_of_cover"].iloc[0])  # a donor with no demand: unlimited cover
@@ -200,7 +109,7 @@ def test_lane_capacity_shared_across_skus_and_fixed_cost_pro_rata() -> None:
         ("A", "DC", 0.0, 100.0, 0.0, 0.0),
         ("B", "DC", 0.0, 100.0, 0.0, 0.0),
     )
-    it = items(("A", 2.0, 10.0, 1), ("B", 2.0, 8.0, 1))
+    it = priced_items(("A", 2.0, 10.0, 1), ("B", 2.0, 8.0, 1))
     out = run(pol, it, lanes(("DC", "S1", 0.2, 10.0, 1, 1, 20)))
     got = out.set_index("sku")
     # need 15 each; A (need value 150) before B (120); capacity 20 leaves 5 for B
@@ -215,7 +124,7 @@ def test_cheapest_lane_first_then_next_donor() -> None:
         ("A", "S1", 2.0, 5.0, 16.0, 35.0), ("A", "DC", 0.0, 10.0, 0.0, 0.0), ("A", "S2", 0.0, 100.0, 0.0, 0.0)
     )
     ln = lanes(("DC", "S1", 0.1, 0.0, 1, 1, None), ("S2", "S1", 0.3, 0.0, 1, 1, None))
-    out = run(pol, items(("A", 2.0, 5.0, 1)), ln).set_index("from_location")
+    out = run(pol, priced_items(("A", 2.0, 5.0, 1)), ln).set_index("from_location")
     # need 30: DC (cheaper) gives all its 10, S2 the other 20
     assert out["quantity"].to_dict() == {"DC": 10.0, "S2": 20.0}
     # 23 units avoid lost sales in all (28 - 5), counted once: 10 via DC, 13 via S2
@@ -224,7 +133,7 @@ def test_cheapest_lane_first_then_next_donor() -> None:
 
 def test_benefit_below_cost_plus_margin_floor_is_dropped() -> None:
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
-    it, ln = items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
+    it, ln = priced_items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
     # benefit 69, cost 18
     assert len(run(pol, it, ln, floor=50.0)) == 1
     assert run(pol, it, ln, floor=52.0).empty
@@ -234,7 +143,7 @@ def test_benefit_below_cost_plus_margin_floor_is_dropped() -> None:
 
 def test_receiver_already_at_zero_still_gains_from_arrival() -> None:
     pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 30.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
-    it = items(("A", 2.0, 5.0, 1))
+    it = priced_items(("A", 2.0, 5.0, 1))
     r = run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 3, 1, None))).iloc[0]
     assert r["quantity"] == 30.0 and r["receiver_units_short"] == 28.0
     assert r["receiver_stockout_date"] == D(RUN)
@@ -245,7 +154,7 @@ def test_receiver_already_at_zero_still_gains_from_arrival() -> None:
 
 def test_approval_tier_by_units_and_value() -> None:
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
-    it, ln = items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
+    it, ln = priced_items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
     assert run(pol, it, ln, policies_df=policies(max_units=24, max_value=48))["approval_tier"].tolist() == ["auto"]
     assert run(pol, it, ln, policies_df=policies(max_units=23))["approval_tier"].tolist() == ["planner"]
     assert run(pol, it, ln, policies_df=policies(max_value=47.9))["approval_tier"].tolist() == ["planner"]
@@ -253,7 +162,7 @@ def test_approval_tier_by_units_and_value() -> None:
 
 def test_only_configured_lanes_and_capable_locations() -> None:
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
-    it = items(("A", 2.0, 5.0, 1))
+    it = priced_items(("A", 2.0, 5.0, 1))
     assert run(pol, it, lanes(("S2", "S1", 0.1, 0.0, 1, 1, None))).empty  # no lane from DC
     no_ship = locations(DC=(False, False), S1=(True, True))
     assert run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None)), locs=no_ship).empty
@@ -266,7 +175,7 @@ def test_transfers_stage_on_tiny_staging(tmp_path) -> None:
     ctx = RunContext(cfg, RUN)
     ctx.write_json("run", {"run_id": "test"})
     ctx.write("inventory_policy", policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0)))
-    ctx.write("items", items(("A", 2.0, 5.0, 6)))
+    ctx.write("items", priced_items(("A", 2.0, 5.0, 6)))
     ctx.write("locations", LOCS)
     ctx.write("lanes", lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
     ctx.write("policies", policies())
@@ -284,25 +193,13 @@ def test_transfers_stage_on_tiny_staging(tmp_path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def det(pol: pd.DataFrame, horizon: int = 14) -> Demand:
-    keys = pol[["sku", "location"]].reset_index(drop=True)
-    mu = pol["demand_mean"].to_numpy(float)
-    return Demand(keys, np.arange(horizon + 1)[None, :] * mu[:, None], deterministic=True)
-
-
-def milp_run(pol, it, ln, *, locs=LOCS, coverage=14, **kw):
-    kw.setdefault("demand", det(pol, coverage))
-    kw.setdefault("holding_cost_rate", 0.0)
-    return optimal_transfers(pol, it, locs, ln, RUN, coverage, 0.0, policies=policies(), **kw)
-
-
 CONSOLIDATION_LANES = (("DC", "S1", 0.1, 20.0, 1, 1, None), ("S2", "S1", 0.5, 0.0, 1, 1, None))
 
 
 def test_milp_consolidation_changes_the_lane() -> None:
     rows = [("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0), ("A", "S2", 0.0, 100.0, 0.0, 0.0)]
     # S1 sells 2/day, has nothing; arrival on day 1 -> 26 units sell before day 14 (benefit 78)
-    one = milp_run(policy_rows(*rows), items(("A", 2.0, 5.0, 1)), lanes(*CONSOLIDATION_LANES))
+    one = milp_run(policy_rows(*rows), priced_items(("A", 2.0, 5.0, 1)), lanes(*CONSOLIDATION_LANES))
     # alone: DC costs 26 x 0.1 + 20 = 22.6, S2 costs 26 x 0.5 = 13 -> S2
     t = one.transfers
     assert one.method == "milp" and t[["from_location", "quantity"]].values.tolist() == [["S2", 26.0]]
@@ -311,19 +208,23 @@ def test_milp_consolidation_changes_the_lane() -> None:
     )
     assert "gap" in one.notes[0] and t["method"].tolist() == ["milp"]
     both_rows = rows + [(b, *r[1:]) for b in ["B"] for r in rows]
-    both = milp_run(policy_rows(*both_rows), items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1)), lanes(*CONSOLIDATION_LANES))
+    both = milp_run(
+        policy_rows(*both_rows), priced_items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1)), lanes(*CONSOLIDATION_LANES)
+    )
     # together: DC 52 x 0.1 + 20 = 25.2 < S2 52 x 0.5 = 26 (mixing: 20 + 2.6 + 13 = 35.6) -> DC for both
     t2 = both.transfers
     assert t2[["sku", "from_location", "quantity"]].values.tolist() == [["A", "DC", 26.0], ["B", "DC", 26.0]]
     assert t2["transfer_cost"].tolist() == pytest.approx([12.6, 12.6])
     # the greedy takes the lowest cost per unit whatever the fixed cost: DC even for A alone
-    g = greedy_transfers(policy_rows(*rows), items(("A", 2.0, 5.0, 1)), LOCS, lanes(*CONSOLIDATION_LANES), RUN, 14, 0.0)
+    g = greedy_transfers(
+        policy_rows(*rows), priced_items(("A", 2.0, 5.0, 1)), LOCS, lanes(*CONSOLIDATION_LANES), RUN, 14, 0.0
+    )
     assert g["from_location"].tolist() == ["DC"]
 
 
 def test_milp_slow_lane_counts_only_demand_after_arrival_and_too_late_is_no_candidate() -> None:
     pol = policy_rows(("A", "S1", 2.0, 4.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
-    it = items(("A", 2.0, 5.0, 1))
+    it = priced_items(("A", 2.0, 5.0, 1))
     # arrives on day 10: S1's 4 units ran out on day 2; only days 10..13 (8 units) can be saved
     t = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 10, 1, None))).transfers
     assert t["quantity"].tolist() == [8.0] and t["expected_benefit"].tolist() == pytest.approx([24.0])
@@ -336,7 +237,7 @@ def test_milp_slow_lane_counts_only_demand_after_arrival_and_too_late_is_no_cand
 
 def test_milp_whole_packs_round_up_only_when_the_partial_pack_pays() -> None:
     pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 40.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
-    it = items(("A", 2.0, 5.0, 6))
+    it = priced_items(("A", 2.0, 5.0, 6))
     # 26 units sell. 5 packs (30 units): 78 - 30 x 0.1 = 75 > 4 packs (24): 72 - 2.4 = 69.6
     cheap = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))).transfers
     assert cheap[["quantity", "packs"]].values.tolist() == [[30.0, 5]]
@@ -351,14 +252,14 @@ def test_milp_whole_packs_round_up_only_when_the_partial_pack_pays() -> None:
 
 def test_milp_lane_minimum_and_capacity() -> None:
     pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0))
-    it = items(("A", 2.0, 5.0, 1))
+    it = priced_items(("A", 2.0, 5.0, 1))
     assert milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 30, None))).transfers.empty  # 26 < minimum 30
     t = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, 10))).transfers
     assert t["quantity"].tolist() == [10.0]
 
 
 def test_milp_empty_cases_publish_nothing_and_say_why() -> None:
-    it = items(("A", 2.0, 5.0, 1))
+    it = priced_items(("A", 2.0, 5.0, 1))
     pol = policy_rows(("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 2.0, 10.0, 30.0, 40.0))
     short_donor = milp_run(pol, it, lanes(("DC", "S1", 0.1, 0.0, 1, 1, None)))
     assert short_donor.transfers.empty and "no donor has a whole pack to spare" in short_donor.notes[0]
@@ -395,11 +296,13 @@ def test_milp_near_expiry_units_only_where_they_sell_before_expiry() -> None:
         ),
         "stock",
     )
-    t = milp_run(pol, items(("A", 2.0, 5.0, 1)), lanes(("DC", "S1", 0.1, 0.0, 1, 1, None)), stock=stock).transfers
+    t = milp_run(
+        pol, priced_items(("A", 2.0, 5.0, 1)), lanes(("DC", "S1", 0.1, 0.0, 1, 1, None)), stock=stock
+    ).transfers
     # S1 sells 2/day from its arrival on day 1 to the expiry on day 5: 8 units
     assert t["quantity"].tolist() == [8.0]
     assert t["expected_benefit"].tolist() == pytest.approx([8 * 3.0 + 8 * 2.0])  # lost sales + write-off avoided
-    no_lot = milp_run(pol, items(("A", 2.0, 5.0, 1)), lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))).transfers
+    no_lot = milp_run(pol, priced_items(("A", 2.0, 5.0, 1)), lanes(("DC", "S1", 0.1, 0.0, 1, 1, None))).transfers
     assert no_lot["quantity"].tolist() == [19.0]  # without the lot: its excess 30 - 10 - 1
 
 
@@ -441,7 +344,7 @@ def test_milp_with_poisson_demand_and_approval_by_category() -> None:
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
     plan = optimal_transfers(
         pol,
-        items(("A", 2.0, 5.0, 6)),
+        priced_items(("A", 2.0, 5.0, 6)),
         LOCS,
         lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)),
         RUN,
@@ -455,7 +358,7 @@ def test_milp_with_poisson_demand_and_approval_by_category() -> None:
     assert "Lane DC→S1" in t["explanation_en"].iloc[0] and "线路 DC→S1" in t["explanation_zh"].iloc[0]
     ordinary = optimal_transfers(
         pol,
-        items(("A", 2.0, 5.0, 6)),
+        priced_items(("A", 2.0, 5.0, 6)),
         LOCS,
         lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)),
         RUN,
@@ -469,7 +372,7 @@ def test_milp_with_poisson_demand_and_approval_by_category() -> None:
 
 def _one_short_receiver():
     pol = policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0))
-    return pol, items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
+    return pol, priced_items(("A", 2.0, 5.0, 6)), lanes(("DC", "S1", 0.5, 6.0, 2, 1, None))
 
 
 def test_milp_falls_back_to_greedy_when_no_solution_in_time(monkeypatch) -> None:
@@ -509,7 +412,7 @@ def test_milp_fallback_paths_time_up_before_a_batch_gap_too_wide_and_no_fallback
 def test_batches_split_a_coupled_component_by_sku_and_share_the_lane() -> None:
     rows = [("A", "S1", 2.0, 0.0, 16.0, 20.0), ("A", "DC", 0.0, 100.0, 0.0, 0.0), ("A", "S2", 0.0, 100.0, 0.0, 0.0)]
     both_rows = rows + [("B", *r[1:]) for r in rows]
-    it = items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1))
+    it = priced_items(("A", 2.0, 5.0, 1), ("B", 2.0, 5.0, 1))
     whole = milp_run(policy_rows(*both_rows), it, lanes(*CONSOLIDATION_LANES))
     # two candidates per batch cut the component (coupled by DC's fixed cost) into one batch per SKU,
     # each charged half of DC's fixed cost: 26 x 0.1 + 10 = 12.6 < S2's 13, so both still use DC
@@ -528,7 +431,7 @@ def test_a_lane_below_its_minimum_across_batches_is_dropped() -> None:
         ("B", "S1", 1.0, 0.0, 8.0, 10.0),
         *[(s, loc, 0.0, 100.0, 0.0, 0.0) for s in "AB" for loc in ("DC", "S2")],
     ]
-    it = items(("A", 2.0, 5.0, 1), ("B", 2.0, 2.5, 1))
+    it = priced_items(("A", 2.0, 5.0, 1), ("B", 2.0, 2.5, 1))
     ln = lanes(("DC", "S1", 0.1, 20.0, 1, 30, None), ("S2", "S1", 0.9, 0.0, 1, 1, None))
     whole = milp_run(policy_rows(*rows), it, ln)
     assert whole.transfers[["sku", "from_location", "quantity"]].values.tolist() == [
@@ -584,11 +487,11 @@ def test_decisions_approved_in_transit_rejected_cooled_down(tmp_path) -> None:
     write_decisions(f, [["2026-02-16", "A", "DC", "S1", "reject", ""]])
     excl = excluded_lanes(staged_decisions(read_decisions(f)), RUN, 14)
     assert excl.values.tolist() == [["A", "DC", "S1"]]
-    plan = milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, exclude=excl)
+    plan = milp_run(pol, priced_items(("A", 2.0, 5.0, 1)), ln, exclude=excl)
     assert plan.transfers.empty
     write_decisions(f, [["2026-02-15", "A", "DC", "S1", "reject", ""]])
     excl = excluded_lanes(staged_decisions(read_decisions(f)), RUN, 14)
-    assert excl.empty and len(milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, exclude=excl).transfers) == 1
+    assert excl.empty and len(milp_run(pol, priced_items(("A", 2.0, 5.0, 1)), ln, exclude=excl).transfers) == 1
 
 
 def test_decisions_file_errors_name_column_rule_and_line(tmp_path) -> None:
@@ -622,7 +525,7 @@ def test_transfers_stage_reads_decisions_and_says_why_nothing(tmp_path) -> None:
     ctx = RunContext(cfg, RUN)
     ctx.write_json("run", {"run_id": "test"})
     ctx.write("inventory_policy", policy_rows(("A", "S1", 2.0, 5.0, 16.0, 30.0), ("A", "DC", 1.0, 200.0, 10.0, 20.0)))
-    ctx.write("items", items(("A", 2.0, 5.0, 6)))
+    ctx.write("items", priced_items(("A", 2.0, 5.0, 6)))
     ctx.write("locations", LOCS)
     ctx.write("lanes", lanes(("DC", "S1", 0.5, 6.0, 2, 1, None)))
     ctx.write("policies", policies())

@@ -11,7 +11,10 @@ import pytest
 from scipy.stats import poisson
 
 from pipelines.transfers import Demand, optimal_transfers
-from tests.unit.test_transfers import LOCS, RUN, items, lanes, policies, policy_rows
+from tests.factories import HAND_LOCATIONS, HAND_RUN, lanes, milp_run, policies, policy_rows, priced_items
+
+RUN = HAND_RUN
+LOCS = HAND_LOCATIONS
 
 # DC sells 1/day, lead time 7 days (the policy rows'), service level 95%: reorder point = 7 +
 # 1.645 sqrt(7) (Poisson); with the 1-day transit its need is Poisson(8), and the spread its
@@ -29,7 +32,7 @@ def poisson_demand(pol, horizon=14):
 def solve(pol, ln, keep, it=None):
     return optimal_transfers(
         pol,
-        items(("A", 2.0, 5.0, 1)) if it is None else it,
+        priced_items(("A", 2.0, 5.0, 1)) if it is None else it,
         LOCS,
         ln,
         RUN,
@@ -96,12 +99,10 @@ def test_a_donor_keeps_its_units_when_the_receiver_would_probably_not_sell_them(
 
 
 def test_deterministic_demand_ignores_the_risk_mode() -> None:
-    from tests.unit.test_transfers import milp_run
-
     pol = policy_rows(("A", "S1", 2.0, 0.0, 40.0, 40.0), ("A", "DC", 1.0, 16.0, ROP, ROP))
     ln = lanes(("DC", "S1", 0.1, 0.0, 1, 0, None))
-    a = milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, donor_keep="risk").transfers
-    b = milp_run(pol, items(("A", 2.0, 5.0, 1)), ln, donor_keep="reorder_point").transfers
+    a = milp_run(pol, priced_items(("A", 2.0, 5.0, 1)), ln, donor_keep="risk").transfers
+    b = milp_run(pol, priced_items(("A", 2.0, 5.0, 1)), ln, donor_keep="reorder_point").transfers
     assert a["quantity"].tolist() == b["quantity"].tolist() == [3.0]
 
 

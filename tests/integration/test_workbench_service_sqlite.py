@@ -14,6 +14,8 @@ from pipelines.workbench import service, users
 from pipelines.workbench.service import Conflict, DecisionRefused, RecKey
 from tests.factories import WB_DATE, WB_RUN_ID, add_workbench_users, publish_workbench_night
 
+pytestmark = pytest.mark.integration
+
 LIMIT = 5000.0
 A_S1 = RecKey(WB_DATE, "A", "DC1", "S1")
 B_S1 = RecKey(WB_DATE, "B", "DC1", "S1")
@@ -152,7 +154,7 @@ def test_two_writers_of_the_same_next_version_one_wins_by_the_unique_constraint(
     east, boss = _user(url, "east"), _user(url, "boss")
     with reporting.engine_for(url).begin() as conn:
         recs = service.load_recs(conn, [A_S1])
-        plan = service._Plan(recs[A_S1], "approve", 12.0, None, None)  # noqa: SLF001 - the race itself
+        plan = service._Plan(recs[A_S1], "approve", 12.0, None, None)
         done, lost = service._insert(conn, east, [plan], "workbench", pd.Timestamp.now(tz="UTC").to_pydatetime())
         assert len(done) == 1 and lost == []
         plan2 = service._Plan(recs[A_S1], "approve", 6.0, None, None)

@@ -16,6 +16,8 @@ import yaml
 from pipelines import contract
 from pipelines.demo.source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, erp_metadata, generate
 
+pytestmark = pytest.mark.integration  # generates demo ERPs in SQLite
+
 SMALL = {"seed": 7, "n_skus": 30, "n_locations": 6, "days": 120}
 END = DEMO_END_DATE
 START = END - dt.timedelta(days=SMALL["days"] - 1)
@@ -55,8 +57,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[sa.Engine, dict[str,
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def sales(demo: tuple[sa.Engine, dict[str, int]]) -> pd.DataFrame:
+@pytest.fixture(scope="module", name="sales")
+def staged_sales(demo: tuple[sa.Engine, dict[str, int]]) -> pd.DataFrame:
     return staged(demo[0], "sales")
 
 

@@ -6,7 +6,7 @@ import email
 import io
 from datetime import date
 from email import policy as email_policy
-from email.message import EmailMessage, Message
+from email.message import EmailMessage
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +26,11 @@ from pipelines.notify import (
     send_failure,
 )
 from pipelines.report import SECTION_IDS, render_report, write_report
+from tests.factories import message_parts, table, transfer, transfer_review_rows
+
+pytestmark = (
+    pytest.mark.integration
+)  # renders the HTML report (matplotlib charts) and emails, SQLite for the report command
 
 RUN_DATE = date(2026, 11, 25)
 RUN_ID = "20261125-abcdef123456"
@@ -35,44 +40,6 @@ SCRIPT = "<script>alert('x')</script>"
 # --------------------------------------------------------------------------------------------
 # Hand-made frames
 # --------------------------------------------------------------------------------------------
-
-
-def table(name: str, rows: list[dict]) -> pd.DataFrame:
-    """Contract table ``name`` with ``rows`` (run_date / run_id filled in for output tables)."""
-    if not rows:
-        return contract.empty(name)
-    cols = contract.TABLES[name].names
-    full = []
-    for r in rows:
-        row = dict(r)
-        if "run_date" in cols:
-            row.setdefault("run_date", pd.Timestamp(RUN_DATE))
-            row.setdefault("run_id", RUN_ID)
-        full.append(row)
-    return pd.concat([contract.empty(name), contract.conform(pd.DataFrame(full), name)], ignore_index=True)
-
-
-def transfer(sku: str, frm: str, to: str, qty: float, tier: str, benefit: float, cost: float = 10.0, **kw) -> dict:
-    row = {
-        "sku": sku,
-        "from_location": frm,
-        "to_location": to,
-        "quantity": qty,
-        "packs": int(qty // 6),
-        "transfer_cost": cost,
-        "expected_benefit": benefit,
-        "receiver_stockout_date": pd.Timestamp("2026-11-29"),
-        "receiver_units_short": qty,
-        "donor_days_of_cover": 80.0,
-        "donor_excess_units": qty * 2,
-        "arrival_date": pd.Timestamp("2026-11-27"),
-        "approval_tier": tier,
-        "method": "greedy",
-        "explanation_en": f"Move {qty:.0f} units of {sku} from {frm} to {to}.",
-        "explanation_zh": f"将 {qty:.0f} 件 {sku} 从 {frm} 调到 {to}。",
-    }
-    row.update(kw)
-    return row
 
 
 def alert(kind: str, sku: str, loc: str, severity: str, var: float, **kw) -> dict:
@@ -93,8 +60,8 @@ def alert(kind: str, sku: str, loc: str, severity: str, var: float, **kw) -> dic
     return row
 
 
-@pytest.fixture()
-def items() -> pd.DataFrame:
+@pytest.fixture(name="items")
+def report_items() -> pd.DataFrame:
     base = {
         "unit_cost": 5.0,
         "unit_price": 9.0,
@@ -113,8 +80,8 @@ def items() -> pd.DataFrame:
     )
 
 
-@pytest.fixture()
-def locations() -> pd.DataFrame:
+@pytest.fixture(name="locations")
+def report_locations() -> pd.DataFrame:
     base = {"type": "store", "can_ship": True, "can_receive": True, "active": True}
     return table(
         "locations",
@@ -403,6 +370,34 @@ def test_report_zh_cn_translates_headings_not_data(frames, summary, items, locat
     assert "&lt;script&gt;" in html and SCRIPT not in html
 
 
+def test_report_review_section_lists_the_orders_and_flagged_lanes(frames, summary):
+    from pipelines import explain
+
+    run = date.fromisoformat(summary["run_date"])
+    rev = transfer_review_rows(run).assign(run_id="r1")
+    rev["explanation_en"], rev["explanation_zh"] = explain.review_sentences(rev)
+    lanes = pd.DataFrame(
+        {
+            "run_date": pd.Timestamp(run),
+            "run_id": "r1",
+            "from_location": ["S2"],
+            "to_location": ["S1"],
+            "configured_transit_days": [2.0],
+            "observed_transit_days": [3.5],
+            "orders": [2],
+            "flagged": [True],
+        }
+    )
+    lanes["explanation_en"], lanes["explanation_zh"] = explain.lane_review_sentences(lanes)
+    en = section_text(render_report({**frames, "transfer_review": rev, "lane_review": lanes}, summary, "en"), "review")
+    assert en.count("<tr>") == 1 + len(rev) and "O1" in en and "partly received" in en
+    assert rev["explanation_en"].iloc[0] in en and "3.5" in en  # the lane's observed transit is named
+    zh = render_report({**frames, "transfer_review": rev, "lane_review": lanes}, summary, "zh-CN")
+    assert "调拨复盘" in zh and rev["explanation_zh"].iloc[1] in section_text(zh, "review")
+    empty = section_text(render_report(frames, summary, "en"), "review")
+    assert "Nothing to report." in empty
+
+
 def test_report_health_and_data_quality_numbers(frames, summary):
     html = render_report(frames, summary, "en")
     health = section_text(html, "health")
@@ -459,24 +454,6 @@ def test_render_report_rejects_unknown_language(frames, summary):
 # --------------------------------------------------------------------------------------------
 
 
-def parts(msg: Message) -> tuple[str, str, dict[str, bytes]]:
-    """(plain text, html, {attachment filename: bytes}) of a message."""
-    text = html = ""
-    files: dict[str, bytes] = {}
-    for part in msg.walk():
-        if part.get_content_maintype() == "multipart":
-            continue
-        fn = part.get_filename()
-        payload = part.get_payload(decode=True)
-        if fn:
-            files[fn] = payload
-        elif part.get_content_type() == "text/plain":
-            text = payload.decode(part.get_content_charset() or "utf-8")
-        elif part.get_content_type() == "text/html":
-            html = payload.decode(part.get_content_charset() or "utf-8")
-    return text, html, files
-
-
 def test_group_filter_by_category_and_region(frames, items, locations):
     group = RecipientGroup(name="g", recipients=["a@example.com"], categories=["drinks"], regions=["west"])
     tr, al, warn = filter_for_group(frames["transfers"], frames["alerts"], group, locations, items)
@@ -511,7 +488,7 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
     assert msg.get_content_type() == "multipart/mixed"
     alt = [p for p in msg.walk() if p.get_content_type() == "multipart/alternative"]
     assert len(alt) == 1
-    text, html, files = parts(msg)
+    text, html, files = message_parts(msg)
     assert "Move 120 units of S2 from DC1 to ST2." in html and "Move 120 units of S2" in text
     assert "=HYPERLINK" not in html  # S3 filtered out
     assert SCRIPT not in html and "&lt;script&gt;" in html
@@ -544,7 +521,7 @@ def test_digest_zh_cn_subject_and_text(frames, summary, cfg, items, locations):
     msg = build_digest(frames, summary, group, cfg, locations, items)
     assert msg["Subject"] == "[调拨] 2026-11-25：3 条调拨待审批，2 条高风险预警"
     assert msg["To"] == "zh@example.com, boss@example.com"
-    text, html, files = parts(msg)
+    text, html, files = message_parts(msg)
     assert "待您审批的调拨" in html and "将 120 件 S2 从 DC1 调到 ST2。" in html
     assert "另有 1 条调拨已自动批准" in text
     tr = pd.read_csv(io.BytesIO(files["transfers_2026-11-25_all-zh.csv"]), encoding="utf-8-sig")
@@ -566,7 +543,7 @@ def test_digest_subject_singular_and_top_alerts_cap(frames, summary, cfg, items,
     group = RecipientGroup(name="x", recipients=["x@example.com"])
     msg = build_digest(frames, summary, group, cfg, locations, items)
     assert msg["Subject"] == "[Tiaobo] 2026-11-25: 1 transfer needs approval, 0 high alerts"
-    _, html, _ = parts(msg)
+    _, html, _ = message_parts(msg)
     alerts_html = html[html.index('id="alerts"') :]
     assert "L14" in alerts_html and "L05" in alerts_html and "L04" not in alerts_html  # top 10 by value
 
@@ -589,7 +566,7 @@ def test_failure_email_escapes_examples(cfg):
     )
     assert msg["To"] == "data@example.com"
     assert msg["Subject"] == "[Tiaobo] FAILED 2026-11-25: tiaobo_nightly.validate"
-    text, html, files = parts(msg)
+    text, html, files = message_parts(msg)
     assert "sales.quantity &lt; 0 in 2 rows" in html and "&lt;script&gt;" in html and SCRIPT not in html
     assert "var/staging/2026-11-25/quarantine.parquet" in text
     back = pd.read_csv(io.BytesIO(files["failing_rows_2026-11-25_validate.csv"]), encoding="utf-8-sig")
@@ -605,7 +582,7 @@ def test_deliver_without_smtp_writes_a_parseable_eml(tmp_path, frames, summary, 
     back = email.message_from_bytes(path.read_bytes(), policy=email_policy.default)
     assert isinstance(back, EmailMessage)
     assert back["Subject"] == "[调拨] 2026-11-25：3 条调拨待审批，2 条高风险预警"
-    text, html, files = parts(back)
+    text, html, files = message_parts(back)
     assert "将 120 件 S2 从 DC1 调到 ST2。" in html
     assert len(files) == 3
     # written again: same name, overwritten (idempotent)

@@ -1,4 +1,4 @@
-"""Workbench sign-in: config rules, the secret, signed cookies, the trusted proxy header, throttling."""
+"""Workbench sign-in (on a SQLite reporting database): config rules, the secret, signed cookies, the trusted proxy header, throttling."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pipelines.config import ConfigError, load_config
 from pipelines.workbench import auth
 from pipelines.workbench.app import create_app
 from tests.factories import add_workbench_users, publish_workbench_night
+
+pytestmark = pytest.mark.integration
 
 
 def test_config_section_rules_and_the_run_id_ignores_it(tmp_path):

@@ -15,14 +15,12 @@ from pipelines import contract, reporting
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.load import load_stage
-from tests.factories import make_frames
+from tests.factories import check_summary_views, expected, make_frames, published_tables
+
+pytestmark = pytest.mark.integration  # SQLite reporting database with alembic migrations
 
 D1 = date(2025, 3, 10)
 D2 = date(2025, 3, 11)
-
-
-def expected(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    return contract.canonical_order(contract.conform(frame, name), name)
 
 
 @pytest.fixture
@@ -31,10 +29,6 @@ def url(tmp_path):
     reporting.migrate(u)
     yield u
     reporting.dispose_engine(u)
-
-
-def _snapshot(u: str) -> dict[str, pd.DataFrame]:
-    return {name: reporting.read_table(u, name) for name in contract.OUTPUT_TABLES}
 
 
 def _published(u: str) -> pd.DataFrame:
@@ -156,9 +150,9 @@ def test_publish_then_read_back_equals_the_input(url):
 def test_publishing_the_same_date_twice_gives_identical_rows(url):
     frames = make_frames(D1, "r1")
     reporting.publish(url, D1, "r1", frames)
-    first = _snapshot(url)
+    first = published_tables(url)
     reporting.publish(url, D1, "r1", frames)
-    second = _snapshot(url)
+    second = published_tables(url)
     for name in contract.OUTPUT_TABLES:
         assert len(second[name]) == 3
         assert_frame_equal(first[name], second[name])
@@ -187,7 +181,7 @@ def test_publishing_d2_leaves_d1_untouched(url):
 
 def test_crash_in_before_commit_leaves_the_previous_state_exactly(url):
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"), counts={"note": "first"})
-    before, pub_before = _snapshot(url), _published(url)
+    before, pub_before = published_tables(url), _published(url)
 
     def crash(conn: sa.Connection) -> None:
         # the new rows are visible inside the transaction when the crash happens
@@ -196,7 +190,7 @@ def test_crash_in_before_commit_leaves_the_previous_state_exactly(url):
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         reporting.publish(url, D1, "r2", make_frames(D1, "r2", n=4, shift=1.0), before_commit=crash)
-    after = _snapshot(url)
+    after = published_tables(url)
     for name in contract.OUTPUT_TABLES:
         assert_frame_equal(before[name], after[name])
     assert_frame_equal(pub_before, _published(url))
@@ -205,19 +199,19 @@ def test_crash_in_before_commit_leaves_the_previous_state_exactly(url):
 
 def test_database_error_inside_the_transaction_is_a_publish_error(url):
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
-    before = _snapshot(url)
+    before = published_tables(url)
     with pytest.raises(reporting.PublishError, match="before_commit") as err:
         reporting.publish(
             url, D1, "r2", make_frames(D1, "r2"), before_commit=lambda c: c.execute(sa.text("select * from nope"))
         )
     assert "rolled back" in str(err.value)
-    for name, df in _snapshot(url).items():
+    for name, df in published_tables(url).items():
         assert_frame_equal(before[name], df)
 
 
 def test_frames_of_another_run_or_with_duplicate_keys_are_refused_before_touching_the_db(url):
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
-    before = _snapshot(url)
+    before = published_tables(url)
     with pytest.raises(ValueError, match="table forecasts has 3 row.s. of another run id"):
         reporting.publish(url, D1, "r2", {"forecasts": make_frames(D1, "r1")["forecasts"]})
     with pytest.raises(ValueError, match="another run date"):
@@ -227,7 +221,7 @@ def test_frames_of_another_run_or_with_duplicate_keys_are_refused_before_touchin
         reporting.publish(url, D1, "r3", {"kpis": pd.concat([dup, dup.iloc[:1]], ignore_index=True)})
     with pytest.raises(ValueError, match="not output tables"):
         reporting.publish(url, D1, "r3", {"sales": dup})
-    for name, df in _snapshot(url).items():
+    for name, df in published_tables(url).items():
         assert_frame_equal(before[name], df)
 
 
@@ -426,7 +420,7 @@ def test_load_stage_applies_proposed_watermarks_only_when_the_publish_commits(tm
     assert any("erp.sales=2025-03-09T23:00:00" in n for n in result.notes)
 
     # the next proposal: the publish fails inside its transaction -> rows and watermarks unchanged
-    before = _snapshot(u)
+    before = published_tables(u)
     ctx.write_json(
         "watermarks",
         [
@@ -443,7 +437,7 @@ def test_load_stage_applies_proposed_watermarks_only_when_the_publish_commits(tm
     with pytest.raises(RuntimeError, match="simulated failure"):
         load_stage(ctx, before_commit=fail)
     assert _watermarks(u) == {("erp", "sales"): "2025-03-09T23:00:00"}
-    for name, df in _snapshot(u).items():
+    for name, df in published_tables(u).items():
         assert_frame_equal(before[name], df)
     load_stage(ctx)
     assert _watermarks(u) == {("erp", "sales"): "2025-03-10T23:00:00", ("erp", "stock"): "42"}
@@ -466,45 +460,6 @@ def test_malformed_watermarks_file_is_refused_before_publishing(tmp_path, conten
     reporting.migrate(u)
     assert reporting.published_run_dates(u) == []
     reporting.dispose_engine(u)
-
-
-def check_summary_views(u: str) -> None:
-    """Publish two dates, then check the summary views against hand-computed sums (SQLite and PostgreSQL)."""
-    for d, rid in ((D1, "r1"), (D2, "r2")):
-        f = make_frames(d, rid, n=4)
-        f["transfers"]["approval_tier"] = ["planner", "auto", "planner", "auto"]
-        f["transfers"]["quantity"] = [10.0, 1.0, 30.0, 2.0]
-        f["transfers"]["transfer_cost"] = [1.0, 0.5, 3.0, 0.25]
-        f["alerts"]["severity"] = ["low", "high", "high", "high"]
-        f["alerts"]["alert_type"] = ["excess", "stockout_risk", "stockout_risk", "near_expiry"]
-        f["alerts"]["value_at_risk"] = [100.0, 10.0, 50.0, 20.0]
-        f["kpis"]["location"] = ["*", "S1", "S1", "S2"]
-        f["kpis"]["category"] = "*"
-        reporting.publish(u, d, rid, f)
-    with reporting.engine_for(u).connect() as conn:
-        tiers = conn.execute(sa.text("select * from v_transfer_tiers_today")).mappings().all()
-        alerts = conn.execute(sa.text("select * from v_alert_summary_today")).mappings().all()
-        by_loc = conn.execute(sa.text("select run_date, location, metric from v_kpi_trend_location")).all()
-    assert [(r["approval_tier"], r["transfers"], r["units"], r["transfer_cost"]) for r in tiers] == [
-        ("auto", 2, 3.0, 0.75),
-        ("planner", 2, 40.0, 4.0),
-    ]
-    assert {str(r["run_date"])[:10] for r in tiers} == {D2.isoformat()}
-    assert [(r["severity"], r["alert_type"], r["alerts"], r["value_at_risk"]) for r in alerts] == [
-        ("high", "stockout_risk", 2, 60.0),
-        ("high", "near_expiry", 1, 20.0),
-        ("low", "excess", 1, 100.0),
-    ]
-    assert [(str(d)[:10], loc, m) for d, loc, m in by_loc] == [
-        (D1.isoformat(), "*", "metric-0"),
-        (D2.isoformat(), "*", "metric-0"),
-        (D1.isoformat(), "S1", "metric-1"),
-        (D2.isoformat(), "S1", "metric-1"),
-        (D1.isoformat(), "S1", "metric-2"),
-        (D2.isoformat(), "S1", "metric-2"),
-        (D1.isoformat(), "S2", "metric-3"),
-        (D2.isoformat(), "S2", "metric-3"),
-    ]
 
 
 def test_summary_views_on_sqlite(url):

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # Airflow DagBag and one subprocess per DAG file
+
 DAGS = sorted((Path(__file__).resolve().parents[2] / "dags").glob("*.py"))
 HEAVY = ("pandas", "sklearn", "great_expectations", "scipy", "pyarrow", "matplotlib")
 
