@@ -604,6 +604,14 @@ def _send_once(msg: EmailMessage, cfg: Config, smtp_cfg: SmtpSettings) -> dict[s
     return {str(k): str(v) for k, v in refused.items()}
 
 
+def _stamp(msg: EmailMessage, sender: str) -> None:
+    """``Date`` and ``Message-ID`` headers, when the message has none (added only when sending)."""
+    if "Date" not in msg:
+        msg["Date"] = formatdate(localtime=True)
+    if "Message-ID" not in msg:
+        msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1] if "@" in sender else None)
+
+
 def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: float | None = None) -> dict:
     """Send ``msg`` (or write it as .eml when no SMTP host is configured); never raises.
 
@@ -630,11 +638,7 @@ def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: f
 
     if backoff_seconds is None:
         backoff_seconds = float(getattr(e, "smtp_retry_backoff_seconds", DEFAULT_SMTP_BACKOFF_SECONDS))
-    if "Date" not in msg:
-        msg["Date"] = formatdate(localtime=True)
-    if "Message-ID" not in msg:
-        domain = e.sender.rsplit("@", 1)[-1] if "@" in e.sender else None
-        msg["Message-ID"] = make_msgid(domain=domain)
+    _stamp(msg, e.sender)
 
     attempts = 0
     last_error = ""
