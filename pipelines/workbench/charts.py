@@ -12,7 +12,7 @@ from html import escape
 
 from markupsafe import Markup
 
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 560, 200, 48, 12, 14, 28
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 560, 230, 48, 12, 14, 46
 
 
 def _scale(lo: float, hi: float, a: float, b: float):
@@ -76,16 +76,16 @@ def stock_chart(
         )
     for i in sorted({0, len(days) // 2, len(days) - 1}):
         parts.append(
-            f'<text x="{xs[i]:.1f}" y="{H - 8}" text-anchor="middle" font-size="10" fill="#555">{days[i]:%m-%d}</text>'
+            f'<text x="{xs[i]:.1f}" y="{H - PAD_B + 14}" text-anchor="middle" font-size="10" fill="#555">{days[i]:%m-%d}</text>'
         )
-    legend_x = PAD_L + 4
-    for i, name in enumerate(lines):
-        parts.append(
-            f'<text x="{legend_x}" y="{PAD_T + 10 + 12 * i}" font-size="10" fill="{colors[i % 4]}">— {escape(name)}</text>'
-        )
+    # legend in one row under the date axis, clear of the lines
+    names = [(colors[i % 4], f"— {name}") for i, name in enumerate(lines)]
     if band and band_label:
+        names.append(("#3182bd", f"▮ {band_label}"))
+    step = (W - PAD_L - PAD_R) / max(len(names), 1)
+    for i, (color, text) in enumerate(names):
         parts.append(
-            f'<text x="{legend_x}" y="{PAD_T + 10 + 12 * len(lines)}" font-size="10" fill="#3182bd">▮ {escape(band_label)}</text>'
+            f'<text x="{PAD_L + i * step:.1f}" y="{H - 6}" font-size="10" fill="{color}">{escape(text)}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
