@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pipelines.config import RecipientGroup, load_config
 from pipelines.notify import build_digest
 from tests.factories import WB_DATE, WB_RUN_ID, workbench_night
+
+pytestmark = pytest.mark.integration  # renders the digest (Jinja2, KPI charts)
 
 GROUP = RecipientGroup(name="east", recipients=["east@example.com"], language="en", regions=["华东"])
 
