@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: install bench-install demo test test-unit test-integration lint typecheck lock docs clean \
+.PHONY: install browser bench-install bench-workbench screenshots demo test test-unit test-integration lint typecheck lock docs clean \
 	bench-extract bench-validate bench-forecast bench-policy bench-policy-real bench-transfers bench-replay bench-load
 
 ## install: create .venv and install the exact pins of requirements.lock, then this project (editable)
@@ -26,14 +26,18 @@ bench-install: install
 demo: install
 	$(BIN)/tiaobo demo --nights 5
 
+## browser: Debian's chromium for the workbench's browser tests (Playwright drives it; never `playwright install`)
+browser:
+	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y chromium fonts-wqy-microhei)
+
 ## test: the whole suite (unit, integration against local PostgreSQL/MariaDB/SMTP, end-to-end DAG)
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: install
+test-integration: install browser
 	$(BIN)/python -m pytest -m "integration or e2e"
 
 lint: install
@@ -69,6 +73,12 @@ bench-replay: install
 	$(BIN)/python benchmarks/replay.py --dataset all
 bench-load: install
 	$(BIN)/python benchmarks/load.py --rows 1000000 --repeat 2
+bench-workbench: install
+	$(BIN)/python benchmarks/workbench.py --rows 100000 --repeat 20
+
+## screenshots: docs/img/workbench-*.png from a real browser on a generated night
+screenshots: install browser
+	$(BIN)/python scripts/screenshots.py
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

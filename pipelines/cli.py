@@ -173,8 +173,9 @@ def demo(
     first = ds.DEMO_END_DATE + timedelta(days=1)
     if nights == 1:
         _run(cfg, first)
-        return
-    dn.run_nights(cfg, first, nights, lambda day: _run(cfg, day), _say)
+    else:
+        dn.run_nights(cfg, first, nights, lambda day: _run(cfg, day), _say)
+    typer.echo(workbench_hint(cfg))
 
 
 @app.command()
@@ -232,17 +233,21 @@ def roles(
     url: Annotated[str | None, typer.Option(help="administrator URL of the PostgreSQL reporting DB")] = None,
     planner_role: str = "tiaobo_planner",
     loader_role: str = "tiaobo_loader",
+    workbench_role: Annotated[
+        str | None, typer.Option(help="also the workbench's role (reads all, appends decisions), e.g. tiaobo_workbench")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Create the read-only planner role and the loader role.
+    """Create the read-only planner role and the loader role (and the workbench's role).
 
-    Passwords come from TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD, never from arguments.
+    Passwords come from TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD / TIAOBO_WORKBENCH_PASSWORD,
+    never from arguments.
     """
     from pipelines.reporting import roles_command
 
     cfg = _load(config)
     try:
-        typer.echo(roles_command(url or cfg.reporting_url(), planner_role, loader_role))
+        typer.echo(roles_command(url or cfg.reporting_url(), planner_role, loader_role, workbench_role))
     except ValueError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(2) from None
@@ -288,6 +293,155 @@ def replay(
         last=last,
         history=history,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The planner workbench: tiaobo serve, tiaobo users ..., tiaobo decisions import
+# --------------------------------------------------------------------------------------------
+
+users_app = typer.Typer(help="Workbench accounts (planner, manager, admin).", no_args_is_help=True)
+decisions_app = typer.Typer(help="Planner decisions on transfer recommendations.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(decisions_app, name="decisions")
+
+
+def workbench_hint(cfg: Config) -> str:
+    """How to open the workbench on this configuration's reporting database (printed by ``make demo``)."""
+    url = cfg.workbench.base_url or "http://127.0.0.1:8000"
+    return (
+        "\nPlanner workbench (docs/workbench.md):\n"
+        f"  export {cfg.workbench.session_secret_env}=$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(32))')\n"
+        "  .venv/bin/tiaobo users add planner1 --role planner --region 华东 --lang zh   # asks for a password\n"
+        "  .venv/bin/tiaobo serve --host 127.0.0.1 --port 8000\n"
+        f"  then open {url}/ and sign in"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the planner workbench on the reporting database (session secret from the environment)."""
+    import uvicorn
+
+    from pipelines.workbench.app import create_app
+
+    cfg = _load(config)
+    try:
+        web = create_app(cfg)
+    except ConfigError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+    _say(f"Tiaobo workbench on http://{host}:{port}/ (reporting database {_describe(cfg.reporting_url())})")
+    # the TCP peer stays the client address (no X-Forwarded-For rewriting): the trusted-proxy check
+    # and the login throttling both key on it
+    uvicorn.run(web, host=host, port=port, proxy_headers=False)
+
+
+def _describe(url: str) -> str:
+    from pipelines.connections import describe
+
+    return describe(url)
+
+
+def _user_conn(cfg: Config) -> Any:
+    from pipelines import reporting
+
+    url = cfg.reporting_url()
+    reporting.migrate(url)
+    return reporting.engine_for(url).execution_options(tiaobo_write=True)
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="planner, manager or admin")] = "planner",
+    region: Annotated[list[str] | None, typer.Option(help="a region the planner decides (repeatable)")] = None,
+    lang: Annotated[str, typer.Option(help="zh or en")] = "zh",
+    no_password: Annotated[bool, typer.Option(help="sign-in only through the trusted proxy header")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an account; the password comes from TIAOBO_USER_PASSWORD or a prompt, never an argument."""
+    import os
+
+    from pipelines.workbench import users
+
+    cfg = _load(config)
+    password = None
+    if not no_password:
+        password = os.environ.get("TIAOBO_USER_PASSWORD") or typer.prompt(
+            f"password for {name}", hide_input=True, confirmation_prompt=True
+        )
+    try:
+        with _user_conn(cfg).begin() as conn:
+            u = users.add_user(conn, name, role, list(region or []), lang, password)
+    except users.UserError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"user {u.name} added: role {u.role}, regions {', '.join(u.regions) or 'all'}, language {u.lang}")
+
+
+@users_app.command("disable")
+def users_disable(name: str, config: ConfigOpt = None) -> None:
+    """Disable an account and end its sessions (its decisions stay)."""
+    from pipelines.workbench import users
+
+    cfg = _load(config)
+    try:
+        with _user_conn(cfg).begin() as conn:
+            users.disable_user(conn, name)
+    except users.UserError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+    typer.echo(f"user {name} disabled")
+
+
+@users_app.command("list")
+def users_list(config: ConfigOpt = None) -> None:
+    """List the accounts."""
+    from pipelines.workbench import users
+
+    cfg = _load(config)
+    with _user_conn(cfg).connect() as conn:
+        rows = users.list_users(conn)
+    for u in rows:
+        state = "active" if u.active else "disabled"
+        typer.echo(f"{u.name}\t{u.role}\t{','.join(u.regions) or '*'}\t{u.lang}\t{state}")
+    if not rows:
+        typer.echo("no users (add one with: tiaobo users add NAME --role planner --region R)")
+
+
+@decisions_app.command("import")
+def decisions_import(
+    file: Path,
+    user: Annotated[str, typer.Option("--user", help="the account the decisions are made as")],
+    config: ConfigOpt = None,
+) -> None:
+    """Import a decisions file (CSV in UTF-8/BOM/GBK or xlsx) as USER; bad rows are listed, good ones kept."""
+    from pipelines.decisions import DecisionsError, parse_decisions
+    from pipelines.workbench import service, users
+
+    cfg = _load(config)
+    try:
+        parsed = parse_decisions(file)
+    except DecisionsError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from None
+    with _user_conn(cfg).begin() as conn:
+        who = users.get_user(conn, user)
+        if who is None or not who.active:
+            _say(f"error: no active workbench user {user!r} (tiaobo users list)")
+            raise typer.Exit(2)
+        rep = service.import_decisions(
+            conn, who, parsed, approval_limit=cfg.workbench.planner_approval_limit, source="cli"
+        )
+    typer.echo(rep.summary())
+    for line in rep.problems:
+        typer.echo(f"  {line}")
+    if rep.problems and not rep.decided:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -374,6 +374,53 @@ class OrdersConfig(_Strict):
         return v
 
 
+class WorkbenchConfig(_Strict):
+    """The planner web workbench (``tiaobo serve``, :mod:`pipelines.workbench`).
+
+    The session secret is never in the file: ``session_secret_env`` names the environment
+    variable holding it (at least 32 characters). Authority and throttling are enforced on the
+    server (:mod:`pipelines.workbench.service`, :mod:`pipelines.workbench.auth`).
+    """
+
+    base_url: str | None = Field(
+        None, description="public URL of the workbench, e.g. https://tiaobo.example.com (digest links); none: no links"
+    )
+    session_secret_env: str = Field(
+        "TIAOBO_SESSION_SECRET", description="environment variable holding the session-signing secret"
+    )
+    session_max_age_seconds: int = Field(12 * 3600, gt=0, description="a session expires this long after login")
+    secure_cookies: bool = Field(False, description="mark the session cookie Secure (set true behind HTTPS)")
+    planner_approval_limit: float = Field(
+        5000.0,
+        ge=0,
+        description="largest transfer value (quantity x unit cost) a planner may approve; above it a manager must",
+    )
+    proxy_user_header: str | None = Field(
+        None, description="trusted reverse-proxy header naming the signed-in user (e.g. X-Remote-User); none: off"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="client IPs whose proxy_user_header is believed (exact addresses)"
+    )
+    login_max_failures: int = Field(5, ge=1, description="failed logins per user and IP within the window")
+    login_window_minutes: int = Field(15, ge=1, description="throttling window for failed logins")
+    page_size: int = Field(50, ge=5, le=500, description="rows per page of Transfers and Alerts")
+
+    @model_validator(mode="after")
+    def _proxy_needs_trust(self) -> WorkbenchConfig:
+        if self.proxy_user_header and not self.trusted_proxies:
+            raise ValueError("proxy_user_header needs trusted_proxies (the reverse proxy's addresses)")
+        return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return v.rstrip("/")
+
+
 class RecipientGroup(_Strict):
     name: str
     recipients: list[str] = Field(min_length=1)
@@ -438,6 +485,7 @@ class Config(_Strict):
     policies: list[PolicyRow] = Field(default_factory=_default_policies)
     transfers: TransferConfig = Field(default_factory=TransferConfig)
     orders: OrdersConfig = Field(default_factory=OrdersConfig)
+    workbench: WorkbenchConfig = Field(default_factory=WorkbenchConfig)
     email: EmailConfig = Field(default_factory=EmailConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
 

@@ -128,7 +128,7 @@ class RunContext:
         h.update(self.run_date.isoformat().encode())
         h.update(
             self.cfg.model_dump_json(
-                exclude={"email", "staging_dir", "output_dir", "reporting", "source", "orders"}
+                exclude={"email", "staging_dir", "output_dir", "reporting", "source", "orders", "workbench"}
             ).encode()
         )
         for name in sorted(contract.INPUT_TABLES):

@@ -441,6 +441,24 @@ LOCATION_MASTER = Table(
     doc="The locations the run used, with their region.",
 )
 
+LANE_MASTER = Table(
+    "lane_master",
+    _RUN
+    + (
+        _c("from_location", "str"),
+        _c("to_location", "str"),
+        _c("cost_per_unit", "float", "variable freight cost per unit moved"),
+        _c("fixed_cost_per_shipment", "float", "cost of one shipment on the lane, whatever it carries"),
+        _c("transit_days", "int"),
+        _c("min_units", "int", "smallest shipment accepted on the lane (units, all SKUs together)"),
+        _c("capacity", "int", "largest shipment on the lane (units); null = unlimited", nullable=True),
+    ),
+    key=("run_date", "from_location", "to_location"),
+    kind="output",
+    doc="The lanes the run planned with: the workbench shows and checks a shipment's fixed cost, minimum"
+    " and capacity when a planner changes or rejects its lines.",
+)
+
 TRANSFER_REVIEW = Table(
     "transfer_review",
     _RUN
@@ -514,7 +532,7 @@ TRANSFER_DECISIONS = Table(
         _c("decided_at", "ts", "when it was decided (UTC)"),
         _c("decided_by", "str", "user name; 'system' for the auto tier"),
         _c("actor_role", "str", "planner | manager | admin | system"),
-        _c("source", "str", "web | upload | cli | system"),
+        _c("source", "str", "workbench | upload | cli | system"),
         _c("rec_run_date", "date", "run date of the recommendation decided on"),
         _c("rec_run_id", "str", "run id of the recommendation decided on"),
         _c("sku", "str"),
@@ -526,7 +544,7 @@ TRANSFER_DECISIONS = Table(
         _c(
             "reason_code",
             "str",
-            "reject: data_wrong | already_handled | donor_needs | too_costly | other",
+            "reject: data_wrong | already_handled | donor_needs_it | too_costly | other",
             nullable=True,
         ),
         _c("reason_text", "str", "free text (required with reason other)", nullable=True),
@@ -580,6 +598,7 @@ OUTPUT_TABLES: dict[str, Table] = {
         QUARANTINE,
         ITEM_MASTER,
         LOCATION_MASTER,
+        LANE_MASTER,
         TRANSFER_REVIEW,
         LANE_REVIEW,
     )

@@ -1,14 +1,22 @@
 """Planners' decisions on recommended transfers, read back by the next run.
 
-A planner approves or rejects a recommendation in a CSV file (path ``transfers.decisions_csv``),
-one row per decision, UTF-8, with the columns:
+A planner approves or rejects a recommendation in a CSV or xlsx file (path
+``transfers.decisions_csv`` for the nightly run; ``tiaobo decisions import`` and the workbench's
+upload read the same format), one row per decision, with the columns:
 
 | column | meaning |
 |---|---|
-| ``run_date`` | business date of the run that recommended the transfer (``YYYY-MM-DD``) |
+| ``run_date`` | business date of the run that recommended the transfer (``2026-11-24`` or ``2026/11/24``) |
 | ``sku``, ``from_location``, ``to_location`` | the transfer |
-| ``decision`` | ``approve`` or ``reject`` (``approved`` / ``rejected`` and any case accepted) |
+| ``decision`` | ``approve`` / ``批准`` or ``reject`` / ``拒绝`` (``approved`` / ``rejected`` and any case accepted) |
 | ``quantity`` | units approved (required for ``approve``; may differ from the recommendation) |
+| ``reason_code`` | optional: data_wrong, already_handled, donor_needs_it, too_costly, other |
+| ``reason_text`` | optional free text (required with ``other``) |
+
+CSV files are read as UTF-8 (with or without a byte-order mark), else GBK (GB18030, as Excel on a
+Chinese Windows saves them). A bad row is reported with its file line (header = line 1), column,
+rule and value, and the good rows are still read (:func:`parse_decisions`); only a file that cannot
+be read at all, or lacks a required column, is refused (:class:`DecisionsError`).
 
 The feedback stage reads it together with the ``transfer_decisions`` table of the reporting
 database (the workbench's decisions) into the ``decisions`` staging file; only decisions of runs
@@ -25,61 +33,208 @@ A later decision on the same (run_date, sku, from, to) replaces an earlier row (
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 DECISION_COLUMNS = ["run_date", "sku", "from_location", "to_location", "decision", "quantity"]
+OPTIONAL_COLUMNS = ["reason_code", "reason_text"]
 _KEY = ["run_date", "sku", "from_location", "to_location"]
-_VALUES = {"approve": "approve", "approved": "approve", "reject": "reject", "rejected": "reject"}
+_VALUES = {
+    "approve": "approve",
+    "approved": "approve",
+    "批准": "approve",
+    "reject": "reject",
+    "rejected": "reject",
+    "拒绝": "reject",
+}
+#: reasons a rejection may give (``other`` needs a free text)
+REASON_CODES = ("data_wrong", "already_handled", "donor_needs_it", "too_costly", "other")
+#: encodings tried in turn for a CSV file
+CSV_ENCODINGS = ("utf-8-sig", "gb18030")
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d")
 
 
 class DecisionsError(ValueError):
-    """The decisions file breaks a rule; the message names the file, column, rule and rows."""
+    """The decisions file cannot be read at all; the message names the file, column and rule."""
 
 
-def _rows(mask: pd.Series, limit: int = 5) -> str:
-    idx = [int(i) + 2 for i in np.flatnonzero(mask.to_numpy())[:limit]]  # file line numbers (header = 1)
-    more = int(mask.sum()) - len(idx)
-    return ", ".join(map(str, idx)) + (f" and {more} more" if more > 0 else "")
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad row of a decisions file: its file line (header = 1), column, rule and value."""
+
+    line: int
+    column: str
+    rule: str
+    value: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: column {self.column!r} rule {self.rule!r} fails (value {self.value!r})"
+
+
+@dataclass
+class ParsedDecisions:
+    """The good rows of a decisions file (DECISION_COLUMNS + OPTIONAL_COLUMNS + ``line``), the
+    problems of the bad ones, and the encoding the file was read with."""
+
+    source: str
+    rows: pd.DataFrame
+    problems: list[RowProblem] = field(default_factory=list)
+    encoding: str = "utf-8"
+
+    def summary(self, limit: int = 5) -> str:
+        """``12 decision(s) read from F; 2 bad row(s): line 3: ...; line 7: ...``"""
+        out = f"{len(self.rows)} decision(s) read from {self.source} ({self.encoding})"
+        if self.problems:
+            shown = "; ".join(str(p) for p in self.problems[:limit])
+            more = len(self.problems) - limit
+            out += f"; {len(self.problems)} bad row(s) left out: {shown}" + (f" and {more} more" if more > 0 else "")
+        return out
+
+
+def _decode(data: bytes, source: str) -> tuple[str, str]:
+    for enc in CSV_ENCODINGS:
+        try:
+            return data.decode(enc), ("gbk" if enc == "gb18030" else "utf-8")
+        except UnicodeDecodeError:
+            continue
+    raise DecisionsError(f"planner decisions {source}: neither UTF-8 nor GBK text")
+
+
+def _records(data: bytes, source: str, name: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
+    """(file line, {column: text}) per data row, and the encoding."""
+    if name.lower().endswith((".xlsx", ".xlsm")):
+        try:
+            df = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
+        except Exception as exc:  # openpyxl raises several types for a broken workbook
+            raise DecisionsError(f"planner decisions {source}: not a readable xlsx workbook ({exc})") from exc
+        cols = [str(c).strip().lower() for c in df.columns]
+        recs = [
+            (i + 2, dict(zip(cols, (str(v) for v in row), strict=True)))
+            for i, row in enumerate(df.itertuples(index=False))
+        ]
+        return recs, "xlsx"
+    text, enc = _decode(data, source)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DecisionsError(f"planner decisions {source}: the file is empty (no header line)") from None
+    cols = [c.strip().lower() for c in header]
+    recs = []
+    for row in reader:
+        if not any(v.strip() for v in row):
+            continue
+        recs.append((reader.line_num, {c: (row[i] if i < len(row) else "") for i, c in enumerate(cols)}))
+    return recs, enc
+
+
+def parse_date(text: str) -> date | None:
+    """``2026-11-24``, ``2026/11/24`` (also with a time part, as xlsx cells give) as a date; None if not."""
+    t = text.strip()[:10].strip()
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(t, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def _quantity(line: int, text: str, decision: str | None) -> tuple[float | None, list[RowProblem]]:
+    try:
+        qty = float(text) if text else None
+    except ValueError:
+        return None, [RowProblem(line, "quantity", "a number", text)]
+    if decision == "approve" and not (qty is not None and qty > 0):
+        return qty, [RowProblem(line, "quantity", "a number > 0 for approve", text)]
+    return qty, []
+
+
+def check_row(line: int, r: dict[str, str]) -> tuple[dict | None, list[RowProblem]]:
+    """One file row (column -> text) as a decision (None when bad) and its problems."""
+    v = {c: (r.get(c) or "").strip() for c in [*DECISION_COLUMNS, *OPTIONAL_COLUMNS]}
+    bad = [RowProblem(line, col, "not empty", "") for col in ("sku", "from_location", "to_location") if not v[col]]
+    when = parse_date(v["run_date"])
+    if when is None:
+        bad.append(RowProblem(line, "run_date", "a date YYYY-MM-DD or YYYY/MM/DD", v["run_date"]))
+    decision = _VALUES.get(v["decision"].lower())
+    if decision is None:
+        bad.append(RowProblem(line, "decision", "approve or reject (批准 / 拒绝)", v["decision"]))
+    qty, qty_bad = _quantity(line, v["quantity"], decision)
+    bad += qty_bad
+    code = v["reason_code"].lower()
+    if code and code not in REASON_CODES:
+        bad.append(RowProblem(line, "reason_code", "one of " + ", ".join(REASON_CODES), v["reason_code"]))
+    if code == "other" and not v["reason_text"]:
+        bad.append(RowProblem(line, "reason_text", "required with reason other", ""))
+    if bad:
+        return None, bad
+    row = {
+        "run_date": pd.Timestamp(when),
+        "sku": v["sku"],
+        "from_location": v["from_location"],
+        "to_location": v["to_location"],
+        "decision": decision,
+        "quantity": float(qty or 0.0) if decision == "approve" else 0.0,
+        "reason_code": code,
+        "reason_text": v["reason_text"],
+        "line": line,
+    }
+    return row, []
+
+
+def parse_decisions(path: str | Path, data: bytes | None = None, name: str | None = None) -> ParsedDecisions:
+    """Read a decisions file (CSV or xlsx; ``data``: its bytes when uploaded, ``name`` its file name).
+
+    Bad rows become :class:`RowProblem` entries; the good ones are returned (the last row of a
+    recommendation wins). Raises :class:`DecisionsError` only when the file cannot be read or lacks
+    a required column.
+    """
+    source = str(path)
+    if data is None:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise DecisionsError(f"planner decisions {source}: cannot read the file ({exc})") from exc
+    recs, enc = _records(data, source, name or source)
+    have = set(recs[0][1]) if recs else set()
+    if recs:
+        missing = [c for c in DECISION_COLUMNS if c not in have]
+        if missing:
+            raise DecisionsError(
+                f"planner decisions {source}: missing column(s) {missing}; expected {DECISION_COLUMNS}"
+                f" (optional {OPTIONAL_COLUMNS})"
+            )
+    problems: list[RowProblem] = []
+    good: list[dict] = []
+    for line, r in recs:
+        row, bad = check_row(line, r)
+        problems += bad
+        if row is not None:
+            good.append(row)
+    cols = [*DECISION_COLUMNS, *OPTIONAL_COLUMNS, "line"]
+    df = pd.DataFrame(good, columns=cols)
+    df = df.astype(
+        {
+            "run_date": "datetime64[ns]",
+            "quantity": "float64",
+            "line": "int64",
+            "reason_code": "str",
+            "reason_text": "str",
+        }
+    )
+    df = df.drop_duplicates(_KEY, keep="last").reset_index(drop=True)
+    return ParsedDecisions(source=source, rows=df, problems=problems, encoding=enc)
 
 
 def read_decisions(path: str | Path) -> pd.DataFrame:
-    """Read and check the decisions CSV; raises :class:`DecisionsError` naming column, rule and lines."""
-    p = Path(path)
-    raw = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
-    missing = [c for c in DECISION_COLUMNS if c not in raw.columns]
-    if missing:
-        raise DecisionsError(f"planner decisions {p}: missing column(s) {missing}; expected {DECISION_COLUMNS}")
-    df = raw[DECISION_COLUMNS].apply(lambda s: s.str.strip())
-    for col in ("sku", "from_location", "to_location"):
-        bad = df[col] == ""
-        if bad.any():
-            raise DecisionsError(
-                f"planner decisions {p}: column {col!r} rule 'not empty' fails on line(s) {_rows(bad)}"
-            )
-    when = pd.to_datetime(df["run_date"], format="%Y-%m-%d", errors="coerce")
-    bad = when.isna()
-    if bad.any():
-        raise DecisionsError(
-            f"planner decisions {p}: column 'run_date' rule 'a date YYYY-MM-DD' fails on line(s) {_rows(bad)}"
-        )
-    decision = df["decision"].str.lower().map(_VALUES)
-    bad = decision.isna()
-    if bad.any():
-        raise DecisionsError(
-            f"planner decisions {p}: column 'decision' rule 'approve or reject' fails on line(s) {_rows(bad)}"
-        )
-    qty = pd.to_numeric(df["quantity"].replace("", np.nan), errors="coerce")
-    bad = (decision == "approve") & ~(qty > 0)
-    if bad.any():
-        raise DecisionsError(
-            f"planner decisions {p}: column 'quantity' rule 'a number > 0 for approve' fails on line(s) {_rows(bad)}"
-        )
-    out = df.assign(run_date=when.dt.normalize(), decision=decision, quantity=qty.fillna(0.0).astype(float))
-    return out.drop_duplicates(_KEY, keep="last").reset_index(drop=True)
+    """The good rows of the decisions file at ``path`` (:func:`parse_decisions`; its problems are
+    not returned: use :func:`parse_decisions` to report them)."""
+    return parse_decisions(path).rows
 
 
 #: columns of the ``decisions`` staging file: the latest decision on each recommendation known at a run

@@ -6,8 +6,9 @@ works on staging files alone:
 - ``decisions``: the latest decision on each recommendation of an earlier run date, from the
   ``transfer_decisions`` table (the workbench, uploads and the auto tier) and, when configured,
   the planners' decisions file ``transfers.decisions_csv``
-  (:func:`pipelines.decisions.read_decisions`; a row of the file wins over the table for the same
-  recommendation);
+  (:func:`pipelines.decisions.parse_decisions`; a row of the file wins over the table for the same
+  recommendation; its bad rows are named in the stage's notes, a file that cannot be read at all
+  is noted and skipped: the night goes on);
 - the **order book** (:mod:`pipelines.orderbook`): approved recommendations become transfer orders
   (one per lane and departure date), changed ones are revised, orders not shipped in time expire,
   and pending exports are retried (:mod:`pipelines.order_export`);
@@ -129,9 +130,14 @@ def feedback_stage(ctx: RunContext) -> StageResult:
     known = read_decision_table(url, ctx.run_date)
     if tc.decisions_csv is not None:
         if tc.decisions_csv.exists():
-            from_file = dec.read_decisions(tc.decisions_csv)
-            known = dec.staged_decisions(pd.concat([known, from_file.assign(source="csv")], ignore_index=True))
-            notes.append(f"{len(from_file)} decision(s) read from {tc.decisions_csv}")
+            try:
+                parsed = dec.parse_decisions(tc.decisions_csv)
+            except dec.DecisionsError as exc:  # a planner's broken file must not stop the night
+                notes.append(f"planner decisions file not read: {exc}")
+            else:
+                from_file = parsed.rows
+                known = dec.staged_decisions(pd.concat([known, from_file.assign(source="csv")], ignore_index=True))
+                notes.append(parsed.summary())
         else:
             notes.append(f"no planner decisions file at {tc.decisions_csv}: none read from a file")
     lanes = ctx.read("lanes")

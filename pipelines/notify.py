@@ -299,6 +299,17 @@ def digest_subject(run_date: date, n_approval: int, n_high: int, lang: str) -> s
     )
 
 
+def _with_links(rows: list[dict[str, Any]], cfg: Config, run_date: date) -> list[dict[str, Any]]:
+    """Each row with ``link``: its page in the workbench when ``workbench.base_url`` is set, else None."""
+    from pipelines.workbench.links import transfer_link
+
+    base = cfg.workbench.base_url
+    return [
+        {**r, "link": transfer_link(base, run_date, r["sku"], r["from_location"], r["to_location"]) if base else None}
+        for r in rows
+    ]
+
+
 def build_digest(
     frames: dict[str, pd.DataFrame],
     summary: dict,
@@ -357,7 +368,9 @@ def build_digest(
         )
         if (group.categories or group.regions)
         else "",
-        "planner": transfer_rows(planner.head(DIGEST_MAX_TRANSFERS), lang, items, locations),
+        "planner": _with_links(
+            transfer_rows(planner.head(DIGEST_MAX_TRANSFERS), lang, items, locations), cfg, run_date
+        ),
         "planner_total": int(len(planner)),
         "more_planner": max(0, int(len(planner)) - DIGEST_MAX_TRANSFERS),
         "n_auto": n_auto,
@@ -591,6 +604,14 @@ def _send_once(msg: EmailMessage, cfg: Config, smtp_cfg: SmtpSettings) -> dict[s
     return {str(k): str(v) for k, v in refused.items()}
 
 
+def _stamp(msg: EmailMessage, sender: str) -> None:
+    """``Date`` and ``Message-ID`` headers, when the message has none (added only when sending)."""
+    if "Date" not in msg:
+        msg["Date"] = formatdate(localtime=True)
+    if "Message-ID" not in msg:
+        msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1] if "@" in sender else None)
+
+
 def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: float | None = None) -> dict:
     """Send ``msg`` (or write it as .eml when no SMTP host is configured); never raises.
 
@@ -617,11 +638,7 @@ def deliver(msg: EmailMessage, cfg: Config, out_dir: Path, *, backoff_seconds: f
 
     if backoff_seconds is None:
         backoff_seconds = float(getattr(e, "smtp_retry_backoff_seconds", DEFAULT_SMTP_BACKOFF_SECONDS))
-    if "Date" not in msg:
-        msg["Date"] = formatdate(localtime=True)
-    if "Message-ID" not in msg:
-        domain = e.sender.rsplit("@", 1)[-1] if "@" in e.sender else None
-        msg["Message-ID"] = make_msgid(domain=domain)
+    _stamp(msg, e.sender)
 
     attempts = 0
     last_error = ""

@@ -716,6 +716,7 @@ def forecast_chart_png(
     safe in worker threads). The PNG carries no software/time metadata, so equal inputs give
     equal bytes.
     """
+
     def ns(v: Any) -> tuple[int, ...]:
         return tuple(pd.to_datetime(v).astype("datetime64[ns]").to_numpy().astype("int64").tolist())
 

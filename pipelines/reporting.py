@@ -774,6 +774,7 @@ def set_watermark(conn: sa.Connection, source: str, table_name: str, watermark: 
 # --------------------------------------------------------------------------------------------
 
 ROLES_SQL = SQL_DIR / "roles" / "roles.sql"
+WORKBENCH_ROLES_SQL = SQL_DIR / "roles" / "workbench.sql"
 _OWNED_TABLES = (
     *contract.OUTPUT_TABLES,
     *contract.DECISION_TABLES,
@@ -785,6 +786,10 @@ _OWNED_TABLES = (
     "published_runs",
     "watermarks",
     "alembic_version",
+    # the planner workbench's own tables (pipelines.workbench.tables)
+    "workbench_users",
+    "workbench_sessions",
+    "workbench_login_attempts",
 )
 
 
@@ -794,6 +799,8 @@ def create_roles(
     loader_role: str = "tiaobo_loader",
     password_env: tuple[str, str] = ("TIAOBO_PLANNER_PASSWORD", "TIAOBO_LOADER_PASSWORD"),
     schema: str = "public",
+    workbench_role: str | None = None,
+    workbench_password_env: str = "TIAOBO_WORKBENCH_PASSWORD",
 ) -> dict[str, Any]:
     """Create (or update) the planner and loader roles of the PostgreSQL reporting DB at ``url``.
 
@@ -805,6 +812,10 @@ def create_roles(
     migrations and re-creates the views), and ``sql/roles/roles.sql`` grants the loader read-write
     and the planner read-only access to every table and view, including future ones (default
     privileges of the loader). Running it again changes nothing. Returns what it did.
+
+    ``workbench_role``: also the planner workbench's role (password from ``workbench_password_env``),
+    with ``sql/roles/workbench.sql``: it reads every table and view, may only INSERT into
+    ``transfer_decisions``, and reads and writes its own accounts, sessions and login attempts.
     """
     from psycopg import sql
 
@@ -814,10 +825,15 @@ def create_roles(
             f"roles: {redact_url(url)} is {u.get_backend_name()}; database roles exist on PostgreSQL only"
             " (the embedded SQLite reporting database is a file: protect it with file permissions)"
         )
-    if planner_role == loader_role:
-        raise ValueError(f"roles: the planner and loader roles must differ (both {planner_role!r})")
+    if len({planner_role, loader_role, workbench_role or loader_role}) != (3 if workbench_role else 2):
+        raise ValueError(
+            f"roles: the planner, loader and workbench roles must differ ({planner_role!r}, {loader_role!r},"
+            f" {workbench_role!r})"
+        )
     migrate(url)
     passwords = {planner_role: os.environ.get(password_env[0]), loader_role: os.environ.get(password_env[1])}
+    if workbench_role:
+        passwords[workbench_role] = os.environ.get(workbench_password_env)
     created: list[str] = []
     with engine_for(url).begin() as conn:
         conn.execute(sa.text("select pg_advisory_xact_lock(:c, 1)"), {"c": _LOCK_CLASS})
@@ -858,6 +874,8 @@ def create_roles(
             }
             for stmt in statements:
                 cur.execute(sql.SQL(stmt).format(**idents))
+            if workbench_role:
+                _grant_workbench(cur, {**idents, "workbench": sql.Identifier(workbench_role)})
     log.info(
         "roles on %s: planner %s (read-only), loader %s (owner of %d table(s)/view(s)); created: %s",
         redact_url(url),
@@ -869,24 +887,45 @@ def create_roles(
     return {
         "planner_role": planner_role,
         "loader_role": loader_role,
+        "workbench_role": workbench_role,
         "created": created,
         "passwords_set": sorted(r for r, p in passwords.items() if p),
         "objects": [n for n, _ in objects],
     }
 
 
+def _grant_workbench(cur: Any, idents: dict[str, Any]) -> None:
+    """Apply ``sql/roles/workbench.sql`` with the quoted identifiers ``idents``."""
+    from psycopg import sql
+
+    text = WORKBENCH_ROLES_SQL.read_text(encoding="utf-8")
+    for stmt in [s.strip() for s in _strip_sql_comments(text).split(";") if s.strip()]:
+        cur.execute(sql.SQL(stmt).format(**idents))
+
+
 def _strip_sql_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
-def roles_command(url: str, planner_role: str = "tiaobo_planner", loader_role: str = "tiaobo_loader") -> str:
+def roles_command(
+    url: str,
+    planner_role: str = "tiaobo_planner",
+    loader_role: str = "tiaobo_loader",
+    workbench_role: str | None = None,
+) -> str:
     """What ``tiaobo roles`` prints: :func:`create_roles` on ``url``, in words."""
-    done = create_roles(url, planner_role, loader_role)
+    done = create_roles(url, planner_role, loader_role, workbench_role=workbench_role)
+    wb = (
+        f" Workbench role {workbench_role}: reads them, appends to transfer_decisions only, keeps its accounts."
+        if workbench_role
+        else ""
+    )
     return (
         f"{redact_url(url)}: planner role {planner_role} can read {len(done['objects'])} table(s) and view(s)"
         f" (and future ones), read-only; loader role {loader_role} owns them and publishes."
         f" Created: {', '.join(done['created']) or 'none (already there)'}."
         f" Password set for: {', '.join(done['passwords_set']) or 'none (set TIAOBO_PLANNER_PASSWORD / TIAOBO_LOADER_PASSWORD)'}."
+        + wb
     )
 
 

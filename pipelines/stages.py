@@ -40,6 +40,7 @@ PUBLISHED = (
     "quarantine",
     "item_master",
     "location_master",
+    "lane_master",
     "transfer_review",
     "lane_review",
 )
@@ -110,9 +111,9 @@ VALIDATE = Stage(
 MASTERS = Stage(
     "masters",
     "pipelines.masters:masters_stage",
-    reads=("items", "locations", "run.json"),
-    writes=("item_master", "location_master"),
-    doc="the item and location master the run used",
+    reads=("items", "locations", "lanes", "run.json"),
+    writes=("item_master", "location_master", "lane_master"),
+    doc="the item, location and lane master the run used",
 )
 FEEDBACK = Stage(
     "feedback",

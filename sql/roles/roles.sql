@@ -14,6 +14,8 @@ revoke create on schema {schema} from {planner};
 grant select, insert, update, delete, truncate on all tables in schema {schema} to {loader};
 grant select on all tables in schema {schema} to {planner};
 revoke insert, update, delete, truncate, references, trigger on all tables in schema {schema} from {planner};
+-- ... except the workbench's accounts and sessions (password hashes, session ids): not even readable
+revoke all on {schema}.workbench_users, {schema}.workbench_sessions, {schema}.workbench_login_attempts from {planner};
 
 -- tables and views the loader creates later (new migrations, re-created views) are readable too
 alter default privileges for role {loader} in schema {schema} grant select on tables to {planner};
