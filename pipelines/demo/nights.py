@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import Config
+from pipelines.decisions import REASON_CODES
 
 #: share of the planner-tier recommendations the simulated planner rejects, and its reasons
 REJECT_SHARE = 0.2
-REASONS = ("donor_needs", "too_costly", "already_handled", "data_wrong")
+REASONS = tuple(c for c in REASON_CODES if c != "other")  # "other" needs a text a simulation has not
 PLANNER = "demo-planner"
 
 

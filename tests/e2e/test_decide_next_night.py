@@ -1,4 +1,4 @@
-"""Decide, then the next night: a planner approves one transfer and rejects another; the next run
+"""Decide in the workbench, then the next night: a planner approves one transfer and rejects another; the next run
 counts the approved units on the way (stock position, alerts, KPIs) and leaves the rejected lane out
 *before* allocating, so its receiver is served by the other donor — with the MILP, the greedy, and
 the MILP's greedy fallback.
@@ -20,7 +20,8 @@ import pytest
 from pipelines import reporting, runner
 from pipelines.config import Config, load_config
 from pipelines.context import RunContext
-from tests.factories import record_decision
+from pipelines.workbench.service import RecKey, decide
+from pipelines.workbench.users import User
 
 pytestmark = pytest.mark.e2e
 
@@ -127,10 +128,6 @@ def _cfg(tmp: Path, transfers: dict[str, Any]) -> Config:
     )
 
 
-def _row(rec: pd.Series, sku: str, src: str) -> pd.Series:
-    return pd.concat([rec, pd.Series({"sku": sku, "from_location": src})])
-
-
 @pytest.fixture(scope="module")
 def decided(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Night 1 run; the planner rejects A's DC1 -> S1 and approves B's DC1 -> S1 (one pack less)."""
@@ -142,9 +139,15 @@ def decided(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the cheaper lane carries most of each SKU (the MILP may top up from DC2)
     assert recs.loc[("A", "DC1"), "quantity"] > 50 and recs.loc[("B", "DC1"), "quantity"] > 50
     assert (recs["approval_tier"] == "planner").all()  # the category needs a person: nothing auto-approved
-    a, b = recs.loc[("A", "DC1")], recs.loc[("B", "DC1")]
-    record_decision(cfg.reporting_url(), _row(a, "A", "DC1"), "reject", 0.0, reason_code="donor_needs_it")
-    record_decision(cfg.reporting_url(), _row(b, "B", "DC1"), "approve", float(b["quantity"]) - 1.0)
+    # decided through the workbench's service (what its pages and uploads call), as a planner of the region
+    ann = User("ann", "planner", ("east",))
+    limit = cfg.workbench.planner_approval_limit
+    with reporting.engine_for(cfg.reporting_url()).execution_options(tiaobo_write=True).begin() as conn:
+        decide(
+            conn, ann, RecKey(NIGHT1, "A", "DC1", "S1"), "reject", reason_code="donor_needs_it", approval_limit=limit
+        )
+        less = float(recs.loc[("B", "DC1"), "quantity"]) - 1.0  # one pack less (packs of 1)
+        decide(conn, ann, RecKey(NIGHT1, "B", "DC1", "S1"), "approve", less, approval_limit=limit)
     _drop(tmp / "drop", NIGHT2)  # the next night's drop: one more day of sales, the new snapshot
     return tmp
 
