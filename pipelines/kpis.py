@@ -54,8 +54,8 @@ order lines departed in its window) and the ``decisions`` staging file, at the r
 - ``review_receiver_stockout_rate`` / ``review_donor_stockout_rate``: among the reviewed lines whose
   window closed and whose receiver's (donor's) nights are known, the share that stocked out in the
   window the transfer was meant to cover.
-- ``decision_acceptance_rate``: among the recommendations of the latest earlier run date decided by
-  a person (not the auto tier's ``system`` user), the share approved; ``decision_hours``: their
+- ``decision_acceptance_rate``: among the recommendations decided by a person (not the auto tier's
+  ``system`` user) of the latest earlier run date with such a decision, the share approved; ``decision_hours``: their
   mean time from the run's publication to the decision, in hours (null when not known, e.g. a
   file's rows).
 
