@@ -90,6 +90,9 @@ def _run(cfg: Config, run_date: date) -> dict[str, Any]:
     _say(f"Tiaobo nightly run for {run_date} (staging {cfg.staging_dir}/{run_date})")
     try:
         results = runner.run_pipeline(cfg, run_date, progress=clock)
+    except runner.FailedAfterPublish as exc:
+        _say(f"\nerror: the run for {run_date} published its results, then failed.\n{exc}")
+        raise typer.Exit(1) from None
     except Exception as exc:
         _say(f"\nerror: the run for {run_date} failed; nothing was published.\n{exc}")
         raise typer.Exit(1) from None

@@ -489,6 +489,17 @@ class Config(_Strict):
     email: EmailConfig = Field(default_factory=EmailConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. Asia/Shanghai, Europe/Berlin, UTC)") from None
+        return v
+
     @field_validator("policies")
     @classmethod
     def _has_default_policy(cls, v: list[PolicyRow]) -> list[PolicyRow]:
@@ -537,7 +548,7 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
         if not p.exists():
             raise ConfigError(f"configuration file {p} does not exist")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = yaml.load(p.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # a SafeLoader
         except yaml.YAMLError as exc:
             raise ConfigError(f"configuration file {p} is not valid YAML: {exc}") from exc
         if loaded is None:
@@ -551,6 +562,25 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: dict[str,
         return Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, origin)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last one
+    silently: a setting written twice would be half ignored)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"the key {key!r} is given twice (lines {seen[key]} and {key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

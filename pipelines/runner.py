@@ -103,11 +103,18 @@ def record_failure(
     *,
     dag_id: str = "tiaobo_nightly",
     attempt_id: str | None = None,
+    published: str | None = None,
 ) -> None:
-    """Log a failed (or validation-stopped) run and tell the data team. Never raises."""
+    """Log a failed (or validation-stopped) run and tell the data team. Never raises.
+
+    ``published``: the run id when the failure came after the publish committed — the attempt is
+    then logged ``published`` (with the failed stage and the error as its message), never
+    ``failed``, because its results are the published ones."""
     from pipelines.validate import ValidationStop
 
     status = "stopped" if isinstance(error, ValidationStop) else "failed"
+    if published is not None:
+        status = "published"
     text = str(error)
     try:
         from pipelines import reporting
@@ -115,7 +122,7 @@ def record_failure(
         url = cfg.reporting_url()
         reporting.migrate(url)
         aid = attempt_id or reporting.log_attempt_start(url, run_date)
-        reporting.log_attempt_end(url, aid, status, stage=stage, message=text[:4000])
+        reporting.log_attempt_end(url, aid, status, run_id=published, stage=stage, message=text[:4000])
     except Exception:  # the failure email must still go out
         log.exception("could not write the failure to the run log")
     try:
@@ -133,6 +140,17 @@ def record_failure(
         )
     except Exception:
         log.exception("could not send the failure email")
+
+
+class FailedAfterPublish(RuntimeError):
+    """A stage after the load failed (the report or the digests): the night's results *are*
+    published under ``run_id``; what did not happen is named by ``stage`` and the cause."""
+
+    def __init__(self, stage: str, run_id: str, cause: BaseException) -> None:
+        super().__init__(
+            f"the results are published (run {run_id}); the {stage} stage failed after the publish: {cause}"
+        )
+        self.stage, self.run_id = stage, run_id
 
 
 def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) -> dict[str, Any]:
@@ -158,8 +176,13 @@ def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) 
         log.error("stage %s failed: %s", stage, exc)
         if not isinstance(exc, KeyboardInterrupt):
             log.debug(traceback.format_exc())
-        record_failure(cfg, run_date, stage, exc, attempt_id=attempt)
-        raise
+        if "load" not in results or isinstance(exc, KeyboardInterrupt):
+            record_failure(cfg, run_date, stage, exc, attempt_id=attempt)
+            raise
+        # the publish committed: the run log says so, and the data team hears what failed after it
+        after = FailedAfterPublish(stage, ctx.run_id, exc)
+        record_failure(cfg, run_date, stage, after, attempt_id=attempt, published=ctx.run_id)
+        raise after from exc
     reporting.log_attempt_end(
         url,
         attempt,

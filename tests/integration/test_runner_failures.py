@@ -90,6 +90,39 @@ def test_missing_source_column_names_profile_query_and_column(tmp_path, publishe
         pd.testing.assert_frame_equal(before[name], after[name], obj=name)
 
 
+def test_notify_failing_after_the_publish_is_reported_as_published(tmp_path, published, monkeypatch):
+    """Disk full while writing the report: the night's results are published (the publish had
+    committed), so neither the run log nor the CLI may say otherwise."""
+    import yaml
+
+    from pipelines import notify
+    from pipelines.runner import FailedAfterPublish
+
+    cfg, _, _ = published
+    with reporting.engine_for(cfg.reporting_url()).begin() as conn:  # as if RUN had never been published
+        for name in ("published_runs", *contract.OUTPUT_TABLES):
+            conn.execute(sa.text(f"delete from {name}"))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(cfg.output_dir))
+
+    monkeypatch.setattr(notify, "notify_stage", disk_full)
+    nxt = RUN
+    with pytest.raises(FailedAfterPublish) as err:
+        run_pipeline(cfg, nxt)
+    assert err.value.stage == "notify" and "No space left on device" in str(err.value)
+    assert pd.Timestamp(nxt) in set(reporting.read_published_runs(cfg.reporting_url())["run_date"])
+    last = reporting.read_run_log(cfg.reporting_url(), nxt).iloc[-1]
+    assert (last["status"], last["stage"], last["run_id"]) == ("published", "notify", err.value.run_id)
+    assert "the results are published" in last["message"]
+    # the CLI says the same
+    config = tmp_path / "tiaobo.yaml"
+    config.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
+    res = CliRunner().invoke(app, ["run", "--date", nxt.isoformat(), "--config", str(config)])
+    assert res.exit_code == 1
+    assert "published its results, then failed" in res.output and "nothing was published" not in res.output
+
+
 def test_cli_invalid_config_exits_with_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("forecast:\n  horizon_days: -3\n", encoding="utf-8")

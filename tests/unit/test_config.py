@@ -79,3 +79,19 @@ def test_example_config_is_valid(monkeypatch):
     cfg = load_config(Path(__file__).resolve().parents[2] / "tiaobo.example.yaml")
     assert cfg.source.url_env == "TIAOBO_SOURCE_URL"
     assert {g.language for g in cfg.email.planners} == {"zh-CN", "en"}
+
+
+def test_a_time_zone_typo_is_refused_on_load():
+    with pytest.raises(ConfigError, match=r"timezone: Value error, 'Asia/Shangai' is not an IANA time zone"):
+        load_config(overrides={"timezone": "Asia/Shangai"})
+    assert load_config(overrides={"timezone": "Europe/Berlin"}).timezone == "Europe/Berlin"
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    p = tmp_path / "tiaobo.yaml"
+    p.write_text("forecast:\n  horizon_days: 28\n  window_days: 14\n  horizon_days: 56\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"the key 'horizon_days' is given twice \(lines 2 and 4\); keep one"):
+        load_config(p)
+    two = "orders:\n  targets:\n    - {name: a, kind: file, folder: x}\n    - {name: b, kind: file, folder: y}\n"
+    p.write_text(two, encoding="utf-8")
+    assert [t.name for t in load_config(p).orders.targets] == ["a", "b"]  # the same keys in two mappings
