@@ -149,6 +149,10 @@ _TABLE_ROW_RULES = {
 }
 
 
+#: characters refused in any text column (C0 controls except tab, newline and carriage return; DEL)
+CONTROL_CHARACTERS = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]"
+
+
 def row_rules(
     name: str, refs: dict[str, list[str]], run_date: pd.Timestamp, vcfg: ValidationConfig | None = None
 ) -> list[RowRule]:
@@ -163,6 +167,18 @@ def row_rules(
         RowRule("not_null", c.name, "ExpectColumnValuesToNotBeNull", {"column": c.name})
         for c in t.columns
         if not c.nullable
+    ]
+    # a NUL or another control character in a text (an ERP's garbage) would pass here and then fail
+    # the PostgreSQL load night after night: the row is set aside instead
+    rules += [
+        RowRule(
+            "no_control_characters",
+            c.name,
+            "ExpectColumnValuesToNotMatchRegex",
+            {"column": c.name, "regex": CONTROL_CHARACTERS},
+        )
+        for c in t.columns
+        if c.type == "str"
     ]
     table_rules = _TABLE_ROW_RULES.get(name)
     if table_rules is not None:
@@ -192,6 +208,9 @@ def rule_mask(rule: RowRule, df: pd.DataFrame) -> np.ndarray:
         return bad & present
     if rule.expectation == "ExpectColumnValuesToBeInSet":
         return present & ~s.isin(rule.kwargs["value_set"]).to_numpy(dtype=bool)
+    if rule.expectation == "ExpectColumnValuesToNotMatchRegex":
+        hit = s.astype("str").str.contains(rule.kwargs["regex"], regex=True).fillna(False).to_numpy(dtype=bool)
+        return present & hit
     raise ValueError(f"rule {rule.rule} on {rule.column}: no pandas evaluation for {rule.expectation}")
 
 

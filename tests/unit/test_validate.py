@@ -141,3 +141,13 @@ def test_company_wide_missing_day_stops_but_a_quiet_store_does_not():
     assert tolerated["no_missing_days"]["passed"]
     # L2 sells nothing on the 23rd (only L1 does): normal, not a missing day
     assert out["fresh"][0]["passed"]
+
+
+def test_control_characters_in_any_text_column_fail_their_row():
+    rules = {(r.column, r.rule): r for r in row_rules("items", REFS, RUN)}
+    for col in ("sku", "name", "category"):
+        assert rules[(col, "no_control_characters")].expectation == "ExpectColumnValuesToNotMatchRegex"
+    assert ("unit_cost", "no_control_characters") not in rules  # numbers have no such rule
+    df = pd.DataFrame({"name": ["绿茶", "Tea\x00", "bell\x07", "tab\there", "line\nbreak", None, "del\x7f"]})
+    rule = rules[("name", "no_control_characters")]
+    assert rule_mask(rule, df).tolist() == [False, True, True, False, False, False, True]
