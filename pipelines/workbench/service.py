@@ -195,22 +195,29 @@ def _in_lists(cols: Sequence[sa.ColumnElement[Any]], values: Sequence[tuple]) ->
     return [c.in_(sorted({v[i] for v in values})) for i, c in enumerate(cols)]
 
 
+def _latest_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    """What a decision's latest version says: key, version, who, when, what and how many."""
+    return (
+        TD.c.sku,
+        TD.c.from_location,
+        TD.c.to_location,
+        TD.c.version,
+        TD.c.decided_by,
+        TD.c.decided_at,
+        TD.c.decision,
+        TD.c.new_quantity,
+    )
+
+
 def latest_versions(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[RecKey, dict[str, Any]]:
     """The latest decision row (version, decided_by, decided_at, decision, new_quantity) per key."""
     out: dict[RecKey, dict[str, Any]] = {}
     for d, ks in _by_date(set(keys), lambda k: k.rec_run_date).items():
         wanted = {(k.sku, k.from_location, k.to_location) for k in ks}
         for part in _chunks(sorted(wanted), _SUPERSET_CHUNK):
-            stmt = sa.select(
-                TD.c.sku,
-                TD.c.from_location,
-                TD.c.to_location,
-                TD.c.version,
-                TD.c.decided_by,
-                TD.c.decided_at,
-                TD.c.decision,
-                TD.c.new_quantity,
-            ).where(TD.c.rec_run_date == d, *_in_lists([TD.c.sku, TD.c.from_location, TD.c.to_location], part))
+            stmt = sa.select(*_latest_columns()).where(
+                TD.c.rec_run_date == d, *_in_lists([TD.c.sku, TD.c.from_location, TD.c.to_location], part)
+            )
             for r in conn.execute(stmt):
                 lane = (r.sku, r.from_location, r.to_location)
                 if lane not in wanted:
@@ -316,16 +323,9 @@ def lane_lines(conn: sa.Connection, lanes: Iterable[tuple[date, str, str]]) -> d
                 k = RecKey(d, r.sku, r.from_location, r.to_location)
                 recs[k] = Rec(k, r.run_id, float(r.quantity), float(r.donor_excess_units or 0.0), 1, 0.0, None, None)
             latest: dict[RecKey, dict[str, Any]] = {}
-            stmt2 = sa.select(
-                TD.c.sku,
-                TD.c.from_location,
-                TD.c.to_location,
-                TD.c.version,
-                TD.c.decided_by,
-                TD.c.decided_at,
-                TD.c.decision,
-                TD.c.new_quantity,
-            ).where(TD.c.rec_run_date == d, *_in_lists([TD.c.from_location, TD.c.to_location], part))
+            stmt2 = sa.select(*_latest_columns()).where(
+                TD.c.rec_run_date == d, *_in_lists([TD.c.from_location, TD.c.to_location], part)
+            )
             for dr in conn.execute(stmt2):
                 k = RecKey(d, dr.sku, dr.from_location, dr.to_location)
                 if k not in recs or (k in latest and latest[k]["version"] >= int(dr.version)):
