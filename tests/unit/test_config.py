@@ -95,3 +95,16 @@ def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
     two = "orders:\n  targets:\n    - {name: a, kind: file, folder: x}\n    - {name: b, kind: file, folder: y}\n"
     p.write_text(two, encoding="utf-8")
     assert [t.name for t in load_config(p).orders.targets] == ["a", "b"]  # the same keys in two mappings
+
+
+def test_a_password_holding_an_unencoded_at_sign_is_hidden_whole():
+    from pipelines.urls import scrub_secret, scrub_urls
+
+    url = "postgresql+psycopg://reader:p@ss:word@db.example.com:5432/erp"
+    assert redact_url(url) == "postgresql+psycopg://reader:***@db.example.com:5432/erp"
+    assert scrub_urls(f"could not connect to {url} now") == f"could not connect to {redact_url(url)} now"
+    # a driver that split at the first "@" reports the tail as the host: hidden too
+    msg = scrub_secret(f"{url}: could not translate host name 'ss:word@db.example.com' (password p@ss:word)", url)
+    assert "ss:word" not in msg and "p@ss" not in msg and "db.example.com" in msg
+    plain = "postgresql+psycopg://reader:hunter2@db/erp?sslmode=require"
+    assert scrub_secret(f"x {plain} hunter2", plain) == "x postgresql+psycopg://reader:***@db/erp?sslmode=require ***"
