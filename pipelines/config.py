@@ -98,10 +98,10 @@ class GenericTable(_Strict):
 class SourceConfig(DatabaseConfig):
     kind: Literal["sql", "files"] = Field("sql", description="sql: a database and a profile; files: file drops")
     profile: str = Field("demo", description="source profile folder under sql/sources/")
-    chunk_rows: int = Field(200_000, gt=0, description="rows per extraction chunk")
-    retries: int = Field(3, ge=0, description="connection attempts after the first one fails")
-    retry_backoff_seconds: float = Field(2.0, ge=0)
-    lookback_days: int = Field(7, ge=0, description="sales: days before the watermark re-read every night")
+    chunk_rows: int = Field(200_000, gt=0, le=10_000_000, description="rows per extraction chunk")
+    retries: int = Field(3, ge=0, le=20, description="connection attempts after the first one fails")
+    retry_backoff_seconds: float = Field(2.0, ge=0, le=600)
+    lookback_days: int = Field(7, ge=0, le=366, description="sales: days before the watermark re-read every night")
     full_refresh: bool = Field(False, description="sales: ignore the watermark, re-read the whole history window")
     folder: str | None = Field(None, description="file drops: local folder or fsspec URL (s3://..., file://...)")
     encoding: str | None = Field(None, description="file drops: encoding of every CSV (none = detect per file)")
@@ -144,7 +144,7 @@ class PolicyRow(_Strict):
     service_level: float = Field(0.95, gt=0.5, lt=1.0, description="target cycle service level")
     min_cover_days: float = Field(7.0, ge=0, description="health band: below = under-stocked")
     max_cover_days: float = Field(60.0, gt=0, description="health band: above = over-stocked")
-    slow_mover_days: int = Field(60, gt=0, description="no sale in this many days = slow mover")
+    slow_mover_days: int = Field(60, gt=0, le=3650, description="no sale in this many days = slow mover")
     auto_approve_max_units: float = Field(50.0, ge=0)
     auto_approve_max_value: float = Field(2000.0, ge=0)
     fill_rate: float | None = Field(
@@ -187,9 +187,9 @@ class ForecastConfig(_Strict):
         return v
 
     horizon_days: int = Field(28, ge=1, le=366, description="days forecast ahead")
-    window_days: int = Field(28, ge=1, description="moving-average window")
-    history_days: int = Field(730, ge=28, description="days of sales history read")
-    holdout_days: int = Field(28, ge=1, description="holdout for the accuracy table (moving_average method)")
+    window_days: int = Field(28, ge=1, le=366, description="moving-average window")
+    history_days: int = Field(730, ge=28, le=3660, description="days of sales history read")
+    holdout_days: int = Field(28, ge=1, le=366, description="holdout for the accuracy table (moving_average method)")
     method: Literal["selected", "moving_average"] = Field(
         "selected",
         description="selected = per-series choice by backtest (with the global GBM); moving_average = skeleton",
@@ -226,12 +226,12 @@ class PolicyConfig(_Strict):
     abc_scope: Literal["network", "location"] = Field(
         "network", description="which ABC class picks the policy row: network-wide or per location"
     )
-    abc_days: int = Field(365, ge=7, description="days of sales valued for ABC")
+    abc_days: int = Field(365, ge=7, le=3660, description="days of sales valued for ABC")
     xyz_cutoffs: tuple[float, float] = Field(
         (0.5, 1.0), description="CV of weekly demand: X up to the first, Y up to the second"
     )
-    xyz_weeks: int = Field(26, ge=4, description="weeks of sales for XYZ and the demand pattern")
-    std_days: int = Field(56, ge=2, description="days of sales for the daily demand standard deviation")
+    xyz_weeks: int = Field(26, ge=4, le=520, description="weeks of sales for XYZ and the demand pattern")
+    std_days: int = Field(56, ge=2, le=3660, description="days of sales for the daily demand standard deviation")
     adi_cutoff: float = Field(1.32, gt=1.0, description="average inter-demand interval (weeks) above = intermittent")
     cv2_cutoff: float = Field(0.49, gt=0.0, description="squared CV of non-zero weekly demand above = erratic/lumpy")
     special_categories: list[str] = Field(
@@ -255,7 +255,7 @@ class PolicyConfig(_Strict):
 
 
 class TransferConfig(_Strict):
-    coverage_days: int = Field(14, ge=1, description="horizon over which a receiver's shortage is counted")
+    coverage_days: int = Field(14, ge=1, le=366, description="horizon over which a receiver's shortage is counted")
     margin_floor: float = Field(
         0.0, ge=0, description="minimum benefit minus cost for a transfer (milp: per lane shipment)"
     )
@@ -265,13 +265,17 @@ class TransferConfig(_Strict):
         description="milp: a donor gives units down to its median need, each unit below its p99.5 charged"
         " the sales it is expected to lose there (risk), or never below its reorder point (reorder_point)",
     )
-    time_limit_seconds: float = Field(240.0, gt=0, description="solver time limit; then the greedy is used")
+    time_limit_seconds: float = Field(240.0, gt=0, le=86_400, description="solver time limit; then the greedy is used")
     mip_rel_gap: float = Field(0.01, ge=0, lt=1, description="relative optimality gap at which the solver stops")
-    batch_candidates: int = Field(40_000, ge=100, description="largest number of candidate transfers per MILP")
+    batch_candidates: int = Field(
+        40_000, ge=100, le=10_000_000, description="largest number of candidate transfers per MILP"
+    )
     holding_cost_rate: float = Field(0.25, ge=0, description="yearly holding cost as a share of unit cost")
     planner_categories: list[str] = Field(default_factory=list, description="categories never auto-approved")
     decisions_csv: Path | None = Field(None, description="planners' approve/reject CSV read by the next run")
-    reject_cooldown_days: int = Field(14, ge=0, description="a rejected transfer is not proposed again for this long")
+    reject_cooldown_days: int = Field(
+        14, ge=0, le=3650, description="a rejected transfer is not proposed again for this long"
+    )
 
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
@@ -445,9 +449,11 @@ class EmailConfig(_Strict):
     smtp_port: int = Field(25, gt=0, lt=65536)
     smtp_starttls: bool = Field(False, description="STARTTLS after connecting (port 587)")
     smtp_ssl: bool = Field(False, description="TLS from the start (port 465)")
-    smtp_timeout_seconds: float = Field(30.0, gt=0)
-    smtp_retries: int = Field(3, ge=0)
-    smtp_retry_backoff_seconds: float = Field(2.0, ge=0, description="first wait between attempts, doubled each time")
+    smtp_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    smtp_retries: int = Field(3, ge=0, le=20)
+    smtp_retry_backoff_seconds: float = Field(
+        2.0, ge=0, le=600, description="first wait between attempts, doubled each time"
+    )
     smtp_conn_id: str | None = Field(
         None, description="Airflow connection (host, port, login, password; extras starttls/ssl); wins over smtp_host"
     )
@@ -462,7 +468,7 @@ class ValidationConfig(_Strict):
     volume_band: float = Field(
         0.5, gt=0, description="a table's row count may differ from its trailing median by this share (0.5 = +-50%)"
     )
-    volume_history_runs: int = Field(14, ge=1, description="published runs the trailing median is taken over")
+    volume_history_runs: int = Field(14, ge=1, le=366, description="published runs the trailing median is taken over")
     max_lead_time_days: float = Field(
         365.0, gt=0, description="lead times (and their std, review period) above this are bad rows"
     )

@@ -108,3 +108,13 @@ def test_a_password_holding_an_unencoded_at_sign_is_hidden_whole():
     assert "ss:word" not in msg and "p@ss" not in msg and "db.example.com" in msg
     plain = "postgresql+psycopg://reader:hunter2@db/erp?sslmode=require"
     assert scrub_secret(f"x {plain} hunter2", plain) == "x postgresql+psycopg://reader:***@db/erp?sslmode=require ***"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [("forecast", "history_days", 10**12), ("source", "chunk_rows", 10**10), ("transfers", "time_limit_seconds", 1e9)],
+)
+def test_huge_numbers_are_refused_on_load_with_the_key(section, key, value):
+    """Not "Python int too large" or a 141 GiB allocation at run time: the key and its bound, now."""
+    with pytest.raises(ConfigError, match=rf"{section}\.{key}: Input should be less than or equal to"):
+        load_config(overrides={section: {key: value}})
