@@ -502,7 +502,7 @@ def publish(
     propagates as it is. Holds a per-date advisory lock on PostgreSQL, so two publishes of the same
     date run one after the other.
     """
-    run_date = _as_date(run_date)
+    run_date = as_date(run_date)
     unknown = sorted(set(frames) - set(contract.OUTPUT_TABLES))
     if unknown:
         raise ValueError(
@@ -592,7 +592,7 @@ def read_last_horizon_forecasts(url: str, run_date: date, horizon_days: int) -> 
     """The published forecasts of the latest run R <= ``run_date`` - ``horizon_days`` (its whole
     horizon has passed, so every day of it has actual sales by ``run_date``), target days before
     ``run_date`` only; an empty ``forecasts`` frame when no such run is published."""
-    run_date = _as_date(run_date)
+    run_date = as_date(run_date)
     cutoff = run_date.toordinal() - horizon_days
     with engine_for(url).connect() as conn:
         r = conn.execute(
@@ -603,7 +603,7 @@ def read_last_horizon_forecasts(url: str, run_date: date, horizon_days: int) -> 
         if r is None:
             return contract.empty("forecasts")
         fc = OUTPUT_SA["forecasts"]
-        rows = conn.execute(sa.select(fc).where(fc.c.run_date == _as_date(r), fc.c.target_date < run_date)).all()
+        rows = conn.execute(sa.select(fc).where(fc.c.run_date == as_date(r), fc.c.target_date < run_date)).all()
     if not rows:
         return contract.empty("forecasts")
     df = pd.DataFrame([tuple(x) for x in rows], columns=contract.FORECASTS.names)
@@ -613,7 +613,7 @@ def read_last_horizon_forecasts(url: str, run_date: date, horizon_days: int) -> 
 def read_kpi_history(url: str, until: date, days: int = 56, location: str = "*", category: str = "*") -> pd.DataFrame:
     """``kpis`` rows of one location and category (default: the network) for the published run
     dates in (``until`` - ``days``, ``until``], oldest first, contract-typed."""
-    until = _as_date(until)
+    until = as_date(until)
     k = OUTPUT_SA["kpis"]
     stmt = sa.select(k).where(
         k.c.run_date <= until,
@@ -633,7 +633,7 @@ def published_run_dates(url: str) -> list[date]:
     """Run dates currently published, oldest first."""
     with engine_for(url).connect() as conn:
         rows = conn.execute(sa.select(PUBLISHED_RUNS.c.run_date).order_by(PUBLISHED_RUNS.c.run_date)).all()
-    return [_as_date(r[0]) for r in rows]
+    return [as_date(r[0]) for r in rows]
 
 
 def read_published_runs(url: str) -> pd.DataFrame:
@@ -646,7 +646,8 @@ def read_published_runs(url: str) -> pd.DataFrame:
     return df.astype({"run_id": "str", "counts_json": "str"})
 
 
-def _as_date(v: Any) -> date:
+def as_date(v: Any) -> date:
+    """A date column's value as the drivers return it (date, datetime or ISO text) as a date."""
     if isinstance(v, datetime):
         return v.date()
     if isinstance(v, date):
@@ -665,7 +666,7 @@ def _utc(s: pd.Series) -> pd.Series:
 
 def log_attempt_start(url: str, run_date: date) -> str:
     """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id."""
-    run_date = _as_date(run_date)
+    run_date = as_date(run_date)
     _ensure_schema(url)
     attempt_id = uuid.uuid4().hex
     with _write_engine(url).begin() as conn:

@@ -48,7 +48,7 @@ import sqlalchemy as sa
 
 from pipelines.decision_store import SYSTEM_USER
 from pipelines.decisions import REASON_CODES
-from pipelines.reporting import OUTPUT_SA, PUBLISHED_RUNS, TRANSFER_DECISIONS
+from pipelines.reporting import OUTPUT_SA, PUBLISHED_RUNS, TRANSFER_DECISIONS, as_date
 from pipelines.workbench.users import User
 
 DEFAULT_APPROVAL_LIMIT = 5000.0
@@ -169,17 +169,9 @@ def _ts(v: Any) -> datetime | None:
     return datetime.fromisoformat(str(v)).replace(tzinfo=UTC)
 
 
-def _as_date(v: Any) -> date:
-    if isinstance(v, datetime):
-        return v.date()
-    if isinstance(v, date):
-        return v
-    return date.fromisoformat(str(v)[:10])
-
-
 def latest_run_date(conn: sa.Connection) -> date | None:
     v = conn.execute(sa.select(sa.func.max(PUBLISHED_RUNS.c.run_date))).scalar()
-    return None if v is None else _as_date(v)
+    return None if v is None else as_date(v)
 
 
 def _by_date(keys: Iterable[Any], date_of: Any) -> dict[date, list[Any]]:
@@ -299,7 +291,7 @@ def _newer(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[tuple[str, str, 
         stmt = sa.select(*cols, TR.c.run_date, TR.c.quantity).where(TR.c.run_date > oldest, *_in_lists(cols, part))
         for r in conn.execute(stmt):
             lane = (r.sku, r.from_location, r.to_location)
-            d = _as_date(r.run_date)
+            d = as_date(r.run_date)
             if lane in wanted and (lane not in out or out[lane][0] < d):
                 out[lane] = (d, float(r.quantity))
     return out

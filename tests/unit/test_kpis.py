@@ -35,7 +35,9 @@ R = KPI_PAST_RUN  # the run whose 28-day horizon has just passed
 D = pd.Timestamp
 
 
-def _kpis() -> dict[tuple[str, str, str], float]:
+def _kpis(**extra) -> dict[tuple[str, str, str], float]:
+    """compute_kpis on the hand-computed case (with ``extra`` inputs), by (location, category, metric);
+    the rows are checked against the contract on the way."""
     out = compute_kpis(
         kpi_policy(),
         kpi_alerts(),
@@ -45,6 +47,7 @@ def _kpis() -> dict[tuple[str, str, str], float]:
         kpi_items(),
         kpi_locations(),
         RUN,
+        **extra,
     )
     contract.conform(out.assign(run_id="t"), "kpis")
     assert not contract.duplicated_keys(out.assign(run_id="t"), "kpis").any()
@@ -152,24 +155,8 @@ def test_kpis_stage_on_tiny_staging(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _case_kpis(**extra) -> dict[tuple[str, str, str], float]:
-    """compute_kpis on the hand-computed case with ``extra`` inputs, by (location, category, metric)."""
-    out = compute_kpis(
-        kpi_policy(),
-        kpi_alerts(),
-        kpi_transfers(),
-        kpi_accuracy(),
-        kpi_stock(),
-        kpi_items(),
-        kpi_locations(),
-        RUN,
-        **extra,
-    )
-    return {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
-
-
 def test_turnover_approved_transfers_and_last_horizon_accuracy_hand_computed() -> None:
-    k = _case_kpis(sales=kpi_sales(), decisions=kpi_decisions(), lanes=kpi_lanes(), past_forecasts=kpi_past_forecasts())
+    k = _kpis(sales=kpi_sales(), decisions=kpi_decisions(), lanes=kpi_lanes(), past_forecasts=kpi_past_forecasts())
     # A at S1: 28 units x cost 2 sold in the window, annualised 730, over 20 of stock value
     assert k[("S1", "fruit", "turnover")] == pytest.approx(36.5)
     # B at S1: net 2 units x 10 = 20, annualised 260.71, over 50
@@ -199,9 +186,7 @@ def _person_decisions() -> pd.DataFrame:
 
 
 def test_transfer_loop_kpis_hand_computed() -> None:
-    k = _case_kpis(
-        sales=kpi_sales(), decisions=_person_decisions(), lanes=kpi_lanes(), review=transfer_review_rows(RUN)
-    )
+    k = _kpis(sales=kpi_sales(), decisions=_person_decisions(), lanes=kpi_lanes(), review=transfer_review_rows(RUN))
     # received lines O1 (2 days, on time, 10 of 10) and O2 (4 days, late, 6 of 10), both fruit into S1
     assert k[("S1", "fruit", "transfer_lead_time_days")] == pytest.approx(3.0)
     assert k[("S1", "fruit", "transfer_on_time_rate")] == pytest.approx(0.5)
@@ -225,6 +210,6 @@ def test_transfer_loop_kpis_hand_computed() -> None:
 
 
 def test_the_auto_tier_is_not_a_person_deciding() -> None:
-    k = _case_kpis(decisions=_person_decisions().assign(decided_by="system"))
+    k = _kpis(decisions=_person_decisions().assign(decided_by="system"))
     assert np.isnan(k[("*", "*", "decision_acceptance_rate")]) and np.isnan(k[("*", "*", "decision_hours")])
     assert k[("*", "*", "transfers_approved_count")] == 1.0  # the system's approvals still count as approved
