@@ -478,6 +478,42 @@ class ValidationConfig(_Strict):
         0, ge=0, description="company-wide days without any sale tolerated inside the sales window (e.g. a closure)"
     )
     data_docs: bool = Field(True, description="build Great Expectations Data Docs (HTML) for every run")
+    max_quantity: float = Field(
+        1e7, gt=0, le=1e12, description="a sales or stock quantity above this (units, one row) is a bad row"
+    )
+    max_unit_price: float = Field(
+        1e7, gt=0, le=1e12, description="an item's unit cost or price above this (company currency) is a bad row"
+    )
+    spike_factor: float = Field(
+        1000.0, gt=1, le=1e9, description="a sale above this times its series' median quantity is a bad row"
+    )
+    spike_floor: float = Field(
+        1.0, gt=0, le=1e6, description="the smallest median the spike rule multiplies (units), for sparse series"
+    )
+    content_check_days: int = Field(
+        7, ge=1, le=90, description="the last days of the sales window the content rules check"
+    )
+    content_baseline_days: int = Field(
+        28, ge=7, le=366, description="the days before the checked ones their trailing baseline is taken over"
+    )
+    day_low: float = Field(
+        0.2, ge=0, lt=1, description="a checked day selling less than this times the baseline median stops the run"
+    )
+    day_high: float = Field(
+        10.0, gt=1, le=1e6, description="a checked day selling more than this times the baseline median stops the run"
+    )
+    regular_share: float = Field(
+        0.8, gt=0, le=1, description="a SKU selling on this share of the baseline days is a regular seller"
+    )
+    max_vanished_share: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="more regular sellers than this share with no sale in the checked days stops the run",
+    )
+    sku_band: float = Field(
+        0.2, gt=0, le=10, description="SKUs sold in the window may differ from their published median by this share"
+    )
 
 
 class Config(_Strict):
@@ -486,6 +522,9 @@ class Config(_Strict):
     staging_dir: Path = Path("var/staging")
     output_dir: Path = Path("var/output")
     timezone: str = "Asia/Shanghai"
+    run_lock_timeout_s: float = Field(
+        600.0, ge=0, le=86400, description="how long a run waits for another run of the same date to finish"
+    )
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     policies: list[PolicyRow] = Field(default_factory=_default_policies)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines import contract
+from pipelines import content, contract
 from pipelines.config import ValidationConfig
 from pipelines.context import RunContext, StageResult
 
@@ -97,6 +97,7 @@ class _Rules:
 def _item_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
     for col in ("unit_cost", "unit_price"):
         r.between(col, 0, None, "non_negative")
+        r.between(col, None, v.max_unit_price, "within_bounds")
     r.between("pack_size", 1, None, "at_least_one")
     r.between("shelf_life_days", 1, v.max_shelf_life_days, "within_bounds")
     r.in_set("abc_override", ["A", "B", "C"], "abc_class")
@@ -115,6 +116,7 @@ def _sales_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, 
     r.in_set("location", refs["locations"], "known_location")
     for col in ("quantity", "returns"):
         r.between(col, 0, None, "non_negative")
+        r.between(col, None, v.max_quantity, "within_bounds")
     r.between("date", None, (run_date - pd.Timedelta(days=1)).to_pydatetime(), "not_in_future")
 
 
@@ -123,6 +125,7 @@ def _stock_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, 
     r.in_set("location", refs["locations"], "known_location")
     for col in ("on_hand", "in_transit", "reserved"):
         r.between(col, 0, None, "non_negative")
+        r.between(col, None, v.max_quantity, "within_bounds")
 
 
 def _transfer_status_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
@@ -408,6 +411,8 @@ def validate_table(
             bad[positions] = True
         results.append(_result(name, rule.rule, rule.column, "row", count, f"{count} row(s) fail {rule.expectation}"))
 
+    if name == "sales":
+        results.append(_spike_rows(df, bad, quarantined, vcfg or ValidationConfig()))
     q = (
         pd.concat(quarantined, ignore_index=True)
         if quarantined
@@ -415,6 +420,23 @@ def validate_table(
     )
     clean = df[~bad]
     return clean, q, results
+
+
+def _spike_rows(
+    df: pd.DataFrame, bad: np.ndarray, quarantined: list[pd.DataFrame], v: ValidationConfig
+) -> dict[str, Any]:
+    """Set aside (in place: ``bad``, ``quarantined``) sales far above their own series' typical sale."""
+    ok = np.flatnonzero(~bad)
+    mask, threshold = content.spike_mask(df.iloc[ok], v.spike_factor, v.spike_floor)
+    pos = ok[mask]
+    if len(pos):
+        quarantined.append(_quarantine_rows(df, pos, "sales", "spike", "quantity"))
+        bad[pos] = True
+    text = f"{len(pos)} sale(s) above {v.spike_factor:g}x their series' median quantity (at least {v.spike_floor:g})"
+    if len(pos):
+        worst = int(np.argmax(df["quantity"].to_numpy(dtype=float)[pos]))
+        text += f"; largest {df['quantity'].iloc[pos[worst]]:g} against a limit of {threshold[mask][worst]:g}"
+    return _result("sales", "spike", "quantity", "row", len(pos), text)
 
 
 def _result(
@@ -517,8 +539,9 @@ def schema_checks(
     return out
 
 
-def volume_history(url: str, run_date: date, runs: int) -> pd.DataFrame:
-    """Row counts (rule ``row_count``) of the last ``runs`` published run dates before ``run_date``.
+def volume_history(url: str, run_date: date, runs: int, rule: str = "row_count") -> pd.DataFrame:
+    """Row counts (rule ``row_count``, or another rule's observed value) of the last ``runs``
+    published run dates before ``run_date``.
 
     Columns ``table_name, run_date, rows``. The run date itself never counts, even when it was
     published before: a re-run of a date must see the same history and give identical results.
@@ -530,7 +553,7 @@ def volume_history(url: str, run_date: date, runs: int) -> pd.DataFrame:
     tbl = reporting.OUTPUT_SA["dq_results"]
     stmt = (
         sa.select(tbl.c.table_name, tbl.c.run_date, tbl.c.observed_value)
-        .where(tbl.c.rule == "row_count", tbl.c.run_date < run_date, tbl.c.observed_value.is_not(None))
+        .where(tbl.c.rule == rule, tbl.c.run_date < run_date, tbl.c.observed_value.is_not(None))
         .order_by(tbl.c.table_name, tbl.c.run_date.desc())
     )
     with reporting.engine_for(url).connect() as conn:
@@ -725,7 +748,28 @@ def _table_rules(ctx: RunContext, url: str, v: _Validated) -> list[tuple[dict[st
     )
     history = volume_history(url, ctx.run_date, vcfg.volume_history_runs)
     volume = volume_checks(v.raw_counts, history, vcfg.volume_band)
-    return checks[: len(MUST_NOT_BE_EMPTY)] + volume + checks[len(MUST_NOT_BE_EMPTY) :]
+    skus = volume_history(url, ctx.run_date, vcfg.volume_history_runs, rule="sku_count")
+    skus = skus[skus["table_name"] == "sales"].set_index("run_date")["rows"]
+    quantities = content_checks(v.clean["sales"], run_date, vcfg, skus)
+    return checks[: len(MUST_NOT_BE_EMPTY)] + volume + checks[len(MUST_NOT_BE_EMPTY) :] + quantities
+
+
+def content_checks(
+    sales: pd.DataFrame, run_date: pd.Timestamp, v: ValidationConfig, sku_history: pd.Series
+) -> list[tuple[dict[str, Any], pd.DataFrame | None]]:
+    """The table-level content rules of the sales (:mod:`pipelines.content`) as dq results."""
+    last = run_date - pd.Timedelta(days=1)
+    days, base = v.content_check_days, v.content_baseline_days
+    outcomes = [
+        content.day_volume(sales, last, days, base, v.day_low, v.day_high),
+        content.vanished_skus(sales, last, days, base, v.regular_share, v.max_vanished_share),
+        content.sku_count(sales, sku_history, v.sku_band),
+    ]
+    column = {"day_volume": "quantity", "sku_vanished": "sku", "sku_count": "sku"}
+    return [
+        (_result("sales", o.rule, column[o.rule], "table", o.failing, o.observed, o.value), o.examples)
+        for o in outcomes
+    ]
 
 
 def _validate_result(
@@ -768,7 +812,8 @@ def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
     if progress:
         progress("history, Data Docs, staging writes")
     record_history(url, ctx.run_date, "validated", dq)
-    docs = _docs(ctx, validator, ctx.output_dir / "data_docs")
+    # into this attempt's staging: the load stage copies them over the published ones at the publish
+    docs = _docs(ctx, validator, ctx.run_dir / "data_docs")
     for name, df in validated.clean.items():
         ctx.write(name, df)
     run_id = ctx.compute_run_id()

@@ -19,6 +19,7 @@ are not detected (see docs/validation.md).
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -137,10 +138,13 @@ def quarantined(good, tmp_path_factory) -> dict[str, Any]:
             r[0] for r in conn.execute(sa.text("select wh_code from md_warehouse where is_closed = 0 order by wh_code"))
         ]
         rep = conn.execute(
-            sa.text("select wh_code, mat_code from md_replenish order by wh_code, mat_code limit 3")
+            sa.text("select wh_code, mat_code from md_replenish order by wh_code, mat_code limit 4")
         ).all()
     erp.dispose()
-    days = {k: (RUN2 - timedelta(days=d)).isoformat() for k, d in (("neg", 5), ("sku", 6), ("loc", 7), ("inf", 8))}
+    days = {
+        k: (RUN2 - timedelta(days=d)).isoformat()
+        for k, d in (("neg", 5), ("sku", 6), ("loc", 7), ("inf", 8), ("spike", 9), ("huge", 10), ("null", 11))
+    }
     cfg = _copy(
         good,
         folder,
@@ -152,6 +156,21 @@ def quarantined(good, tmp_path_factory) -> dict[str, Any]:
         f"update so_header set wh_code = 'WH-RENAMED' where doc_no = {ONE_SALE.format(day=days['loc'], wh=whs[2])}",
         # an infinite quantity (SQLite reads 9e999 as inf): a cast failure, quarantined with its value
         f"update so_line set qty = 9e999 where doc_no = {ONE_SALE.format(day=days['inf'], wh=whs[3])}",
+        # a thousandfold sale (below the absolute bound): far above its own series' median
+        f"update so_line set qty = 5e6 where doc_no = {ONE_SALE.format(day=days['spike'], wh=whs[4])}",
+        # 10^15 units: above the configured bound for any one row
+        f"update so_line set qty = 1e15 where doc_no = {ONE_SALE.format(day=days['huge'], wh=whs[5])}",
+        # a document line with an empty item code
+        f"update so_line set mat_code = '' where doc_no = {ONE_SALE.format(day=days['null'], wh=whs[0])}",
+        # one item priced at 10^12: above the configured price bound
+        "update md_material set list_price = 1e12 where mat_code = (select max(mat_code) from md_material)",
+        # stock on hand below zero
+        "update inv_balance set qty_onhand = -5 where rowid = (select min(rowid) from inv_balance)",
+        # a lead time of 5,000 days
+        f"update md_replenish set lt_avg_days = 5000 where wh_code = '{rep[3][0]}' and mat_code = '{rep[3][1]}'",
+        # a NUL byte in a lot number (it would fail every PostgreSQL load until the source is fixed)
+        "update inv_balance set batch_no = batch_no || char(0) where rowid ="
+        " (select max(rowid) from inv_balance where batch_no is not null and batch_no <> '')",
         # text where a number is expected (SQLite keeps the text as it is)
         f"update md_replenish set lt_avg_days = 'seven' where wh_code = '{rep[0][0]}' and mat_code = '{rep[0][1]}'",
         # duplicate key: md_replenish loses its primary key, a conflicting copy of a row arrives
@@ -173,9 +192,14 @@ def quarantined(good, tmp_path_factory) -> dict[str, Any]:
             }
         },
     )
+    # the item priced out of bounds takes its sales, stock and lead times with it: more than the
+    # default 5% of the small lead-time table, so this corpus run tolerates 10%
+    cfg = cfg.model_copy(update={"validation": cfg.validation.model_copy(update={"max_bad_row_share": 0.1})})
     result = run_pipeline(cfg, RUN2)
     q = reporting.read_table(cfg.reporting_url(), "quarantine", RUN2)
-    return {"cfg": cfg, "result": result, "q": q, "days": days, "whs": whs, "rep": rep}
+    items = reporting.read_table(cfg.reporting_url(), "quarantine", RUN2).query("table_name == 'items'")
+    priced = json.loads(items["row_json"].iloc[0])["sku"]
+    return {"cfg": cfg, "result": result, "q": q, "days": days, "whs": whs, "rep": rep, "priced": priced}
 
 
 def _rows(q: pd.DataFrame, table: str, rule: str) -> pd.DataFrame:
@@ -208,7 +232,10 @@ def test_nan_becomes_null_and_is_quarantined(good, quarantined):
 
 def test_unknown_sku_is_quarantined(good, quarantined):
     rows = _rows(quarantined["q"], "sales", "known_sku")
-    assert set(rows["value"]) == {"GHOST-1"} and set(rows["column_name"]) == {"sku"}
+    ghost = rows[rows["value"] == "GHOST-1"]
+    assert len(ghost) >= 1 and all(quarantined["days"]["sku"] in j for j in ghost["row_json"])
+    # the other unknown codes: the empty one and the item the master lost to its price bound
+    assert set(rows["value"]) - {"GHOST-1"} == {"", quarantined["priced"]} and set(rows["column_name"]) == {"sku"}
     _unchanged_run(good, quarantined["cfg"])
 
 
@@ -234,10 +261,45 @@ def test_duplicate_key_sets_aside_every_copy(good, quarantined):
 
 def test_a_control_character_in_a_text_is_quarantined(good, quarantined):
     rows = _rows(quarantined["q"], "stock", "no_control_characters")
-    assert rows["column_name"].tolist() == ["lot"] and rows["value"].iloc[0].endswith("\x07")
+    assert rows["column_name"].tolist() == ["lot", "lot"]
+    assert sorted(v[-1] for v in rows["value"]) == ["\x00", "\x07"]  # a BEL and a NUL byte
     published = reporting.read_table(quarantined["cfg"].reporting_url(), "alerts", RUN2)
-    assert not published["lot"].fillna("").str.contains("\x07").any()  # nothing of it was published
+    assert not published["lot"].fillna("").str.contains("[\x00\x07]").any()  # nothing of it was published
     _unchanged_run(good, quarantined["cfg"])
+
+
+def test_a_thousandfold_sale_is_quarantined_as_a_spike(good, quarantined):
+    rows = _rows(quarantined["q"], "sales", "spike")
+    assert len(rows) >= 1 and rows["value"].astype(float).min() >= 5e6  # one or two lines of 5e6 per day
+    assert all(quarantined["days"]["spike"] in j for j in rows["row_json"])
+    dq = reporting.read_table(quarantined["cfg"].reporting_url(), "dq_results", RUN2)
+    spike = dq[dq["rule"] == "spike"].iloc[0]
+    assert (
+        "above 1000x their series' median quantity" in spike["observed"] and "against a limit of" in spike["observed"]
+    )
+    forecasts = reporting.read_table(quarantined["cfg"].reporting_url(), "forecasts", RUN2)
+    assert forecasts["p99"].max() < 1e5  # the forecast never saw it
+    _unchanged_run(good, quarantined["cfg"])
+
+
+def test_quantities_and_prices_above_their_bounds_are_quarantined(good, quarantined):
+    q = quarantined["q"]
+    huge = _rows(q, "sales", "within_bounds")
+    assert huge["value"].astype(float).min() >= 1e15 and set(huge["column_name"]) == {"quantity"}
+    price = _rows(q, "items", "within_bounds")
+    assert price[["column_name", "value"]].values.tolist() == [["unit_price", "1000000000000.0"]]
+    lead = _rows(q, "lead_times", "within_bounds")
+    assert lead[["column_name", "value"]].values.tolist() == [["lead_time_days", "5000.0"]]
+    kpis = reporting.read_table(quarantined["cfg"].reporting_url(), "kpis", RUN2)
+    assert kpis["value"].abs().max() < 1e12  # no KPI carries the 10^15
+    _unchanged_run(good, quarantined["cfg"])
+
+
+def test_negative_stock_and_an_empty_item_code_are_quarantined(good, quarantined):
+    q = quarantined["q"]
+    assert _rows(q, "stock", "non_negative")[["column_name", "value"]].values.tolist() == [["on_hand", "-5.0"]]
+    empty = _rows(q, "sales", "known_sku").query("value == ''")  # an empty code is no item of the master
+    assert len(empty) >= 1 and all(quarantined["days"]["null"] in j for j in empty["row_json"])
 
 
 def test_quarantining_run_publishes_and_says_how_many(quarantined):
@@ -344,3 +406,71 @@ def test_gbk_bytes_in_a_utf8_text_column_stop_at_extraction(good, tmp_path):
         error=ExtractError,
     )
     assert "query items.sql (table items)" in str(err) and "UTF-8" in str(err)
+
+
+def test_a_week_of_zero_quantities_stops(good, tmp_path):
+    week = (RUN2 - timedelta(days=7)).isoformat()
+    cfg, err = _stopped(
+        good,
+        tmp_path,
+        f"update so_line set qty = 0 where doc_no in (select doc_no from so_header where doc_date >= '{week}')",
+    )
+    assert (err.table, err.rule) == ("sales", "day_volume")
+    assert err.examples["quantity"].tolist() == [0.0] * 7 and "also failed: sales.sku_vanished" in str(err)
+    _history_stop(cfg, "sales", "day_volume")
+
+
+def test_a_day_selling_fifty_times_the_usual_stops(good, tmp_path):
+    last = (RUN2 - timedelta(days=1)).isoformat()
+    cfg, err = _stopped(
+        good,
+        tmp_path,
+        f"update so_line set qty = qty * 50 where doc_no in (select doc_no from so_header where doc_date = '{last}')",
+    )
+    assert (err.table, err.rule) == ("sales", "day_volume")
+    assert err.examples["date"].tolist() == [last] and err.examples["ratio"].iloc[0] > 10
+
+
+def test_regular_sellers_vanishing_from_the_last_week_stop(good, tmp_path):
+    week = (RUN2 - timedelta(days=7)).isoformat()
+    cfg, err = _stopped(
+        good,
+        tmp_path,
+        "delete from so_line where mat_code in (select mat_code from md_material order by mat_code limit 12)"
+        f" and doc_no in (select doc_no from so_header where doc_date >= '{week}')",
+    )
+    assert (err.table, err.rule) == ("sales", "sku_vanished")
+    eng = sa.create_engine(cfg.source_url())
+    with eng.connect() as conn:
+        first12 = {r[0] for r in conn.execute(sa.text("select mat_code from md_material order by mat_code limit 12"))}
+    eng.dispose()
+    assert set(err.examples["sku"]) <= first12 and len(err.examples) >= 3
+
+
+def test_a_cut_off_extract_missing_a_quarter_of_its_skus_stops(good, tmp_path):
+    # 8 of 30 SKUs gone from the whole history: 27% fewer rows passes the +-50% volume band
+    cfg, err = _stopped(
+        good,
+        tmp_path,
+        "delete from so_line where mat_code in (select mat_code from md_material order by mat_code desc limit 8)",
+    )
+    assert (err.table, err.rule) == ("sales", "sku_count")
+    assert "trailing median" in str(err) and "(+-20%)" in str(err)
+    hist = read_history(cfg.reporting_url(), RUN2)
+    volume = hist[(hist["table_name"] == "sales") & (hist["rule"] == "volume")]
+    assert volume["passed"].tolist() == [True]  # the row count alone would have let it through
+
+
+def test_a_source_column_dropped_stops_at_extraction(good, tmp_path):
+    cfg, err = _stopped(good, tmp_path, "alter table so_line drop column amount", error=ExtractError)
+    assert "query sales.sql (table sales)" in str(err) and "amount" in str(err)
+
+
+def test_a_source_table_missing_stops_at_extraction(good, tmp_path):
+    cfg, err = _stopped(good, tmp_path, "drop table md_replenish", error=ExtractError)
+    assert "lead_times" in str(err) and "md_replenish" in str(err)
+
+
+def test_an_empty_item_master_stops(good, tmp_path):
+    cfg, err = _stopped(good, tmp_path, "delete from md_material")
+    assert (err.table, err.rule) == ("items", "not_empty")
