@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -46,10 +47,22 @@ class RunContext:
     run_date: date
     accessed: set[str] = field(default_factory=set, repr=False, compare=False)
     written: set[str] = field(default_factory=set, repr=False, compare=False)
+    #: the run-log attempt this context stages for (the runner's): its own folder, see :meth:`run_dir`
+    attempt: str | None = None
+
+    @property
+    def date_dir(self) -> Path:
+        """``<staging_dir>/<run_date>``: the staging files of the date's latest finished attempt."""
+        return Path(self.cfg.staging_dir) / self.run_date.isoformat()
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.cfg.staging_dir) / self.run_date.isoformat()
+        """Where this run's staging files are: :attr:`date_dir`, or with an ``attempt`` its own
+        ``<run_date>.attempt-<id>`` folder beside it, which :func:`promote_attempt` makes the date's
+        folder when the attempt ends (so two attempts never write into one folder)."""
+        if self.attempt is None:
+            return self.date_dir
+        return self.date_dir.with_name(f"{self.run_date.isoformat()}.attempt-{self.attempt}")
 
     @property
     def output_dir(self) -> Path:
@@ -128,7 +141,16 @@ class RunContext:
         h.update(self.run_date.isoformat().encode())
         h.update(
             self.cfg.model_dump_json(
-                exclude={"email", "staging_dir", "output_dir", "reporting", "source", "orders", "workbench"}
+                exclude={
+                    "email",
+                    "staging_dir",
+                    "output_dir",
+                    "reporting",
+                    "source",
+                    "orders",
+                    "workbench",
+                    "run_lock_timeout_s",
+                }
             ).encode()
         )
         for name in sorted(contract.INPUT_TABLES):
@@ -142,3 +164,35 @@ class RunContext:
 def policies_frame(cfg: Config) -> pd.DataFrame:
     """The configured policy rows as the canonical ``policies`` table."""
     return contract.conform(pd.DataFrame([p.model_dump() for p in cfg.policies]), "policies")
+
+
+def promote_attempt(ctx: RunContext) -> Path:
+    """Make the ended attempt's staging folder the date's folder (:attr:`RunContext.date_dir`).
+
+    Two renames: the previous folder aside, the attempt's in its place, then the previous one is
+    removed. Only the holder of the date's run lock calls this; staging is never the publication
+    (that is the reporting database), so a kill between the renames loses nothing published."""
+    final, src = ctx.date_dir, ctx.run_dir
+    if ctx.attempt is None or not src.exists():
+        return final
+    old = final.with_name(f"{final.name}.old-{ctx.attempt}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(src, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def remove_leftovers(cfg: Config, run_date: date) -> list[Path]:
+    """Remove the folders dead attempts of ``run_date`` left (``.attempt-*``, ``.old-*``); the caller
+    holds the date's run lock, so none of them belongs to a live run. Returns what was removed."""
+    base = Path(cfg.staging_dir)
+    gone = sorted(
+        p
+        for pattern in (f"{run_date.isoformat()}.attempt-*", f"{run_date.isoformat()}.old-*")
+        for p in base.glob(pattern)
+        if p.is_dir()
+    )
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone

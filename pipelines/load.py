@@ -17,6 +17,8 @@ previous watermarks, and the next run extracts the same increment again.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -128,6 +130,9 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     counts = {name: len(frames[name]) if name in frames else 0 for name in contract.OUTPUT_TABLES}
     inserted = reporting.publish(url, ctx.run_date, run_id, frames, counts=counts, before_commit=_before_commit)
     notes = _load_notes(ctx, run_id, url, frames, inserted, approved["auto_approved"], watermarks)
+    docs = publish_data_docs(ctx)
+    if docs is not None:
+        notes.append(f"Data Docs: {docs / 'index.html'}")
     paths = {name: str(ctx.path(name)) for name in present}
     if watermarks:
         paths["watermarks"] = str(wm_path)
@@ -137,3 +142,23 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
         counts={**inserted, "watermarks": len(watermarks), **approved},
         notes=notes,
     )
+
+
+def publish_data_docs(ctx: RunContext) -> Path | None:
+    """Copy the attempt's Data Docs (``<run_dir>/data_docs``) over the date's published ones
+    (``<output_dir>/<date>/data_docs``): called once the publish committed, so the published Data
+    Docs always describe the published results. A copy beside the target, then two renames."""
+    src = ctx.run_dir / "data_docs"
+    if not src.is_dir():
+        return None
+    target = ctx.output_dir / "data_docs"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fresh = target.with_name(f"data_docs.new-{os.getpid()}")
+    old = target.with_name(f"data_docs.old-{os.getpid()}")
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(src, fresh)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(fresh, target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target

@@ -51,8 +51,8 @@ VIEWS_DIR = SQL_DIR / "views"
 
 #: ``email_failed``: a separate attempt row written by the notify stage when a digest could not be
 #: delivered (the run's own attempt stays ``published``: the results are published)
-RUN_STATUSES = ("running", "published", "failed", "stopped", "email_failed")
-END_STATUSES = ("published", "failed", "stopped", "email_failed")
+RUN_STATUSES = ("running", "published", "failed", "stopped", "email_failed", "abandoned")
+END_STATUSES = ("published", "failed", "stopped", "email_failed", "abandoned")
 
 #: rows per chunk of COPY text built in memory at once (bounds memory on big tables)
 COPY_CHUNK_ROWS = 100_000
@@ -664,8 +664,10 @@ def _utc(s: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------------------------
 
 
-def log_attempt_start(url: str, run_date: date) -> str:
-    """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id."""
+def log_attempt_start(url: str, run_date: date, message: str = "") -> str:
+    """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id.
+
+    ``message``: who runs it (the run lock's holder), so a later attempt can tell a dead one."""
     run_date = as_date(run_date)
     _ensure_schema(url)
     attempt_id = uuid.uuid4().hex
@@ -677,10 +679,34 @@ def log_attempt_start(url: str, run_date: date) -> str:
                 status="running",
                 started_at=_now(),
                 counts_json="{}",
-                message="",
+                message=message,
             )
         )
     return attempt_id
+
+
+def abandon_running(url: str, run_date: date, by: str) -> pd.DataFrame:
+    """Close every other ``running`` attempt of ``run_date`` as ``abandoned``; returns them (as before).
+
+    Called by an attempt that holds the date's run lock (:mod:`pipelines.runlock`): no other run
+    of the date is alive then, so a ``running`` row is one whose process died (``kill -9``, a lost
+    machine) before it could close its attempt."""
+    run_date = as_date(run_date)
+    stale = read_run_log(url, run_date)
+    stale = stale[(stale["status"] == "running") & (stale["attempt_id"] != by)].reset_index(drop=True)
+    for row in stale.itertuples(index=False):
+        started = row.started_at.isoformat(timespec="seconds") if not pd.isna(row.started_at) else "?"
+        log_attempt_end(
+            url,
+            str(row.attempt_id),
+            "abandoned",
+            stage=row.stage if row.stage not in (None, "None") else None,
+            message=(
+                f"abandoned: started {started} ({row.message or 'holder unknown'}) and never finished: its"
+                f" process ended without closing the attempt (killed or lost); noticed by attempt {by}"
+            ),
+        )
+    return stale
 
 
 def log_attempt_end(

@@ -10,18 +10,23 @@ of the load stage, so the previously published state stays exactly as it was.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable
-from datetime import date
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
 
-from pipelines import stages
+from pipelines import runlock, stages
 from pipelines.config import Config
-from pipelines.context import RunContext, StageResult
+from pipelines.context import RunContext, StageResult, promote_attempt, remove_leftovers
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +114,15 @@ def record_failure(
 
     ``published``: the run id when the failure came after the publish committed — the attempt is
     then logged ``published`` (with the failed stage and the error as its message), never
-    ``failed``, because its results are the published ones."""
-    from pipelines.validate import ValidationStop
+    ``failed``, because its results are the published ones. When the reporting database cannot be
+    reached the email still goes out and the row waits in ``<staging_dir>/_pending_run_log.jsonl``
+    until the next run that reaches the database writes it (:func:`flush_pending`)."""
+    try:
+        from pipelines.validate import ValidationStop
 
-    status = "stopped" if isinstance(error, ValidationStop) else "failed"
+        status = "stopped" if isinstance(error, ValidationStop) else "failed"
+    except Exception:  # an import failing must not keep the email from going out
+        status = "failed"
     if published is not None:
         status = "published"
     text = str(error)
@@ -123,8 +133,9 @@ def record_failure(
         reporting.migrate(url)
         aid = attempt_id or reporting.log_attempt_start(url, run_date)
         reporting.log_attempt_end(url, aid, status, run_id=published, stage=stage, message=text[:4000])
-    except Exception:  # the failure email must still go out
+    except Exception as exc:  # the failure email must still go out
         log.exception("could not write the failure to the run log")
+        _keep_pending(cfg, run_date, stage, status, text, attempt_id, published, exc)
     try:
         from pipelines import notify
 
@@ -135,11 +146,68 @@ def record_failure(
             dag_id=dag_id,
             task_id=stage,
             error=text,
-            where_to_look=f"run log in the reporting database; staging files in {RunContext(cfg, run_date).run_dir}",
+            where_to_look=f"run log in the reporting database; staging files in {RunContext(cfg, run_date).date_dir}",
             examples=examples,
         )
     except Exception:
         log.exception("could not send the failure email")
+
+
+PENDING_FILE = "_pending_run_log.jsonl"
+
+
+def _keep_pending(
+    cfg: Config,
+    run_date: date,
+    stage: str,
+    status: str,
+    text: str,
+    attempt_id: str | None,
+    published: str | None,
+    cause: BaseException,
+) -> None:
+    """Append the run-log row that could not be written to the pending file. Never raises."""
+    try:
+        from pipelines.urls import scrub_urls
+
+        entry = {
+            "run_date": run_date.isoformat(),
+            "attempt_id": attempt_id,
+            "stage": stage,
+            "status": status,
+            "run_id": published,
+            "message": text[:4000],
+            "failed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "why_late": scrub_urls(str(cause).splitlines()[0] if str(cause) else type(cause).__name__)[:500],
+        }
+        path = Path(cfg.staging_dir) / PENDING_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    except Exception:
+        log.exception("could not keep the run-log row for later either")
+
+
+def flush_pending(cfg: Config, url: str) -> int:
+    """Write the run-log rows kept while the reporting database was unreachable; returns how many."""
+    from pipelines import reporting
+
+    path = Path(cfg.staging_dir) / PENDING_FILE
+    if not path.exists():
+        return 0
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    for ln in lines:
+        e = json.loads(ln)
+        note = f" (recorded late: at {e['failed_at']} the reporting database could not be reached: {e['why_late']})"
+        aid = e.get("attempt_id")
+        known = aid and not reporting.read_run_log(url).query("attempt_id == @aid").empty
+        if not known:
+            aid = reporting.log_attempt_start(url, date.fromisoformat(e["run_date"]))
+        reporting.log_attempt_end(
+            url, aid, e["status"], run_id=e.get("run_id"), stage=e["stage"], message=(e["message"] + note)[:4000]
+        )
+    path.unlink()
+    return len(lines)
 
 
 class FailedAfterPublish(RuntimeError):
@@ -153,14 +221,87 @@ class FailedAfterPublish(RuntimeError):
         self.stage, self.run_id = stage, run_id
 
 
-def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) -> dict[str, Any]:
-    """Run every stage for ``run_date``; returns {stage: StageResult.to_xcom()} plus timings."""
+class Terminated(BaseException):
+    """SIGTERM arrived (Airflow's or a supervisor's stop): the attempt is closed as failed and the
+    data team hears of it, as for any failure, instead of the row staying ``running``."""
+
+
+@contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _start_attempt(cfg: Config, run_date: date, held: runlock.Held, progress: Progress | None) -> str:
+    """Migrate, write pending rows, open the attempt and close the dead ones (reported)."""
     from pipelines import reporting
 
-    ctx = RunContext(cfg, run_date)
     url = cfg.reporting_url()
     reporting.migrate(url)
-    attempt = reporting.log_attempt_start(url, run_date)
+    late = flush_pending(cfg, url)
+    if late and progress:
+        progress(f"run log: {late} row(s) written late (the reporting database was unreachable then)")
+    attempt = reporting.log_attempt_start(url, run_date, message=f"running: {held.text}")
+    runlock.set_attempt(held, attempt)
+    for p in remove_leftovers(cfg, run_date):
+        log.info("removed %s, left by an attempt that did not finish", p)
+    for row in reporting.abandon_running(url, run_date, by=attempt).itertuples(index=False):
+        text = f"attempt {row.attempt_id} of {run_date} was abandoned: {row.message or 'holder unknown'}"
+        log.warning(text)
+        if progress:
+            progress(f"! {text}")
+        try:
+            from pipelines import notify
+
+            notify.send_failure(
+                cfg,
+                run_date,
+                dag_id="tiaobo_nightly",
+                task_id=str(row.stage or "unknown"),
+                error=text + f"; it never finished (killed?), noticed by attempt {attempt}",
+                where_to_look="run log in the reporting database (status abandoned)",
+            )
+        except Exception:
+            log.exception("could not send the email about the abandoned attempt")
+    return attempt
+
+
+def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) -> dict[str, Any]:
+    """Run every stage for ``run_date``; returns {stage: StageResult.to_xcom()} plus timings.
+
+    One run per date at a time (:mod:`pipelines.runlock`, waiting up to ``run_lock_timeout_s``),
+    each attempt in its own staging folder, made the date's folder when it ends."""
+    try:
+        with runlock.run_lock(cfg.staging_dir, run_date, cfg.run_lock_timeout_s) as held, _terminate_as_exception():
+            try:
+                attempt = _start_attempt(cfg, run_date, held, progress)
+            except Exception as exc:
+                record_failure(cfg, run_date, "start", exc)
+                raise
+            ctx = RunContext(cfg, run_date, attempt=attempt)
+            try:
+                return _run_stages(ctx, attempt, progress)
+            finally:
+                promote_attempt(ctx)
+    except runlock.RunLocked as exc:  # only the lock raises it: the run log and the data team hear who holds it
+        record_failure(cfg, run_date, "start", exc)
+        raise
+
+
+def _run_stages(ctx: RunContext, attempt: str, progress: Progress | None) -> dict[str, Any]:
+    from pipelines import reporting
+
+    cfg, run_date, url = ctx.cfg, ctx.run_date, ctx.cfg.reporting_url()
     results: dict[str, Any] = {}
     timings: dict[str, float] = {}
     stage = "start"
@@ -174,9 +315,9 @@ def run_pipeline(cfg: Config, run_date: date, progress: Progress | None = None) 
             results[stage] = res.to_xcom()
     except BaseException as exc:
         log.error("stage %s failed: %s", stage, exc)
-        if not isinstance(exc, KeyboardInterrupt):
+        if not isinstance(exc, KeyboardInterrupt | Terminated):
             log.debug(traceback.format_exc())
-        if "load" not in results or isinstance(exc, KeyboardInterrupt):
+        if "load" not in results or isinstance(exc, KeyboardInterrupt | Terminated):
             record_failure(cfg, run_date, stage, exc, attempt_id=attempt)
             raise
         # the publish committed: the run log says so, and the data team hears what failed after it

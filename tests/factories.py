@@ -1177,3 +1177,28 @@ def transfer_review_rows(run: date) -> pd.DataFrame:
         }
     )
     return contract.conform(df.assign(run_id="r"), "transfer_review").drop(columns=["run_id"])
+
+
+def steady_sales(days: int, last: str, per_sku: dict[str, float], location: str = "L1") -> pd.DataFrame:
+    """``days`` days of sales ending on ``last``: every SKU of ``per_sku`` sells its quantity every day."""
+    dates = pd.date_range(end=pd.Timestamp(last), periods=days, freq="D")
+    return pd.DataFrame(
+        [(sku, location, d, float(q)) for d in dates for sku, q in per_sku.items()],
+        columns=["sku", "location", "date", "quantity"],
+    )
+
+
+def publication_hash(url: str) -> str:
+    """One fingerprint of everything published at ``url``: every output table's rows, in order, plus
+    ``published_runs`` (a changed row, a lost row or a moved publication all change it)."""
+    import hashlib
+
+    from pipelines import reporting
+
+    h = hashlib.sha256()
+    for name, df in sorted(published_tables(url).items()):
+        h.update(name.encode())
+        h.update(pd.util.hash_pandas_object(df.astype("str"), index=False).to_numpy().tobytes())
+    runs = reporting.read_published_runs(url)[["run_date", "run_id"]]
+    h.update(pd.util.hash_pandas_object(runs.astype("str"), index=False).to_numpy().tobytes())
+    return h.hexdigest()
