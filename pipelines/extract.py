@@ -61,7 +61,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
 
-from pipelines import contract
+from pipelines import contract, runlock
 from pipelines.config import Config, FileTable, GenericTable
 from pipelines.connections import describe, with_retries
 from pipelines.context import RunContext, StageResult, policies_frame
@@ -956,6 +956,22 @@ def extract_sales_incremental(
     key = source_key(cfg, url)
     table_name = str((spec["tables"].get("sales") or {}).get("watermark_table") or "sales")
     store = _store_dir(cfg, key)
+    # runs of other dates share the store: plan, refresh and read it under its lock, one at a time
+    with runlock.store_lock(store.parent, cfg.run_lock_timeout_s):
+        return _refresh_and_stage(conn, spec, ctx, url, query, key, table_name, store)
+
+
+def _refresh_and_stage(
+    conn: sa.Connection,
+    spec: dict[str, Any],
+    ctx: RunContext,
+    url: str,
+    query: Query,
+    key: str,
+    table_name: str,
+    store: Path,
+) -> tuple[Staged, dict[str, Any], dict[str, Any]]:
+    cfg = ctx.cfg
     end = ctx.last_sales_date
     window_start = end - timedelta(days=cfg.forecast.history_days - 1)
     wm = None if cfg.source.full_refresh else read_watermark(cfg, key, table_name)

@@ -85,17 +85,10 @@ def run_lock(staging_dir: Path | str, run_date: date, timeout_s: float, via: str
     path = lock_path(staging_dir, run_date)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    t0 = time.monotonic()
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - t0
-                if waited >= timeout_s:
-                    raise RunLocked(run_date, read_holder(path), waited) from None
-                time.sleep(min(POLL_S, max(0.0, timeout_s - waited)))
+        waited = _acquire(fd, timeout_s)
+        if waited is not None:
+            raise RunLocked(run_date, read_holder(path), waited)
         holder = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -126,3 +119,40 @@ def set_attempt(held: Held, attempt: str) -> None:
 def _write(fd: int, holder: dict[str, Any]) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(holder, sort_keys=True).encode(), 0)
+
+
+def _acquire(fd: int, timeout_s: float) -> float | None:
+    """Take the exclusive ``flock`` on ``fd`` within ``timeout_s``; None, or the seconds waited in vain."""
+    t0 = time.monotonic()
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            waited = time.monotonic() - t0
+            if waited >= timeout_s:
+                return waited
+            time.sleep(min(POLL_S, max(0.0, timeout_s - waited)))
+
+
+@contextmanager
+def store_lock(folder: Path, timeout_s: float) -> Iterator[None]:
+    """Hold ``<folder>/store.lock`` (the incremental sales store of one source) for the ``with``
+    block: runs of different dates refresh and read the store one at a time, so none reads a day
+    another is swapping in. Raises ``TimeoutError`` naming the lock after ``timeout_s``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "store.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        waited = _acquire(fd, timeout_s)
+        if waited is not None:
+            raise TimeoutError(
+                f"the sales store {folder} is being refreshed by another run (lock {path}); waited {waited:.0f} s"
+                " (run_lock_timeout_s)"
+            )
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

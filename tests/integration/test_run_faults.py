@@ -243,3 +243,38 @@ def test_unreachable_reporting_database_still_emails_and_logs_later(night, tmp_p
     assert late["status"].tolist() == ["failed"] and "could not be reached" in late["message"].iloc[0]
     assert not pending.exists() and publication_hash(cfg.reporting_url()) == published
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_run_reads_the_sales_store_only_between_refreshes(night):
+    """Another date's run swapping days of the shared sales store (here: one day moved aside under
+    the store lock, as the swap does for an instant) never hands this run a history missing a day."""
+    import threading
+    import time
+
+    from pipelines import extract
+    from pipelines.context import RunContext
+
+    cfg, _, _ = night
+    store = extract._store_dir(cfg, extract.source_key(cfg, cfg.source_url()))
+    serial = runner.run_stage("extract", RunContext(cfg, RUN, attempt="serial")).counts["sales"]
+    day = sorted(store.glob("day=*"))[-3]
+    swapping, done = threading.Event(), threading.Event()
+
+    def other_date_refreshing() -> None:
+        with runlock.store_lock(store.parent, timeout_s=5):
+            os.replace(day, day.with_name(".trash-test"))
+            swapping.set()
+            time.sleep(0.3)  # the test config waits up to 0.5 s for a lock
+            os.replace(day.with_name(".trash-test"), day)
+        done.set()
+
+    t = threading.Thread(target=other_date_refreshing)
+    t.start()
+    swapping.wait(5)
+    t0 = time.monotonic()
+    rows = runner.run_stage("extract", RunContext(cfg, RUN, attempt="concurrent")).counts["sales"]
+    t.join()
+    assert done.is_set() and time.monotonic() - t0 >= 0.2  # it waited for the refresh ...
+    assert rows == serial  # ... and read every day
+    for p in Path(cfg.staging_dir).glob(f"{RUN.isoformat()}.attempt-*"):
+        shutil.rmtree(p)
