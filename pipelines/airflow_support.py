@@ -55,14 +55,32 @@ class TiaoboFailureNotifier(BaseNotifier):
     """
 
     def notify(self, context: Any) -> None:
+        import logging
+
+        try:
+            self._notify(context)
+        except Exception:  # the last resort: the task's own failure stays what Airflow reports
+            logging.getLogger("tiaobo").exception("the failure notifier could not report the failure")
+
+    @staticmethod
+    def _notify(context: Any) -> None:
+        from pipelines.config import Config
         from pipelines.runner import record_failure
 
-        cfg = load_cfg()
         ti = context.get("ti") or context.get("task_instance")
         task_id = getattr(ti, "task_id", "unknown")
         dag_id = getattr(ti, "dag_id", "tiaobo_nightly")
-        error = context.get("exception") or "the task failed (no exception recorded)"
-        record_failure(cfg, business_date(context, cfg.timezone), task_id, error, dag_id=dag_id)
+        error: Any = context.get("exception") or "the task failed (no exception recorded)"
+        try:
+            cfg = load_cfg()
+        except Exception as exc:  # a broken config is itself the failure to report: with the defaults
+            cfg, error = Config(), f"{error}\n\nthe configuration could not be loaded either: {exc}"
+        try:
+            run_date = business_date(context, cfg.timezone)
+        except Exception:  # no usable time zone or logical date: the logical date in UTC
+            logical = context.get("logical_date") or getattr(context.get("dag_run"), "logical_date", None)
+            run_date = logical.date() if logical is not None else date.today()
+        record_failure(cfg, run_date, task_id, error, dag_id=dag_id)
 
 
 def build_tasks(pipeline: str) -> dict[str, Any]:

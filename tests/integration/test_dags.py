@@ -82,3 +82,30 @@ def test_dags_are_the_declared_stage_graph(dagbag):
     assert nightly.task_dict["validate"].retries == 0
     assert nightly.task_dict["load"].downstream_task_ids == {"notify"}
     assert {"alerts", "transfers"} <= nightly.task_dict["policy"].downstream_task_ids
+
+
+def test_failure_notifier_reports_even_when_the_config_itself_is_broken(tmp_path, monkeypatch):
+    """A typo in the time zone fails every task; the notifier must still email (with the defaults,
+    naming the broken config) and never raise."""
+    from datetime import UTC, datetime
+
+    from pipelines.airflow_support import CONFIG_ENV, TiaoboFailureNotifier
+
+    bad = tmp_path / "tiaobo.yaml"
+    bad.write_text("timezone: Asia/Shanghia\n", encoding="utf-8")
+    monkeypatch.setenv(CONFIG_ENV, str(bad))
+    monkeypatch.chdir(tmp_path)  # the defaults write under ./var
+
+    class TI:
+        task_id, dag_id = "extract", "tiaobo_nightly"
+
+    context = {
+        "ti": TI(),
+        "logical_date": datetime(2026, 11, 24, 18, 0, tzinfo=UTC),
+        "exception": RuntimeError("boom"),
+    }
+    TiaoboFailureNotifier().notify(context)  # never raises
+    emails = list((tmp_path / "var" / "output" / "2026-11-25").glob("*.eml"))  # 02:00 in Shanghai
+    assert len(emails) == 1
+    text = emails[0].read_bytes().decode("utf-8", "replace")
+    assert "Asia/Shanghia" in text and "boom" in text
