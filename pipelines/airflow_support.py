@@ -35,10 +35,12 @@ def run_stage(name: str, context: Any) -> dict[str, Any]:
     """Run one pipeline stage for the task's business date; returns paths and counts for XCom."""
     import logging
 
+    from pipelines import reporting
     from pipelines.context import RunContext
     from pipelines.runner import run_stage as _run
 
     cfg = load_cfg()
+    reporting.configure_timeouts(cfg.reporting.lock_timeout_s, cfg.reporting.statement_timeout_s)
     ctx = RunContext(cfg, business_date(context, cfg.timezone))
     log = logging.getLogger("tiaobo")
     result = _run(name, ctx, progress=log.info)

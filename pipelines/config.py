@@ -95,6 +95,19 @@ class GenericTable(_Strict):
     )
 
 
+class ReportingConfig(DatabaseConfig):
+    lock_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="how long a migration or publish waits for a lock another session holds (a planner's"
+        " open transaction on a view, the pipeline's advisory lock) before it gives up naming that session",
+    )
+    statement_timeout_s: float = Field(
+        1800.0, gt=0, le=86400, description="the longest one statement of ours may run on the reporting database"
+    )
+
+
 class SourceConfig(DatabaseConfig):
     kind: Literal["sql", "files"] = Field("sql", description="sql: a database and a profile; files: file drops")
     profile: str = Field("demo", description="source profile folder under sql/sources/")
@@ -450,6 +463,9 @@ class EmailConfig(_Strict):
     smtp_starttls: bool = Field(False, description="STARTTLS after connecting (port 587)")
     smtp_ssl: bool = Field(False, description="TLS from the start (port 465)")
     smtp_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+    smtp_total_seconds: float = Field(
+        120.0, gt=0, le=3600, description="the longest one message may take with the SMTP server, every reply together"
+    )
     smtp_retries: int = Field(3, ge=0, le=20)
     smtp_retry_backoff_seconds: float = Field(
         2.0, ge=0, le=600, description="first wait between attempts, doubled each time"
@@ -518,7 +534,7 @@ class ValidationConfig(_Strict):
 
 class Config(_Strict):
     source: SourceConfig = Field(default_factory=SourceConfig)
-    reporting: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    reporting: ReportingConfig = Field(default_factory=ReportingConfig)
     staging_dir: Path = Path("var/staging")
     output_dir: Path = Path("var/output")
     timezone: str = "Asia/Shanghai"

@@ -584,15 +584,73 @@ def smtp_settings(cfg: Config) -> SmtpSettings | None:
     )
 
 
+class _DeadlineFile:
+    """The SMTP reply stream with a deadline: each line may take only the time left of the
+    message's total budget (a server that sends greeting lines for ever cannot hold us)."""
+
+    def __init__(self, sock: Any, deadline: float, per_read_s: float, where: str, total_s: float) -> None:
+        self._sock, self._raw = sock, sock.makefile("rb")
+        self._deadline, self._per_read, self._where, self._total = deadline, per_read_s, where, total_s
+
+    def readline(self, size: int = -1) -> bytes:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self._late()
+        self._sock.settimeout(min(left, self._per_read))
+        try:
+            return bytes(self._raw.readline(size))
+        except TimeoutError:
+            if time.monotonic() >= self._deadline:
+                raise self._late() from None
+            raise
+
+    def _late(self) -> TimeoutError:
+        return TimeoutError(
+            f"the SMTP server {self._where} kept the message longer than {self._total:g} s (email.smtp_total_seconds)"
+        )
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+class _Deadline:
+    """Mixin for ``smtplib.SMTP``/``SMTP_SSL``: one total time limit for the whole conversation."""
+
+    _deadline_info: tuple[float, float, str, float]
+    file: Any
+    sock: Any
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:  # smtplib makes the file lazily, here: ours
+            self.file = _DeadlineFile(self.sock, *self._deadline_info)
+        return super().getreply()  # type: ignore[misc]
+
+
+class _DeadlineSMTP(_Deadline, smtplib.SMTP):
+    def __init__(self, host: str, port: int, *, timeout: float, total: float) -> None:
+        self._deadline_info = (time.monotonic() + total, timeout, f"{host}:{port}", total)
+        super().__init__(host, port, timeout=timeout)
+
+
+class _DeadlineSMTPSSL(_Deadline, smtplib.SMTP_SSL):
+    def __init__(self, host: str, port: int, *, timeout: float, total: float, context: ssl.SSLContext) -> None:
+        self._deadline_info = (time.monotonic() + total, timeout, f"{host}:{port}", total)
+        super().__init__(host, port, timeout=timeout, context=context)
+
+
 def _send_once(msg: EmailMessage, cfg: Config, smtp_cfg: SmtpSettings) -> dict[str, Any]:
     e = cfg.email
     smtp: smtplib.SMTP
     if smtp_cfg.ssl:
-        smtp = smtplib.SMTP_SSL(
-            smtp_cfg.host, smtp_cfg.port, timeout=e.smtp_timeout_seconds, context=ssl.create_default_context()
+        smtp = _DeadlineSMTPSSL(
+            smtp_cfg.host,
+            smtp_cfg.port,
+            timeout=e.smtp_timeout_seconds,
+            total=e.smtp_total_seconds,
+            context=ssl.create_default_context(),
         )
     else:
-        smtp = smtplib.SMTP(smtp_cfg.host, smtp_cfg.port, timeout=e.smtp_timeout_seconds)
+        smtp = _DeadlineSMTP(smtp_cfg.host, smtp_cfg.port, timeout=e.smtp_timeout_seconds, total=e.smtp_total_seconds)
     with smtp:
         smtp.ehlo()
         if smtp_cfg.starttls:

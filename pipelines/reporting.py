@@ -65,6 +65,29 @@ class PublishError(RuntimeError):
     """Publishing a run date failed; the previously published state is unchanged."""
 
 
+class ReportingLockTimeout(RuntimeError):
+    """A migration or publish waited longer than ``reporting.lock_timeout_s`` for a lock another
+    session holds; the message names the session(s) and what to do. Nothing was changed."""
+
+
+#: waits on the reporting database (seconds): lock waits and the longest statement; set from the
+#: configuration by :func:`configure_timeouts` (the runner and every Airflow task call it)
+TIMEOUTS = {"lock": 30.0, "statement": 1800.0}
+
+
+def configure_timeouts(lock_s: float, statement_s: float) -> None:
+    """Use these waits for every reporting session from now on (engines made before are remade)."""
+    new = {"lock": float(lock_s), "statement": float(statement_s)}
+    if new == TIMEOUTS:
+        return
+    TIMEOUTS.update(new)
+    with _LOCK:
+        stale = list(_ENGINES.items())
+        _ENGINES.clear()
+    for _, engine in stale:
+        engine.dispose()
+
+
 # --------------------------------------------------------------------------------------------
 # Table objects used for reads and writes (the schema itself is created by the migrations)
 # --------------------------------------------------------------------------------------------
@@ -158,8 +181,12 @@ def engine_for(url: str) -> sa.Engine:
             db = u.database or ""
             if db and db != ":memory:" and not db.startswith("file:"):
                 Path(db).parent.mkdir(parents=True, exist_ok=True)
-            engine = sa.create_engine(u, connect_args={"timeout": 30})
+            engine = sa.create_engine(u, connect_args={"timeout": TIMEOUTS["lock"]})
             _sqlite_transactions(engine)
+        elif u.get_backend_name() == "postgresql":
+            # every session of ours gives up on a lock wait or a runaway statement instead of hanging
+            options = f"-c lock_timeout={int(TIMEOUTS['lock'] * 1000)} -c statement_timeout={int(TIMEOUTS['statement'] * 1000)}"
+            engine = sa.create_engine(u, pool_pre_ping=True, connect_args={"options": options})
         else:
             engine = sa.create_engine(u, pool_pre_ping=True)
         _ENGINES[url] = engine
@@ -240,11 +267,14 @@ def migrate(url: str) -> None:
     """
     from alembic import command
 
-    with _write_engine(url).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("select pg_advisory_xact_lock(:c, 0)"), {"c": _LOCK_CLASS})
-        command.upgrade(alembic_config(connection=conn), "head")
-        replace_views(conn)
+    try:
+        with _write_engine(url).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                advisory_xact_lock(conn, url, 0, "the migration")
+            command.upgrade(alembic_config(connection=conn), "head")
+            replace_views(conn)
+    except sa.exc.OperationalError as exc:
+        raise _lock_timeout(url, exc, "the migration (it drops and re-creates the planner views)") from None
     with _LOCK:
         _MIGRATED.add(url)
     log.info("reporting database %s migrated to head; views: %s", redact_url(url), ", ".join(view_names()))
@@ -517,9 +547,7 @@ def publish(
         with _write_engine(url).begin() as conn:
             if conn.dialect.name == "postgresql":
                 step = "lock"
-                conn.execute(
-                    sa.text("select pg_advisory_xact_lock(:c, :d)"), {"c": _LOCK_CLASS, "d": run_date.toordinal()}
-                )
+                advisory_xact_lock(conn, url, run_date.toordinal(), f"the publish of {run_date}")
             for name, df in prepared.items():
                 step = f"replace {name}"
                 tbl = OUTPUT_SA[name]
@@ -539,11 +567,13 @@ def publish(
                 step = "before_commit"
                 before_commit(conn)
             step = "commit"
-    except PublishError:
+    except (PublishError, ReportingLockTimeout):
         raise
     except Exception as exc:
         if not (isinstance(exc, sa.exc.SQLAlchemyError) or _is_db_error(exc)):
             raise
+        if isinstance(exc, sa.exc.OperationalError) and _lock_or_timeout(exc):
+            raise _lock_timeout(url, exc, f"the publish of {run_date}") from None
         raise PublishError(
             f"publishing {run_date} (run {run_id}) to {redact_url(url)} failed at step {step!r}: {_db_error(exc)};"
             " the transaction was rolled back, the previously published rows are unchanged"
@@ -980,3 +1010,98 @@ def publication_digest(url: str, run_date: date | None = None, tables: Any = Non
             h.update("\x1f".join("\x00" if pd.isna(v) else repr(v) for v in df[col].tolist()).encode())
         out[name] = {"rows": len(df), "sha256": h.hexdigest()}
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# Waiting for other sessions: give up, and say who
+# --------------------------------------------------------------------------------------------
+
+_SESSIONS = """
+select a.pid, a.usename, a.application_name, host(a.client_addr) as client, a.state,
+       a.xact_start, left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120) as query
+from pg_stat_activity a
+where a.pid = any(:pids)
+order by a.pid
+"""
+
+_RELATION_HOLDERS = """
+select distinct l.pid
+from pg_locks l
+join pg_class c on c.oid = l.relation
+where l.locktype = 'relation' and l.granted and l.pid <> pg_backend_pid() and c.relname = any(:names)
+"""
+
+_ADVISORY_HOLDERS = """
+select distinct pid from pg_locks
+where locktype = 'advisory' and granted and classid = (:c)::oid and objid = (:d)::oid and pid <> pg_backend_pid()
+"""
+
+
+def advisory_xact_lock(conn: sa.Connection, url: str, key: int, what: str) -> None:
+    """The pipeline's transaction-scoped advisory lock ``key``, waited for up to the lock timeout;
+    :class:`ReportingLockTimeout` naming the session that holds it after that."""
+    import time
+
+    deadline = time.monotonic() + TIMEOUTS["lock"]
+    args = {"c": _LOCK_CLASS, "d": key}
+    while not conn.execute(sa.text("select pg_try_advisory_xact_lock(:c, :d)"), args).scalar():
+        if time.monotonic() >= deadline:
+            with engine_for(url).connect() as other:
+                pids = [
+                    r[0]
+                    for r in other.execute(sa.text(_ADVISORY_HOLDERS), {"c": _LOCK_CLASS % 2**32, "d": key % 2**32})
+                ]
+                who = _describe_sessions(other, pids)
+            raise ReportingLockTimeout(
+                f"{what} waited {TIMEOUTS['lock']:g} s (reporting.lock_timeout_s) for the pipeline's lock on"
+                f" {redact_url(url)}, held by {who}. Another run may be publishing; if that session"
+                " is not a Tiaobo run, end it (select pg_terminate_backend(pid)) or ask its owner"
+            )
+        time.sleep(0.2)
+
+
+def _lock_or_timeout(exc: sa.exc.OperationalError) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("55P03", "57014") or "database is locked" in str(exc)
+
+
+def _lock_timeout(url: str, exc: sa.exc.OperationalError, what: str) -> Exception:
+    """A lock wait or statement timeout as :class:`ReportingLockTimeout` naming the sessions that
+    hold locks on our tables and views; any other operational error is returned as it is."""
+    if not _lock_or_timeout(exc):
+        return exc
+    if "database is locked" in str(exc):
+        return ReportingLockTimeout(
+            f"{what} waited {TIMEOUTS['lock']:g} s (reporting.lock_timeout_s) for the SQLite database"
+            f" {redact_url(url)}, which another process holds for writing (SQLite does not say which);"
+            " let it finish or end it"
+        )
+    kind = "a lock" if getattr(exc.orig, "sqlstate", "") == "55P03" else "a statement to finish"
+    limit = TIMEOUTS["lock"] if kind == "a lock" else TIMEOUTS["statement"]
+    try:
+        names = [*view_names(), *OUTPUT_SA, "published_runs", "run_log", "alembic_version"]
+        with engine_for(url).connect() as other:
+            pids = [r[0] for r in other.execute(sa.text(_RELATION_HOLDERS), {"names": names})]
+            who = _describe_sessions(other, pids)
+    except Exception as inner:  # the message must still come out
+        who = f"sessions unknown ({str(inner).splitlines()[0][:200]})"
+    return ReportingLockTimeout(
+        f"{what} gave up after waiting {limit:g} s for {kind} on {redact_url(url)}"
+        f" (reporting.{'lock' if kind == 'a lock' else 'statement'}_timeout_s): {who}. A session that"
+        " reads a view and leaves its transaction open blocks the migration: end it"
+        " (select pg_terminate_backend(pid)) or ask its owner to commit or roll back. Nothing was changed"
+    )
+
+
+def _describe_sessions(conn: sa.Connection, pids: list[int]) -> str:
+    if not pids:
+        return "no session holds it any more (try again)"
+    rows = conn.execute(sa.text(_SESSIONS), {"pids": pids}).mappings().all()
+    parts = [
+        f"pid {r['pid']} (user {r['usename']}, application {r['application_name'] or '-'}, from"
+        f" {r['client'] or 'local socket'}, {r['state']}"
+        f"{', in a transaction since ' + r['xact_start'].isoformat(timespec='seconds') if r['xact_start'] else ''},"
+        f" last query: {r['query'] or '-'})"
+        for r in rows
+    ]
+    return "session(s) " + "; ".join(parts)

@@ -247,6 +247,7 @@ def _start_attempt(cfg: Config, run_date: date, held: runlock.Held, progress: Pr
     from pipelines import reporting
 
     url = cfg.reporting_url()
+    reporting.configure_timeouts(cfg.reporting.lock_timeout_s, cfg.reporting.statement_timeout_s)
     reporting.migrate(url)
     late = flush_pending(cfg, url)
     if late and progress:

@@ -397,3 +397,43 @@ def test_digest_with_inline_kpi_charts_arrives_intact(tmp_path, smtp_server, run
     assert len(images) == 1 and images[0].get_payload(decode=True).startswith(b"\x89PNG")
     assert f'src="cid:{images[0]["Content-ID"].strip("<>")}"' in html
     assert "指标趋势" in html  # the zh-CN group
+
+
+def test_a_server_that_greets_for_ever_cannot_hold_a_message(tmp_path):
+    """Each greeting line arrives well within the per-read timeout, so only a limit on the whole
+    conversation (email.smtp_total_seconds) ends it; the message is kept on disk."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def greet_for_ever() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"220-welcome, still welcoming\r\n")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    t = threading.Thread(target=greet_for_ever, daemon=True)
+    t.start()
+    cfg = config(tmp_path, port, retries=0)
+    cfg = cfg.model_copy(update={"email": cfg.email.model_copy(update={"smtp_total_seconds": 1.5})})
+    msg = build_failure_email(
+        cfg, RUN_DATE, dag_id="tiaobo_nightly", task_id="load", error="boom", where_to_look="the run log"
+    )
+    t0 = time.monotonic()
+    out = deliver(msg, cfg, tmp_path / "out", backoff_seconds=BACKOFF)
+    took = time.monotonic() - t0
+    stop.set()
+    listener.close()
+    assert out["mode"] == "failed" and took < 5
+    assert f"127.0.0.1:{port} kept the message longer than 1.5 s" in out["error"]
+    assert Path(out["path"]).exists()
