@@ -9,8 +9,13 @@ publishes nothing at all (every output table reads back exactly as before) and i
 results are kept in ``dq_history``.
 
 Row-level kinds (negative quantity, unknown SKU, unknown location, duplicate key, text where a
-number is expected, an infinite quantity, NaN) share one corrupted run (module fixture): they touch
-different rows, and each test checks its own rows. GBK bytes in a UTF-8 text column cannot be read
+number is expected, an infinite quantity, NaN, a BEL and a NUL byte, a thousandfold spike, 10^15
+units, a price of 10^12, a lead time of 5,000 days, negative stock, an empty item code: 15) share
+one corrupted run (module fixture): they touch different rows, and each test checks its own rows.
+Table-level kinds (15 more) each stop a run of their own: an empty table, stale sales, a missing
+snapshot, a volume break, too many bad rows, a missing day, a renamed location, GBK bytes, a week
+of zeros, a day at 50 times the usual, regular sellers vanishing, a cut-off extract, a dropped
+column, a dropped table, an empty item master. GBK bytes in a UTF-8 text column cannot be read
 by the driver: extraction stops the run, naming the query. A duplicated file drop arriving as
 duplicate canonical rows is covered by tests/integration/test_validate_stage.py (one copy kept, the others
 quarantined); duplicate source documents under new numbers are summed by the staging query and
@@ -300,6 +305,7 @@ def test_negative_stock_and_an_empty_item_code_are_quarantined(good, quarantined
     assert _rows(q, "stock", "non_negative")[["column_name", "value"]].values.tolist() == [["on_hand", "-5.0"]]
     empty = _rows(q, "sales", "known_sku").query("value == ''")  # an empty code is no item of the master
     assert len(empty) >= 1 and all(quarantined["days"]["null"] in j for j in empty["row_json"])
+    _unchanged_run(good, quarantined["cfg"])
 
 
 def test_quarantining_run_publishes_and_says_how_many(quarantined):
