@@ -60,6 +60,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.ext.compiler import compiles
 
 from pipelines import contract
 from pipelines.config import Config, FileTable, GenericTable
@@ -150,11 +151,40 @@ def _ident(name: str) -> sa.sql.elements.quoted_name:
     return sa.sql.quoted_name(name, quote=True)
 
 
+class DayOf(sa.sql.functions.FunctionElement[Any]):
+    """The calendar day of a date, timestamp or date text column, as a date (a portable SQL expression).
+
+    PostgreSQL and MariaDB/MySQL: ``CAST(x AS DATE)`` (a timestamp's day; MariaDB makes text it
+    cannot read NULL). SQLite has no date type and its ``CAST(x AS DATE)`` gives a number (``2026``
+    for ``'2026-11-24'``), which compared with the window's bounds drops every row: there, text
+    takes the day written in its first ten characters (``'2026-11-24 10:15:00'`` and
+    ``'2026-11-24T01:00:00+08:00'`` are both 2026-11-24, the local day as the ERP wrote it) and
+    numbers go through ``date(x, 'auto')`` (julian day numbers, or Unix seconds, UTC). Text that is
+    no date gives NULL, which :func:`check_generic_sales_dates` refuses.
+    """
+
+    type = sa.Date()
+    inherit_cache = True
+    name = "day_of"
+
+
+@compiles(DayOf)
+def _day_of_default(element: DayOf, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(list(element.clauses)[0], **kw)} AS DATE)"
+
+
+@compiles(DayOf, "sqlite")
+def _day_of_sqlite(element: DayOf, compiler: Any, **kw: Any) -> str:
+    x = compiler.process(list(element.clauses)[0], **kw)
+    return f"(CASE WHEN typeof({x}) IN ('integer', 'real') THEN date({x}, 'auto') ELSE date(substr({x}, 1, 10)) END)"
+
+
 def generic_query(name: str, gt: GenericTable) -> Query:
     """The staging query of the generic profile for ``name``: rename and cast, quoted identifiers.
 
     Sales rows are summed per SKU, location and day (the source may hold document lines or daily
-    rows; a timestamp column is cast to its date) and filtered on ``:start_date``..``:end_date``;
+    rows; a timestamp or date-text column is taken to its day, :class:`DayOf`) and filtered on
+    ``:start_date`` (inclusive) .. ``:end_before`` (exclusive, the day after the window's last day);
     stock is filtered on ``:snapshot_date`` when the table has a snapshot column, else the current
     balances are dated the run date. A canonical column neither mapped nor defaulted is read from a
     source column of the same name; a nullable one is null when absent from both.
@@ -179,7 +209,7 @@ def generic_query(name: str, gt: GenericTable) -> Query:
 
     params: list[str] = []
     if name == "sales":
-        day = sa.cast(expr("date"), sa.Date)
+        day = DayOf(expr("date"))
         measures = {
             c: sa.func.sum(expr(c)) if gt.aggregate and c not in gt.defaults else expr(c)
             for c in ("quantity", "returns", "revenue")
@@ -189,10 +219,10 @@ def generic_query(name: str, gt: GenericTable) -> Query:
             expr("location").label("location"),
             day.label("date"),
             *[m.label(c) for c, m in measures.items()],
-        ).where(day >= sa.bindparam("start_date", type_=sa.Date), day <= sa.bindparam("end_date", type_=sa.Date))
+        ).where(day >= sa.bindparam("start_date", type_=sa.Date), day < sa.bindparam("end_before", type_=sa.Date))
         if gt.aggregate:
             stmt = stmt.group_by(expr("sku"), expr("location"), day)
-        params = ["start_date", "end_date"]
+        params = ["start_date", "end_before"]
     else:
         stmt = sa.select(*[expr(c).label(c) for c in t.names])
         if name == "stock":
@@ -203,6 +233,36 @@ def generic_query(name: str, gt: GenericTable) -> Query:
                 )
     stmt = stmt.select_from(src)
     return Query(name, f"generated from source.tables.{name}", stmt, params, {gt.table: src_cols})
+
+
+def check_generic_sales_dates(conn: sa.Connection, gt: GenericTable) -> None:
+    """Refuse a generic sales table whose date column holds values that are no day.
+
+    Such rows would fall out of the window filter unseen (their day is NULL), and the table would
+    look empty or short with a reconciliation that agrees. Checked where a cast that cannot read a
+    value gives NULL (SQLite, MariaDB/MySQL); PostgreSQL raises on the value itself.
+    """
+    if conn.dialect.name not in ("sqlite", "mysql", "mariadb") or "date" in gt.defaults:
+        return
+    schema, _, tname = gt.table.rpartition(".")
+    col = gt.columns.get("date", "date")
+    src = sa.table(_ident(tname), sa.column(_ident(col)), schema=_ident(schema) if schema else None)
+    raw = src.c[col]
+    stmt = sa.select(sa.func.count().label("n"), sa.func.min(raw).label("example")).where(
+        raw.is_not(None), DayOf(raw).is_(None)
+    )
+    try:
+        row = conn.execute(stmt).mappings().one()
+    except _driver_errors(conn):
+        conn.rollback()
+        return  # the extraction query that follows names the missing table or column
+    if row["n"]:
+        raise ExtractError(
+            f"source profile 'generic', table {gt.table!r}, column {col!r} (canonical sales.date):"
+            f" {row['n']} row(s) hold a value that is not a date, e.g. {row['example']!r}; the rule: a"
+            " date, a timestamp or ISO text 'YYYY-MM-DD[ HH:MM:SS]' (SQLite: also a julian day number or"
+            " Unix seconds). These rows would be dropped from every window: fix the column or map another one"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,11 +658,29 @@ def _write_failures(failures: list[pd.DataFrame], path: Path) -> int:
     return len(df)
 
 
+def window_params(first: date, last: date) -> dict[str, Any]:
+    """The sales window ``first``..``last`` (inclusive days) as the extractor binds it.
+
+    ``start_date`` (inclusive) .. ``end_before`` (exclusive, the day after ``last``): a profile
+    should filter ``x >= :start_date and x < :end_before`` so that a timestamp, or date text with a
+    time, on the last day is kept (``'2026-11-24 10:15' <= '2026-11-24'`` is false). ``end_date``
+    (inclusive) stays bound for profiles written before; ``start_day``/``end_day`` are the same
+    window as ISO text, for a reconciliation that compares the day written in the source's own text.
+    """
+    return {
+        "start_date": first,
+        "end_date": last,
+        "end_before": last + timedelta(days=1),
+        "start_day": first.isoformat(),
+        "end_day": last.isoformat(),
+    }
+
+
 def _query_params(ctx: RunContext, start: date | None = None, end: date | None = None) -> dict[str, Any]:
     last = ctx.last_sales_date
+    first = start or last - timedelta(days=ctx.cfg.forecast.history_days - 1)
     return {
-        "start_date": start or last - timedelta(days=ctx.cfg.forecast.history_days - 1),
-        "end_date": end or last,
+        **window_params(first, end or last),
         "snapshot_date": ctx.run_date,
         "tz": ctx.cfg.timezone,
         "lang": ctx.cfg.source.language,
@@ -963,6 +1041,8 @@ def extract_sales_incremental(
         window_start, end, wm, _coverage(store), cfg.source.lookback_days, cfg.source.full_refresh
     )
     params = _query_params(ctx, read_from, end)
+    if spec.get("generated") and "sales" in cfg.source.tables:
+        check_generic_sales_dates(conn, cfg.source.tables["sales"])
     delta = ctx.run_dir / "extract_sales_delta.parquet"
     read = extract_sql_table(conn, spec, query, ctx, url, params=params, target=delta, with_failures_column=True)
     rec = _reconcile_sql(

@@ -76,7 +76,7 @@ def test_generic_query_quotes_identifiers_and_aggregates_sales():
     my = str(q.stmt.compile(dialect=mysql.dialect()))
     assert '"erp"."Sales Lines"."ItemCode" AS sku' in pg and 'sum("erp"."Sales Lines"."Qty") AS quantity' in pg
     assert "GROUP BY" in pg and "`erp`.`Sales Lines`.`Whs` AS location" in my
-    assert q.params == ["start_date", "end_date"] and q.reads == {
+    assert q.params == ["start_date", "end_before"] and q.reads == {
         "erp.Sales Lines": ["DocDate", "ItemCode", "LineTotal", "Qty", "Whs"]
     }
     daily = extract.generic_query("sales", gt.model_copy(update={"aggregate": False}))
