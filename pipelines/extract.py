@@ -287,8 +287,54 @@ def arrow_schema(table: contract.Table) -> pa.Schema:
 EMPTY_MEANS: dict[tuple[str, str], str] = {("stock", "lot"): ""}
 
 
-def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+# a time of day followed by a UTC offset or Z ('2025-03-10' alone ends in '-10' but has no time: no zone)
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|(?:UTC|GMT)?[+-]\d{2}(?::?\d{2})?)$"
+
+
+def parse_days(s: pd.Series, tz: str | None = None) -> pd.Series:
+    """Dates, timestamps or date text as the calendar day (naive ``datetime64[ns]`` at midnight).
+
+    The rule: a value without a zone (``'2025-03-10'``, ``'2025-03-10 23:30'``, a naive datetime) is
+    a local date or time and gives its own day; a value with a UTC offset or zone
+    (``'2025-03-10T23:30:00+08:00'``, ``'...Z'``, a zone-aware timestamp) is converted to the
+    configured ``timezone`` (``tz``; UTC when none is given) and gives the local day there: with
+    ``Asia/Shanghai``, ``'2025-03-10T20:00:00-05:00'`` is 2025-03-11 09:00 and so 2025-03-11. Values
+    neither readable as a date give NaT (the caller records them as cast failures).
+    """
+    tz = tz or "UTC"
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]").dt.normalize()
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        return s.astype("datetime64[ns]").dt.normalize()
+    text = s.astype("string").str.strip()
+    zoned = text.str.contains(_OFFSET, regex=True, na=False)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    if zoned.any():
+        aware = pd.to_datetime(text[zoned], errors="coerce", utc=True, format="ISO8601")
+        out[zoned] = aware.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]")
+    plain = ~zoned & text.notna()
+    if plain.any():
+        out[plain] = _parse_plain(text[plain], tz)
+    return out.dt.normalize()
+
+
+def _parse_plain(text: pd.Series, tz: str) -> pd.Series:
+    try:  # a zone only pandas recognises ('... UTC', '... CST'): mixed zones or an aware result
+        naive = pd.to_datetime(text, errors="coerce", format="mixed")
+        if not isinstance(naive.dtype, pd.DatetimeTZDtype):
+            return naive.astype("datetime64[ns]")
+    except (ValueError, TypeError):
+        pass
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+    return parsed.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def cast_lenient(
+    df: pd.DataFrame, table: contract.Table, offset: int = 0, tz: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cast each column to its contract type; uncastable cells become null.
+
+    Dates follow :func:`parse_days` (a value with a UTC offset takes its day in ``tz``).
 
     Infinite numbers count as uncastable. Returns the typed frame and a frame of cast failures (row_number, column_name, value,
     row_json) so that no bad row is lost. Nulls in required columns are left for validation, except in
@@ -307,7 +353,7 @@ def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tu
             bad = typed.isna() & s.notna()
             typed = typed.astype("Int64") if col.type == "int" else typed
         elif col.type == "date":
-            typed = pd.to_datetime(s, errors="coerce", format="mixed").astype("datetime64[ns]").dt.normalize()
+            typed = parse_days(s, tz)
             bad = typed.isna() & s.notna()
         elif col.type == "bool":
             mapped = s.map(_bool_or_none) if not pd.api.types.is_bool_dtype(s) else s
@@ -365,7 +411,10 @@ def _fast_str(arr: Any, table: contract.Table, col: contract.Column) -> Any:
     return arr
 
 
-def _fast_date(arr: Any) -> Any:
+def _fast_date(arr: Any, tz: str | None = None) -> Any:
+    if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+        # a zone-aware timestamp: its day in the configured time zone (see parse_days)
+        arr = pc.local_timestamp(pc.cast(arr, pa.timestamp(arr.type.unit, tz=tz or "UTC")))
     if pa.types.is_string(arr.type) or pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
         arr = pc.cast(arr, pa.timestamp("ns"))
     elif pa.types.is_null(arr.type):
@@ -393,24 +442,24 @@ def _fast_number(arr: Any, col: contract.Column, fld: pa.Field) -> Any:
     return arr
 
 
-def _fast_column(arr: Any, table: contract.Table, col: contract.Column, fld: pa.Field) -> Any:
+def _fast_column(arr: Any, table: contract.Table, col: contract.Column, fld: pa.Field, tz: str | None = None) -> Any:
     """One column cast with pyarrow alone, or None when it needs the lenient path."""
     if col.type == "bool":
         return None
     if col.type == "str":
         return _fast_str(arr, table, col)
     if col.type == "date":
-        return _fast_date(arr)
+        return _fast_date(arr, tz)
     return _fast_number(arr, col, fld)
 
 
-def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.Table | None:
+def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema, tz: str | None = None) -> pa.Table | None:
     """Cast a batch with pyarrow alone; None when any value needs the lenient path (or a bool column)."""
     cols = []
     for col, fld in zip(table.columns, schema, strict=True):
         arr = batch.column(col.name)
         try:
-            arr = _fast_column(arr, table, col, fld)
+            arr = _fast_column(arr, table, col, fld, tz)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
         if arr is None:
@@ -420,11 +469,12 @@ def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.
 
 
 def conform_batch(
-    batch: pa.Table | pd.DataFrame, table: contract.Table, schema: pa.Schema, offset: int
+    batch: pa.Table | pd.DataFrame, table: contract.Table, schema: pa.Schema, offset: int, tz: str | None = None
 ) -> tuple[pa.Table, pd.DataFrame]:
-    """Typed arrow table and cast failures of one chunk (row numbers counted from ``offset``)."""
+    """Typed arrow table and cast failures of one chunk (row numbers counted from ``offset``; dates
+    with a UTC offset take their day in ``tz``, :func:`parse_days`)."""
     if isinstance(batch, pa.Table):
-        fast = _fast_cast(batch, table, schema)
+        fast = _fast_cast(batch, table, schema, tz)
         if fast is not None:
             return fast, _empty_failures()
         df = batch.to_pandas(types_mapper=None)
@@ -432,7 +482,7 @@ def conform_batch(
     else:
         df = batch
     df.index = pd.RangeIndex(offset, offset + len(df))
-    typed, fails = cast_lenient(df[table.names], table)
+    typed, fails = cast_lenient(df[table.names], table, tz=tz)
     return pa.Table.from_pandas(typed[table.names], schema=schema, preserve_index=False), fails
 
 
@@ -592,7 +642,12 @@ class Staged:
 
 
 def _write_batches(
-    batches: Iterator[Any], table: contract.Table, target: Path, *, with_failures_column: bool = False
+    batches: Iterator[Any],
+    table: contract.Table,
+    target: Path,
+    *,
+    with_failures_column: bool = False,
+    tz: str | None = None,
 ) -> Staged:
     """Cast each chunk and append it to ``target`` (atomically replaced at the end)."""
     schema = arrow_schema(table)
@@ -604,7 +659,7 @@ def _write_batches(
     try:
         with pq.ParquetWriter(tmp, out_schema) as writer:
             for raw in batches:
-                typed, fails = conform_batch(raw, table, schema, st.rows)
+                typed, fails = conform_batch(raw, table, schema, st.rows, tz)
                 if with_failures_column:
                     typed = typed.append_column(_STORE_EXTRA, _failures_column(fails, st.rows, typed.num_rows))
                 elif len(fails):
@@ -811,7 +866,13 @@ def extract_sql_table(
     # the source query's own column list, for validation's schema-drift report (new / renamed columns)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     ctx.output_path(f"columns_{query.table}.json").write_text(json.dumps(names), encoding="utf-8")
-    return _write_batches(batches, contract.TABLES[query.table], target, with_failures_column=with_failures_column)
+    return _write_batches(
+        batches,
+        contract.TABLES[query.table],
+        target,
+        with_failures_column=with_failures_column,
+        tz=ctx.cfg.timezone,
+    )
 
 
 def extract_table(
@@ -837,7 +898,7 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
 
     src = ctx.cfg.source
     qty = QUANTITY_COLUMN.get(name)
-    counted: dict[str, Any] = {"rows": 0, "qty": 0.0, "files": 0}
+    counted: dict[str, Any] = {"rows": 0, "qty": 0.0, "files": 0, "path": None}
     seen: set[str] = set()
 
     def chunks() -> Iterator[pd.DataFrame]:
@@ -845,6 +906,7 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
             if path not in seen:
                 seen.add(path)
                 counted["files"] += 1
+                counted["path"] = path
             counted["rows"] += len(frame)
             if qty:
                 counted["qty"] += float(
@@ -853,9 +915,12 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
             yield frame.astype(object).where(frame.notna(), None)
 
     try:
-        st = _write_batches(chunks(), contract.TABLES[name], ctx.output_path(f"extract_{name}"))
-    except (files.FileDropError, UnicodeDecodeError, ValueError, OSError) as exc:
+        st = _write_batches(chunks(), contract.TABLES[name], ctx.output_path(f"extract_{name}"), tz=ctx.cfg.timezone)
+    except files.FileDropError as exc:
         raise ExtractError(f"file drop for {name}: {exc}") from None
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        where = f", file {counted['path']}" if counted["path"] else ""
+        raise ExtractError(f"file drop for {name}{where}: {exc}") from None
     _write_failures(st.failures, ctx.output_path(f"castfail_{name}"))
     rec = _reconcile_entry(
         name,
