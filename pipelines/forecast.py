@@ -81,6 +81,32 @@ from pipelines.frames import KEY, history_start, latest_snapshot
 QUANTILE_COLUMNS = ["p50", "p90", "p95", "p99"]
 
 
+class ForecastError(RuntimeError):
+    """The forecast cannot be made from the staged data; the message names the table and what is missing."""
+
+
+def check_trainable(sales: pd.DataFrame, run_date: date, history_days: int, n_series: int) -> None:
+    """Refuse a history in which no series ever sold (every quantity 0 or empty).
+
+    Not a zero forecast: a whole history without one sale is a broken feed far more often than a
+    network that sells nothing (a quantity column mapped wrong, a unit of measure, an empty export),
+    and forecasts of 0 everywhere would publish zero safety stocks and reorder points for every
+    SKU-location. A series that never sold, beside others that did, keeps its per-series zero
+    forecast (``zero_no_sales``).
+    """
+    start, end = history_window(sales, pd.Timestamp(run_date), history_days)
+    in_window = sales[(sales["date"] >= start) & (sales["date"] < end)]
+    if bool((pd.to_numeric(in_window["quantity"], errors="coerce") > 0).any()):
+        return
+    window = f"{start.date().isoformat()}..{(end - pd.Timedelta(days=1)).date().isoformat()}"
+    raise ForecastError(
+        f"forecast: table sales has no sale (quantity > 0) for any of the {n_series} series in the history"
+        f" window {window} ({len(in_window)} row(s), every quantity 0 or empty): there is no demand to train a"
+        " model on. Check the sales extraction (the quantity column of the profile or source.tables.sales /"
+        " source.files.sales); nothing was forecast, so nothing is published from this run."
+    )
+
+
 def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
     """SKU x location pairs to forecast: active SKUs with stock in the snapshot or any sale before
     the run date. Sorted by sku, location, index 0..n-1."""
@@ -467,6 +493,7 @@ def train_model(
     rd = pd.Timestamp(run_date)
     keys = series_keys(sales, items, stock, run_date)
     start, end = history_window(sales, rd, fc.history_days)
+    check_trainable(sales, run_date, fc.history_days, len(keys))
     y = history_matrix(sales, keys, start, end)
     inputs, maps = _gbm_inputs(sales, items, keys, start, end, y, fc.horizon_days, None)
     default_days = fc.lead_time_days if default_lead_time_days is None else default_lead_time_days
@@ -747,6 +774,7 @@ def forecast_stage(ctx: RunContext) -> StageResult:
         phi = np.ones(len(leads))  # independent Poisson days: the lead-time sum is Poisson
         note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
     else:
+        check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
         model, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
         forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc)
         accuracy = accuracy_rows(model, ctx.run_date)
@@ -777,6 +805,8 @@ def retrain_stage(ctx: RunContext) -> StageResult:
 
 
 __all__ = [
+    "ForecastError",
+    "check_trainable",
     "daily_matrix",
     "forecast_accuracy",
     "forecast_moving_average",

@@ -18,6 +18,7 @@ from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.forecast import (
+    ForecastError,
     forecast_stage,
     model_dir,
     retrain_stage,
@@ -181,3 +182,23 @@ def test_an_old_lucky_score_cannot_freeze_the_lifecycle(tmp_path) -> None:
     assert 0 < pw["candidate"] <= pw["current"] and pw["cells"] > 0
     assert f"{pw['candidate']:.4f} <= {pw['current']:.4f}" in rr.notes[0]
     assert artifacts.current_version(root) == "v2026-01-10-02"
+
+
+def test_all_zero_history_is_refused_by_name_with_or_without_a_current_model(tmp_path) -> None:
+    """Issue 20: an all-zero sales history failed inside scikit-learn ("Found array with 0
+    sample(s)"). It is refused naming the table, the window and what is missing, also when a current
+    model exists (which would otherwise forecast 0 everywhere without a word)."""
+    ctx = _store_ctx(tmp_path)
+    days = pd.date_range(end="2026-01-09", periods=60)
+    zeros = priced_sales(*[(s, "S1", d.date().isoformat(), 0.0) for s in "AB" for d in days])
+    ctx.write("sales", zeros)
+    msg = r"forecast: table sales has no sale \(quantity > 0\) for any of the 2 series in the history window"
+    with pytest.raises(ForecastError, match=msg + r" 2025-11-10\.\.2026-01-09 \(120 row\(s\), every quantity 0"):
+        forecast_stage(ctx)
+    ctx.write("sales", _weekly_sales(140))
+    forecast_stage(ctx)  # a current model now exists
+    ctx.write("sales", zeros)
+    with pytest.raises(ForecastError, match=msg):
+        forecast_stage(ctx)
+    with pytest.raises(ForecastError, match=msg):
+        retrain_stage(ctx)
