@@ -66,6 +66,7 @@ from pipelines import contract
 from pipelines.config import Config, FileTable, GenericTable
 from pipelines.connections import describe, with_retries
 from pipelines.context import RunContext, StageResult, policies_frame
+from pipelines.housekeeping import writing
 from pipelines.urls import scrub_secret
 
 log = logging.getLogger(__name__)
@@ -657,7 +658,7 @@ def _write_batches(
     tmp = target.with_name(target.name + ".tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with pq.ParquetWriter(tmp, out_schema) as writer:
+        with writing(tmp), pq.ParquetWriter(tmp, out_schema) as writer:
             for raw in batches:
                 typed, fails = conform_batch(raw, table, schema, st.rows, tz)
                 if with_failures_column:
@@ -709,7 +710,8 @@ def _failures_from_column(values: pa.Array, offset: int) -> pd.DataFrame:
 def _write_failures(failures: list[pd.DataFrame], path: Path) -> int:
     df = pd.concat(failures, ignore_index=True) if failures else _empty_failures()
     df = df.astype({"row_number": "int64", "column_name": "str", "value": "str", "row_json": "str"})
-    df.to_parquet(path, index=False)
+    with writing(path):
+        df.to_parquet(path, index=False)
     return len(df)
 
 
@@ -1006,13 +1008,8 @@ def _days(a: date, b: date) -> list[date]:
     return [a + timedelta(days=i) for i in range((b - a).days + 1)]
 
 
-def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None:
-    """Replace the store's days ``start``..``end`` with the rows of ``delta`` (one folder per day).
-
-    Each day is swapped by renames, and coverage.json is written last: an interrupted update leaves
-    days that the next run re-reads anyway (it starts from the same published watermark).
-    """
-    staging = store.parent / f".incoming-{uuid.uuid4().hex[:8]}"
+def _write_incoming(delta: Path, staging: Path) -> None:
+    """The rows of ``delta`` as a hive-partitioned dataset (one ``day=`` folder per day) in ``staging``."""
     data = ds.dataset(delta, format="parquet")
     scanner = data.scanner(batch_size=262_144)
 
@@ -1021,27 +1018,42 @@ def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None
             yield b.append_column("day", pc.strftime(b.column("date"), format="%Y-%m-%d"))
 
     schema = data.schema.append(pa.field("day", pa.string()))
-    ds.write_dataset(
-        with_day(),
-        staging,
-        schema=schema,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive"),
-        existing_data_behavior="overwrite_or_ignore",
-        basename_template="part-{i}.parquet",
-        max_open_files=4096,
-    )
-    store.mkdir(parents=True, exist_ok=True)
-    for d in _days(start, end):
-        name = f"day={d.isoformat()}"
-        new, old = staging / name, store / name
-        trash = store.parent / f".trash-{uuid.uuid4().hex[:8]}"
-        if old.exists():
-            os.replace(old, trash)
-        if new.exists():
-            os.replace(new, old)
-        shutil.rmtree(trash, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
+    with writing(staging):
+        ds.write_dataset(
+            with_day(),
+            staging,
+            schema=schema,
+            format="parquet",
+            partitioning=ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive"),
+            existing_data_behavior="overwrite_or_ignore",
+            basename_template="part-{i}.parquet",
+            max_open_files=4096,
+        )
+
+
+def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None:
+    """Replace the store's days ``start``..``end`` with the rows of ``delta`` (one folder per day).
+
+    Each day is swapped by renames, and coverage.json is written last: an interrupted update leaves
+    days that the next run re-reads anyway (it starts from the same published watermark). The
+    temporary ``.incoming-*`` folder is removed whatever happens (a disk-full write once left 20 MB
+    of it behind, keeping the disk full).
+    """
+    staging = store.parent / f".incoming-{uuid.uuid4().hex[:8]}"
+    try:
+        _write_incoming(delta, staging)
+        store.mkdir(parents=True, exist_ok=True)
+        for d in _days(start, end):
+            name = f"day={d.isoformat()}"
+            new, old = staging / name, store / name
+            trash = store.parent / f".trash-{uuid.uuid4().hex[:8]}"
+            if old.exists():
+                os.replace(old, trash)
+            if new.exists():
+                os.replace(new, old)
+            shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     cov = _coverage(store)
     first, last = (
         (start, end)
@@ -1049,8 +1061,12 @@ def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None
         else (min(cov[0], start), max(cov[1], end))
     )
     tmp = store / "coverage.json.tmp"
-    tmp.write_text(json.dumps({"first": first.isoformat(), "last": last.isoformat()}), encoding="utf-8")
-    os.replace(tmp, store / "coverage.json")
+    try:
+        with writing(tmp):
+            tmp.write_text(json.dumps({"first": first.isoformat(), "last": last.isoformat()}), encoding="utf-8")
+        os.replace(tmp, store / "coverage.json")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def stage_sales_window(store: Path, start: date, end: date, target: Path, castfail_path: Path) -> Staged:
@@ -1058,7 +1074,17 @@ def stage_sales_window(store: Path, start: date, end: date, target: Path, castfa
     schema = arrow_schema(contract.SALES)
     st = Staged()
     tmp = target.with_name(target.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
+    try:
+        _copy_store_days(store, start, end, tmp, schema, st)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_failures(st.failures, castfail_path)
+    return st
+
+
+def _copy_store_days(store: Path, start: date, end: date, tmp: Path, schema: pa.Schema, st: Staged) -> None:
+    with writing(tmp), pq.ParquetWriter(tmp, schema) as writer:
         for d in _days(start, end):
             folder = store / f"day={d.isoformat()}"
             if not folder.exists():
@@ -1081,9 +1107,6 @@ def stage_sales_window(store: Path, start: date, end: date, target: Path, castfa
                     writer.write_table(typed)
                     st.quantity_sum += float(pc.sum(typed.column("quantity")).as_py() or 0.0)
                     st.rows += typed.num_rows
-    os.replace(tmp, target)
-    _write_failures(st.failures, castfail_path)
-    return st
 
 
 def extract_sales_incremental(
@@ -1109,13 +1132,15 @@ def extract_sales_incremental(
     if spec.get("generated") and "sales" in cfg.source.tables:
         check_generic_sales_dates(conn, cfg.source.tables["sales"])
     delta = ctx.run_dir / "extract_sales_delta.parquet"
-    read = extract_sql_table(conn, spec, query, ctx, url, params=params, target=delta, with_failures_column=True)
-    rec = _reconcile_sql(
-        conn, spec, query, params, read, url, window=[read_from.isoformat(), end.isoformat()], read_plan=why
-    )
-    if rec["ok"]:
-        replace_store_days(store, delta, read_from, end)
-    delta.unlink(missing_ok=True)
+    try:
+        read = extract_sql_table(conn, spec, query, ctx, url, params=params, target=delta, with_failures_column=True)
+        rec = _reconcile_sql(
+            conn, spec, query, params, read, url, window=[read_from.isoformat(), end.isoformat()], read_plan=why
+        )
+        if rec["ok"]:
+            replace_store_days(store, delta, read_from, end)
+    finally:
+        delta.unlink(missing_ok=True)  # the re-read rows, only needed to refresh the store
     st = stage_sales_window(
         store, window_start, end, ctx.output_path("extract_sales"), ctx.output_path("castfail_sales")
     )
