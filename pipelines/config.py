@@ -477,6 +477,13 @@ class EmailConfig(_Strict):
         default_factory=lambda: [RecipientGroup(name="planners", recipients=["planners@example.com"], language="zh-CN")]
     )
     data_team: list[str] = Field(default_factory=lambda: ["data-team@example.com"])
+    failure_eml_retention_days: int = Field(
+        30,
+        ge=0,
+        le=3660,
+        description="failure emails kept as .eml are removed from run-date folders older than this many days"
+        " (pipelines.housekeeping.prune_failure_emails)",
+    )
 
 
 class ValidationConfig(_Strict):

@@ -60,11 +60,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
+from sqlalchemy.ext.compiler import compiles
 
 from pipelines import contract, runlock
 from pipelines.config import Config, FileTable, GenericTable
 from pipelines.connections import describe, with_retries
 from pipelines.context import RunContext, StageResult, policies_frame
+from pipelines.housekeeping import writing
 from pipelines.urls import scrub_secret
 
 log = logging.getLogger(__name__)
@@ -150,11 +152,40 @@ def _ident(name: str) -> sa.sql.elements.quoted_name:
     return sa.sql.quoted_name(name, quote=True)
 
 
+class DayOf(sa.sql.functions.FunctionElement[Any]):
+    """The calendar day of a date, timestamp or date text column, as a date (a portable SQL expression).
+
+    PostgreSQL and MariaDB/MySQL: ``CAST(x AS DATE)`` (a timestamp's day; MariaDB makes text it
+    cannot read NULL). SQLite has no date type and its ``CAST(x AS DATE)`` gives a number (``2026``
+    for ``'2026-11-24'``), which compared with the window's bounds drops every row: there, text
+    takes the day written in its first ten characters (``'2026-11-24 10:15:00'`` and
+    ``'2026-11-24T01:00:00+08:00'`` are both 2026-11-24, the local day as the ERP wrote it) and
+    numbers go through ``date(x, 'auto')`` (julian day numbers, or Unix seconds, UTC). Text that is
+    no date gives NULL, which :func:`check_generic_sales_dates` refuses.
+    """
+
+    type = sa.Date()
+    inherit_cache = True
+    name = "day_of"
+
+
+@compiles(DayOf)
+def _day_of_default(element: DayOf, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(list(element.clauses)[0], **kw)} AS DATE)"
+
+
+@compiles(DayOf, "sqlite")
+def _day_of_sqlite(element: DayOf, compiler: Any, **kw: Any) -> str:
+    x = compiler.process(list(element.clauses)[0], **kw)
+    return f"(CASE WHEN typeof({x}) IN ('integer', 'real') THEN date({x}, 'auto') ELSE date(substr({x}, 1, 10)) END)"
+
+
 def generic_query(name: str, gt: GenericTable) -> Query:
     """The staging query of the generic profile for ``name``: rename and cast, quoted identifiers.
 
     Sales rows are summed per SKU, location and day (the source may hold document lines or daily
-    rows; a timestamp column is cast to its date) and filtered on ``:start_date``..``:end_date``;
+    rows; a timestamp or date-text column is taken to its day, :class:`DayOf`) and filtered on
+    ``:start_date`` (inclusive) .. ``:end_before`` (exclusive, the day after the window's last day);
     stock is filtered on ``:snapshot_date`` when the table has a snapshot column, else the current
     balances are dated the run date. A canonical column neither mapped nor defaulted is read from a
     source column of the same name; a nullable one is null when absent from both.
@@ -179,7 +210,7 @@ def generic_query(name: str, gt: GenericTable) -> Query:
 
     params: list[str] = []
     if name == "sales":
-        day = sa.cast(expr("date"), sa.Date)
+        day = DayOf(expr("date"))
         measures = {
             c: sa.func.sum(expr(c)) if gt.aggregate and c not in gt.defaults else expr(c)
             for c in ("quantity", "returns", "revenue")
@@ -189,10 +220,10 @@ def generic_query(name: str, gt: GenericTable) -> Query:
             expr("location").label("location"),
             day.label("date"),
             *[m.label(c) for c, m in measures.items()],
-        ).where(day >= sa.bindparam("start_date", type_=sa.Date), day <= sa.bindparam("end_date", type_=sa.Date))
+        ).where(day >= sa.bindparam("start_date", type_=sa.Date), day < sa.bindparam("end_before", type_=sa.Date))
         if gt.aggregate:
             stmt = stmt.group_by(expr("sku"), expr("location"), day)
-        params = ["start_date", "end_date"]
+        params = ["start_date", "end_before"]
     else:
         stmt = sa.select(*[expr(c).label(c) for c in t.names])
         if name == "stock":
@@ -203,6 +234,36 @@ def generic_query(name: str, gt: GenericTable) -> Query:
                 )
     stmt = stmt.select_from(src)
     return Query(name, f"generated from source.tables.{name}", stmt, params, {gt.table: src_cols})
+
+
+def check_generic_sales_dates(conn: sa.Connection, gt: GenericTable) -> None:
+    """Refuse a generic sales table whose date column holds values that are no day.
+
+    Such rows would fall out of the window filter unseen (their day is NULL), and the table would
+    look empty or short with a reconciliation that agrees. Checked where a cast that cannot read a
+    value gives NULL (SQLite, MariaDB/MySQL); PostgreSQL raises on the value itself.
+    """
+    if conn.dialect.name not in ("sqlite", "mysql", "mariadb") or "date" in gt.defaults:
+        return
+    schema, _, tname = gt.table.rpartition(".")
+    col = gt.columns.get("date", "date")
+    src = sa.table(_ident(tname), sa.column(_ident(col)), schema=_ident(schema) if schema else None)
+    raw = src.c[col]
+    stmt = sa.select(sa.func.count().label("n"), sa.func.min(raw).label("example")).where(
+        raw.is_not(None), DayOf(raw).is_(None)
+    )
+    try:
+        row = conn.execute(stmt).mappings().one()
+    except _driver_errors(conn):
+        conn.rollback()
+        return  # the extraction query that follows names the missing table or column
+    if row["n"]:
+        raise ExtractError(
+            f"source profile 'generic', table {gt.table!r}, column {col!r} (canonical sales.date):"
+            f" {row['n']} row(s) hold a value that is not a date, e.g. {row['example']!r}; the rule: a"
+            " date, a timestamp or ISO text 'YYYY-MM-DD[ HH:MM:SS]' (SQLite: also a julian day number or"
+            " Unix seconds). These rows would be dropped from every window: fix the column or map another one"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,8 +288,54 @@ def arrow_schema(table: contract.Table) -> pa.Schema:
 EMPTY_MEANS: dict[tuple[str, str], str] = {("stock", "lot"): ""}
 
 
-def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+# a time of day followed by a UTC offset or Z ('2025-03-10' alone ends in '-10' but has no time: no zone)
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[Zz]|(?:UTC|GMT)?[+-]\d{2}(?::?\d{2})?)$"
+
+
+def parse_days(s: pd.Series, tz: str | None = None) -> pd.Series:
+    """Dates, timestamps or date text as the calendar day (naive ``datetime64[ns]`` at midnight).
+
+    The rule: a value without a zone (``'2025-03-10'``, ``'2025-03-10 23:30'``, a naive datetime) is
+    a local date or time and gives its own day; a value with a UTC offset or zone
+    (``'2025-03-10T23:30:00+08:00'``, ``'...Z'``, a zone-aware timestamp) is converted to the
+    configured ``timezone`` (``tz``; UTC when none is given) and gives the local day there: with
+    ``Asia/Shanghai``, ``'2025-03-10T20:00:00-05:00'`` is 2025-03-11 09:00 and so 2025-03-11. Values
+    neither readable as a date give NaT (the caller records them as cast failures).
+    """
+    tz = tz or "UTC"
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]").dt.normalize()
+    if pd.api.types.is_datetime64_dtype(s.dtype):
+        return s.astype("datetime64[ns]").dt.normalize()
+    text = s.astype("string").str.strip()
+    zoned = text.str.contains(_OFFSET, regex=True, na=False)
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    if zoned.any():
+        aware = pd.to_datetime(text[zoned], errors="coerce", utc=True, format="ISO8601")
+        out[zoned] = aware.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]")
+    plain = ~zoned & text.notna()
+    if plain.any():
+        out[plain] = _parse_plain(text[plain], tz)
+    return out.dt.normalize()
+
+
+def _parse_plain(text: pd.Series, tz: str) -> pd.Series:
+    try:  # a zone only pandas recognises ('... UTC', '... CST'): mixed zones or an aware result
+        naive = pd.to_datetime(text, errors="coerce", format="mixed")
+        if not isinstance(naive.dtype, pd.DatetimeTZDtype):
+            return naive.astype("datetime64[ns]")
+    except (ValueError, TypeError):
+        pass
+    parsed = pd.to_datetime(text, errors="coerce", format="mixed", utc=True)
+    return parsed.dt.tz_convert(tz).dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def cast_lenient(
+    df: pd.DataFrame, table: contract.Table, offset: int = 0, tz: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cast each column to its contract type; uncastable cells become null.
+
+    Dates follow :func:`parse_days` (a value with a UTC offset takes its day in ``tz``).
 
     Infinite numbers count as uncastable. Returns the typed frame and a frame of cast failures (row_number, column_name, value,
     row_json) so that no bad row is lost. Nulls in required columns are left for validation, except in
@@ -247,7 +354,7 @@ def cast_lenient(df: pd.DataFrame, table: contract.Table, offset: int = 0) -> tu
             bad = typed.isna() & s.notna()
             typed = typed.astype("Int64") if col.type == "int" else typed
         elif col.type == "date":
-            typed = pd.to_datetime(s, errors="coerce", format="mixed").astype("datetime64[ns]").dt.normalize()
+            typed = parse_days(s, tz)
             bad = typed.isna() & s.notna()
         elif col.type == "bool":
             mapped = s.map(_bool_or_none) if not pd.api.types.is_bool_dtype(s) else s
@@ -305,7 +412,10 @@ def _fast_str(arr: Any, table: contract.Table, col: contract.Column) -> Any:
     return arr
 
 
-def _fast_date(arr: Any) -> Any:
+def _fast_date(arr: Any, tz: str | None = None) -> Any:
+    if pa.types.is_timestamp(arr.type) and arr.type.tz is not None:
+        # a zone-aware timestamp: its day in the configured time zone (see parse_days)
+        arr = pc.local_timestamp(pc.cast(arr, pa.timestamp(arr.type.unit, tz=tz or "UTC")))
     if pa.types.is_string(arr.type) or pa.types.is_date(arr.type) or pa.types.is_timestamp(arr.type):
         arr = pc.cast(arr, pa.timestamp("ns"))
     elif pa.types.is_null(arr.type):
@@ -333,24 +443,24 @@ def _fast_number(arr: Any, col: contract.Column, fld: pa.Field) -> Any:
     return arr
 
 
-def _fast_column(arr: Any, table: contract.Table, col: contract.Column, fld: pa.Field) -> Any:
+def _fast_column(arr: Any, table: contract.Table, col: contract.Column, fld: pa.Field, tz: str | None = None) -> Any:
     """One column cast with pyarrow alone, or None when it needs the lenient path."""
     if col.type == "bool":
         return None
     if col.type == "str":
         return _fast_str(arr, table, col)
     if col.type == "date":
-        return _fast_date(arr)
+        return _fast_date(arr, tz)
     return _fast_number(arr, col, fld)
 
 
-def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.Table | None:
+def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema, tz: str | None = None) -> pa.Table | None:
     """Cast a batch with pyarrow alone; None when any value needs the lenient path (or a bool column)."""
     cols = []
     for col, fld in zip(table.columns, schema, strict=True):
         arr = batch.column(col.name)
         try:
-            arr = _fast_column(arr, table, col, fld)
+            arr = _fast_column(arr, table, col, fld, tz)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
         if arr is None:
@@ -360,11 +470,12 @@ def _fast_cast(batch: pa.Table, table: contract.Table, schema: pa.Schema) -> pa.
 
 
 def conform_batch(
-    batch: pa.Table | pd.DataFrame, table: contract.Table, schema: pa.Schema, offset: int
+    batch: pa.Table | pd.DataFrame, table: contract.Table, schema: pa.Schema, offset: int, tz: str | None = None
 ) -> tuple[pa.Table, pd.DataFrame]:
-    """Typed arrow table and cast failures of one chunk (row numbers counted from ``offset``)."""
+    """Typed arrow table and cast failures of one chunk (row numbers counted from ``offset``; dates
+    with a UTC offset take their day in ``tz``, :func:`parse_days`)."""
     if isinstance(batch, pa.Table):
-        fast = _fast_cast(batch, table, schema)
+        fast = _fast_cast(batch, table, schema, tz)
         if fast is not None:
             return fast, _empty_failures()
         df = batch.to_pandas(types_mapper=None)
@@ -372,7 +483,7 @@ def conform_batch(
     else:
         df = batch
     df.index = pd.RangeIndex(offset, offset + len(df))
-    typed, fails = cast_lenient(df[table.names], table)
+    typed, fails = cast_lenient(df[table.names], table, tz=tz)
     return pa.Table.from_pandas(typed[table.names], schema=schema, preserve_index=False), fails
 
 
@@ -532,7 +643,12 @@ class Staged:
 
 
 def _write_batches(
-    batches: Iterator[Any], table: contract.Table, target: Path, *, with_failures_column: bool = False
+    batches: Iterator[Any],
+    table: contract.Table,
+    target: Path,
+    *,
+    with_failures_column: bool = False,
+    tz: str | None = None,
 ) -> Staged:
     """Cast each chunk and append it to ``target`` (atomically replaced at the end)."""
     schema = arrow_schema(table)
@@ -542,9 +658,9 @@ def _write_batches(
     tmp = target.with_name(target.name + ".tmp")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with pq.ParquetWriter(tmp, out_schema) as writer:
+        with writing(tmp), pq.ParquetWriter(tmp, out_schema) as writer:
             for raw in batches:
-                typed, fails = conform_batch(raw, table, schema, st.rows)
+                typed, fails = conform_batch(raw, table, schema, st.rows, tz)
                 if with_failures_column:
                     typed = typed.append_column(_STORE_EXTRA, _failures_column(fails, st.rows, typed.num_rows))
                 elif len(fails):
@@ -594,15 +710,34 @@ def _failures_from_column(values: pa.Array, offset: int) -> pd.DataFrame:
 def _write_failures(failures: list[pd.DataFrame], path: Path) -> int:
     df = pd.concat(failures, ignore_index=True) if failures else _empty_failures()
     df = df.astype({"row_number": "int64", "column_name": "str", "value": "str", "row_json": "str"})
-    df.to_parquet(path, index=False)
+    with writing(path):
+        df.to_parquet(path, index=False)
     return len(df)
+
+
+def window_params(first: date, last: date) -> dict[str, Any]:
+    """The sales window ``first``..``last`` (inclusive days) as the extractor binds it.
+
+    ``start_date`` (inclusive) .. ``end_before`` (exclusive, the day after ``last``): a profile
+    should filter ``x >= :start_date and x < :end_before`` so that a timestamp, or date text with a
+    time, on the last day is kept (``'2026-11-24 10:15' <= '2026-11-24'`` is false). ``end_date``
+    (inclusive) stays bound for profiles written before; ``start_day``/``end_day`` are the same
+    window as ISO text, for a reconciliation that compares the day written in the source's own text.
+    """
+    return {
+        "start_date": first,
+        "end_date": last,
+        "end_before": last + timedelta(days=1),
+        "start_day": first.isoformat(),
+        "end_day": last.isoformat(),
+    }
 
 
 def _query_params(ctx: RunContext, start: date | None = None, end: date | None = None) -> dict[str, Any]:
     last = ctx.last_sales_date
+    first = start or last - timedelta(days=ctx.cfg.forecast.history_days - 1)
     return {
-        "start_date": start or last - timedelta(days=ctx.cfg.forecast.history_days - 1),
-        "end_date": end or last,
+        **window_params(first, end or last),
         "snapshot_date": ctx.run_date,
         "tz": ctx.cfg.timezone,
         "lang": ctx.cfg.source.language,
@@ -733,7 +868,13 @@ def extract_sql_table(
     # the source query's own column list, for validation's schema-drift report (new / renamed columns)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     ctx.output_path(f"columns_{query.table}.json").write_text(json.dumps(names), encoding="utf-8")
-    return _write_batches(batches, contract.TABLES[query.table], target, with_failures_column=with_failures_column)
+    return _write_batches(
+        batches,
+        contract.TABLES[query.table],
+        target,
+        with_failures_column=with_failures_column,
+        tz=ctx.cfg.timezone,
+    )
 
 
 def extract_table(
@@ -759,7 +900,7 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
 
     src = ctx.cfg.source
     qty = QUANTITY_COLUMN.get(name)
-    counted: dict[str, Any] = {"rows": 0, "qty": 0.0, "files": 0}
+    counted: dict[str, Any] = {"rows": 0, "qty": 0.0, "files": 0, "path": None}
     seen: set[str] = set()
 
     def chunks() -> Iterator[pd.DataFrame]:
@@ -767,6 +908,7 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
             if path not in seen:
                 seen.add(path)
                 counted["files"] += 1
+                counted["path"] = path
             counted["rows"] += len(frame)
             if qty:
                 counted["qty"] += float(
@@ -775,9 +917,12 @@ def extract_file_table(name: str, spec: FileTable, ctx: RunContext) -> tuple[Sta
             yield frame.astype(object).where(frame.notna(), None)
 
     try:
-        st = _write_batches(chunks(), contract.TABLES[name], ctx.output_path(f"extract_{name}"))
-    except (files.FileDropError, UnicodeDecodeError, ValueError, OSError) as exc:
+        st = _write_batches(chunks(), contract.TABLES[name], ctx.output_path(f"extract_{name}"), tz=ctx.cfg.timezone)
+    except files.FileDropError as exc:
         raise ExtractError(f"file drop for {name}: {exc}") from None
+    except (UnicodeDecodeError, ValueError, OSError) as exc:
+        where = f", file {counted['path']}" if counted["path"] else ""
+        raise ExtractError(f"file drop for {name}{where}: {exc}") from None
     _write_failures(st.failures, ctx.output_path(f"castfail_{name}"))
     rec = _reconcile_entry(
         name,
@@ -863,13 +1008,8 @@ def _days(a: date, b: date) -> list[date]:
     return [a + timedelta(days=i) for i in range((b - a).days + 1)]
 
 
-def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None:
-    """Replace the store's days ``start``..``end`` with the rows of ``delta`` (one folder per day).
-
-    Each day is swapped by renames, and coverage.json is written last: an interrupted update leaves
-    days that the next run re-reads anyway (it starts from the same published watermark).
-    """
-    staging = store.parent / f".incoming-{uuid.uuid4().hex[:8]}"
+def _write_incoming(delta: Path, staging: Path) -> None:
+    """The rows of ``delta`` as a hive-partitioned dataset (one ``day=`` folder per day) in ``staging``."""
     data = ds.dataset(delta, format="parquet")
     scanner = data.scanner(batch_size=262_144)
 
@@ -878,27 +1018,42 @@ def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None
             yield b.append_column("day", pc.strftime(b.column("date"), format="%Y-%m-%d"))
 
     schema = data.schema.append(pa.field("day", pa.string()))
-    ds.write_dataset(
-        with_day(),
-        staging,
-        schema=schema,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive"),
-        existing_data_behavior="overwrite_or_ignore",
-        basename_template="part-{i}.parquet",
-        max_open_files=4096,
-    )
-    store.mkdir(parents=True, exist_ok=True)
-    for d in _days(start, end):
-        name = f"day={d.isoformat()}"
-        new, old = staging / name, store / name
-        trash = store.parent / f".trash-{uuid.uuid4().hex[:8]}"
-        if old.exists():
-            os.replace(old, trash)
-        if new.exists():
-            os.replace(new, old)
-        shutil.rmtree(trash, ignore_errors=True)
-    shutil.rmtree(staging, ignore_errors=True)
+    with writing(staging):
+        ds.write_dataset(
+            with_day(),
+            staging,
+            schema=schema,
+            format="parquet",
+            partitioning=ds.partitioning(pa.schema([("day", pa.string())]), flavor="hive"),
+            existing_data_behavior="overwrite_or_ignore",
+            basename_template="part-{i}.parquet",
+            max_open_files=4096,
+        )
+
+
+def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None:
+    """Replace the store's days ``start``..``end`` with the rows of ``delta`` (one folder per day).
+
+    Each day is swapped by renames, and coverage.json is written last: an interrupted update leaves
+    days that the next run re-reads anyway (it starts from the same published watermark). The
+    temporary ``.incoming-*`` folder is removed whatever happens (a disk-full write once left 20 MB
+    of it behind, keeping the disk full).
+    """
+    staging = store.parent / f".incoming-{uuid.uuid4().hex[:8]}"
+    try:
+        _write_incoming(delta, staging)
+        store.mkdir(parents=True, exist_ok=True)
+        for d in _days(start, end):
+            name = f"day={d.isoformat()}"
+            new, old = staging / name, store / name
+            trash = store.parent / f".trash-{uuid.uuid4().hex[:8]}"
+            if old.exists():
+                os.replace(old, trash)
+            if new.exists():
+                os.replace(new, old)
+            shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     cov = _coverage(store)
     first, last = (
         (start, end)
@@ -906,8 +1061,12 @@ def replace_store_days(store: Path, delta: Path, start: date, end: date) -> None
         else (min(cov[0], start), max(cov[1], end))
     )
     tmp = store / "coverage.json.tmp"
-    tmp.write_text(json.dumps({"first": first.isoformat(), "last": last.isoformat()}), encoding="utf-8")
-    os.replace(tmp, store / "coverage.json")
+    try:
+        with writing(tmp):
+            tmp.write_text(json.dumps({"first": first.isoformat(), "last": last.isoformat()}), encoding="utf-8")
+        os.replace(tmp, store / "coverage.json")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def stage_sales_window(store: Path, start: date, end: date, target: Path, castfail_path: Path) -> Staged:
@@ -915,7 +1074,17 @@ def stage_sales_window(store: Path, start: date, end: date, target: Path, castfa
     schema = arrow_schema(contract.SALES)
     st = Staged()
     tmp = target.with_name(target.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
+    try:
+        _copy_store_days(store, start, end, tmp, schema, st)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_failures(st.failures, castfail_path)
+    return st
+
+
+def _copy_store_days(store: Path, start: date, end: date, tmp: Path, schema: pa.Schema, st: Staged) -> None:
+    with writing(tmp), pq.ParquetWriter(tmp, schema) as writer:
         for d in _days(start, end):
             folder = store / f"day={d.isoformat()}"
             if not folder.exists():
@@ -938,9 +1107,6 @@ def stage_sales_window(store: Path, start: date, end: date, target: Path, castfa
                     writer.write_table(typed)
                     st.quantity_sum += float(pc.sum(typed.column("quantity")).as_py() or 0.0)
                     st.rows += typed.num_rows
-    os.replace(tmp, target)
-    _write_failures(st.failures, castfail_path)
-    return st
 
 
 def extract_sales_incremental(
@@ -979,14 +1145,18 @@ def _refresh_and_stage(
         window_start, end, wm, _coverage(store), cfg.source.lookback_days, cfg.source.full_refresh
     )
     params = _query_params(ctx, read_from, end)
+    if spec.get("generated") and "sales" in cfg.source.tables:
+        check_generic_sales_dates(conn, cfg.source.tables["sales"])
     delta = ctx.run_dir / "extract_sales_delta.parquet"
-    read = extract_sql_table(conn, spec, query, ctx, url, params=params, target=delta, with_failures_column=True)
-    rec = _reconcile_sql(
-        conn, spec, query, params, read, url, window=[read_from.isoformat(), end.isoformat()], read_plan=why
-    )
-    if rec["ok"]:
-        replace_store_days(store, delta, read_from, end)
-    delta.unlink(missing_ok=True)
+    try:
+        read = extract_sql_table(conn, spec, query, ctx, url, params=params, target=delta, with_failures_column=True)
+        rec = _reconcile_sql(
+            conn, spec, query, params, read, url, window=[read_from.isoformat(), end.isoformat()], read_plan=why
+        )
+        if rec["ok"]:
+            replace_store_days(store, delta, read_from, end)
+    finally:
+        delta.unlink(missing_ok=True)  # the re-read rows, only needed to refresh the store
     st = stage_sales_window(
         store, window_start, end, ctx.output_path("extract_sales"), ctx.output_path("castfail_sales")
     )

@@ -9,7 +9,14 @@ calendar features (``models.calendar``). The fitted model is a versioned artifac
 refitting the cheap statistical candidates on the newest history and letting the stored global
 model predict from it, and trains + promotes a version itself only when none exists (or its
 horizon differs); the weekly ``tiaobo_retrain`` DAG (:func:`retrain_stage`) trains a new version and
-promotes it only if its backtest WAPE is not worse. ``model`` names the model used per series
+promotes it only if its WAPE is not worse than the current version's *on the same, newest backtest
+window* (the last ``horizon_days`` before the run date; the current version re-scored there,
+predicting from the history before it, never its stored score from an older window, so an old
+lucky score cannot freeze the lifecycle). A version whose newest window cannot score it (history
+no longer than the horizon, no series with sales before the window, fewer scored series-days than
+one horizon, or no sale in them: a first run on one day of history) is never made current: the
+nightly stage uses it for that run only and trains again the next night, and a retrain is refused
+with that reason (:func:`score_newest_window`, :func:`promotion_decision`). ``model`` names the model used per series
 (``zero_no_sales`` when a series never sold). Quantiles are negative binomial with the forecast
 mean and the variance-to-mean ratio of the selected model's backtest residuals (whole units).
 The ``forecast_accuracy`` rows are the current model's scores on its most recent backtest fold
@@ -53,6 +60,7 @@ too narrow for lumpy demand; one holdout, not a rolling-origin backtest.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -71,6 +79,32 @@ from pipelines.context import RunContext, StageResult
 from pipelines.frames import KEY, history_start, latest_snapshot
 
 QUANTILE_COLUMNS = ["p50", "p90", "p95", "p99"]
+
+
+class ForecastError(RuntimeError):
+    """The forecast cannot be made from the staged data; the message names the table and what is missing."""
+
+
+def check_trainable(sales: pd.DataFrame, run_date: date, history_days: int, n_series: int) -> None:
+    """Refuse a history in which no series ever sold (every quantity 0 or empty).
+
+    Not a zero forecast: a whole history without one sale is a broken feed far more often than a
+    network that sells nothing (a quantity column mapped wrong, a unit of measure, an empty export),
+    and forecasts of 0 everywhere would publish zero safety stocks and reorder points for every
+    SKU-location. A series that never sold, beside others that did, keeps its per-series zero
+    forecast (``zero_no_sales``).
+    """
+    start, end = history_window(sales, pd.Timestamp(run_date), history_days)
+    in_window = sales[(sales["date"] >= start) & (sales["date"] < end)]
+    if bool((pd.to_numeric(in_window["quantity"], errors="coerce") > 0).any()):
+        return
+    window = f"{start.date().isoformat()}..{(end - pd.Timedelta(days=1)).date().isoformat()}"
+    raise ForecastError(
+        f"forecast: table sales has no sale (quantity > 0) for any of the {n_series} series in the history"
+        f" window {window} ({len(in_window)} row(s), every quantity 0 or empty): there is no demand to train a"
+        " model on. Check the sales extraction (the quantity column of the profile or source.tables.sales /"
+        " source.files.sales); nothing was forecast, so nothing is published from this run."
+    )
 
 
 def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
@@ -459,6 +493,7 @@ def train_model(
     rd = pd.Timestamp(run_date)
     keys = series_keys(sales, items, stock, run_date)
     start, end = history_window(sales, rd, fc.history_days)
+    check_trainable(sales, run_date, fc.history_days, len(keys))
     y = history_matrix(sales, keys, start, end)
     inputs, maps = _gbm_inputs(sales, items, keys, start, end, y, fc.horizon_days, None)
     default_days = fc.lead_time_days if default_lead_time_days is None else default_lead_time_days
@@ -555,6 +590,102 @@ def predict_with(
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Promotion: candidate and current scored on the same, newest backtest window
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class WindowScores:
+    """Scores of a candidate (and the current model) on the candidate's newest backtest window.
+
+    ``cells``: the (series, day) pairs scored: observed days of the window of the series that have
+    sales history before it (something to forecast from). ``why``: set when the window cannot
+    score a model (no such cell, no sale in them): such a candidate is never promoted.
+    """
+
+    window: tuple[str, str]
+    cells: int
+    units: float
+    candidate: float | None
+    current: float | None = None
+    why: str | None = None
+
+
+def _wape(forecast: np.ndarray, actual: np.ndarray, cells: np.ndarray) -> float:
+    a = np.where(cells, np.nan_to_num(actual), 0.0)
+    return float(np.abs(np.where(cells, np.nan_to_num(forecast), 0.0) - a).sum() / a.sum())
+
+
+def score_newest_window(
+    candidate: NightlyForecaster,
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    run_date: date,
+    fc: ForecastConfig,
+    current: NightlyForecaster | None = None,
+) -> WindowScores:
+    """WAPE of ``candidate`` (its own newest backtest fold: fitted before the window, no look-ahead)
+    and of ``current`` (predicting the same days from the same history before them) on the last
+    ``horizon`` days before ``run_date``, over the same cells.
+
+    The window cannot score (``why`` set) when the history is no longer than the horizon, when no
+    series has sales before the window, when the scored cells are fewer than one horizon of days,
+    or when they hold no sale: a WAPE there is undefined or luck (a first run on one day of history).
+    """
+    h = int(candidate.horizon)
+    rd = pd.Timestamp(run_date)
+    keys = candidate.series_[KEY]
+    start, end = history_window(sales, rd, fc.history_days)
+    y = history_matrix(sales, keys, start, end)
+    w0 = end - pd.Timedelta(days=h)
+    window = (w0.date().isoformat(), (end - pd.Timedelta(days=1)).date().isoformat())
+    if y.shape[1] <= h or candidate.last_fold_["forecast"].shape != (len(keys), h):
+        days = y.shape[1]
+        return WindowScores(window, 0, 0.0, None, why=f"{days} day(s) of history, not more than the {h}-day window")
+    cells = (~np.isnan(y[:, :-h])).any(axis=1)[:, None] & ~np.isnan(y[:, -h:])
+    units = float(np.where(cells, y[:, -h:], 0.0).sum())
+    n = int(cells.sum())
+    if n < h:
+        why = f"{n} series-day(s) with sales history before them, fewer than one horizon ({h})"
+    elif units <= 0:
+        why = "no sale in it to score against"
+    else:
+        why = None
+    if why is not None:
+        return WindowScores(window, n, units, None, why=why)
+    scores = WindowScores(window, n, units, _wape(candidate.last_fold_["forecast"], y[:, -h:], cells))
+    if current is not None:
+        past = y[:, :-h]
+        inputs: dict[str, np.ndarray] = {}
+        if current.gbm_ is not None:
+            inputs, _ = _gbm_inputs(sales, items, keys, start, w0, past, h, current.static_maps_)
+        mean, _, _ = current.predict(past, keys, **inputs)
+        scores.current = _wape(mean, y[:, -h:], cells)
+    return scores
+
+
+def _usable(loaded: tuple[Any, dict[str, Any]] | None, horizon: int) -> NightlyForecaster | None:
+    if loaded is None or not isinstance(loaded[0], NightlyForecaster) or int(loaded[0].horizon) != horizon:
+        return None
+    return loaded[0]
+
+
+def promotion_decision(version: str, current: str | None, ws: WindowScores) -> tuple[bool, str]:
+    """Whether ``version`` becomes current, and why (both scores and the window named)."""
+    where = f"on the newest backtest window {ws.window[0]}..{ws.window[1]}"
+    if ws.why is not None or ws.candidate is None:
+        kept = f"kept {current}" if current else "no model made current"
+        return False, f"{kept}: {version} cannot be scored {where} ({ws.why})"
+    detail = f"{where}, {ws.cells} series-days, {ws.units:g} units"
+    if current is None or ws.current is None:
+        replaced = f", replacing {current} (not usable)" if current else ""
+        return True, f"{version} is the current model{replaced}: backtest score {ws.candidate:.4f} {detail}"
+    if ws.candidate > ws.current:
+        return False, f"kept {current}: score {ws.candidate:.4f} of {version} is worse than {ws.current:.4f} {detail}"
+    return True, f"{version} replaces {current}: score {ws.candidate:.4f} <= {ws.current:.4f} {detail}"
+
+
 def retrain(
     cfg: Config,
     run_date: date,
@@ -563,14 +694,22 @@ def retrain(
     stock: pd.DataFrame,
     lead_times: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Train a new version, save it and promote it if its backtest is not worse than the current one."""
-    model, meta = train_model(
-        sales, items, stock, run_date, cfg.forecast, lead_times, cfg.policy.default_lead_time_days
-    )
+    """Train a new version and save it; promote it when it scores not worse than the current model
+    on the same, newest backtest window (the current one re-scored there, not its stored score from
+    an older window), never when that window cannot score it (:func:`score_newest_window`)."""
+    fc = cfg.forecast
+    model, meta = train_model(sales, items, stock, run_date, fc, lead_times, cfg.policy.default_lead_time_days)
     root = model_dir(cfg)
+    loaded = artifacts.load_current(root)
+    current = _usable(loaded, fc.horizon_days)
+    ws = score_newest_window(model, sales, items, run_date, fc, current)
+    meta["promotion_window"] = asdict(ws)
     path = artifacts.save(root, run_date, model, meta)
-    promoted, reason = artifacts.promote(root, path.name)
-    return {"version": path.name, "promoted": promoted, "reason": reason, "score": meta["backtest"]["score"]}
+    cur_name = artifacts.current_version(root)
+    promoted, reason = promotion_decision(path.name, cur_name, ws)
+    if promoted:
+        artifacts.make_current(root, path.name)
+    return {"version": path.name, "promoted": promoted, "reason": reason, "score": ws.candidate}
 
 
 def _current_or_train(
@@ -589,10 +728,18 @@ def _current_or_train(
     else:
         meta = loaded[1]
         return loaded[0], meta, f"model {meta['version']} (trained for {meta['trained_for_run_date']})"
-    model, meta = train_model(
-        sales, items, stock, ctx.run_date, ctx.cfg.forecast, lead_times, ctx.cfg.policy.default_lead_time_days
-    )
+    fc = ctx.cfg.forecast
+    model, meta = train_model(sales, items, stock, ctx.run_date, fc, lead_times, ctx.cfg.policy.default_lead_time_days)
+    ws = score_newest_window(model, sales, items, ctx.run_date, fc)
+    meta["promotion_window"] = asdict(ws)
     path = artifacts.save(root, ctx.run_date, model, meta)
+    if ws.why is not None:  # used tonight, never made current: the next night trains again
+        return (
+            model,
+            {**meta, "version": path.name},
+            f"{why}: trained {path.name} for this run only, not made current (its newest backtest window"
+            f" {ws.window[0]}..{ws.window[1]} cannot score it: {ws.why})",
+        )
     artifacts.make_current(root, path.name)
     return model, {**meta, "version": path.name}, f"{why}: trained {path.name} and made it current"
 
@@ -627,6 +774,7 @@ def forecast_stage(ctx: RunContext) -> StageResult:
         phi = np.ones(len(leads))  # independent Poisson days: the lead-time sum is Poisson
         note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
     else:
+        check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
         model, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
         forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc)
         accuracy = accuracy_rows(model, ctx.run_date)
@@ -657,6 +805,8 @@ def retrain_stage(ctx: RunContext) -> StageResult:
 
 
 __all__ = [
+    "ForecastError",
+    "check_trainable",
     "daily_matrix",
     "forecast_accuracy",
     "forecast_moving_average",

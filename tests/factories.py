@@ -1202,3 +1202,32 @@ def publication_hash(url: str) -> str:
     runs = reporting.read_published_runs(url)[["run_date", "run_id"]]
     h.update(pd.util.hash_pandas_object(runs.astype("str"), index=False).to_numpy().tobytes())
     return h.hexdigest()
+
+
+def add_demo_sale(url: str, doc_no: str, doc_date: Any, qty: float, sku: str | None = None) -> tuple[str, str]:
+    """Insert one POSTED SALE document of ``qty`` units into a demo ERP (first SKU, first open
+    warehouse unless ``sku`` is given); ``doc_date`` is bound as given (a date, or text such as
+    ``'2026-11-24 10:15:00'``). Returns (sku, warehouse)."""
+    import sqlalchemy as sa
+
+    eng = sa.create_engine(url)
+    with eng.begin() as conn:
+        sku = sku or conn.execute(sa.text("select mat_code from md_material order by mat_code limit 1")).scalar_one()
+        wh = conn.execute(
+            sa.text("select wh_code from md_warehouse where is_closed = 0 order by wh_code limit 1")
+        ).scalar_one()
+        conn.execute(
+            sa.text(
+                "insert into so_header (doc_no, wh_code, doc_date, doc_type, status, remark, updated_at)"
+                " values (:d, :w, :day, 'SALE', 'POSTED', 'test', :ts)"
+            ),
+            {"d": doc_no, "w": wh, "day": doc_date, "ts": "2026-01-01 00:00:00"},
+        )
+        conn.execute(
+            sa.text(
+                "insert into so_line (doc_no, line_no, mat_code, qty, price, amount) values (:d, 1, :m, :q, 1, :q)"
+            ),
+            {"d": doc_no, "m": sku, "q": qty},
+        )
+    eng.dispose()
+    return sku, wh

@@ -13,14 +13,15 @@ import yaml
 
 from pipelines import contract
 from pipelines.demo.source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, generate
+from pipelines.extract import window_params
 
 pytestmark = pytest.mark.integration
 
 SMALL = {"seed": 11, "n_skus": 24, "n_locations": 5, "days": 90}
 END = DEMO_END_DATE
 WINDOWS = {
-    "whole": {"start_date": END - dt.timedelta(days=SMALL["days"] - 1), "end_date": END},
-    "week": {"start_date": END - dt.timedelta(days=20), "end_date": END - dt.timedelta(days=14)},
+    "whole": window_params(END - dt.timedelta(days=SMALL["days"] - 1), END),
+    "week": window_params(END - dt.timedelta(days=20), END - dt.timedelta(days=14)),
 }
 SNAPSHOT = END + dt.timedelta(days=1)
 MANIFEST = yaml.safe_load((PROFILE_DIR / "manifest.yaml").read_text(encoding="utf-8"))
@@ -44,7 +45,7 @@ def profile_results(url: str) -> dict[str, pd.DataFrame]:
                     df = contract.canonical_order(contract.conform(df, table, extra="error"), table)
                     out[f"{table} {wname}".strip()] = df
             for wname, window in WINDOWS.items():
-                rec = run("reconcile_sales.sql", window)
+                rec = run("reconcile_sales.sql", {k: window[k] for k in MANIFEST["reconcile"]["sales"]["params"]})
                 out[f"reconcile {wname}"] = rec.astype("float64")
     finally:
         engine.dispose()

@@ -15,6 +15,7 @@ import yaml
 
 from pipelines import contract
 from pipelines.demo.source import DEMO_END_DATE, ERP_TABLES, PROFILE_DIR, erp_metadata, generate
+from pipelines.extract import window_params
 
 pytestmark = pytest.mark.integration  # generates demo ERPs in SQLite
 
@@ -22,9 +23,13 @@ SMALL = {"seed": 7, "n_skus": 30, "n_locations": 6, "days": 120}
 END = DEMO_END_DATE
 START = END - dt.timedelta(days=SMALL["days"] - 1)
 SNAPSHOT = END + dt.timedelta(days=1)
-PARAMS = {"start_date": START, "end_date": END, "snapshot_date": SNAPSHOT}
+PARAMS = {**window_params(START, END), "snapshot_date": SNAPSHOT}
 MANIFEST = yaml.safe_load((PROFILE_DIR / "manifest.yaml").read_text(encoding="utf-8"))
 PRIMARY_KEYS = {t.name: [c.name for c in t.primary_key.columns] for t in erp_metadata().sorted_tables}
+
+
+def _reconcile_params(start: dt.date, end: dt.date) -> dict[str, Any]:
+    return {k: v for k, v in window_params(start, end).items() if k in MANIFEST["reconcile"]["sales"]["params"]}
 
 
 def run_query(engine: sa.Engine, file: str, params: dict[str, Any]) -> pd.DataFrame:
@@ -166,16 +171,16 @@ def test_sales_only_posted_documents_returns_in_their_own_column(demo, sales):
 def test_sales_window_is_inclusive_and_reconciles(demo):
     engine, _ = demo
     start, end = END - dt.timedelta(days=13), END - dt.timedelta(days=6)
-    window = staged(engine, "sales", start_date=start, end_date=end)
+    window = staged(engine, "sales", **window_params(start, end))
     assert window["date"].min() == pd.Timestamp(start) and window["date"].max() == pd.Timestamp(end)
-    rec = run_query(engine, "reconcile_sales.sql", {"start_date": start, "end_date": end})
+    rec = run_query(engine, "reconcile_sales.sql", _reconcile_params(start, end))
     assert list(rec.columns) == ["row_count", "quantity_sum"] and len(rec) == 1
     assert int(rec["row_count"][0]) == len(window)
     assert float(rec["quantity_sum"][0]) == pytest.approx(window["quantity"].sum())
     empty = run_query(
         engine,
         "reconcile_sales.sql",
-        {"start_date": END + dt.timedelta(days=5), "end_date": END + dt.timedelta(days=9)},
+        _reconcile_params(END + dt.timedelta(days=5), END + dt.timedelta(days=9)),
     )
     assert int(empty["row_count"][0]) == 0 and float(empty["quantity_sum"][0]) == 0
 

@@ -138,3 +138,42 @@ def test_duplicated_file_drop_is_set_aside_not_double_counted(tmp_path):
     q = pd.read_parquet(ctx.run_dir / "quarantine.parquet")
     dup = q[(q["table_name"] == "sales") & (q["rule"] == "duplicate_row")]
     assert sorted(dup["row_number"]) == list(range(30, 60))  # every row of the second copy, first copy kept
+
+
+def test_time_zoned_dates_take_their_day_in_the_configured_zone(tmp_path):
+    """Issue 20: ISO timestamps with an offset used to stop the run with a raw pandas error
+    ("Mixed timezones detected") naming neither file nor column. Now a value with an offset is
+    converted to `timezone` and gives the local day; one that is no date is a cast failure
+    (quarantined with its row), like any other unreadable value."""
+    mapping = _drop_folder(tmp_path / "drop")
+    (tmp_path / "drop" / "sales_2025.xlsx").unlink()
+    (tmp_path / "drop" / "sales_2025.csv").write_text(
+        "sku,location,date,qty,rev\n"
+        "A1,S1,2025-03-09T23:30:00+08:00,1,1\n"  # Shanghai already: 2025-03-09
+        "A1,S1,2025-03-09T20:00:00-05:00,2,2\n"  # 2025-03-10 09:00 in Shanghai
+        "A1,S1,2025-03-08T18:00:00Z,4,4\n"  # 2025-03-09 02:00 in Shanghai
+        "A1,S1,2025-03-08 10:15:00,8,8\n"  # no zone: a local time, its own day
+        "A1,S1,2025-02-30T10:00:00+08:00,16,16\n",  # no such day: a cast failure
+        encoding="utf-8",
+    )
+    mapping["sales"]["pattern"] = "sales_*.csv"
+    cfg = load_config(
+        overrides={
+            "source": {"kind": "files", "folder": str(tmp_path / "drop"), "files": mapping},
+            "staging_dir": str(tmp_path / "staging"),
+            "output_dir": str(tmp_path / "out"),
+            "timezone": "Asia/Shanghai",
+        }
+    )
+    ctx = RunContext(cfg, RUN)
+    extract_stage(ctx)
+    sales = pd.read_parquet(ctx.run_dir / "extract_sales.parquet")
+    assert sales["date"].tolist()[:4] == [
+        pd.Timestamp("2025-03-09"),
+        pd.Timestamp("2025-03-10"),
+        pd.Timestamp("2025-03-09"),
+        pd.Timestamp("2025-03-08"),
+    ]
+    assert pd.isna(sales["date"].iloc[4]) and sales["quantity"].sum() == 31  # the row is kept, not dropped
+    fails = pd.read_parquet(ctx.run_dir / "castfail_sales.parquet")
+    assert fails[["row_number", "column_name", "value"]].values.tolist() == [[4, "date", "2025-02-30T10:00:00+08:00"]]

@@ -18,6 +18,7 @@ from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.forecast import (
+    ForecastError,
     forecast_stage,
     model_dir,
     retrain_stage,
@@ -124,3 +125,80 @@ def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -
     rr = retrain_stage(ctx)
     assert "v2026-01-10-02 replaces v2026-01-10-01" in rr.notes[0]
     assert (root / "CURRENT").read_text().strip() == "v2026-01-10-02"
+
+
+def _store_ctx(tmp_path, run: date = RUN) -> RunContext:
+    cfg = load_config(
+        overrides={
+            "staging_dir": str(tmp_path / "s"),
+            "output_dir": str(tmp_path / "o"),
+            "forecast": {"horizon_days": 7, "history_days": 140, "backtest_folds": 2, "gbm_max_iter": 20},
+        }
+    )
+    ctx = RunContext(cfg, run)
+    ctx.write_json("run", {"run_id": "test"})
+    ctx.write("items", active_items(("A", True), ("B", True), ("C", True)))
+    ctx.write("stock", stock_on_hand(("A", "S1", 3.0)))
+    return ctx
+
+
+def test_one_day_of_history_is_never_promoted_and_later_retrains_are(tmp_path) -> None:
+    """Issue 20: a first run on one day of history made its model current with a meaningless score,
+    and later retrains were measured against it. Now such a model forecasts that night only and a
+    retrain on it is refused with the reason; a retrain with real history becomes current."""
+    ctx = _store_ctx(tmp_path)
+    ctx.write("sales", priced_sales(("A", "S1", "2026-01-09", 3.0), ("B", "S1", "2026-01-09", 1.0)))
+    res = forecast_stage(ctx)
+    root = model_dir(ctx.cfg)
+    assert res.counts["forecasts"] > 0 and "for this run only, not made current" in res.notes[0]
+    assert artifacts.current_version(root) is None
+    rr = retrain_stage(ctx)
+    assert rr.notes[0].startswith("no model made current: v2026-01-10-02 cannot be scored on the newest backtest")
+    assert artifacts.current_version(root) is None
+    meta = artifacts.read_metadata(root, "v2026-01-10-02")
+    assert meta["promotion_window"]["candidate"] is None and meta["promotion_window"]["why"]
+    later = _store_ctx(tmp_path, RUN)
+    later.write("sales", _weekly_sales(140))
+    rr = retrain_stage(later)
+    assert "v2026-01-10-03 is the current model" in rr.notes[0] and artifacts.current_version(root) == "v2026-01-10-03"
+
+
+def test_an_old_lucky_score_cannot_freeze_the_lifecycle(tmp_path) -> None:
+    """The current model is re-scored on the candidate's newest window, not judged by the score it
+    stored from an older window: a stored 0.0 no longer makes every retrain 'worse'."""
+    ctx = _store_ctx(tmp_path)
+    ctx.write("sales", _weekly_sales(140))
+    forecast_stage(ctx)
+    root = model_dir(ctx.cfg)
+    meta_file = root / "v2026-01-10-01" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta["backtest"]["score"] = 0.0  # what a lucky, tiny backtest window once scored
+    meta_file.write_text(json.dumps(meta))
+    rr = retrain_stage(ctx)  # same data: the candidate is as good as the current one on the same window
+    assert "v2026-01-10-02 replaces v2026-01-10-01" in rr.notes[0], rr.notes[0]
+    assert "on the newest backtest window 2026-01-03..2026-01-09" in rr.notes[0]
+    pw = artifacts.read_metadata(root, "v2026-01-10-02")["promotion_window"]
+    # both scored on the same cells (the current model predicts them from the history before them)
+    assert 0 < pw["candidate"] <= pw["current"] and pw["cells"] > 0
+    assert f"{pw['candidate']:.4f} <= {pw['current']:.4f}" in rr.notes[0]
+    assert artifacts.current_version(root) == "v2026-01-10-02"
+
+
+def test_all_zero_history_is_refused_by_name_with_or_without_a_current_model(tmp_path) -> None:
+    """Issue 20: an all-zero sales history failed inside scikit-learn ("Found array with 0
+    sample(s)"). It is refused naming the table, the window and what is missing, also when a current
+    model exists (which would otherwise forecast 0 everywhere without a word)."""
+    ctx = _store_ctx(tmp_path)
+    days = pd.date_range(end="2026-01-09", periods=60)
+    zeros = priced_sales(*[(s, "S1", d.date().isoformat(), 0.0) for s in "AB" for d in days])
+    ctx.write("sales", zeros)
+    msg = r"forecast: table sales has no sale \(quantity > 0\) for any of the 2 series in the history window"
+    with pytest.raises(ForecastError, match=msg + r" 2025-11-10\.\.2026-01-09 \(120 row\(s\), every quantity 0"):
+        forecast_stage(ctx)
+    ctx.write("sales", _weekly_sales(140))
+    forecast_stage(ctx)  # a current model now exists
+    ctx.write("sales", zeros)
+    with pytest.raises(ForecastError, match=msg):
+        forecast_stage(ctx)
+    with pytest.raises(ForecastError, match=msg):
+        retrain_stage(ctx)

@@ -76,7 +76,7 @@ def test_generic_query_quotes_identifiers_and_aggregates_sales():
     my = str(q.stmt.compile(dialect=mysql.dialect()))
     assert '"erp"."Sales Lines"."ItemCode" AS sku' in pg and 'sum("erp"."Sales Lines"."Qty") AS quantity' in pg
     assert "GROUP BY" in pg and "`erp`.`Sales Lines`.`Whs` AS location" in my
-    assert q.params == ["start_date", "end_date"] and q.reads == {
+    assert q.params == ["start_date", "end_before"] and q.reads == {
         "erp.Sales Lines": ["DocDate", "ItemCode", "LineTotal", "Qty", "Whs"]
     }
     daily = extract.generic_query("sales", gt.model_copy(update={"aggregate": False}))
@@ -135,3 +135,43 @@ def test_reconciliation_never_passes_a_non_finite_sum():
     assert not _reconcile_entry("sales", "t", 2, float("inf"), Staged(rows=2, quantity_sum=5.0))["ok"]
     assert not _reconcile_entry("sales", "t", 2, float("inf"), Staged(rows=2, quantity_sum=float("inf")))["ok"]
     assert not _reconcile_entry("sales", "t", 2, 5.0, Staged(rows=3, quantity_sum=5.0))["ok"]
+
+
+# ---------------------------------------------------------------------------------- dates with a zone
+
+
+def test_parse_days_takes_zoned_values_to_their_local_day_and_plain_ones_as_written():
+    s = pd.Series(
+        [
+            "2025-03-10",  # ends in "-10" but has no time: no zone, its own day
+            "2025-03-10T20:00:00-05:00",  # 2025-03-10 21:00 in New York, 2025-03-11 09:00 in Shanghai
+            "2025-03-10 16:30:00Z",
+            "2025-03-10 23:59:59",
+            "2025-02-30T10:00:00+08:00",  # no such day
+            None,
+        ],
+        dtype=object,
+    )
+    ny = extract.parse_days(s, "America/New_York")
+    sh = extract.parse_days(s, "Asia/Shanghai")
+    assert ny.tolist()[:4] == [pd.Timestamp("2025-03-10")] * 4
+    assert sh.tolist()[:4] == [pd.Timestamp(d) for d in ("2025-03-10", "2025-03-11", "2025-03-11", "2025-03-10")]
+    assert ny.isna().tolist() == [False] * 4 + [True, True]
+    aware = pd.Series(pd.to_datetime(["2025-03-10T20:00:00-05:00"], utc=True))
+    assert extract.parse_days(aware, "Asia/Shanghai").tolist() == [pd.Timestamp("2025-03-11")]
+
+
+def test_fast_cast_converts_zone_aware_timestamps_to_the_configured_zone():
+    t = contract.SALES
+    batch = pa.table(
+        {
+            "sku": ["A"],
+            "location": ["S"],
+            "date": pa.array(pd.to_datetime(["2025-03-10T20:00:00-05:00"], utc=True)),
+            "quantity": [1.0],
+            "returns": [0.0],
+            "revenue": [1.0],
+        }
+    )
+    typed, fails = extract.conform_batch(batch, t, extract.arrow_schema(t), 0, "Asia/Shanghai")
+    assert typed.column("date").to_pylist() == [pd.Timestamp("2025-03-11").to_pydatetime()] and not len(fails)

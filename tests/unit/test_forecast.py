@@ -408,3 +408,19 @@ def test_history_matrix_is_nan_before_first_sale() -> None:
     keys = pd.DataFrame({"sku": ["A", "B", "Z"], "location": ["S1", "S1", "S1"]})
     y = history_matrix(s, keys, D("2026-01-06"), D("2026-01-10"))
     np.testing.assert_array_equal(y, [[np.nan, 2, 0, 0], [np.nan, np.nan, np.nan, 1], [np.nan] * 4])
+
+
+def test_promotion_compares_both_models_on_the_same_window_and_refuses_an_unscored_candidate():
+    from pipelines.forecast import WindowScores, promotion_decision
+
+    win = ("2026-01-03", "2026-01-09")
+    ok, why = promotion_decision("v2", "v1", WindowScores(win, 14, 40.0, 0.6, current=0.5))
+    assert not ok and why.startswith("kept v1: score 0.6000 of v2 is worse than 0.5000 on the newest backtest window")
+    ok, why = promotion_decision("v2", "v1", WindowScores(win, 14, 40.0, 0.5, current=0.5))
+    assert ok and "v2 replaces v1: score 0.5000 <= 0.5000" in why
+    ok, why = promotion_decision("v2", "v1", WindowScores(win, 3, 0.0, None, why="no sale in it to score against"))
+    assert not ok and why == (
+        "kept v1: v2 cannot be scored on the newest backtest window 2026-01-03..2026-01-09 (no sale in it to score against)"
+    )
+    ok, why = promotion_decision("v1", None, WindowScores(win, 14, 40.0, 0.7))
+    assert ok and why.startswith("v1 is the current model: backtest score 0.7000")

@@ -1,7 +1,8 @@
 -- Odoo done stock moves to and from customers -> canonical daily sales.
 -- quantity: product_qty (product unit of measure) of done moves from an internal location of a
 -- warehouse to a customer location; returns: done moves from a customer location back into one.
--- date: the move's date (stored in UTC) as a business date in the company time zone :tz.
+-- date: the move's date (stored in UTC) as a business date in the company time zone :tz; window
+-- start_date (inclusive) .. end_before (exclusive, the day after the last day).
 -- revenue: the sale order line's price_subtotal per unit (line quantity converted to the
 -- product's unit with uom factors) times the units moved, rounded to cents; returns count negative.
 
@@ -91,7 +92,7 @@ final as (
     inner join product on product.id = priced.product_id
     inner join warehouse on warehouse.id = priced.warehouse_id
     where priced.business_date >= :start_date
-        and priced.business_date <= :end_date
+        and priced.business_date < :end_before
     group by coalesce(product.default_code, 'odoo:' || product.id), warehouse.code, priced.business_date
 
 )
