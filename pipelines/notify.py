@@ -862,4 +862,11 @@ def send_failure(
     msg = build_failure_email(
         cfg, run_date, dag_id=dag_id, task_id=task_id, error=error, where_to_look=where_to_look, examples=examples
     )
-    return deliver(msg, cfg, Path(cfg.output_dir) / run_date.isoformat())
+    out = deliver(msg, cfg, Path(cfg.output_dir) / run_date.isoformat())
+    try:  # failure .eml files of old dates do not pile up (email.failure_eml_retention_days)
+        from pipelines.housekeeping import prune_failure_emails
+
+        prune_failure_emails(cfg.output_dir, run_date, cfg.email.failure_eml_retention_days)
+    except Exception:
+        log.exception("could not prune old failure emails in %s", cfg.output_dir)
+    return out

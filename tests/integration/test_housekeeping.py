@@ -120,3 +120,14 @@ def test_stale_failure_emails_are_pruned_after_the_retention(tmp_path):
     assert all(written[d].exists() for d in kept_days) and digest.exists() and (out / "notes" / "x.eml").exists()
     assert prune_failure_emails(out, today, 7) == []  # nothing left to prune
     assert prune_failure_emails(tmp_path / "none", today, 7) == []
+
+
+def test_every_failure_email_sent_prunes_the_stale_ones(tmp_path):
+    cfg = load_config(overrides={"output_dir": str(tmp_path / "out"), "email": {"failure_eml_retention_days": 7}})
+    today = date(2026, 11, 25)
+    old = notify.send_failure(
+        cfg, today - timedelta(days=30), dag_id="tiaobo_nightly", task_id="extract", error="x", where_to_look="y"
+    )
+    assert Path(old["path"]).exists()
+    new = notify.send_failure(cfg, today, dag_id="tiaobo_nightly", task_id="extract", error="x", where_to_look="y")
+    assert Path(new["path"]).exists() and not Path(old["path"]).exists()
