@@ -284,7 +284,8 @@ class ForecastSelector(BaseEstimator):
         folds = [T - k * h for k in range(int(self.n_folds), 0, -1)]
         folds = [o for o in folds if o > 0]
         names = [c[0] for c in self.candidates]
-        gbm_ok = bool(self.use_gbm) and bool(folds) and folds[0] > h + self.season
+        # the global model needs history before its first fold, with some demand in it
+        gbm_ok = bool(self.use_gbm) and bool(folds) and folds[0] > h + self.season and np.nansum(arr[:, : folds[0]]) > 0
         if gbm_ok:
             names = names + ["gbm"]
         fold_actual, fold_fc = self._backtest(arr, folds, names, gbm_ok, exog)

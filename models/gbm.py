@@ -280,6 +280,42 @@ class GlobalGBMForecaster(BaseEstimator):
         cov = None if covariates is None else np.asarray(covariates, dtype=float)
         if self.row_weights not in ("none", "level", "metric"):
             raise ValueError(f"row_weights must be 'none', 'level' or 'metric', got {self.row_weights!r}")
+        X_all, y_all, w_all, names = self._training_rows(arr, origins, h, (cal, stat, grp, cov))
+        if len(y_all) == 0 or not np.nansum(y_all) > 0:
+            raise ValueError(
+                f"no demand to learn from: {len(y_all)} training row(s) over {len(origins)} origin(s), all zero or"
+                " missing (the global model needs at least one sale in its training window)"
+            )
+        # a feature with no value at all in training (a lag longer than a short history): constant,
+        # so unused, instead of crashing scikit-learn's binning on an empty column
+        X_all[:, np.isnan(X_all).all(axis=0)] = 0.0
+        n_static = 0 if stat is None else stat.shape[1]
+        cat = np.zeros(X_all.shape[1], dtype=bool)
+        if n_static:
+            cat[-n_static:] = True
+        with threadpool_limits(self.n_threads):
+            self.model_ = self._regressor(cat).fit(
+                X_all, y_all, sample_weight=None if self.row_weights == "none" else w_all / w_all.mean()
+            )
+        self.feature_names_ = names
+        self.n_train_rows_ = int(len(y_all))
+        if self.keep_history:  # for predict() without a history; the nightly model predicts from new ones
+            self.history_ = arr
+            self.calendar_ = cal
+            self.static_ = stat
+            self.groups_ = grp
+            self.covariates_ = cov
+        return self
+
+    def _training_rows(
+        self,
+        arr: np.ndarray,
+        origins: list[int],
+        h: int,
+        exog: tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """The design rows, targets and weights of every origin (sampled to ``max_rows``)."""
+        cal, stat, grp, cov = exog
         parts_X, parts_y, parts_w = [], [], []
         names: list[str] = []
         rng = np.random.default_rng(self.random_state)
@@ -301,23 +337,7 @@ class GlobalGBMForecaster(BaseEstimator):
         del parts_X
         y_all = np.concatenate(parts_y)
         w_all = np.concatenate(parts_w)
-        n_static = 0 if stat is None else stat.shape[1]
-        cat = np.zeros(X_all.shape[1], dtype=bool)
-        if n_static:
-            cat[-n_static:] = True
-        with threadpool_limits(self.n_threads):
-            self.model_ = self._regressor(cat).fit(
-                X_all, y_all, sample_weight=None if self.row_weights == "none" else w_all / w_all.mean()
-            )
-        self.feature_names_ = names
-        self.n_train_rows_ = int(len(y_all))
-        if self.keep_history:  # for predict() without a history; the nightly model predicts from new ones
-            self.history_ = arr
-            self.calendar_ = cal
-            self.static_ = stat
-            self.groups_ = grp
-            self.covariates_ = cov
-        return self
+        return X_all, y_all, w_all, names
 
     def _series_weights(self, arr: np.ndarray, origin: int) -> np.ndarray:
         """Training weight of each series' rows at ``origin`` (``row_weights``): ``level`` = its

@@ -163,9 +163,16 @@ def test_lead_times_and_transit_days_out_of_sane_bounds_are_quarantined(validato
 def test_stage_builds_data_docs_and_keeps_history(tmp_config):
     ctx = _stage_folder(tmp_config, raw_frames())
     res = validate_stage(ctx)
-    index = ctx.output_dir / "data_docs" / "index.html"
+    index = ctx.run_dir / "data_docs" / "index.html"  # the attempt's own; the publish copies them out
     assert res.paths["data_docs"] == str(index) and index.exists()
     assert "sales" in index.read_text(encoding="utf-8")
+    assert not (ctx.output_dir / "data_docs").exists()  # nothing published yet, so nothing replaced
+    from pipelines.load import publish_data_docs
+
+    published = publish_data_docs(ctx)
+    assert published == ctx.output_dir / "data_docs" and (published / "index.html").read_text(
+        encoding="utf-8"
+    ) == index.read_text(encoding="utf-8")
     hist = read_history(tmp_config.reporting_url(), ctx.run_date)
     assert set(hist["attempt"]) == {1} and set(hist["status"]) == {"validated"}
     dq = ctx.read("dq_results")

@@ -432,3 +432,14 @@ def test_gbm_row_weights_change_the_fit_and_stay_deterministic() -> None:
     assert not np.allclose(plain, w1)
     with pytest.raises(ValueError, match="row_weights"):
         clone(base).set_params(row_weights="dollars").fit(y[:, :-7])
+
+
+def test_gbm_on_a_history_shorter_than_its_longest_window_fits_and_all_zero_demand_is_named() -> None:
+    # a history shorter than the longest window fits; all-zero demand is refused by name (it was
+    # scikit-learn's "loss='poisson' requires ... sum(y) > 0")
+    y = np.random.default_rng(5).poisson(2.0, size=(6, 30)).astype(float)
+    est = GlobalGBMForecaster(horizon=7, n_origins=3, origin_step=7, max_iter=20, windows=(7, 56), random_state=0)
+    est.fit(y)
+    assert np.isfinite(est.predict()).all()
+    with pytest.raises(ValueError, match="no demand to learn from"):
+        clone(est).fit(np.zeros((6, 30)))
