@@ -447,10 +447,59 @@ def decisions_import(
         raise typer.Exit(1)
 
 
-def main() -> None:  # pragma: no cover - console entry point
+@app.command()
+def status(
+    config: ConfigOpt = None,
+    runs: Annotated[int, typer.Option(help="how many of the latest attempts to list")] = 10,
+    lang: Annotated[str, typer.Option(help="en or zh")] = "en",
+) -> None:
+    """The latest runs (published, failed, stopped, running, abandoned) and what waits for planners."""
+    from pipelines.status import status_lines
+
+    if lang not in ("en", "zh"):
+        _say(f"error: --lang must be en or zh, got {lang!r}")
+        raise typer.Exit(2)
+    cfg = _load(config)
+    for line in status_lines(cfg.reporting_url(), runs=runs, lang=lang):
+        typer.echo(line)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as the one line a user reads: its type when that says something, and the first
+    line of its message (the rest is for ``TIAOBO_DEBUG=1``)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    kind = type(exc).__name__
+    generic = kind in ("RuntimeError", "Exception", "ValueError", "LookupError")
+    return f"error: {text}" if text and generic else f"error: {kind}: {text}" if text else f"error: {kind}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The console entry point: exit codes, and a one-line error instead of a traceback for
+    anything a command did not catch itself (``TIAOBO_DEBUG=1`` shows the traceback)."""
+    import os
+
+    import click
+
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        rv = app(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _say("error: interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("TIAOBO_DEBUG") == "1":
+            raise
+        from pipelines.urls import scrub_urls
+
+        _say(scrub_urls(one_line(exc)) + "  (TIAOBO_DEBUG=1 shows the traceback)")
+        return 1
+    return int(rv) if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

@@ -135,3 +135,49 @@ def test_cli_invalid_config_exits_with_the_key(tmp_path):
 def test_cli_bad_date(tmp_path):
     result = CliRunner().invoke(app, ["run", "--date", "25/11/2026"])
     assert result.exit_code == 2 and "YYYY-MM-DD" in result.output
+
+
+def _config_file(tmp_path: Path, cfg) -> Path:
+    import yaml
+
+    path = tmp_path / "tiaobo.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=True)), encoding="utf-8")
+    return path
+
+
+def test_status_lists_the_runs_and_what_waits_for_planners(tmp_path, published, capsys):
+    from pipelines.cli import main
+
+    cfg, _, before = published
+    config = _config_file(tmp_path, cfg)
+    assert main(["status", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    need = before["transfers"][before["transfers"]["approval_tier"] != "auto"]
+    assert f"{RUN.isoformat()}  published" in out and f"last published: {RUN.isoformat()}" in out
+    if len(need):
+        assert f"waiting for planners on {RUN.isoformat()}: {len(need)} transfer(s) to decide" in out
+    else:
+        assert f"nothing waits for planners on {RUN.isoformat()}" in out
+    assert main(["status", "--config", str(config), "--lang", "zh"]) == 0
+    zh = capsys.readouterr().out
+    assert "最近的运行" in zh and "已发布" in zh and "最近发布" in zh
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["replay", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["retrain", "--date", "2020-01-01"], "has not run for 2020-01-01"),
+        (["report", "--date", "2020-01-01"], "2020-01-01"),
+        (["status", "--lang", "fr"], "--lang must be en or zh"),
+    ],
+)
+def test_user_mistakes_get_one_line_not_a_traceback(tmp_path, monkeypatch, capsys, args, says):
+    from pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)  # the embedded defaults: nothing staged or published here
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and says in lines[0], err
+    assert "Traceback" not in err
