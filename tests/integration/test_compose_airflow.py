@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_settings_match_the_tiaobo_config():
-    env = docker_compose()["x-airflow"]["environment"]
+    env = docker_compose()["x-airflow-common"]["environment"]
     cfg_path = env[CONFIG_ENV]
     assert cfg_path.startswith("/opt/tiaobo/")
     local = REPO / cfg_path.removeprefix("/opt/tiaobo/")
