@@ -39,13 +39,56 @@ def run_stage(name: str, context: Any) -> dict[str, Any]:
     from pipelines.context import RunContext
     from pipelines.runner import run_stage as _run
 
+    quiet_libraries()
     cfg = load_cfg()
     reporting.configure_timeouts(cfg.reporting.lock_timeout_s, cfg.reporting.statement_timeout_s)
     ctx = RunContext(cfg, business_date(context, cfg.timezone))
     log = logging.getLogger("tiaobo")
-    result = _run(name, ctx, progress=log.info)
-    log.info("stage %s for %s: %s", name, ctx.run_date, result.counts)
+    log.info("business date %s: stage %s", ctx.run_date, name)
+    nightly = _nightly_bounds()
+    attempt = airflow_attempt_id(context)
+    if name == nightly[0]:  # the DAG run is the attempt: its row opens with the first stage
+        reporting.migrate(cfg.reporting_url())
+        reporting.log_attempt_start(
+            cfg.reporting_url(), ctx.run_date, message=f"running: Airflow DAG run {attempt}", attempt_id=attempt
+        )
+    result = _run(name, ctx, progress=lambda msg: log.info("business date %s: %s", ctx.run_date, msg))
+    log.info("business date %s: stage %s done: %s", ctx.run_date, name, result.counts)
+    if name == nightly[1]:
+        reporting.log_attempt_end(
+            cfg.reporting_url(), attempt, "published", run_id=ctx.run_id, counts=result.counts, message="ok"
+        )
     return result.to_xcom()
+
+
+#: libraries whose INFO lines bury ours in a task log (Great Expectations alone wrote 214 of 240)
+NOISY = ("great_expectations", "alembic", "matplotlib", "fontTools", "PIL", "urllib3", "numexpr", "httpx", "asyncio")
+
+
+def quiet_libraries() -> None:
+    """Our own lines at INFO, the libraries' at WARNING."""
+    import logging
+
+    for name in NOISY:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("tiaobo", "pipelines", "models"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
+def _nightly_bounds() -> tuple[str, str]:
+    from pipelines import stages
+
+    return stages.NIGHTLY[0].name, stages.NIGHTLY[-1].name
+
+
+def airflow_attempt_id(context: Any) -> str:
+    """The run-log attempt of an Airflow DAG run: its DAG and run id (every task of the run, and
+    every retry, writes to the same row)."""
+    dag_run = context.get("dag_run")
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(dag_run, "dag_id", None) or getattr(ti, "dag_id", "dag")
+    run_id = getattr(dag_run, "run_id", None) or getattr(ti, "run_id", "run")
+    return f"airflow:{dag_id}:{run_id}"
 
 
 class TiaoboFailureNotifier(BaseNotifier):
@@ -82,7 +125,22 @@ class TiaoboFailureNotifier(BaseNotifier):
         except Exception:  # no usable time zone or logical date: the logical date in UTC
             logical = context.get("logical_date") or getattr(context.get("dag_run"), "logical_date", None)
             run_date = logical.date() if logical is not None else date.today()
-        record_failure(cfg, run_date, task_id, error, dag_id=dag_id)
+        from pipelines import reporting, stages
+
+        attempt = airflow_attempt_id(context)
+        try:
+            known = not reporting.read_run_log(cfg.reporting_url(), run_date).query("attempt_id == @attempt").empty
+        except Exception:  # the database down: record_failure keeps the row for later
+            known = False
+        order = [s.name for s in stages.NIGHTLY]
+        published = None
+        if known and task_id in order and order.index(task_id) > order.index("load"):
+            from pipelines.context import RunContext
+
+            published = RunContext(cfg, run_date).run_id  # the load committed before this task failed
+        record_failure(
+            cfg, run_date, task_id, error, dag_id=dag_id, attempt_id=attempt if known else None, published=published
+        )
 
 
 def build_tasks(pipeline: str) -> dict[str, Any]:

@@ -694,14 +694,23 @@ def _utc(s: pd.Series) -> pd.Series:
 # --------------------------------------------------------------------------------------------
 
 
-def log_attempt_start(url: str, run_date: date, message: str = "") -> str:
+def log_attempt_start(url: str, run_date: date, message: str = "", attempt_id: str | None = None) -> str:
     """Record that an attempt at ``run_date`` started (status ``running``); returns its attempt id.
 
-    ``message``: who runs it (the run lock's holder), so a later attempt can tell a dead one."""
+    ``message``: who runs it (the run lock's holder), so a later attempt can tell a dead one.
+    ``attempt_id``: a given id (an Airflow DAG run's); when that attempt exists already (a retried
+    first task) it is marked running again, not duplicated."""
     run_date = as_date(run_date)
     _ensure_schema(url)
-    attempt_id = uuid.uuid4().hex
+    attempt_id = attempt_id or uuid.uuid4().hex
     with _write_engine(url).begin() as conn:
+        if conn.execute(sa.select(RUN_LOG.c.attempt_id).where(RUN_LOG.c.attempt_id == attempt_id)).first():
+            conn.execute(
+                sa.update(RUN_LOG)
+                .where(RUN_LOG.c.attempt_id == attempt_id)
+                .values(status="running", finished_at=None, stage=None, message=message)
+            )
+            return attempt_id
         conn.execute(
             RUN_LOG.insert().values(
                 attempt_id=attempt_id,

@@ -813,7 +813,8 @@ def validate_stage(ctx: RunContext, progress: Any = None) -> StageResult:
         progress("history, Data Docs, staging writes")
     record_history(url, ctx.run_date, "validated", dq)
     # into this attempt's staging: the load stage copies them over the published ones at the publish
-    docs = _docs(ctx, validator, ctx.run_dir / "data_docs")
+    aside = len(q_all[["table_name", "row_number"]].drop_duplicates()) if len(q_all) else 0
+    docs = _docs(ctx, validator, ctx.run_dir / "data_docs", "validated", f"{aside} row(s) set aside")
     for name, df in validated.clean.items():
         ctx.write(name, df)
     run_id = ctx.compute_run_id()
@@ -836,10 +837,10 @@ def _stop(
 ) -> None:
     """Record a stopped validation (history, Data Docs in staging, staged results) and raise."""
     record_history(url, ctx.run_date, "stopped", dq)
-    docs = _docs(ctx, validator, ctx.run_dir / "data_docs")
-    _write_outputs(ctx, dq, quarantine, run_id="stopped")
     failed = [(r, ex) for r, ex in checks if not r["passed"] and r["level"] == "table"]
     r, ex = failed[0]
+    docs = _docs(ctx, validator, ctx.run_dir / "data_docs", "stopped", f"table {r['table_name']}, rule {r['rule']}")
+    _write_outputs(ctx, dq, quarantine, run_id="stopped")
     if ex is None and r["rule"] == "bad_row_share":
         ex = quarantine[quarantine["table_name"] == r["table_name"]][["row_number", "rule", "column_name", "value"]]
     message = r["observed"]
@@ -850,10 +851,15 @@ def _stop(
     raise ValidationStop(r["table_name"], r["rule"], message, ex)
 
 
-def _docs(ctx: RunContext, validator: _Validator, folder: Path) -> Path | None:
+def _docs(ctx: RunContext, validator: _Validator, folder: Path, status: str, detail: str) -> Path | None:
+    """Build the Data Docs into ``folder``, offline and with the run's outcome on every page."""
+    from pipelines import datadocs
+
     if not ctx.cfg.validation.data_docs:
         return None
-    return validator.build_docs(folder)
+    index = validator.build_docs(folder)
+    datadocs.make_offline(folder, status, f"{ctx.run_date}, {detail}")
+    return index
 
 
 def _history_table() -> Any:

@@ -167,6 +167,11 @@ def test_stage_builds_data_docs_and_keeps_history(tmp_config):
     assert res.paths["data_docs"] == str(index) and index.exists()
     assert "sales" in index.read_text(encoding="utf-8")
     assert not (ctx.output_dir / "data_docs").exists()  # nothing published yet, so nothing replaced
+    from pipelines.datadocs import remote_assets
+
+    assert remote_assets(ctx.run_dir / "data_docs") == []  # renders offline: no CDN, no S3 logo
+    pages = list((ctx.run_dir / "data_docs").rglob("*.html"))
+    assert len(pages) > 1 and all("Validation passed" in p.read_text(encoding="utf-8") for p in pages)
     from pipelines.load import publish_data_docs
 
     published = publish_data_docs(ctx)
@@ -193,6 +198,9 @@ def test_stopped_run_is_kept_in_history_with_docs_in_staging(tmp_config):
     assert err.value.table == "sales" and err.value.rule == "schema_columns"
     assert "missing required column(s) returns" in str(err.value)
     assert (ctx.run_dir / "data_docs" / "index.html").exists()
+    pages = list((ctx.run_dir / "data_docs").rglob("*.html"))
+    stopped = "Validation STOPPED this run: 2026-11-25, table sales, rule schema_columns. Nothing was published"
+    assert pages and all(stopped in p.read_text(encoding="utf-8") for p in pages)  # never a bare "Succeeded"
     assert not (ctx.output_dir / "data_docs").exists()  # nothing next to the published outputs
     hist = read_history(tmp_config.reporting_url(), ctx.run_date)
     stop = hist[(hist["rule"] == "schema_columns") & (hist["table_name"] == "sales")]
