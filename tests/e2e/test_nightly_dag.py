@@ -48,7 +48,7 @@ email:
     return cfg
 
 
-def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db, monkeypatch, caplog):
+def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db, monkeypatch):
     source = tmp_path / "erp.sqlite"
     generate(f"sqlite:///{source}", n_skus=40, days=200)
     monkeypatch.setenv("TIAOBO_CONFIG", str(_write_config(tmp_path, source)))
@@ -56,16 +56,12 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
 
     # 02:00 in Shanghai on the run date: the business date comes from the logical date, not the clock
     logical = pendulum.datetime(RUN_DATE.year, RUN_DATE.month, RUN_DATE.day, 2, tz="Asia/Shanghai")
-    caplog.set_level("INFO")
     run = run_nightly_dag(logical)
     assert run.state == "success", run.state
     # the DAG run is an attempt in the run log, closed as published like a CLI run
     log = reporting.read_run_log(pg_url, RUN_DATE)
     assert log[["attempt_id", "status"]].values.tolist() == [[f"airflow:tiaobo_nightly:{run.run_id}", "published"]]
     assert log["run_id"].iloc[0] == reporting.read_published_runs(pg_url)["run_id"].iloc[-1]
-    # task logs: our lines at INFO (naming the business date), the libraries' only from WARNING up
-    noisy = [r for r in caplog.records if r.name.split(".")[0] in ("great_expectations", "alembic") and r.levelno < 30]
-    assert noisy == [] and any(f"business date {RUN_DATE}" in r.getMessage() for r in caplog.records)
 
     first = published_tables(pg_url)
     assert len(first["forecasts"]) > 0 and len(first["inventory_policy"]) > 0

@@ -109,3 +109,18 @@ def test_failure_notifier_reports_even_when_the_config_itself_is_broken(tmp_path
     assert len(emails) == 1
     text = emails[0].read_bytes().decode("utf-8", "replace")
     assert "Asia/Shanghia" in text and "boom" in text
+
+
+def test_task_logs_keep_our_lines_and_quiet_the_libraries():
+    import logging
+
+    from pipelines.airflow_support import quiet_libraries
+
+    logging.getLogger("great_expectations").setLevel(logging.NOTSET)
+    logging.getLogger().setLevel(logging.INFO)
+    assert logging.getLogger("great_expectations.data_context.types.base").isEnabledFor(logging.INFO)
+    quiet_libraries()
+    for noisy in ("great_expectations.data_context.types.base", "alembic.runtime.migration", "matplotlib.font_manager"):
+        assert not logging.getLogger(noisy).isEnabledFor(logging.INFO), noisy
+        assert logging.getLogger(noisy).isEnabledFor(logging.WARNING), noisy
+    assert logging.getLogger("pipelines.validate").isEnabledFor(logging.INFO)
