@@ -50,6 +50,8 @@ import pandas as pd
 from pipelines import contract
 from pipelines.config import Config, RecipientGroup
 from pipelines.context import RunContext, StageResult
+from pipelines.labels import metric as metric_label
+from pipelines.labels import metric_value
 from pipelines.report import (
     alert_rows,
     frame,
@@ -355,7 +357,15 @@ def build_digest(
     history = kpi_history
     if history is None or history.empty:
         history = frame(frames, "kpis")
-    trends = [{**tr, "cid": f"kpi-{tr['metric']}.{run_date:%Y%m%d}@tiaobo"} for tr in kpi_trends(history, run_date)]
+    trends = [
+        {
+            **tr,
+            "cid": f"kpi-{tr['metric']}.{run_date:%Y%m%d}@tiaobo",
+            "label": metric_label(tr["metric"], lang),
+            "shown": metric_value(tr["metric"], tr["latest"], lang),
+        }
+        for tr in kpi_trends(history, run_date)
+    ]
     ctx = {
         "lang": lang,
         "t": rt,
@@ -377,7 +387,7 @@ def build_digest(
         "alerts": alert_rows(top, lang, items, locations),
         "alerts_total": int(len(alerts)),
         "n_high": n_high,
-        "kpis": network_kpis(frame(frames, "kpis")),
+        "kpis": network_kpis(frame(frames, "kpis"), lang),
         "trends": trends,
         "quarantined": quarantined,
         "warnings": [dt[k] for k in warn_keys],

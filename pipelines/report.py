@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import contract
+from pipelines import labels as names
 
 LANGS: tuple[str, ...] = ("en", "zh-CN")
 MAX_REPORT_ROWS = 1000
@@ -522,6 +523,7 @@ def alert_rows(
             "value_at_risk": df["value_at_risk"],
             "event_date": df["event_date"],
             "action": df["action"],
+            "action_label": df["action"].map(lambda a: names.action(str(a), lang)),
             "explanation": df[expl],
         }
     )
@@ -555,16 +557,20 @@ def review_rows(review: pd.DataFrame, lang: str, items: pd.DataFrame | None) -> 
     ]
 
 
-def network_kpis(kpis: pd.DataFrame) -> list[dict[str, Any]]:
-    """Network-level KPI rows (location ``*`` and category ``*``), sorted by metric."""
+def network_kpis(kpis: pd.DataFrame, lang: str = "en") -> list[dict[str, Any]]:
+    """Network-level KPI rows (location ``*`` and category ``*``), sorted by metric, each with its
+    name and value as a planner reads them (:mod:`pipelines.labels`: 65 % for a share)."""
     if kpis.empty:
         return []
     net = kpis[(kpis["location"] == "*") & (kpis["category"] == "*")].sort_values("metric", kind="mergesort")
-    return [{"metric": m, "value": v} for m, v in zip(net["metric"], net["value"], strict=True)]
+    return [
+        {"metric": m, "value": v, "label": names.metric(m, lang), "shown": names.metric_value(m, v, lang)}
+        for m, v in zip(net["metric"], net["value"], strict=True)
+    ]
 
 
-def stage_count_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``summary['counts']`` ({stage: {table: n}} or {stage: n}) as flat rows."""
+def stage_count_rows(summary: Mapping[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """``summary['counts']`` ({stage: {table: n}} or {stage: n}) as flat rows, names translated."""
     rows: list[dict[str, Any]] = []
     counts = summary.get("counts") or {}
     if not isinstance(counts, Mapping):
@@ -572,9 +578,9 @@ def stage_count_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
     for stage, value in counts.items():
         if isinstance(value, Mapping):
             for name, n in value.items():
-                rows.append({"stage": str(stage), "name": str(name), "rows": n})
+                rows.append({"stage": names.stage(str(stage), lang), "name": names.table(str(name), lang), "rows": n})
         else:
-            rows.append({"stage": str(stage), "name": "", "rows": value})
+            rows.append({"stage": names.stage(str(stage), lang), "name": "", "rows": value})
     return rows
 
 
@@ -887,13 +893,14 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
     notes = [str(n) for n in (summary.get("notes") or [])]
     ctx = {
         "lang": lang,
+        "names": names,
         "t": t,
         "run_date": run_date.isoformat(),
         "run_id": run_id or "",
         "headline": headline,
-        "stage_counts": stage_count_rows(summary),
+        "stage_counts": stage_count_rows(summary, lang),
         "notes": notes,
-        "kpis": network_kpis(kpis),
+        "kpis": network_kpis(kpis, lang),
         "transfers": transfer_rows(transfers.head(MAX_REPORT_ROWS), lang, items, locations),
         "transfers_total": int(len(transfers)),
         "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),

@@ -52,7 +52,7 @@ def alert(kind: str, sku: str, loc: str, severity: str, var: float, **kw) -> dic
         "units": 12.0,
         "value_at_risk": var,
         "event_date": pd.Timestamp("2026-11-30"),
-        "action": "transfer_in",
+        "action": "expedite_or_transfer",
         "explanation_en": f"{sku} at {loc}: {kind}.",
         "explanation_zh": f"{sku} 在 {loc}：预警。",
     }
@@ -196,7 +196,7 @@ def frames() -> dict[str, pd.DataFrame]:
             [
                 {
                     "table_name": "sales",
-                    "rule": "quantity_non_negative",
+                    "rule": "non_negative",
                     "column_name": "quantity",
                     "level": "row",
                     "passed": False,
@@ -222,7 +222,7 @@ def frames() -> dict[str, pd.DataFrame]:
                 {
                     "table_name": "sales",
                     "row_number": 3,
-                    "rule": "quantity_non_negative",
+                    "rule": "non_negative",
                     "column_name": "quantity",
                     "value": "-4",
                     "row_json": "{}",
@@ -230,7 +230,7 @@ def frames() -> dict[str, pd.DataFrame]:
                 {
                     "table_name": "sales",
                     "row_number": 9,
-                    "rule": "quantity_non_negative",
+                    "rule": "non_negative",
                     "column_name": "quantity",
                     "value": "-1",
                     "row_json": "{}",
@@ -404,7 +404,7 @@ def test_report_health_and_data_quality_numbers(frames, summary):
     assert 'Under-stocked</td><td class="n">2</td>' in health
     assert "40.0%" in health  # 2 of 5
     dq = section_text(html, "data-quality")
-    assert "quantity_non_negative" in dq and "1 of 2 checks passed" in dq
+    assert "Not negative" in dq and "1 of 2 checks passed" in dq
     assert "<strong>2</strong>" in dq  # quarantined rows from the summary
 
 
@@ -493,7 +493,7 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
     assert "=HYPERLINK" not in html  # S3 filtered out
     assert SCRIPT not in html and "&lt;script&gt;" in html
     assert SCRIPT in text  # plain text is not HTML, nothing to escape
-    assert "fill_rate" in html and "0.97" in html
+    assert "Fill rate" in html and "97.0 %" in html  # named and shown as a planner reads them
     assert "set aside 2 row(s)" in html
 
     csvs = {k: v for k, v in files.items() if k.endswith(".csv")}
@@ -737,3 +737,32 @@ def test_report_command_rebuilds_the_report_from_the_reporting_database(cfg, fra
     with pytest.raises(LookupError, match="2026-11-26 is not published"):
         report_command("2026-11-26", cfg)
     reporting.dispose_engine(url)
+
+
+def _visible_text(html: str) -> str:
+    """The text a reader sees: no scripts, styles, tags or attributes, and no code cells (SKU and
+    location codes are data, shown as they are)."""
+    import re
+
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S | re.I)
+    html = re.sub(r'<td class="code">.*?</td>', " ", html, flags=re.S)
+    return re.sub(r"<[^>]+>", " ", html)
+
+
+def test_zh_cn_report_has_no_untranslated_identifier(frames, summary, items, locations):
+    import re
+
+    summary = {**summary, "counts": {"validate": {"sales": 10, "lead_times": 3}, "transfers": {"transfers": 2}}}
+    html = render_report({**frames, "items": items, "locations": locations}, summary, "zh-CN")
+    leftovers = sorted(set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", _visible_text(html))))
+    assert leftovers == [], f"untranslated identifiers in the zh-CN report: {leftovers}"
+
+
+def test_zh_cn_digest_has_no_untranslated_identifier(frames, summary, cfg, items, locations):
+    import re
+
+    msg = build_digest(frames, summary, cfg.email.planners[1], cfg, locations, items)
+    text, html, _ = message_parts(msg)
+    for part, body in (("html", _visible_text(html)), ("text", text)):
+        leftovers = sorted(set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", body)))
+        assert leftovers == [], f"untranslated identifiers in the zh-CN digest ({part}): {leftovers}"
