@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from pipelines.connections import SourceUnavailable
 from pipelines.context import RunContext
 from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.extract import ExtractError, extract_stage
+from tests.factories import add_demo_sale
 
 # runs the extract stage on SQLite demo ERPs (and tries unreachable servers)
 pytestmark = pytest.mark.integration
@@ -58,27 +59,7 @@ def _publish_watermarks(ctx: RunContext) -> None:
 
 
 def _late_document(erp: Path, doc_no: str, day: date, qty: float) -> tuple[str, str]:
-    eng = sa.create_engine(f"sqlite:///{erp}")
-    with eng.begin() as conn:
-        sku = conn.execute(sa.text("select mat_code from md_material order by mat_code limit 1")).scalar_one()
-        wh = conn.execute(
-            sa.text("select wh_code from md_warehouse where is_closed = 0 order by wh_code limit 1")
-        ).scalar_one()
-        conn.execute(
-            sa.text(
-                "insert into so_header (doc_no, wh_code, doc_date, doc_type, status, remark, updated_at)"
-                " values (:d, :w, :day, 'SALE', 'POSTED', 'late', :ts)"
-            ),
-            {"d": doc_no, "w": wh, "day": day, "ts": datetime(2026, 1, 1)},
-        )
-        conn.execute(
-            sa.text(
-                "insert into so_line (doc_no, line_no, mat_code, qty, price, amount) values (:d, 1, :m, :q, 1, :q)"
-            ),
-            {"d": doc_no, "m": sku, "q": qty},
-        )
-    eng.dispose()
-    return sku, wh
+    return add_demo_sale(f"sqlite:///{erp}", doc_no, day, qty)
 
 
 def _staged_sales(ctx: RunContext) -> pd.DataFrame:
