@@ -71,6 +71,12 @@ def quiet_libraries() -> None:
 
     for name in NOISY:
         logging.getLogger(name).setLevel(logging.WARNING)
+    # A library may have set a level on one of its own module loggers (Great Expectations does,
+    # once its data context is built): those would still print INFO under a quiet parent.
+    for existing, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and any(existing.startswith(n + ".") for n in NOISY):
+            if logger.level and logger.level < logging.WARNING:
+                logger.setLevel(logging.WARNING)
     for name in ("tiaobo", "pipelines", "models"):
         logging.getLogger(name).setLevel(logging.INFO)
 

@@ -118,6 +118,8 @@ def test_task_logs_keep_our_lines_and_quiet_the_libraries():
 
     logging.getLogger("great_expectations").setLevel(logging.NOTSET)
     logging.getLogger().setLevel(logging.INFO)
+    # as Great Expectations does to its own module logger once a data context is built
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.INFO)
     assert logging.getLogger("great_expectations.data_context.types.base").isEnabledFor(logging.INFO)
     quiet_libraries()
     for noisy in ("great_expectations.data_context.types.base", "alembic.runtime.migration", "matplotlib.font_manager"):
