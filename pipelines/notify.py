@@ -64,6 +64,7 @@ from pipelines.report import (
     run_date_of,
     sort_alerts,
     sort_transfers,
+    todays_actions,
     transfer_rows,
     write_report,
 )
@@ -385,6 +386,7 @@ def build_digest(
         "more_planner": max(0, int(len(planner)) - DIGEST_MAX_TRANSFERS),
         "n_auto": n_auto,
         "alerts": alert_rows(top, lang, items, locations),
+        "today": todays_actions(alerts, transfers, lang, items, locations),
         "alerts_total": int(len(alerts)),
         "n_high": n_high,
         "kpis": network_kpis(frame(frames, "kpis"), lang),

@@ -51,6 +51,7 @@ SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
 BAND_ORDER: tuple[str, ...] = ("under", "healthy", "over", "no_demand")
 TIER_ORDER: dict[str, int] = {"planner": 0, "auto": 1}
 SECTION_IDS: tuple[str, ...] = (
+    "today",
     "summary",
     "kpi-trends",
     "transfers",
@@ -89,7 +90,11 @@ _TEXT: dict[str, dict[str, Any]] = {
         "brand": "Tiaobo",
         "run_date": "Run date",
         "run_id": "Run id",
+        "today_intro": "At most 20 lines: stock-outs first, by the margin they would lose, then the other"
+        " alerts by value at risk. The full lists are below and in the workbench.",
+        "when": "Date",
         "sections": {
+            "today": "Today's actions",
             "summary": "Summary",
             "transfers": "Transfers",
             "alerts": "Alerts",
@@ -199,7 +204,10 @@ _TEXT: dict[str, dict[str, Any]] = {
         "brand": "调拨",
         "run_date": "运行日期",
         "run_id": "运行编号",
+        "today_intro": "最多 20 条:先列缺货(按将损失的毛利排序),再列其他预警(按风险金额排序)。完整列表见下文和工作台。",
+        "when": "日期",
         "sections": {
+            "today": "今日待办",
             "summary": "概览",
             "kpi-trends": "指标趋势",
             "review": "调拨复盘",
@@ -528,6 +536,55 @@ def alert_rows(
         }
     )
     return out.astype(object).where(out.notna(), None).to_dict("records")
+
+
+#: at most this many lines open the report and the digest
+TODAYS_ACTIONS = 20
+#: of which at most this many stock-outs, so the other kinds are seen too
+TODAYS_STOCKOUTS = 12
+
+_TODAY = {
+    "en": {"transfer": "Approve the transfer of {qty:,.0f} from {frm} (arrives {arrival})"},
+    "zh-CN": {"transfer": "批准从 {frm} 调入 {qty:,.0f} 件(预计 {arrival} 到货)"},
+}
+
+
+def todays_actions(
+    alerts: pd.DataFrame,
+    transfers: pd.DataFrame,
+    lang: str,
+    items: pd.DataFrame | None,
+    locations: pd.DataFrame | None,
+) -> list[dict[str, Any]]:
+    """What to do today, at most :data:`TODAYS_ACTIONS` lines: stock-outs first by the margin they
+    lose (value at risk), at most :data:`TODAYS_STOCKOUTS` of them, then the other kinds by value at
+    risk. Each line has its date (the stock-out or expiry date) and the action: for a stock-out the
+    planned transfer that covers it when there is one, else the alert's action."""
+    if alerts.empty:
+        return []
+    a = alerts.assign(_v=-alerts["value_at_risk"].fillna(0.0))
+    outs = a[a["alert_type"] == "stockout_risk"].sort_values(["_v", "sku", "location"], kind="mergesort")
+    rest = a[a["alert_type"] != "stockout_risk"].sort_values(["_v", "sku", "location"], kind="mergesort")
+    outs = outs.head(TODAYS_STOCKOUTS)
+    top = pd.concat([outs, rest.head(TODAYS_ACTIONS - len(outs))])
+    rows = alert_rows(top.drop(columns="_v"), lang, items, locations)
+    covering = _covering_transfers(transfers)
+    for r in rows:
+        t = covering.get((r["sku"], r["location"])) if r["alert_type"] == "stockout_risk" else None
+        if t is not None:
+            r["action_label"] = _TODAY[lang]["transfer"].format(
+                qty=float(t["quantity"]), frm=t["from_location"], arrival=f"{pd.Timestamp(t['arrival_date']):%Y-%m-%d}"
+            )
+    return rows
+
+
+def _covering_transfers(transfers: pd.DataFrame) -> dict[tuple[str, str], dict[str, Any]]:
+    """The largest planned transfer into each (SKU, receiver)."""
+    if transfers.empty:
+        return {}
+    t = transfers.sort_values(["quantity", "from_location"], ascending=[False, True], kind="mergesort")
+    t = t.drop_duplicates(["sku", "to_location"])
+    return {(r["sku"], r["to_location"]): r for r in t.to_dict("records")}
 
 
 def review_rows(review: pd.DataFrame, lang: str, items: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -904,6 +961,7 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "transfers": transfer_rows(transfers.head(MAX_REPORT_ROWS), lang, items, locations),
         "transfers_total": int(len(transfers)),
         "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),
+        "today": todays_actions(alerts, transfers, lang, items, locations),
         "review": review_rows(frame(frames, "transfer_review").head(MAX_REPORT_ROWS), lang, items),
         "review_total": int(len(frame(frames, "transfer_review"))),
         "lanes_flagged": [

@@ -766,3 +766,41 @@ def test_zh_cn_digest_has_no_untranslated_identifier(frames, summary, cfg, items
     for part, body in (("html", _visible_text(html)), ("text", text)):
         leftovers = sorted(set(re.findall(r"\b[a-z]+(?:_[a-z]+)+\b", body)))
         assert leftovers == [], f"untranslated identifiers in the zh-CN digest ({part}): {leftovers}"
+
+
+def test_todays_actions_put_stockouts_first_and_name_the_covering_transfer(items, locations):
+    from pipelines.report import TODAYS_ACTIONS, TODAYS_STOCKOUTS, todays_actions
+
+    outs = [alert("stockout_risk", f"S{i:02d}", "ST-01", "high", float(i)) for i in range(30)]
+    others = [alert("excess", f"E{i:02d}", "DC-01", "high", 1000.0 + i, action="transfer_out") for i in range(30)]
+    alerts = pd.DataFrame(outs + others)
+    transfers = pd.DataFrame(
+        [
+            transfer("S29", "DC-01", "ST-01", 8.0, "planner", 50.0),
+            transfer("S29", "DC-02", "ST-01", 20.0, "planner", 90.0, arrival_date=pd.Timestamp("2026-11-28")),
+        ]
+    )
+    rows = todays_actions(alerts, transfers, "en", items, locations)
+    assert len(rows) == TODAYS_ACTIONS
+    kinds = [r["alert_type"] for r in rows]
+    # stock-outs first (by the margin they lose, largest first), capped, then the others by value
+    assert kinds == ["stockout_risk"] * TODAYS_STOCKOUTS + ["excess"] * (TODAYS_ACTIONS - TODAYS_STOCKOUTS)
+    assert [r["sku"] for r in rows[:3]] == ["S29", "S28", "S27"]
+    assert rows[TODAYS_STOCKOUTS]["sku"] == "E29"
+    # the largest planned transfer into the SKU and location is the action, with its arrival
+    assert rows[0]["action_label"] == "Approve the transfer of 20 from DC-02 (arrives 2026-11-28)"
+    assert "transfer" not in rows[1]["action_label"].lower() or "DC-0" not in rows[1]["action_label"]
+    zh = todays_actions(alerts, transfers, "zh-CN", items, locations)
+    assert zh[0]["action_label"] == "批准从 DC-02 调入 20 件(预计 2026-11-28 到货)"
+    assert todays_actions(alerts.iloc[0:0], transfers, "en", items, locations) == []
+
+
+def test_report_and_digest_open_with_todays_actions(frames, summary, cfg, items, locations):
+    html = render_report({**frames, "items": items, "locations": locations}, summary, "zh-CN")
+    assert SECTION_IDS[0] == "today"
+    assert html.index('id="today"') < html.index('id="summary"')
+    assert "今日待办" in section_text(html, "today")
+    group = cfg.email.planners[1]  # Chinese
+    text, dhtml, _ = message_parts(build_digest(frames, summary, group, cfg, locations, items))
+    assert text.index("== 今日待办 ==") < text.index("待您审批的调拨")
+    assert dhtml.index('id="today"') < dhtml.index('id="transfers"')
