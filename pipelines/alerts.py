@@ -35,6 +35,33 @@ L = lead_time_days, the policy row found as in :func:`pipelines.frames.lookup_po
 - Severity of ``slow_mover`` and ``excess`` by value at cost: high from ``high_value`` (5,000),
   medium from ``medium_value`` (1,000), else low.
 
+Severity of ``stockout_risk`` and ``near_expiry`` needs money as well as a date: "high" only with at
+least ``urgent_value`` (500) at risk, "medium" from ``material_value`` (50), else "low", however
+close. A stock-out of less than half a unit over the lead time is not raised.
+
+**Alerts and the transfer plan.** The nightly stage runs after the transfers stage and checks every
+alert against the night's plan (:class:`Plan`), so the alerts and the plan say the same thing:
+``plan_units`` (units the plan moves for the alert), ``plan_locations`` (the other ends, largest
+first) and ``plan_reason``; the action and the explanation follow from them:
+
+- stock-out: ``covered`` (planned inbound >= units short - 0.5: ``approve_transfer``),
+  ``partly_covered`` (``approve_transfer_and_expedite``), else ``expedite_purchase`` because of
+  ``no_donor`` (no other location above its own reorder point), ``no_lane`` (none of those has a
+  lane here), ``lane_too_slow`` (the fastest such lane takes at least the lead time of a purchase)
+  or ``not_worth_it`` (the optimiser found the move costs more than it saves, or the donors need
+  their stock);
+- excess: ``covered`` / ``partly_covered`` (``approve_transfer``), else ``stop_ordering`` because of
+  ``no_receiver`` (no other location below its order-up-to level), ``no_lane`` or ``not_worth_it``;
+- near-expiry: planned outbound units that arrive before a lot's expiry go to the lots
+  first-expiry-first-out: ``covered`` (``approve_transfer``, ship the lot first), ``partly_covered``
+  (``approve_transfer_and_promote``); ``expired`` (``write_off``); else, over the lanes out of the
+  location to locations that sell the SKU, what each could sell before the expiry
+  (rate x (days to expiry - transit)): ``receiver_possible`` (the best could sell at least one unit:
+  ``consider_transfer``, naming it and how many; the plan only moves stock to cover stock-outs),
+  ``lane_too_slow``, ``no_lane`` or ``no_receiver_before_expiry`` (``promote``, write off the rest).
+
+Without a plan (``transfers=None``, e.g. the benchmarks) the actions are the plan-free ones above.
+
 Limits: a flat forecast rate; reserved units are not tied to lots; no seasonality in the slow-mover
 rule; values in the company currency without conversion.
 """
@@ -52,6 +79,12 @@ from pipelines.frames import KEY, history_start, latest_snapshot, lookup_policy,
 
 HIGH_VALUE = 5000.0
 MEDIUM_VALUE = 1000.0
+#: an urgent stock-out or expiry is "high" only with at least this much at risk, "medium" from
+#: MATERIAL_VALUE; below that it is "low", however close (so "high" means money, not just a date)
+URGENT_VALUE = 500.0
+MATERIAL_VALUE = 50.0
+#: a stock-out of less than half a unit over the lead time is not raised
+MIN_UNITS = 0.5
 OUTPUT_COLUMNS = [c for c in contract.ALERTS.names if c != "run_id"]
 POLICY_COLUMNS = KEY + [
     "category",
@@ -82,10 +115,198 @@ def _finish(df: pd.DataFrame, alert_type: str, action: pd.Series | str, run_date
         out["lot"] = ""
     if "event_date" not in out.columns:
         out["event_date"] = pd.NaT
+    for col, default in (("plan_units", 0.0), ("plan_locations", ""), ("plan_reason", "")):
+        if col not in out.columns:
+            out[col] = default
     return out[OUTPUT_COLUMNS]
 
 
-def stockout_alerts(p: pd.DataFrame, run_date: date) -> pd.DataFrame:
+def _top_names(df: pd.DataFrame, keys: list[str], name: str, weight: str, top: int = 3) -> pd.DataFrame:
+    """Per ``keys``: the ``name`` values with the largest ``weight`` (ties by name), at most ``top``,
+    joined as "A, B, C" in column ``names``."""
+    if df.empty:
+        return pd.DataFrame(columns=[*keys, "names"])
+    r = df.sort_values([*keys, weight, name], ascending=[True] * len(keys) + [False, True], kind="mergesort")
+    r = r.drop_duplicates([*keys, name])
+    r = r.assign(_rank=r.groupby(keys, sort=False).cumcount())
+    r = r[r["_rank"] < top]
+    wide = r.pivot(index=keys, columns="_rank", values=name)
+    out = wide[0].astype("str")
+    for k in range(1, wide.shape[1]):
+        nxt = wide[k]
+        out = out.where(nxt.isna(), out + ", " + nxt.fillna("").astype("str"))
+    return out.rename("names").reset_index()
+
+
+class Plan:
+    """The night's transfer plan and lanes, to check every alert against (see the module doc,
+    "Alerts and the transfer plan")."""
+
+    def __init__(self, transfers: pd.DataFrame, lanes: pd.DataFrame, p: pd.DataFrame) -> None:
+        self.t = transfers[["sku", "from_location", "to_location", "quantity", "arrival_date"]].copy()
+        self.t["arrival_date"] = pd.to_datetime(self.t["arrival_date"])
+        self.lanes = lanes[["from_location", "to_location", "transit_days"]]
+        self.p = p
+
+    def _flow(self, own: str, other: str) -> pd.DataFrame:
+        """Planned units per (sku, ``own`` location): total, first arrival, counterparts by size."""
+        t = self.t.rename(columns={own: "location"})
+        g = t.groupby(KEY, as_index=False, sort=False).agg(
+            plan_units=("quantity", "sum"), plan_arrival=("arrival_date", "min")
+        )
+        names = _top_names(t, KEY, other, "quantity").rename(columns={"names": "plan_locations"})
+        return g.merge(names, on=KEY, how="left")
+
+    def _attach(self, a: pd.DataFrame, flow: pd.DataFrame) -> pd.DataFrame:
+        a = a.merge(flow, on=KEY, how="left")
+        a["plan_units"] = a["plan_units"].fillna(0.0)
+        a["plan_locations"] = a["plan_locations"].fillna("").astype("str")
+        return a
+
+    def _candidates(self, a: pd.DataFrame, cand: pd.DataFrame, outbound: bool) -> pd.DataFrame:
+        """Pairs (alert row, other location of the SKU) with the lane between them (transit NaN when
+        there is none): from the candidate to the alert's location, or the other way when ``outbound``."""
+        pairs = a[["_row", "sku", "location"]].merge(cand, on="sku")
+        pairs = pairs[pairs["other"] != pairs["location"]]
+        src, dst = ("location", "other") if outbound else ("other", "location")
+        lanes = self.lanes.rename(columns={"from_location": src, "to_location": dst})
+        return pairs.merge(lanes, on=[src, dst], how="left")
+
+    def stockouts(self, a: pd.DataFrame) -> pd.DataFrame:
+        a = self._attach(a.assign(_row=np.arange(len(a))), self._flow("to_location", "from_location"))
+        spare = self.p["available"] - self.p["reorder_point"]
+        cand = self.p.loc[spare > 0.5, ["sku", "location"]].assign(spare=spare[spare > 0.5])
+        pairs = self._candidates(a, cand.rename(columns={"location": "other"}), outbound=False)
+        n_donor = pairs.groupby("_row").size().reindex(a["_row"], fill_value=0).to_numpy()
+        laned = pairs[pairs["transit_days"].notna()]
+        n_lane = laned.groupby("_row").size().reindex(a["_row"], fill_value=0).to_numpy()
+        fastest = laned.groupby("_row")["transit_days"].min().reindex(a["_row"]).to_numpy(float)
+        names = _top_names(pairs, ["_row"], "other", "spare").set_index("_row")["names"]
+        a["candidates"] = a["_row"].map(names).fillna("").astype("str")
+        a["candidate_transit"] = fastest
+        a["candidate_units"] = 0.0
+        units, planned = a["units"].to_numpy(float), a["plan_units"].to_numpy(float)
+        reason = np.select(
+            [
+                planned >= units - 0.5,
+                planned > 0,
+                n_donor == 0,
+                n_lane == 0,
+                fastest >= np.ceil(a["lead_time_days"].to_numpy(float)),
+            ],
+            ["covered", "partly_covered", "no_donor", "no_lane", "lane_too_slow"],
+            "not_worth_it",
+        )
+        a["plan_reason"] = reason
+        a["_action"] = np.select(
+            [reason == "covered", reason == "partly_covered"],
+            ["approve_transfer", "approve_transfer_and_expedite"],
+            "expedite_purchase",
+        )
+        return a.drop(columns="_row")
+
+    def excess(self, a: pd.DataFrame) -> pd.DataFrame:
+        a = self._attach(a.assign(_row=np.arange(len(a))), self._flow("from_location", "to_location"))
+        need = self.p["order_up_to"] - self.p["available"]
+        mask = (self.p["demand_mean"] > 0) & (need > 0.5)
+        cand = self.p.loc[mask, ["sku", "location"]].assign(need=need[mask]).rename(columns={"location": "other"})
+        pairs = self._candidates(a, cand, outbound=True)
+        n_recv = pairs.groupby("_row").size().reindex(a["_row"], fill_value=0).to_numpy()
+        n_lane = pairs[pairs["transit_days"].notna()].groupby("_row").size().reindex(a["_row"], fill_value=0).to_numpy()
+        pairs = pairs.assign(txt=pairs["other"].astype("str") + " (" + explain.num(pairs["need"], 0) + ")")
+        names = _top_names(pairs, ["_row"], "txt", "need").set_index("_row")["names"]
+        a["candidates"] = a["_row"].map(names).fillna("").astype("str")
+        a["candidate_transit"] = np.nan
+        a["candidate_units"] = 0.0
+        units, planned = a["units"].to_numpy(float), a["plan_units"].to_numpy(float)
+        reason = np.select(
+            [planned >= units - 0.5, planned > 0, n_recv == 0, n_lane == 0],
+            ["covered", "partly_covered", "no_receiver", "no_lane"],
+            "not_worth_it",
+        )
+        a["plan_reason"] = reason
+        a["_action"] = np.where(planned > 0, "approve_transfer", "stop_ordering")
+        return a.drop(columns="_row")
+
+    def near_expiry(self, a: pd.DataFrame) -> pd.DataFrame:
+        """``a``: expiring lots (sorted by sku, location, expiry, lot, as expiring_units leaves them)."""
+        a = a.reset_index(drop=True).assign(_row=np.arange(len(a)))
+        out = self.t.rename(columns={"from_location": "location"})
+        # the units planned out of the location that arrive before each lot's expiry ...
+        m = a[["_row", *KEY, "expiry_date"]].merge(out, on=KEY)
+        m = m[m["arrival_date"] < m["expiry_date"]]
+        before = m.groupby("_row")["quantity"].sum().reindex(a["_row"], fill_value=0.0).to_numpy(float)
+        # ... go to the lots first-expiry-first-out: with U the running total of expiring units and
+        # B the units arriving before a lot's expiry (both growing with the expiry), the lots up to
+        # i take T_i = U_i + min(0, min over k <= i of B_k - U_k), and lot i takes T_i - T_(i-1)
+        units = a["units"].to_numpy(float)
+        run = a.groupby(KEY, sort=False)["units"].cumsum().to_numpy(float)
+        slack = pd.Series(before - run).groupby([a[k] for k in KEY], sort=False).cummin().to_numpy(float)
+        taken = run + np.minimum(0.0, slack)
+        prev = pd.Series(taken).groupby([a[k] for k in KEY], sort=False).shift(1).fillna(0.0).to_numpy(float)
+        planned = np.clip(taken - prev, 0.0, units)
+        firsts = m.groupby("_row")["arrival_date"].min().reindex(a["_row"])
+        names = _top_names(m, ["_row"], "to_location", "quantity").set_index("_row")["names"]
+        a["plan_units"] = planned
+        a["plan_arrival"] = firsts.to_numpy()
+        a["plan_locations"] = a["_row"].map(names).fillna("").astype("str")
+        # where else it could sell before the expiry, over which lane
+        rate = self.p.loc[self.p["demand_mean"] > 0, ["sku", "location", "demand_mean"]]
+        pairs = self._candidates(a, rate.rename(columns={"location": "other", "demand_mean": "rate"}), outbound=True)
+        n_sell = pairs.groupby("_row").size().reindex(a["_row"], fill_value=0).to_numpy()
+        laned = pairs[pairs["transit_days"].notna()].copy()
+        days = laned["_row"].map(a.set_index("_row")["days_to_expiry"]).to_numpy(float)
+        laned["can_sell"] = laned["rate"].to_numpy(float) * np.maximum(days - laned["transit_days"].to_numpy(float), 0)
+        n_lane = laned.groupby("_row").size().reindex(a["_row"], fill_value=0).to_numpy()
+        fastest = laned.groupby("_row")["transit_days"].min().reindex(a["_row"]).to_numpy(float)
+        best = laned.sort_values(["_row", "can_sell", "other"], ascending=[True, False, True], kind="mergesort")
+        best = best.drop_duplicates("_row").set_index("_row").reindex(a["_row"])
+        best_units = best["can_sell"].fillna(0.0).to_numpy(float)
+        d = a["days_to_expiry"].to_numpy(float)
+        a["candidates"] = best["other"].fillna("").astype("str").to_numpy()
+        a["candidate_transit"] = np.where(best_units >= 1, best["transit_days"].to_numpy(float), fastest)
+        a["candidate_units"] = np.minimum(best_units, units - planned)
+        expired = a["expired"].astype(bool).to_numpy()
+        reason = np.select(
+            [
+                expired,
+                planned >= units - 0.5,
+                planned > 0,
+                n_sell == 0,
+                n_lane == 0,
+                (best_units < 1) & (fastest >= d),
+                best_units < 1,
+            ],
+            [
+                "expired",
+                "covered",
+                "partly_covered",
+                "no_receiver_before_expiry",
+                "no_lane",
+                "lane_too_slow",
+                "no_receiver_before_expiry",
+            ],
+            "receiver_possible",
+        )
+        a["plan_reason"] = reason
+        a["_action"] = np.select(
+            [reason == "expired", reason == "covered", reason == "partly_covered", reason == "receiver_possible"],
+            ["write_off", "approve_transfer", "approve_transfer_and_promote", "consider_transfer"],
+            "promote",
+        )
+        return a.drop(columns="_row")
+
+
+def _materiality(severity: np.ndarray, value: pd.Series, urgent_value: float, material_value: float) -> np.ndarray:
+    """Cap a date-based severity by the money at risk: "high" needs ``urgent_value``, "medium"
+    ``material_value``."""
+    v = value.to_numpy(float)
+    cap = np.where(v >= urgent_value, 0, np.where(v >= material_value, 1, 2))
+    rank = np.select([severity == "high", severity == "medium"], [0, 1], 2)
+    return np.array(["high", "medium", "low"], dtype=object)[np.maximum(rank, cap)].astype(str)
+
+
+def stockout_alerts(p: pd.DataFrame, run_date: date, plan: Plan | None = None) -> pd.DataFrame:
     """``p``: policy rows with unit_price. See the module doc."""
     rd = pd.Timestamp(run_date)
     mu = p["demand_mean"].to_numpy(float)
@@ -94,6 +315,7 @@ def stockout_alerts(p: pd.DataFrame, run_date: date) -> pd.DataFrame:
     has = mu > 0
     days_out = np.where(has, np.floor(np.maximum(avail, 0.0) / np.where(has, mu, 1.0)), np.inf)
     hit = has & (avail < p["reorder_point"].to_numpy(float)) & (days_out < lead)
+    hit &= mu * lead - np.maximum(avail, 0.0) >= MIN_UNITS
     a = p.loc[hit].copy()
     d = days_out[hit].astype(np.int64)
     receipt_days = np.ceil(lead[hit]).astype(np.int64)
@@ -103,8 +325,12 @@ def stockout_alerts(p: pd.DataFrame, run_date: date) -> pd.DataFrame:
     a["units"] = mu[hit] * lead[hit] - np.maximum(avail[hit], 0.0)
     a["value_at_risk"] = a["units"] * a["unit_price"]
     a["severity"] = _days_severity(d, 3, 7)
+    if plan is None:
+        a["explanation_en"], a["explanation_zh"] = explain.stockout_sentences(a)
+        return _finish(a, "stockout_risk", "expedite_or_transfer", rd)
+    a = plan.stockouts(a)
     a["explanation_en"], a["explanation_zh"] = explain.stockout_sentences(a)
-    return _finish(a, "stockout_risk", "expedite_or_transfer", rd)
+    return _finish(a, "stockout_risk", a["_action"].astype("str"), rd)
 
 
 def slow_mover_alerts(
@@ -159,7 +385,9 @@ def _receivers(p: pd.DataFrame, top: int = 3) -> pd.Series:
     return out
 
 
-def excess_alerts(p: pd.DataFrame, run_date: date, high_value: float, medium_value: float) -> pd.DataFrame:
+def excess_alerts(
+    p: pd.DataFrame, run_date: date, high_value: float, medium_value: float, plan: Plan | None = None
+) -> pd.DataFrame:
     """``p``: policy rows with unit_cost and max_cover_days. See the module doc."""
     rd = pd.Timestamp(run_date)
     ceiling = np.maximum(p["order_up_to"], p["max_cover_days"] * p["demand_mean"])
@@ -171,8 +399,12 @@ def excess_alerts(p: pd.DataFrame, run_date: date, high_value: float, medium_val
     a["value_at_risk"] = a["units"] * a["unit_cost"]
     a["severity"] = _value_severity(a["value_at_risk"], high_value, medium_value)
     a["receivers"] = a["sku"].map(_receivers(p)).fillna("").astype("str")
+    if plan is None:
+        a["explanation_en"], a["explanation_zh"] = explain.excess_sentences(a)
+        return _finish(a, "excess", "transfer_out", rd)
+    a = plan.excess(a)
     a["explanation_en"], a["explanation_zh"] = explain.excess_sentences(a)
-    return _finish(a, "excess", "transfer_out", rd)
+    return _finish(a, "excess", a["_action"].astype("str"), rd)
 
 
 def expiring_units(lots: pd.DataFrame, run_date: date) -> pd.DataFrame:
@@ -198,7 +430,9 @@ def expiring_units(lots: pd.DataFrame, run_date: date) -> pd.DataFrame:
     return df.drop(columns="_sellable")
 
 
-def near_expiry_alerts(stock: pd.DataFrame, p: pd.DataFrame, items: pd.DataFrame, run_date: date) -> pd.DataFrame:
+def near_expiry_alerts(
+    stock: pd.DataFrame, p: pd.DataFrame, items: pd.DataFrame, run_date: date, plan: Plan | None = None
+) -> pd.DataFrame:
     """Lots of the latest snapshot with an expiry date that will not sell in time."""
     rd = pd.Timestamp(run_date)
     snap = latest_snapshot(stock, run_date)
@@ -225,8 +459,12 @@ def near_expiry_alerts(stock: pd.DataFrame, p: pd.DataFrame, items: pd.DataFrame
     expired = a["expired"].astype(bool)
     action = np.where(expired, "write_off", np.where(faster, "transfer_to_faster_location", "promote"))
     a["action_code"] = action
+    if plan is None:
+        a["explanation_en"], a["explanation_zh"] = explain.near_expiry_sentences(a)
+        return _finish(a, "near_expiry", pd.Series(action, index=a.index, dtype="str"), rd)
+    a = plan.near_expiry(a)
     a["explanation_en"], a["explanation_zh"] = explain.near_expiry_sentences(a)
-    return _finish(a, "near_expiry", pd.Series(action, index=a.index, dtype="str"), rd)
+    return _finish(a, "near_expiry", a["_action"].astype("str"), rd)
 
 
 def compute_alerts(
@@ -239,26 +477,39 @@ def compute_alerts(
     *,
     high_value: float = HIGH_VALUE,
     medium_value: float = MEDIUM_VALUE,
+    transfers: pd.DataFrame | None = None,
+    lanes: pd.DataFrame | None = None,
+    urgent_value: float = URGENT_VALUE,
+    material_value: float = MATERIAL_VALUE,
 ) -> pd.DataFrame:
-    """All alerts (``alerts`` columns without run_id) for the run date."""
+    """All alerts (``alerts`` columns without run_id) for the run date. With the night's
+    ``transfers`` and ``lanes`` (the nightly stage), every alert says what the plan does about it."""
     p = policy_df[POLICY_COLUMNS].reset_index(drop=True)
     p = pd.concat([p, lookup_policy(p, policies)], axis=1)
     p = p.merge(items[["sku", "unit_cost", "unit_price"]], on="sku", how="left")
+    plan = None
+    if transfers is not None:
+        plan = Plan(transfers, lanes if lanes is not None else contract.empty("lanes"), p)
     parts = [
-        stockout_alerts(p, run_date),
+        stockout_alerts(p, run_date, plan),
         slow_mover_alerts(p, sales, run_date, high_value, medium_value),
-        excess_alerts(p, run_date, high_value, medium_value),
-        near_expiry_alerts(stock, p, items, run_date),
+        excess_alerts(p, run_date, high_value, medium_value, plan),
+        near_expiry_alerts(stock, p, items, run_date, plan),
     ]
     parts = [x for x in parts if len(x)]
     if not parts:
         return contract.empty("alerts")[OUTPUT_COLUMNS]
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    dated = out["alert_type"].isin(["stockout_risk", "near_expiry"]).to_numpy()
+    sev = out["severity"].to_numpy(str)
+    capped = _materiality(sev, out["value_at_risk"].fillna(0.0), urgent_value, material_value)
+    out["severity"] = np.where(dated, capped, sev)
+    return out
 
 
 def alerts_stage(ctx: RunContext) -> StageResult:
     """Read inventory_policy, stock, sales, items, policies (with the configured optional
-    parameters); write ``alerts``."""
+    parameters), the night's transfers and the lanes; write ``alerts``."""
     out = compute_alerts(
         ctx.read("inventory_policy"),
         ctx.read("stock"),
@@ -266,6 +517,8 @@ def alerts_stage(ctx: RunContext) -> StageResult:
         ctx.read("items"),
         policies_with_extras(ctx.read("policies"), ctx.cfg.policies),
         ctx.run_date,
+        transfers=ctx.read("transfers"),
+        lanes=ctx.read("lanes"),
     )
     n = ctx.write("alerts", out.assign(run_id=ctx.run_id))
     by_type = out["alert_type"].value_counts().sort_index()

@@ -324,6 +324,14 @@ ALERTS = Table(
         _c("action", "str", "recommended action, short code"),
         _c("explanation_en", "str"),
         _c("explanation_zh", "str"),
+        _c("plan_units", "float", "units the night's transfer plan moves for this alert (in for a stock-out, out otherwise)"),
+        _c("plan_locations", "str", "the other ends of those transfers, largest first (at most three)"),
+        _c(
+            "plan_reason",
+            "str",
+            "covered | partly_covered | no_donor | no_receiver | no_lane | lane_too_slow | not_worth_it"
+            " | no_receiver_before_expiry | receiver_possible | expired; empty for slow movers",
+        ),
     ),
     key=("run_date", "alert_type", "sku", "location", "lot"),
     kind="output",

@@ -301,9 +301,13 @@ def stockout_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "ev": day(df["event_date"]),
         "rc": day(df["receipt_date"]),
         "gap": num(df["days_before_receipt"], 0),
-        "units": num(df["units"], 1),
+        "units": num(df["units"], 0),
     }
-    return render(_STOCKOUT_EN, **f), render(_STOCKOUT_ZH, **f)
+    en, zh = render(_STOCKOUT_EN, **f), render(_STOCKOUT_ZH, **f)
+    if "plan_reason" in df.columns:
+        p_en, p_zh = plan_sentences(df, "stockout_risk")
+        en, zh = text(en, " ", p_en), text(zh, p_zh)
+    return en, zh
 
 
 _SLOW_EN = (
@@ -361,13 +365,16 @@ def excess_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "cover": num(df["days_of_cover"], 0),
         "out": num(df["order_up_to"], 0),
         "mx": num(df["max_cover_days"], 0),
-        "units": num(df["units"], 1),
+        "units": num(df["units"], 0),
         "val": money(df["value_at_risk"]),
     }
     rec = df["receivers"].astype("str") if "receivers" in df.columns else pd.Series("", index=df.index, dtype="str")
     some = rec != ""
-    to_en = choose(some, render("Transfer them out; could use it (units needed): {r}.", r=rec), "Transfer them out.")
-    to_zh = choose(some, render("建议调出；可接收门店（所需件数）：{r}。", r=rec), "建议调出。")
+    if "plan_reason" in df.columns:
+        to_en, to_zh = plan_sentences(df, "excess")
+    else:
+        to_en = choose(some, render("Transfer them out; could use it (units needed): {r}.", r=rec), "Transfer them out.")
+        to_zh = choose(some, render("建议调出；可接收地点（所需件数）：{r}。", r=rec), "建议调出。")
     return render(_EXCESS_EN, **f, to=to_en), render(_EXCESS_ZH, **f, to=to_zh)
 
 
@@ -393,7 +400,7 @@ def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "ev": day(df["event_date"]),
         "d": num(df["days_to_expiry"], 0),
         "mu": num(df["demand_mean"], 1),
-        "units": num(df["units"], 1),
+        "units": num(df["units"], 0),
         "val": money(df["value_at_risk"]),
     }
     expired = df["expired"].astype(bool)
@@ -405,13 +412,135 @@ def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         render("Transfer to {b}, which sells {r}/day, or promote.", b=best, r=rate),
         "Promote it; no other location sells it faster.",
     )
-    act_zh = choose(
-        faster, render("建议调拨至 {b}（日销 {r}）或促销。", b=best, r=rate), "建议促销；其他门店销售不更快。"
-    )
+    act_zh = choose(faster, render("建议调拨至 {b}（日销 {r}）或促销。", b=best, r=rate), "建议促销；其他地点的销售均不比本地快。")
+    if "plan_reason" in df.columns:
+        act_en, act_zh = plan_sentences(df, "near_expiry")
     return (
         choose(expired, render(_EXPIRED_EN, **f), render(_EXPIRING_EN, **f, act=act_en)),
         choose(expired, render(_EXPIRED_ZH, **f), render(_EXPIRING_ZH, **f, act=act_zh)),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Alerts against the night's transfer plan (pipelines.alerts.reconcile_with_plan)
+# --------------------------------------------------------------------------------------------
+
+#: (alert type, plan_reason) -> (English, Chinese); see pipelines.alerts for the reasons
+_PLAN: dict[tuple[str, str], tuple[str, str]] = {
+    ("stockout_risk", "covered"): (
+        "The transfer plan covers it: {pu} units from {pl}, first arriving {pa}. Approve the transfer.",
+        "调拨计划已覆盖：从 {pl} 调入 {pu} 件，最早 {pa} 到货。请批准该调拨。",
+    ),
+    ("stockout_risk", "partly_covered"): (
+        "The transfer plan brings {pu} of the {units} units short from {pl}, first arriving {pa}; expedite the"
+        " purchase order for the rest.",
+        "调拨计划从 {pl} 调入缺口 {units} 件中的 {pu} 件，最早 {pa} 到货；其余请加急采购。",
+    ),
+    ("stockout_risk", "no_donor"): (
+        "No transfer: no other location has stock above its own reorder point. Expedite the purchase order.",
+        "无调拨：其他地点的库存均未高于自身再订货点。请加急采购。",
+    ),
+    ("stockout_risk", "no_lane"): (
+        "No transfer: no lane reaches this location from one with stock to spare ({cand}). Expedite the purchase"
+        " order.",
+        "无调拨：有富余库存的地点（{cand}）均无到本地点的线路。请加急采购。",
+    ),
+    ("stockout_risk", "lane_too_slow"): (
+        "No transfer: the fastest lane from a location with stock to spare takes {tt} days, no sooner than a"
+        " purchase order ({lt} days). Expedite the purchase order.",
+        "无调拨：从有富余库存地点出发最快的线路需 {tt} 天，不快于采购（{lt} 天）。请加急采购。",
+    ),
+    ("stockout_risk", "not_worth_it"): (
+        "No transfer: moving stock here from {cand} would cost more than the margin it saves (freight and the"
+        " lane's shipment cost), or those locations need it themselves. Expedite the purchase order.",
+        "无调拨：从 {cand} 调入的成本（运费及线路单次运输费用）高于可挽回的毛利，或这些地点自身需要该库存。请加急采购。",
+    ),
+    ("excess", "covered"): (
+        "The transfer plan moves {pu} units out to {pl}. Approve the transfer.",
+        "调拨计划将 {pu} 件调往 {pl}。请批准该调拨。",
+    ),
+    ("excess", "partly_covered"): (
+        "The transfer plan moves {pu} of the {units} excess units out to {pl}; for the rest, stop reordering until"
+        " it sells down.",
+        "调拨计划将超额 {units} 件中的 {pu} 件调往 {pl}；其余请暂停补货，待其售出。",
+    ),
+    ("excess", "no_receiver"): (
+        "No transfer: no other location is below its order-up-to level for this item. Stop reordering until it"
+        " sells down.",
+        "无调拨：其他地点该商品均未低于最高库存。请暂停补货，待其售出。",
+    ),
+    ("excess", "no_lane"): (
+        "No transfer: no lane leads from here to the locations that could use it ({cand}). Stop reordering until"
+        " it sells down.",
+        "无调拨：本地点没有通往需要该商品地点（{cand}）的线路。请暂停补货，待其售出。",
+    ),
+    ("excess", "not_worth_it"): (
+        "No transfer: the locations below their order-up-to level ({cand}) are not short enough for a move to pay"
+        " (freight and the lane's shipment cost). Stop reordering until it sells down.",
+        "无调拨：低于最高库存的地点（{cand}）缺口不大，调拨收益抵不上运费及线路单次运输费用。请暂停补货，待其售出。",
+    ),
+    ("near_expiry", "covered"): (
+        "The transfer plan moves {pu} units out to {pl}, first arriving {pa}, before the expiry: ship lot {lot}"
+        " first and approve the transfer.",
+        "调拨计划将 {pu} 件调往 {pl}，最早 {pa} 到货，早于到期日：请优先发出批次 {lot} 并批准该调拨。",
+    ),
+    ("near_expiry", "partly_covered"): (
+        "The transfer plan moves {pu} of them out to {pl} before the expiry (first arriving {pa}; ship lot {lot}"
+        " first); promote the rest before {ev} and write off what is left.",
+        "调拨计划在到期前将其中 {pu} 件调往 {pl}（最早 {pa} 到货；优先发出批次 {lot}）；其余请在 {ev} 前促销，剩余部分报废。",
+    ),
+    ("near_expiry", "no_receiver_before_expiry"): (
+        "No transfer: no other location sells it fast enough to use it before {ev}. Promote it before then and"
+        " write off what is left.",
+        "无调拨：没有其他地点能在 {ev} 前售出。请在此之前促销，剩余部分报废。",
+    ),
+    ("near_expiry", "no_lane"): (
+        "No transfer: no lane leads from here to a location that sells it. Promote it before {ev} and write off"
+        " what is left.",
+        "无调拨：本地点没有通往有该商品销量地点的线路。请在 {ev} 前促销，剩余部分报废。",
+    ),
+    ("near_expiry", "lane_too_slow"): (
+        "No transfer: every lane to a location that sells it takes {tt} days or more and arrives after the"
+        " expiry. Promote it before {ev} and write off what is left.",
+        "无调拨：通往有该商品销量地点的线路最快也需 {tt} 天，到货晚于到期日。请在 {ev} 前促销，剩余部分报废。",
+    ),
+    ("near_expiry", "receiver_possible"): (
+        "No planned transfer (the plan moves stock to cover stock-outs): {cand} could sell about {bs} of them"
+        " before {ev} over a {tt}-day lane. Transfer them there if the freight is worth it, else promote.",
+        "调拨计划未安排（计划只为防断货调拨）：{cand} 经 {tt} 天线路可在 {ev} 前售出约 {bs} 件。"
+        "若运费划算可调往该地点，否则请促销。",
+    ),
+}
+
+
+def plan_sentences(df: pd.DataFrame, alert_type: str) -> tuple[pd.Series, pd.Series]:
+    """What the night's transfer plan does about each alert of ``alert_type``, or why it does
+    nothing and what to do instead. Columns: plan_reason, plan_units, plan_locations, plan_arrival,
+    units, candidates, candidate_transit, candidate_units; near-expiry also lot, event_date;
+    stock-outs also lead_time_days."""
+    empty = pd.Series("", index=df.index, dtype="str")
+    f = {
+        "pu": num(df["plan_units"], 0),
+        "pl": df["plan_locations"].astype("str"),
+        "pa": day(df["plan_arrival"]),
+        "units": num(df["units"], 0),
+        "cand": df["candidates"].astype("str"),
+        "tt": num(df["candidate_transit"], 0),
+        "bs": num(df["candidate_units"], 0),
+        "lot": df["lot"].astype("str") if "lot" in df.columns else empty,
+        "ev": day(df["event_date"]) if "event_date" in df.columns else empty,
+        "lt": num(df["lead_time_days"], 1) if "lead_time_days" in df.columns else empty,
+    }
+    en, zh = empty.copy(), empty.copy()
+    reason = df["plan_reason"].astype("str")
+    for (kind, code), (t_en, t_zh) in _PLAN.items():
+        if kind != alert_type:
+            continue
+        hit = reason == code
+        if hit.any():
+            en = choose(hit, render(t_en, **f) if "{" in t_en else t_en, en)
+            zh = choose(hit, render(t_zh, **f) if "{" in t_zh else t_zh, zh)
+    return en, zh
 
 
 # --------------------------------------------------------------------------------------------

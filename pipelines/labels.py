@@ -51,6 +51,18 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "write_off": ("Write off (expired)", "报废(已过期)"),
     "transfer_to_faster_location": ("Transfer to a location that sells it before expiry", "调往能在到期前售完的门店"),
     "promote": ("Promote or mark down before expiry", "到期前促销或降价"),
+    "approve_transfer": ("Approve the planned transfer", "批准计划中的调拨"),
+    "approve_transfer_and_expedite": (
+        "Approve the planned transfer and expedite the purchase order for the rest",
+        "批准计划中的调拨,其余加急采购",
+    ),
+    "approve_transfer_and_promote": (
+        "Approve the planned transfer and promote the rest before expiry",
+        "批准计划中的调拨,其余到期前促销",
+    ),
+    "expedite_purchase": ("Expedite the purchase order (no transfer can cover it)", "加急采购(无可用调拨)"),
+    "stop_ordering": ("Stop reordering until it sells down", "暂停补货,待库存消化"),
+    "consider_transfer": ("Consider a transfer to where it sells before expiry, or promote", "考虑调往到期前能售出的地点,或促销"),
 }
 
 #: pipeline stage -> (English, Chinese)

@@ -271,6 +271,9 @@ def migrate(url: str) -> None:
         with _write_engine(url).begin() as conn:
             if conn.dialect.name == "postgresql":
                 advisory_xact_lock(conn, url, 0, "the migration")
+            # the views go first: SQLite cannot rebuild a table (batch migrations) under a view
+            for name in view_names():
+                conn.exec_driver_sql(f"drop view if exists {name}")
             command.upgrade(alembic_config(connection=conn), "head")
             replace_views(conn)
     except sa.exc.OperationalError as exc:

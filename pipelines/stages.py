@@ -159,9 +159,9 @@ POLICY = Stage(
 ALERTS = Stage(
     "alerts",
     "pipelines.alerts:alerts_stage",
-    reads=("inventory_policy", "stock", "sales", "items", "policies", "run.json"),
+    reads=("inventory_policy", "stock", "sales", "items", "policies", "transfers", "lanes", "run.json"),
     writes=("alerts",),
-    doc="stockout risk, slow movers and dead stock, excess, near-expiry lots",
+    doc="stockout risk, slow movers and dead stock, excess, near-expiry lots; each checked against the transfer plan",
 )
 TRANSFERS = Stage(
     "transfers",
@@ -246,8 +246,8 @@ NIGHTLY: tuple[Stage, ...] = (
     REVIEW,
     FORECAST,
     POLICY,
-    ALERTS,
     TRANSFERS,
+    ALERTS,
     KPIS,
     SUMMARY,
     LOAD,

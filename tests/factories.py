@@ -900,6 +900,9 @@ def kpi_alerts() -> pd.DataFrame:
             action="x",
             explanation_en="",
             explanation_zh="",
+            plan_units=0.0,
+            plan_locations="",
+            plan_reason="",
         ),
         "alerts",
     )

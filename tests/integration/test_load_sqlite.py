@@ -90,7 +90,7 @@ def test_migrate_twice_is_a_noop(url):
     reporting.migrate(url)
     reporting.migrate(url)
     insp = sa.inspect(reporting.engine_for(url))
-    assert rev == "0005" == reporting.schema_revision(url)
+    assert rev == "0006" == reporting.schema_revision(url)
     assert {n: insp.get_columns(n) for n in insp.get_table_names()}.keys() == before.keys()
     assert str({n: insp.get_columns(n) for n in insp.get_table_names()}) == str(before)
     assert_frame_equal(reporting.read_table(url, "forecasts"), expected(frames["forecasts"], "forecasts"))
@@ -127,7 +127,7 @@ def test_downgrade_to_base_then_migrate_again(url):
     insp = sa.inspect(reporting.engine_for(url))
     assert insp.get_table_names() == ["alembic_version"] and insp.get_view_names() == []
     reporting.migrate(url)
-    assert reporting.schema_revision(url) == "0005"
+    assert reporting.schema_revision(url) == "0006"
     assert reporting.published_run_dates(url) == []
 
 
@@ -464,3 +464,20 @@ def test_malformed_watermarks_file_is_refused_before_publishing(tmp_path, conten
 
 def test_summary_views_on_sqlite(url):
     check_summary_views(url)
+
+
+def test_alert_plan_columns_migrate_over_published_alerts(url):
+    from alembic import command
+
+    frames = make_frames(D1, "r1")
+    assert len(frames["alerts"])
+    reporting.publish(url, D1, "r1", frames)
+    with reporting.engine_for(url).begin() as conn:
+        command.downgrade(reporting.alembic_config(connection=conn), "0005")
+    cols = [c["name"] for c in sa.inspect(reporting.engine_for(url)).get_columns("alerts")]
+    assert "plan_reason" not in cols
+    reporting.migrate(url)
+    got = reporting.read_table(url, "alerts")
+    assert len(got) == len(frames["alerts"])
+    # rows published before the plan check: no units, no reason
+    assert set(got["plan_units"]) == {0.0} and set(got["plan_reason"]) == {""}

@@ -55,6 +55,9 @@ def alert(kind: str, sku: str, loc: str, severity: str, var: float, **kw) -> dic
         "action": "expedite_or_transfer",
         "explanation_en": f"{sku} at {loc}: {kind}.",
         "explanation_zh": f"{sku} 在 {loc}：预警。",
+        "plan_units": 0.0,
+        "plan_locations": "",
+        "plan_reason": "",
     }
     row.update(kw)
     return row

@@ -11,7 +11,7 @@ from pipelines import contract
 from pipelines.alerts import alerts_stage, compute_alerts, expiring_units
 from pipelines.config import load_config
 from pipelines.context import RunContext
-from tests.factories import HAND_RUN, items, policies, policy_rows, sales, stock
+from tests.factories import HAND_RUN, items, lanes, policies, policy_rows, sales, stock
 
 RUN = HAND_RUN
 D = pd.Timestamp
@@ -44,7 +44,8 @@ def test_stockout_risk_hand_computed() -> None:
     assert r["event_date"] == D("2026-03-03")  # floor(5 / 2) = 2 days
     assert r["units"] == pytest.approx(2.0 * 7 - 5)
     assert r["value_at_risk"] == pytest.approx(9 * 5.0)
-    assert (r["severity"], r["action"], r["lot"]) == ("high", "expedite_or_transfer", "")
+    # 2 days away ("high" by date), but only 45 at risk: below MATERIAL_VALUE, so "low"
+    assert (r["severity"], r["action"], r["lot"]) == ("low", "expedite_or_transfer", "")
     assert r["explanation_en"] == (
         "On hand 5 (available 5), forecast 2/day, lead time 7 days: stockout expected on 2026-03-03,"
         " 5 days before the next receipt (2026-03-08); 9 units short over the lead time."
@@ -133,11 +134,11 @@ def test_near_expiry_alerts_per_lot() -> None:
         ("C", "S2", "K1", "2026-05-30", 8.0),  # no policy row (e.g. discontinued): nothing sells
     )
     out = compute_alerts(
-        p, st, sales(OLD, ("A", "S1", "2026-02-28", 2)), alert_items(["A", "B", "C"], unit_cost=3.0), policies(), RUN
+        p, st, sales(OLD, ("A", "S1", "2026-02-28", 2)), alert_items(["A", "B", "C"], unit_cost=300.0), policies(), RUN
     )
     ne = out[out["alert_type"] == "near_expiry"].set_index("lot")
     assert sorted(ne.index) == ["K1", "L0", "L2"]
-    assert (ne.loc["L0", "units"], ne.loc["L0", "value_at_risk"]) == (7.0, 21.0)
+    assert (ne.loc["L0", "units"], ne.loc["L0", "value_at_risk"]) == (7.0, 2100.0)
     assert (ne.loc["L0", "action"], ne.loc["L0", "severity"]) == ("write_off", "high")
     assert (ne.loc["L2", "units"], ne.loc["L2", "action"], ne.loc["L2", "severity"]) == (4.0, "promote", "high")
     assert ne.loc["L2", "event_date"] == D("2026-03-06")
@@ -162,6 +163,8 @@ def test_alerts_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("sales", sales(("A", "S1", "2026-02-28", 2)))
     ctx.write("items", alert_items(["A"]))
     ctx.write("policies", policies())
+    ctx.write("transfers", contract.empty("transfers"))
+    ctx.write("lanes", lanes(("S2", "S1", 0.5, 10.0, 2, 0, None)))
     res = alerts_stage(ctx)
     assert res.stage == "alerts" and res.counts == {"alerts": 2}
     out = ctx.read("alerts")
@@ -204,7 +207,7 @@ def test_excess_above_order_up_to_names_receivers() -> None:
     r = ex.iloc[0]
     assert (r["units"], r["value_at_risk"], r["severity"]) == (20.0, 200.0, "low")
     assert r["explanation_en"].endswith("could use it (units needed): S3 (25), S2 (12).")
-    assert "可接收门店（所需件数）：S3 (25), S2 (12)" in r["explanation_zh"]
+    assert "可接收地点（所需件数）：S3 (25), S2 (12)" in r["explanation_zh"]
 
 
 def test_near_expiry_suggests_faster_location() -> None:
@@ -227,9 +230,9 @@ def test_near_expiry_suggests_faster_location() -> None:
 def test_lots_expired_and_future_with_zero_demand() -> None:
     p = policy_rows({"sku": "A", "location": "S1", "demand_mean": 0.0, "on_hand": 9.0, "available": 9.0})
     st = lot_stock(("A", "S1", "OLD", "2026-01-15", 4.0), ("A", "S1", "NEW", "2026-09-01", 5.0))
-    out = compute_alerts(p, st, sales(OLD), alert_items(["A"], unit_cost=2.0), policies(), RUN)
+    out = compute_alerts(p, st, sales(OLD), alert_items(["A"], unit_cost=200.0), policies(), RUN)
     ne = out[out["alert_type"] == "near_expiry"].set_index("lot")
     assert ne["units"].to_dict() == {"NEW": 5.0, "OLD": 4.0}  # nothing sells at 0/day
     assert ne.loc["OLD", "action"] == "write_off" and ne.loc["OLD", "severity"] == "high"
     assert ne.loc["NEW", "action"] == "promote" and ne.loc["NEW", "severity"] == "low"
-    assert ne.loc["NEW", "value_at_risk"] == 10.0
+    assert ne.loc["NEW", "value_at_risk"] == 1000.0
