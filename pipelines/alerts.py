@@ -56,9 +56,12 @@ first) and ``plan_reason``; the action and the explanation follow from them:
   first-expiry-first-out: ``covered`` (``approve_transfer``, ship the lot first), ``partly_covered``
   (``approve_transfer_and_promote``); ``expired`` (``write_off``); else, over the lanes out of the
   location to locations that sell the SKU, what each could sell before the expiry
-  (rate x (days to expiry - transit)): ``receiver_possible`` (the best could sell at least one unit:
-  ``consider_transfer``, naming it and how many; the plan only moves stock to cover stock-outs),
-  ``lane_too_slow``, ``no_lane`` or ``no_receiver_before_expiry`` (``promote``, write off the rest).
+  (rate x (days to expiry - transit)): ``receiver_possible`` (the best could sell at least one unit
+  and those units are worth more at cost than the freight of a shipment of their own, units x cost
+  per unit + the lane's fixed cost: ``consider_transfer``, naming it, how many and both amounts; the
+  plan only moves stock to cover stock-outs), ``not_worth_it`` (the freight is not less than their
+  value), ``lane_too_slow``, ``no_lane`` or ``no_receiver_before_expiry`` (``promote``, write off the
+  rest).
 
 Without a plan (``transfers=None``, e.g. the benchmarks) the actions are the plan-free ones above.
 
@@ -145,7 +148,7 @@ class Plan:
     def __init__(self, transfers: pd.DataFrame, lanes: pd.DataFrame, p: pd.DataFrame) -> None:
         self.t = transfers[["sku", "from_location", "to_location", "quantity", "arrival_date"]].copy()
         self.t["arrival_date"] = pd.to_datetime(self.t["arrival_date"])
-        self.lanes = lanes[["from_location", "to_location", "transit_days"]]
+        self.lanes = lanes[["from_location", "to_location", "transit_days", "cost_per_unit", "fixed_cost_per_shipment"]]
         self.p = p
 
     def _flow(self, own: str, other: str) -> pd.DataFrame:
@@ -265,7 +268,14 @@ class Plan:
         d = a["days_to_expiry"].to_numpy(float)
         a["candidates"] = best["other"].fillna("").astype("str").to_numpy()
         a["candidate_transit"] = np.where(best_units >= 1, best["transit_days"].to_numpy(float), fastest)
-        a["candidate_units"] = np.minimum(best_units, units - planned)
+        movable = np.minimum(best_units, units - planned)
+        a["candidate_units"] = movable
+        # worth moving: their value at cost against the freight of a shipment of their own
+        freight = movable * best["cost_per_unit"].fillna(0.0).to_numpy(float)
+        freight += best["fixed_cost_per_shipment"].fillna(0.0).to_numpy(float)
+        worth = movable * a["unit_cost"].fillna(0.0).to_numpy(float)
+        a["candidate_freight"] = freight
+        a["candidate_value"] = worth
         expired = a["expired"].astype(bool).to_numpy()
         reason = np.select(
             [
@@ -276,6 +286,7 @@ class Plan:
                 n_lane == 0,
                 (best_units < 1) & (fastest >= d),
                 best_units < 1,
+                worth <= freight,
             ],
             [
                 "expired",
@@ -285,6 +296,7 @@ class Plan:
                 "no_lane",
                 "lane_too_slow",
                 "no_receiver_before_expiry",
+                "not_worth_it",
             ],
             "receiver_possible",
         )

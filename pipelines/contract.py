@@ -330,7 +330,7 @@ ALERTS = Table(
             "plan_reason",
             "str",
             "covered | partly_covered | no_donor | no_receiver | no_lane | lane_too_slow | not_worth_it"
-            " | no_receiver_before_expiry | receiver_possible | expired; empty for slow movers",
+            " | no_receiver_before_expiry | receiver_possible | expired; empty for slow movers (see pipelines.alerts)",
         ),
     ),
     key=("run_date", "alert_type", "sku", "location", "lot"),

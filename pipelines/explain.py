@@ -506,9 +506,16 @@ _PLAN: dict[tuple[str, str], tuple[str, str]] = {
     ),
     ("near_expiry", "receiver_possible"): (
         "No planned transfer (the plan moves stock to cover stock-outs): {cand} could sell about {bs} of them"
-        " before {ev} over a {tt}-day lane. Transfer them there if the freight is worth it, else promote.",
-        "调拨计划未安排（计划只为防断货调拨）：{cand} 经 {tt} 天线路可在 {ev} 前售出约 {bs} 件。"
-        "若运费划算可调往该地点，否则请促销。",
+        " before {ev} over a {tt}-day lane, worth {cv} at cost against a freight of {cf}. Transfer them there,"
+        " or promote.",
+        "调拨计划未安排（计划只为防断货调拨）：{cand} 经 {tt} 天线路可在 {ev} 前售出约 {bs} 件，"
+        "成本价值 {cv}，运费 {cf}。可调往该地点，或促销。",
+    ),
+    ("near_expiry", "not_worth_it"): (
+        "No transfer: {cand} could sell about {bs} of them before {ev}, but the freight ({cf}) is not less than"
+        " their value at cost ({cv}). Promote it before then and write off what is left.",
+        "无调拨：{cand} 可在 {ev} 前售出约 {bs} 件，但运费（{cf}）不低于其成本价值（{cv}）。"
+        "请在此之前促销，剩余部分报废。",
     ),
 }
 
@@ -527,6 +534,8 @@ def plan_sentences(df: pd.DataFrame, alert_type: str) -> tuple[pd.Series, pd.Ser
         "cand": df["candidates"].astype("str"),
         "tt": num(df["candidate_transit"], 0),
         "bs": num(df["candidate_units"], 0),
+        "cf": money(df["candidate_freight"]) if "candidate_freight" in df.columns else empty,
+        "cv": money(df["candidate_value"]) if "candidate_value" in df.columns else empty,
         "lot": df["lot"].astype("str") if "lot" in df.columns else empty,
         "ev": day(df["event_date"]) if "event_date" in df.columns else empty,
         "lt": num(df["lead_time_days"], 1) if "lead_time_days" in df.columns else empty,

@@ -148,7 +148,14 @@ def test_near_expiry_without_a_plan_says_where_it_could_sell_or_why_nowhere() ->
     ne = expiring(plan(), lanes(("S1", "S2", 1, 0, 2, 0, None)))
     r = ne.loc["L1"]
     assert (r["action"], r["plan_reason"]) == ("consider_transfer", "receiver_possible")
-    assert "S2 could sell about 5 of them before 2026-03-06 over a 2-day lane" in r["explanation_en"]
+    assert (
+        "S2 could sell about 5 of them before 2026-03-06 over a 2-day lane, worth 100.00 at cost against a freight"
+        " of 5.00" in r["explanation_en"]
+    )
+    # a shipment of its own costing 500 is not worth 100 of stock
+    dear = expiring(plan(), lanes(("S1", "S2", 1, 495, 2, 0, None))).loc["L1"]
+    assert (dear["action"], dear["plan_reason"]) == ("promote", "not_worth_it")
+    assert "the freight (500.00) is not less than their value at cost (100.00)" in dear["explanation_en"]
     slow = expiring(plan(), lanes(("S1", "S2", 1, 0, 6, 0, None))).loc["L1"]
     assert (slow["action"], slow["plan_reason"]) == ("promote", "lane_too_slow")
     assert "takes 6 days or more" in slow["explanation_en"]
