@@ -32,12 +32,14 @@ L = lead_time_days, the policy row found as in :func:`pipelines.frames.lookup_po
   location of the SKU has a higher forecast rate (named in the explanation with its rate), else
   ``promote``. Severity: high when expired or expiring within 7 days, medium within 30 days, else low. SKUs without a policy row
   (e.g. discontinued) count with mu = 0.
-- Severity of ``slow_mover`` and ``excess`` by value at cost: high from ``high_value`` (5,000),
-  medium from ``medium_value`` (1,000), else low.
+- Severity of ``slow_mover`` and ``excess`` by value at cost: high from the policy row's
+  ``alert_high_value`` (5,000), medium from ``alert_medium_value`` (1,000), else low.
 
 Severity of ``stockout_risk`` and ``near_expiry`` needs money as well as a date: "high" only with at
-least ``urgent_value`` (500) at risk, "medium" from ``material_value`` (50), else "low", however
-close. A stock-out of less than half a unit over the lead time is not raised.
+least the row's ``alert_urgent_value`` (500) at risk, "medium" from ``alert_material_value`` (50),
+else "low", however close. An alert with less than ``alert_materiality`` (10) at risk is counted
+per type (``alert_noise.json``, the report and the digest say how many and their value), not listed. A stock-out of less than half a unit over the lead time, or less than half a unit expiring, is
+not raised.
 
 **Alerts and the transfer plan.** The nightly stage runs after the transfers stage and checks every
 alert against the night's plan (:class:`Plan`), so the alerts and the plan say the same thing:
@@ -78,15 +80,19 @@ import pandas as pd
 
 from pipelines import contract, explain
 from pipelines.context import RunContext, StageResult
-from pipelines.frames import KEY, history_start, latest_snapshot, lookup_policy, policies_with_extras
+from pipelines.frames import EXTRA_PARAMS, KEY, history_start, latest_snapshot, lookup_policy, policies_with_extras
 
-HIGH_VALUE = 5000.0
-MEDIUM_VALUE = 1000.0
-#: an urgent stock-out or expiry is "high" only with at least this much at risk, "medium" from
-#: MATERIAL_VALUE; below that it is "low", however close (so "high" means money, not just a date)
-URGENT_VALUE = 500.0
-MATERIAL_VALUE = 50.0
-#: a stock-out of less than half a unit over the lead time is not raised
+#: the defaults of the policy rows' alert thresholds (pipelines.config.PolicyRow): slow movers and
+#: excess are "high" from HIGH_VALUE at cost, "medium" from MEDIUM_VALUE; an urgent stock-out or
+#: expiry is "high" only with at least URGENT_VALUE at risk, "medium" from MATERIAL_VALUE, below
+#: that "low", however close (so "high" means money, not just a date); an alert with less than
+#: MATERIALITY at risk is counted, not listed
+HIGH_VALUE = EXTRA_PARAMS["alert_high_value"]
+MEDIUM_VALUE = EXTRA_PARAMS["alert_medium_value"]
+URGENT_VALUE = EXTRA_PARAMS["alert_urgent_value"]
+MATERIAL_VALUE = EXTRA_PARAMS["alert_material_value"]
+MATERIALITY = EXTRA_PARAMS["alert_materiality"]
+#: a stock-out (or an expiry) of less than half a unit is not raised
 MIN_UNITS = 0.5
 OUTPUT_COLUMNS = [c for c in contract.ALERTS.names if c != "run_id"]
 POLICY_COLUMNS = KEY + [
@@ -103,9 +109,11 @@ POLICY_COLUMNS = KEY + [
 ]
 
 
-def _value_severity(value: pd.Series, high_value: float, medium_value: float) -> np.ndarray:
-    v = value.to_numpy(float)
-    return np.where(v >= high_value, "high", np.where(v >= medium_value, "medium", "low"))
+def _value_severity(a: pd.DataFrame) -> np.ndarray:
+    """By value at cost against the row's ``alert_high_value`` / ``alert_medium_value``."""
+    v = a["value_at_risk"].to_numpy(float)
+    high, medium = a["alert_high_value"].to_numpy(float), a["alert_medium_value"].to_numpy(float)
+    return np.where(v >= high, "high", np.where(v >= medium, "medium", "low"))
 
 
 def _days_severity(days: np.ndarray, high_days: int, medium_days: int) -> np.ndarray:
@@ -191,7 +199,7 @@ class Plan:
         units, planned = a["units"].to_numpy(float), a["plan_units"].to_numpy(float)
         reason = np.select(
             [
-                planned >= units - 0.5,
+                (planned > 0) & (planned >= units - 0.5),
                 planned > 0,
                 n_donor == 0,
                 n_lane == 0,
@@ -223,7 +231,7 @@ class Plan:
         a["candidate_units"] = 0.0
         units, planned = a["units"].to_numpy(float), a["plan_units"].to_numpy(float)
         reason = np.select(
-            [planned >= units - 0.5, planned > 0, n_recv == 0, n_lane == 0],
+            [(planned > 0) & (planned >= units - 0.5), planned > 0, n_recv == 0, n_lane == 0],
             ["covered", "partly_covered", "no_receiver", "no_lane"],
             "not_worth_it",
         )
@@ -280,7 +288,7 @@ class Plan:
         reason = np.select(
             [
                 expired,
-                planned >= units - 0.5,
+                (planned > 0) & (planned >= units - 0.5),
                 planned > 0,
                 n_sell == 0,
                 n_lane == 0,
@@ -309,7 +317,9 @@ class Plan:
         return a.drop(columns="_row")
 
 
-def _materiality(severity: np.ndarray, value: pd.Series, urgent_value: float, material_value: float) -> np.ndarray:
+def _materiality(
+    severity: np.ndarray, value: pd.Series, urgent_value: np.ndarray | float, material_value: np.ndarray | float
+) -> np.ndarray:
     """Cap a date-based severity by the money at risk: "high" needs ``urgent_value``, "medium"
     ``material_value``."""
     v = value.to_numpy(float)
@@ -346,7 +356,7 @@ def stockout_alerts(p: pd.DataFrame, run_date: date, plan: Plan | None = None) -
 
 
 def slow_mover_alerts(
-    p: pd.DataFrame, sales: pd.DataFrame, run_date: date, high_value: float, medium_value: float
+    p: pd.DataFrame, sales: pd.DataFrame, run_date: date
 ) -> pd.DataFrame:
     """``p``: policy rows with unit_cost, slow_mover_days and dead_stock_days. See the module doc."""
     rd = pd.Timestamp(run_date)
@@ -369,7 +379,7 @@ def slow_mover_alerts(
     a["dead_stock_days"] = dead_n[hit]
     a["units"] = a["on_hand"]
     a["value_at_risk"] = a["on_hand"] * a["unit_cost"]
-    a["severity"] = _value_severity(a["value_at_risk"], high_value, medium_value)
+    a["severity"] = _value_severity(a)
     a["explanation_en"], a["explanation_zh"] = explain.slow_mover_sentences(a)
     action = pd.Series(np.where(a["dead"], "clear_dead_stock", "promote_or_transfer"), index=a.index, dtype="str")
     return _finish(a, "slow_mover", action, rd)
@@ -398,18 +408,18 @@ def _receivers(p: pd.DataFrame, top: int = 3) -> pd.Series:
 
 
 def excess_alerts(
-    p: pd.DataFrame, run_date: date, high_value: float, medium_value: float, plan: Plan | None = None
+    p: pd.DataFrame, run_date: date, plan: Plan | None = None
 ) -> pd.DataFrame:
     """``p``: policy rows with unit_cost and max_cover_days. See the module doc."""
     rd = pd.Timestamp(run_date)
     ceiling = np.maximum(p["order_up_to"], p["max_cover_days"] * p["demand_mean"])
     units = p["available"] - ceiling
-    hit = (p["demand_mean"] > 0) & (units > 1e-9)
+    hit = (p["demand_mean"] > 0) & (units >= MIN_UNITS)
     a = p.loc[hit].copy()
     a["ceiling"] = ceiling[hit]
     a["units"] = units[hit]
     a["value_at_risk"] = a["units"] * a["unit_cost"]
-    a["severity"] = _value_severity(a["value_at_risk"], high_value, medium_value)
+    a["severity"] = _value_severity(a)
     a["receivers"] = a["sku"].map(_receivers(p)).fillna("").astype("str")
     if plan is None:
         a["explanation_en"], a["explanation_zh"] = explain.excess_sentences(a)
@@ -453,7 +463,7 @@ def near_expiry_alerts(
     lots["demand_mean"] = lots["demand_mean"].fillna(0.0)
     lots = lots.merge(items[["sku", "unit_cost"]], on="sku", how="left")
     a = expiring_units(lots, run_date)
-    a = a.loc[a["units_expiring"] > 1e-9].copy()
+    a = a.loc[a["units_expiring"] >= MIN_UNITS].copy()
     a["units"] = a["units_expiring"]
     a["value_at_risk"] = a["units"] * a["unit_cost"].fillna(0.0)
     a["event_date"] = a["expiry_date"]
@@ -479,6 +489,17 @@ def near_expiry_alerts(
     return _finish(a, "near_expiry", a["_action"].astype("str"), rd)
 
 
+#: the policy-row thresholds of the alerts (pipelines.config.PolicyRow), and the compute_alerts
+#: keyword that overrides each for every row
+THRESHOLDS = {
+    "high_value": "alert_high_value",
+    "medium_value": "alert_medium_value",
+    "urgent_value": "alert_urgent_value",
+    "material_value": "alert_material_value",
+    "materiality": "alert_materiality",
+}
+
+
 def compute_alerts(
     policy_df: pd.DataFrame,
     stock: pd.DataFrame,
@@ -487,42 +508,130 @@ def compute_alerts(
     policies: pd.DataFrame,
     run_date: date,
     *,
-    high_value: float = HIGH_VALUE,
-    medium_value: float = MEDIUM_VALUE,
     transfers: pd.DataFrame | None = None,
     lanes: pd.DataFrame | None = None,
-    urgent_value: float = URGENT_VALUE,
-    material_value: float = MATERIAL_VALUE,
+    **thresholds: float,
 ) -> pd.DataFrame:
-    """All alerts (``alerts`` columns without run_id) for the run date. With the night's
-    ``transfers`` and ``lanes`` (the nightly stage), every alert says what the plan does about it."""
+    """The alerts listed for the run date (``alerts`` columns without run_id); see
+    :func:`compute_alerts_and_noise` (this drops the count of those below materiality)."""
+    return compute_alerts_and_noise(
+        policy_df, stock, sales, items, policies, run_date, transfers=transfers, lanes=lanes, **thresholds
+    )[0]
+
+
+def compute_alerts_and_noise(
+    policy_df: pd.DataFrame,
+    stock: pd.DataFrame,
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    policies: pd.DataFrame,
+    run_date: date,
+    *,
+    transfers: pd.DataFrame | None = None,
+    lanes: pd.DataFrame | None = None,
+    **thresholds: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All alerts for the run date, split by materiality: (listed alerts, ``alerts`` columns without
+    run_id; per alert type, the count and value at risk of those below their row's
+    ``alert_materiality``, counted and not listed). With the night's ``transfers`` and ``lanes``
+    (the nightly stage), every alert says what the plan does about it. ``thresholds``: keywords of
+    :data:`THRESHOLDS`, overriding the policy rows' values for every row."""
+    unknown = set(thresholds) - set(THRESHOLDS)
+    if unknown:
+        raise TypeError(f"compute_alerts: unknown threshold(s) {', '.join(sorted(unknown))}")
     p = policy_df[POLICY_COLUMNS].reset_index(drop=True)
     p = pd.concat([p, lookup_policy(p, policies)], axis=1)
+    for kw, col in THRESHOLDS.items():
+        if kw in thresholds:
+            p[col] = float(thresholds[kw])
     p = p.merge(items[["sku", "unit_cost", "unit_price"]], on="sku", how="left")
     plan = None
     if transfers is not None:
         plan = Plan(transfers, lanes if lanes is not None else contract.empty("lanes"), p)
     parts = [
         stockout_alerts(p, run_date, plan),
-        slow_mover_alerts(p, sales, run_date, high_value, medium_value),
-        excess_alerts(p, run_date, high_value, medium_value, plan),
+        slow_mover_alerts(p, sales, run_date),
+        excess_alerts(p, run_date, plan=plan),
         near_expiry_alerts(stock, p, items, run_date, plan),
     ]
     parts = [x for x in parts if len(x)]
+    noise_cols = {"alert_type": pd.Series(dtype="str"), "alerts": pd.Series(dtype="int64"), "value_at_risk": pd.Series(dtype=float)}
     if not parts:
-        return contract.empty("alerts")[OUTPUT_COLUMNS]
+        return contract.empty("alerts")[OUTPUT_COLUMNS], pd.DataFrame(noise_cols)
     out = pd.concat(parts, ignore_index=True)
+    # each alert's thresholds from its policy row (a lot of a SKU without one: the defaults)
+    cols = list(THRESHOLDS.values())
+    rows = out[KEY].merge(p[KEY + cols].drop_duplicates(KEY), on=KEY, how="left")
+    for col in cols:
+        fallback = float(thresholds.get(next(k for k, v in THRESHOLDS.items() if v == col), EXTRA_PARAMS[col]))
+        rows[col] = rows[col].fillna(fallback)
+    value = out["value_at_risk"].fillna(0.0)
     dated = out["alert_type"].isin(["stockout_risk", "near_expiry"]).to_numpy()
     sev = out["severity"].to_numpy(str)
-    capped = _materiality(sev, out["value_at_risk"].fillna(0.0), urgent_value, material_value)
+    capped = _materiality(sev, value, rows["alert_urgent_value"].to_numpy(float), rows["alert_material_value"].to_numpy(float))
     out["severity"] = np.where(dated, capped, sev)
-    return out
+    small = (value < rows["alert_materiality"]).to_numpy()
+    noise = (
+        out.loc[small]
+        .groupby("alert_type", as_index=False, sort=True)
+        .agg(alerts=("sku", "size"), value_at_risk=("value_at_risk", "sum"))
+    )
+    return out.loc[~small].reset_index(drop=True), noise
+
+
+def plan_disagreements(alerts: pd.DataFrame, transfers: pd.DataFrame) -> pd.DataFrame:
+    """Alerts that do not agree with the transfer plan (none when the stage works): an action to
+    approve a transfer with no planned units, or planned units the plan does not hold (inbound to a
+    stock-out's location, outbound from the others' location), or a location named that sends or
+    receives nothing of the SKU there. Columns: the alert's key, action, plan_units, planned (what
+    the plan holds), problem."""
+    cols = ["alert_type", "sku", "location", "lot", "action", "plan_units", "planned", "problem"]
+    a = alerts.reset_index(drop=True)
+    if a.empty:
+        return pd.DataFrame(columns=cols)
+    t = transfers[["sku", "from_location", "to_location", "quantity"]]
+    inbound = t.groupby(["sku", "to_location"])["quantity"].sum()
+    outbound = t.groupby(["sku", "from_location"])["quantity"].sum()
+    key = pd.MultiIndex.from_frame(a[["sku", "location"]])
+    stockout = (a["alert_type"] == "stockout_risk").to_numpy()
+    held = np.where(
+        stockout,
+        inbound.reindex(key).fillna(0.0).to_numpy(float),
+        outbound.reindex(key).fillna(0.0).to_numpy(float),
+    )
+    a = a.assign(planned=held)
+    approve = a["action"].astype("str").str.startswith("approve_transfer").to_numpy()
+    units = a["plan_units"].to_numpy(float)
+    # every named location is a real other end of a planned transfer of the SKU
+    pairs = a.assign(_row=np.arange(len(a)), other=a["plan_locations"].astype("str").str.split(", ")).explode("other")
+    pairs = pairs[pairs["other"].fillna("") != ""]
+    ends = pd.concat(
+        [
+            t.rename(columns={"to_location": "location", "from_location": "other"}).assign(_in=True),
+            t.rename(columns={"from_location": "location", "to_location": "other"}).assign(_in=False),
+        ]
+    )[["sku", "location", "other", "_in"]].drop_duplicates()
+    pairs = pairs.assign(_in=pairs["alert_type"] == "stockout_risk")
+    found = pairs.merge(ends, on=["sku", "location", "other", "_in"], how="left", indicator=True)
+    unknown = np.zeros(len(a), dtype=bool)
+    unknown[found.loc[found["_merge"] == "left_only", "_row"].to_numpy(np.int64)] = True
+    problem = np.select(
+        [approve & (units <= 0), units > held + 1e-6, unknown],
+        [
+            "approve a transfer the plan does not hold",
+            "more planned units than the plan moves",
+            "names a location no planned transfer of the SKU goes to or comes from",
+        ],
+        "",
+    )
+    out = a.assign(problem=problem)
+    return out.loc[out["problem"] != "", cols].reset_index(drop=True)
 
 
 def alerts_stage(ctx: RunContext) -> StageResult:
     """Read inventory_policy, stock, sales, items, policies (with the configured optional
     parameters), the night's transfers and the lanes; write ``alerts``."""
-    out = compute_alerts(
+    out, noise = compute_alerts_and_noise(
         ctx.read("inventory_policy"),
         ctx.read("stock"),
         ctx.read("sales"),
@@ -533,10 +642,18 @@ def alerts_stage(ctx: RunContext) -> StageResult:
         lanes=ctx.read("lanes"),
     )
     n = ctx.write("alerts", out.assign(run_id=ctx.run_id))
+    below = {
+        str(r.alert_type): {"alerts": int(r.alerts), "value_at_risk": round(float(r.value_at_risk), 2)}
+        for r in noise.itertuples()
+    }
+    noise_path = ctx.write_json("alert_noise", {"below_materiality": below})
     by_type = out["alert_type"].value_counts().sort_index()
+    notes = [", ".join(f"{k}: {v}" for k, v in by_type.items())] if n else []
+    if below:
+        notes.append("below materiality, counted not listed: " + ", ".join(f"{k}: {v['alerts']}" for k, v in below.items()))
     return StageResult(
         stage="alerts",
-        paths={"alerts": str(ctx.path("alerts"))},
-        counts={"alerts": n},
-        notes=[", ".join(f"{k}: {v}" for k, v in by_type.items())] if n else [],
+        paths={"alerts": str(ctx.path("alerts")), "alert_noise": str(noise_path)},
+        counts={"alerts": n, "alerts_below_materiality": sum(v["alerts"] for v in below.values())},
+        notes=notes,
     )

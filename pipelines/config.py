@@ -170,6 +170,17 @@ class PolicyRow(_Strict):
     dead_stock_days: int | None = Field(
         None, gt=0, description="no sale in this many days = dead stock (none = 3 x slow_mover_days)"
     )
+    alert_high_value: float = Field(
+        5000.0, ge=0, le=1e12, description="slow-mover and excess alerts: high from this value at cost"
+    )
+    alert_medium_value: float = Field(1000.0, ge=0, le=1e12, description="... and medium from this value")
+    alert_urgent_value: float = Field(
+        500.0, ge=0, le=1e12, description="stock-out and expiry alerts: high (when close) only from this value at risk"
+    )
+    alert_material_value: float = Field(50.0, ge=0, le=1e12, description="... and medium only from this value")
+    alert_materiality: float = Field(
+        10.0, ge=0, le=1e12, description="alerts with less value at risk are counted, not listed"
+    )
 
     @model_validator(mode="after")
     def _band(self) -> PolicyRow:
@@ -179,6 +190,9 @@ class PolicyRow(_Strict):
             raise ValueError("safety_stock_max_days must be at least safety_stock_min_days")
         if self.dead_stock_days is not None and self.dead_stock_days < self.slow_mover_days:
             raise ValueError("dead_stock_days must be at least slow_mover_days")
+        if self.alert_medium_value > self.alert_high_value or self.alert_material_value > self.alert_urgent_value:
+            raise ValueError("alert thresholds: medium must not exceed high (alert_medium_value <= alert_high_value,"
+                             " alert_material_value <= alert_urgent_value)")
         return self
 
 

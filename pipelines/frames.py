@@ -32,6 +32,11 @@ EXTRA_PARAMS: dict[str, float] = {
     "safety_stock_min_days": 0.0,
     "safety_stock_max_days": np.nan,
     "dead_stock_days": np.nan,
+    "alert_high_value": 5000.0,
+    "alert_medium_value": 1000.0,
+    "alert_urgent_value": 500.0,
+    "alert_material_value": 50.0,
+    "alert_materiality": 10.0,
 }
 
 

@@ -587,6 +587,26 @@ def _covering_transfers(transfers: pd.DataFrame) -> dict[tuple[str, str], dict[s
     return {(r["sku"], r["to_location"]): r for r in t.to_dict("records")}
 
 
+_NOISE = {
+    "en": ("Not listed, with less than the materiality threshold at risk: {parts} ({v:,.2f} in all).", "{n} {k}"),
+    "zh-CN": ("未列出：风险金额低于重要性门槛的预警 {parts}（合计 {v:,.2f}）。", "{k} {n} 条"),
+}
+
+
+def noise_line(summary: dict, lang: str) -> str:
+    """The alerts counted and not listed (below their policy row's materiality), in one sentence;
+    "" when there are none."""
+    below = summary.get("alerts_below_materiality") or {}
+    if not below:
+        return ""
+    types = labels(lang)["alert_types"]
+    sentence, part = _NOISE[lang]
+    name = (lambda k: types.get(k, k)) if lang == "zh-CN" else (lambda k: types.get(k, k).lower() + " alert(s)")
+    parts = [part.format(n=v["alerts"], k=name(k)) for k, v in sorted(below.items())]
+    sep = "、" if lang == "zh-CN" else ", "
+    return sentence.format(parts=sep.join(parts), v=sum(float(v["value_at_risk"]) for v in below.values()))
+
+
 def review_rows(review: pd.DataFrame, lang: str, items: pd.DataFrame | None) -> list[dict[str, Any]]:
     """Reviewed order lines for the report, newest departure first, with the explanation in ``lang``."""
     if review.empty:
@@ -962,6 +982,7 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "transfers_total": int(len(transfers)),
         "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),
         "today": todays_actions(alerts, transfers, lang, items, locations),
+        "noise": noise_line(summary, lang),
         "review": review_rows(frame(frames, "transfer_review").head(MAX_REPORT_ROWS), lang, items),
         "review_total": int(len(frame(frames, "transfer_review"))),
         "lanes_flagged": [

@@ -95,6 +95,9 @@ def summary_stage(ctx: RunContext) -> StageResult:
         "counts": counts,
         "quarantined": int(q[["table_name", "row_number"]].drop_duplicates().shape[0]),
         "reconciliation": ctx.read_json("reconciliation") if ctx.exists("reconciliation.json") else [],
+        "alerts_below_materiality": (
+            ctx.read_json("alert_noise").get("below_materiality", {}) if ctx.exists("alert_noise.json") else {}
+        ),
     }
     path = ctx.write_json("summary", summary)
     return StageResult(stage="summary", paths={"summary": str(path)}, counts={"quarantined": summary["quarantined"]})

@@ -160,7 +160,7 @@ ALERTS = Stage(
     "alerts",
     "pipelines.alerts:alerts_stage",
     reads=("inventory_policy", "stock", "sales", "items", "policies", "transfers", "lanes", "run.json"),
-    writes=("alerts",),
+    writes=("alerts", "alert_noise.json"),
     doc="stockout risk, slow movers and dead stock, excess, near-expiry lots; each checked against the transfer plan",
 )
 TRANSFERS = Stage(
@@ -207,7 +207,7 @@ KPIS = Stage(
 SUMMARY = Stage(
     "summary",
     "pipelines.runner:summary_stage",
-    reads=(*VALIDATED, *PUBLISHED, "reconciliation.json", "run.json"),
+    reads=(*VALIDATED, *PUBLISHED, "reconciliation.json", "?alert_noise.json", "run.json"),
     writes=("summary.json",),
     doc="counts of every stage and the reconciliation, for the run log and the report",
 )

@@ -66,6 +66,11 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
     first = published_tables(pg_url)
     assert len(first["forecasts"]) > 0 and len(first["inventory_policy"]) > 0
     assert len(first["alerts"]) > 0 and len(first["kpis"]) > 0
+    # one source of truth: every alert that says "approve the transfer" names one the plan holds
+    from pipelines.alerts import plan_disagreements
+
+    assert plan_disagreements(first["alerts"], first["transfers"]).empty
+    assert set(first["alerts"].loc[first["alerts"]["alert_type"] != "slow_mover", "plan_reason"]) - {""}
     assert set(first["forecasts"]["run_date"].dt.date) == {RUN_DATE}
     assert reporting.published_run_dates(pg_url) == [RUN_DATE]
     report = tmp_path / "output" / RUN_DATE.isoformat() / f"report_{RUN_DATE.isoformat()}.html"

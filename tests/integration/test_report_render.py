@@ -807,3 +807,14 @@ def test_report_and_digest_open_with_todays_actions(frames, summary, cfg, items,
     text, dhtml, _ = message_parts(build_digest(frames, summary, group, cfg, locations, items))
     assert text.index("== 今日待办 ==") < text.index("待您审批的调拨")
     assert dhtml.index('id="today"') < dhtml.index('id="transfers"')
+
+
+def test_alerts_below_materiality_are_counted_in_the_report_and_digest(frames, summary, cfg, items, locations):
+    noisy = {**summary, "alerts_below_materiality": {"near_expiry": {"alerts": 7, "value_at_risk": 31.5}}}
+    html = render_report({**frames, "items": items, "locations": locations}, noisy, "zh-CN")
+    assert "未列出：风险金额低于重要性门槛的预警 临期 7 条（合计 31.50）。" in section_text(html, "alerts")
+    en = render_report({**frames, "items": items, "locations": locations}, noisy, "en")
+    assert "at risk: 7 near expiry alert(s) (31.50 in all)." in section_text(en, "alerts")
+    text, dhtml, _ = message_parts(build_digest(frames, noisy, cfg.email.planners[1], cfg, locations, items))
+    assert "未列出" in text and "未列出" in dhtml
+    assert "未列出" not in render_report({**frames, "items": items, "locations": locations}, summary, "zh-CN")

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from pipelines import contract
-from pipelines.alerts import alerts_stage, compute_alerts, expiring_units
+from pipelines.alerts import alerts_stage, expiring_units
+from pipelines.alerts import compute_alerts as compute_listed
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from tests.factories import HAND_RUN, items, lanes, policies, policy_rows, sales, stock
@@ -19,6 +20,8 @@ D = pd.Timestamp
 # items cost 2.0 and sell at 5.0 unless a test says otherwise; stock rows carry lots and expiry dates
 alert_items = partial(items, unit_cost=2.0, unit_price=5.0)
 lot_stock = partial(stock, columns=("sku", "location", "lot", "expiry_date", "on_hand"), snapshot=RUN)
+# the hand-made values are small: list every alert, however little is at risk
+compute_alerts = partial(compute_listed, materiality=0.0)
 
 
 # a sale long ago, so the history reaches back more than the slow-mover threshold
@@ -166,7 +169,9 @@ def test_alerts_stage_on_tiny_staging(tmp_path) -> None:
     ctx.write("transfers", contract.empty("transfers"))
     ctx.write("lanes", lanes(("S2", "S1", 0.5, 10.0, 2, 0, None)))
     res = alerts_stage(ctx)
-    assert res.stage == "alerts" and res.counts == {"alerts": 2}
+    # the stock-out's 45 at risk is listed; nothing falls below the default materiality of 10
+    assert res.stage == "alerts" and res.counts == {"alerts": 2, "alerts_below_materiality": 0}
+    assert ctx.read_json("alert_noise") == {"below_materiality": {}}
     out = ctx.read("alerts")
     assert out["alert_type"].tolist() == ["near_expiry", "stockout_risk"]
     assert set(out["run_id"]) == {"test"} and set(out["run_date"]) == {D(RUN)}

@@ -170,7 +170,7 @@ def test_severity_needs_money_as_well_as_a_date() -> None:
     # 9 units short, 2 days away: by price 100 -> 900 (high), 10 -> 90 (medium), 1 -> 9 (low)
     it = items(["A", "B", "C"], unit_cost=1.0, unit_price=[100.0, 10.0, 1.0])
     s = sales(OLD, *[(k, "S1", "2026-02-28", 1) for k in "ABC"])
-    out = compute_alerts(p, lot_stock(), s, it, policies(), RUN, transfers=plan(), lanes=lanes())
+    out = compute_alerts(p, lot_stock(), s, it, policies(), RUN, transfers=plan(), lanes=lanes(), materiality=0.0)
     sev = out.set_index("sku")["severity"].to_dict()
     assert (URGENT_VALUE, MATERIAL_VALUE) == (500.0, 50.0)
     assert sev == {"A": "high", "B": "medium", "C": "low"}
@@ -181,3 +181,46 @@ def test_a_fraction_of_a_unit_short_is_not_an_alert() -> None:
     p = policy_rows({**SHORT, "demand_mean": 1.0, "available": 6.6, "on_hand": 6.6, "reorder_point": 10.0})
     out = compute_alerts(p, lot_stock(), sales(OLD), alert_items(["A"]), policies(), RUN, transfers=plan(), lanes=lanes())
     assert "stockout_risk" not in set(out["alert_type"])
+
+
+def test_plan_disagreements_finds_an_alert_that_contradicts_the_plan() -> None:
+    from pipelines.alerts import plan_disagreements
+
+    transfers = plan(move("A", "DC", "S1", 10.0, "2026-03-02"))
+    r = stockout(policy_rows(SHORT, DONOR), transfers, lanes(("DC", "S1", 1, 0, 1, 0, None)))
+    good = pd.DataFrame([r])
+    assert plan_disagreements(good, transfers).empty
+    bad = pd.concat(
+        [
+            good.assign(plan_units=0.0),  # says approve, names nothing
+            good.assign(plan_units=30.0),  # more than the plan moves
+            good.assign(plan_locations="S9"),  # a location the plan does not use
+            good.assign(alert_type="excess"),  # outbound from S1: the plan has none
+        ],
+        ignore_index=True,
+    )
+    got = plan_disagreements(bad, transfers)
+    assert got["problem"].tolist() == [
+        "approve a transfer the plan does not hold",
+        "more planned units than the plan moves",
+        "names a location no planned transfer of the SKU goes to or comes from",
+        "more planned units than the plan moves",
+    ]
+
+
+def test_alerts_below_materiality_are_counted_not_listed_and_thresholds_come_from_the_policy_row() -> None:
+    from pipelines.alerts import compute_alerts_and_noise
+
+    p = policy_rows(SHORT, {**SHORT, "sku": "B"}, {**SHORT, "sku": "C"})
+    it = items(["A", "B", "C"], unit_cost=0.5, unit_price=[100.0, 10.0, 1.0])  # 900, 90, 9 at risk
+    s = sales(OLD, *[(k, "S1", "2026-02-28", 1) for k in "ABC"])
+    listed, noise = compute_alerts_and_noise(p, lot_stock(), s, it, policies(), RUN, transfers=plan(), lanes=lanes())
+    assert sorted(listed["sku"]) == ["A", "B"]
+    assert noise.to_dict("records") == [{"alert_type": "stockout_risk", "alerts": 1, "value_at_risk": 9.0}]
+    # a policy row raising the bar: "high" from 1,000 and nothing listed under 100
+    strict = policies().assign(alert_urgent_value=1000.0, alert_materiality=100.0)
+    listed, noise = compute_alerts_and_noise(p, lot_stock(), s, it, strict, RUN, transfers=plan(), lanes=lanes())
+    assert listed.set_index("sku")["severity"].to_dict() == {"A": "medium"}
+    assert noise["alerts"].tolist() == [2]
+    with pytest.raises(TypeError, match="unknown threshold"):
+        compute_alerts_and_noise(p, lot_stock(), s, it, policies(), RUN, high=1.0)

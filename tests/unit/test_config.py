@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipelines.config import ConfigError, load_config
@@ -118,3 +119,25 @@ def test_huge_numbers_are_refused_on_load_with_the_key(section, key, value):
     """Not "Python int too large" or a 141 GiB allocation at run time: the key and its bound, now."""
     with pytest.raises(ConfigError, match=rf"{section}\.{key}: Input should be less than or equal to"):
         load_config(overrides={section: {key: value}})
+
+
+def test_alert_thresholds_per_policy_row(tmp_path):
+    from pipelines.frames import lookup_policy, policies_with_extras
+
+    cfg = load_config(
+        write(
+            tmp_path,
+            "policies:\n  - {category: '*', abc_class: '*'}\n"
+            "  - {category: '*', abc_class: A, alert_urgent_value: 2000, alert_materiality: 0}\n",
+        )
+    )
+    staged = pd.DataFrame(
+        [p.model_dump(include={"category", "abc_class", "service_level", "min_cover_days", "max_cover_days",
+                               "slow_mover_days", "auto_approve_max_units", "auto_approve_max_value"})
+         for p in cfg.policies]
+    )
+    keys = pd.DataFrame({"category": ["c", "c"], "abc_class": ["A", "B"]})
+    got = lookup_policy(keys, policies_with_extras(staged, cfg.policies))
+    assert got[["alert_urgent_value", "alert_materiality"]].values.tolist() == [[2000.0, 0.0], [500.0, 10.0]]
+    with pytest.raises(ConfigError, match="medium must not exceed high"):
+        load_config(write(tmp_path, "policies:\n  - {category: '*', abc_class: '*', alert_material_value: 900}\n"))
