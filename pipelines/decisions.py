@@ -96,6 +96,16 @@ class ParsedDecisions:
         return out
 
 
+def _header(text: str) -> str:
+    """A column code from a header: the code itself, or its English or Chinese name as the digest's
+    attachments write it (pipelines.labels.COLUMNS), so a planner can fill in an attachment."""
+    from pipelines.labels import COLUMNS
+
+    h = text.strip().lower()
+    aliases = {name.strip().lower(): code for code, pair in COLUMNS.items() for name in pair}
+    return h if h in COLUMNS else aliases.get(h, h)
+
+
 def _decode(data: bytes, source: str) -> tuple[str, str]:
     for enc in CSV_ENCODINGS:
         try:
@@ -112,7 +122,7 @@ def _records(data: bytes, source: str, name: str) -> tuple[list[tuple[int, dict[
             df = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False)
         except Exception as exc:  # openpyxl raises several types for a broken workbook
             raise DecisionsError(f"planner decisions {source}: not a readable xlsx workbook ({exc})") from exc
-        cols = [str(c).strip().lower() for c in df.columns]
+        cols = [_header(str(c)) for c in df.columns]
         recs = [
             (i + 2, dict(zip(cols, (str(v) for v in row), strict=True)))
             for i, row in enumerate(df.itertuples(index=False))
@@ -124,7 +134,7 @@ def _records(data: bytes, source: str, name: str) -> tuple[list[tuple[int, dict[
         header = next(reader)
     except StopIteration:
         raise DecisionsError(f"planner decisions {source}: the file is empty (no header line)") from None
-    cols = [c.strip().lower() for c in header]
+    cols = [_header(c) for c in header]
     recs = []
     for row in reader:
         if not any(v.strip() for v in row):

@@ -65,6 +65,69 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "consider_transfer": ("Consider a transfer to where it sells before expiry, or promote", "考虑调往到期前能售出的地点,或促销"),
 }
 
+#: attachment column -> (English, Chinese); the decisions import accepts these as headers too
+COLUMNS: dict[str, tuple[str, str]] = {
+    "run_date": ("Run date", "运行日期"),
+    "run_id": ("Run id", "运行编号"),
+    "sku": ("SKU", "商品编码"),
+    "item_name": ("Item", "商品名称"),
+    "from_location": ("From", "调出地点"),
+    "from_name": ("From (name)", "调出地点名称"),
+    "to_location": ("To", "调入地点"),
+    "to_name": ("To (name)", "调入地点名称"),
+    "location": ("Location", "地点"),
+    "location_name": ("Location (name)", "地点名称"),
+    "quantity": ("Units to move", "调拨数量(件)"),
+    "packs": ("Packs", "箱数"),
+    "transfer_cost": ("Cost", "调拨成本"),
+    "expected_benefit": ("Expected benefit", "预期收益"),
+    "net_benefit": ("Net benefit", "净收益"),
+    "receiver_stockout_date": ("Receiver runs out on", "调入方预计断货日"),
+    "receiver_units_short": ("Receiver units short", "调入方缺口(件)"),
+    "donor_days_of_cover": ("Donor days of cover", "调出方可售天数"),
+    "donor_excess_units": ("Donor units above need", "调出方富余(件)"),
+    "arrival_date": ("Arrives", "预计到货日"),
+    "approval_tier": ("Approval", "审批方式"),
+    "method": ("Method", "方法"),
+    "alert_type": ("Alert", "预警类型"),
+    "lot": ("Lot", "批次"),
+    "severity": ("Severity", "严重程度"),
+    "units": ("Units", "数量(件)"),
+    "value_at_risk": ("Value at risk", "风险金额"),
+    "event_date": ("Stock-out / expiry date", "断货/到期日"),
+    "action": ("Action", "建议操作"),
+    "plan_units": ("Units in the plan", "计划调拨数量(件)"),
+    "plan_locations": ("Plan: other locations", "计划调拨对方地点"),
+    "plan_reason": ("Plan", "调拨计划情况"),
+    "explanation": ("Explanation", "说明"),
+    "decision": ("Decision", "决定"),
+    "reason_code": ("Reason code", "原因代码"),
+    "reason_text": ("Reason", "原因说明"),
+}
+
+#: alert plan_reason -> (English, Chinese)
+PLAN_REASONS: dict[str, tuple[str, str]] = {
+    "covered": ("Covered by the plan", "调拨计划已覆盖"),
+    "partly_covered": ("Partly covered by the plan", "调拨计划部分覆盖"),
+    "no_donor": ("No location has stock to spare", "无地点有富余库存"),
+    "no_receiver": ("No location needs it", "无地点需要"),
+    "no_lane": ("No lane", "无可用线路"),
+    "lane_too_slow": ("Lanes too slow", "线路太慢"),
+    "not_worth_it": ("A transfer would not pay", "调拨不划算"),
+    "no_receiver_before_expiry": ("Nowhere sells it before expiry", "到期前无处可售"),
+    "receiver_possible": ("Could sell elsewhere in time", "他处可及时售出"),
+    "expired": ("Expired", "已过期"),
+    "": ("", ""),
+}
+
+#: approval tier / method -> (English, Chinese)
+TIERS: dict[str, tuple[str, str]] = {
+    "auto": ("Automatic", "自动批准"),
+    "planner": ("Planner", "计划员审批"),
+    "milp": ("Optimised (MILP)", "优化求解(MILP)"),
+    "greedy": ("Greedy", "贪心算法"),
+}
+
 #: pipeline stage -> (English, Chinese)
 STAGES: dict[str, tuple[str, str]] = {
     "extract": ("Extract", "抽取"),
@@ -161,6 +224,14 @@ def metric(code: str, lang: str) -> str:
 
 def action(code: str, lang: str) -> str:
     return _pick(ACTIONS, code, lang)
+
+
+def column(code: str, lang: str) -> str:
+    return _pick(COLUMNS, code, lang)
+
+
+def plan_reason(code: str, lang: str) -> str:
+    return _pick(PLAN_REASONS, code, lang)
 
 
 def stage(code: str, lang: str) -> str:

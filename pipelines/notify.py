@@ -205,22 +205,76 @@ def _text_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if pd.api.types.is_string_dtype(df[c]) or df[c].dtype == object]
 
 
+#: attachment columns per kind, in order (the explanation is the reader's language)
+EXPORT_COLUMNS: dict[str, list[str]] = {
+    "transfers": [
+        "run_date", "sku", "item_name", "from_location", "from_name", "to_location", "to_name", "quantity",
+        "packs", "transfer_cost", "expected_benefit", "net_benefit", "receiver_stockout_date",
+        "receiver_units_short", "donor_days_of_cover", "donor_excess_units", "arrival_date", "approval_tier",
+        "method", "explanation", "run_id",
+    ],
+    "alerts": [
+        "run_date", "severity", "alert_type", "sku", "item_name", "location", "location_name", "lot", "units",
+        "value_at_risk", "event_date", "action", "plan_reason", "plan_units", "plan_locations", "explanation",
+        "run_id",
+    ],
+}
+#: decimals of the numeric attachment columns: pieces whole, money two places, days one
+_ROUND = {
+    "quantity": 0, "packs": 0, "receiver_units_short": 0, "donor_excess_units": 0, "units": 0, "plan_units": 0,
+    "transfer_cost": 2, "expected_benefit": 2, "net_benefit": 2, "value_at_risk": 2, "donor_days_of_cover": 1,
+}  # fmt: skip
+
+
 def export_frame(
     df: pd.DataFrame, kind: str, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """The attachment table of ``transfers`` or ``alerts``: contract columns plus item/location names."""
+    """The attachment table of ``transfers`` or ``alerts`` in ``lang``: item and location names next to
+    the codes, codes of types, severities, actions, tiers and plan reasons as words, numbers
+    rounded (pieces whole, money two places), the explanation of ``lang`` and headers in
+    ``lang`` (:data:`pipelines.labels.COLUMNS`)."""
+    from pipelines import labels as names
+
     inames, lnames = item_names(items, lang), location_names(locations)
+    t = labels(lang)
     out = df.copy()
-    pos = out.columns.get_loc("sku") + 1
-    out.insert(pos, "item_name", out["sku"].map(inames).astype("str"))
+    out["item_name"] = out["sku"].map(inames).astype("str")
+    out["explanation"] = out["explanation_zh" if lang == "zh-CN" else "explanation_en"]
     if kind == "transfers":
-        out.insert(
-            out.columns.get_loc("from_location") + 1, "from_name", out["from_location"].map(lnames).astype("str")
-        )
-        out.insert(out.columns.get_loc("to_location") + 1, "to_name", out["to_location"].map(lnames).astype("str"))
+        out["from_name"] = out["from_location"].map(lnames).astype("str")
+        out["to_name"] = out["to_location"].map(lnames).astype("str")
+        out["net_benefit"] = out["expected_benefit"] - out["transfer_cost"]
+        out["approval_tier"] = out["approval_tier"].map(lambda c: names._pick(names.TIERS, str(c), lang))
+        out["method"] = out["method"].map(lambda c: names._pick(names.TIERS, str(c), lang))
     else:
-        out.insert(out.columns.get_loc("location") + 1, "location_name", out["location"].map(lnames).astype("str"))
-    return out.reset_index(drop=True)
+        out["location_name"] = out["location"].map(lnames).astype("str")
+        out["alert_type"] = out["alert_type"].map(lambda c: t["alert_types"].get(c, c))
+        out["severity"] = out["severity"].map(lambda c: t["severities"].get(c, c))
+        out["action"] = out["action"].map(lambda c: names.action(str(c), lang))
+        if "plan_reason" not in out.columns:
+            out["plan_reason"], out["plan_units"], out["plan_locations"] = "", 0.0, ""
+        out["plan_reason"] = out["plan_reason"].map(lambda c: names.plan_reason(str(c), lang))
+    for col, dec in _ROUND.items():
+        if col in out.columns:
+            out[col] = pd.to_numeric(out[col], errors="coerce").round(dec)
+    out = out[[c for c in EXPORT_COLUMNS[kind] if c in out.columns]]
+    return out.rename(columns={c: names.column(c, lang) for c in out.columns}).reset_index(drop=True)
+
+
+def export_sheets(
+    transfers: pd.DataFrame,
+    alerts: pd.DataFrame,
+    lang: str,
+    items: pd.DataFrame | None,
+    locations: pd.DataFrame | None,
+) -> dict[str, pd.DataFrame]:
+    """The workbook's sheets: the transfers, then one sheet per alert kind (named in ``lang``)."""
+    t = labels(lang)
+    sheets = {t["sections"]["transfers"]: export_frame(transfers, "transfers", lang, items, locations)}
+    for kind in ("stockout_risk", "near_expiry", "excess", "slow_mover"):
+        part = alerts[alerts["alert_type"] == kind]
+        sheets[t["alert_types"][kind]] = export_frame(part, "alerts", lang, items, locations)
+    return sheets
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
@@ -235,7 +289,8 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
-    """One workbook (openpyxl via pandas) with a sheet per frame; text stays text, never a formula."""
+    """One workbook (openpyxl via pandas) with a sheet per frame, the header frozen and filterable;
+    text stays text, never a formula."""
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as writer:
         for name, df in sheets.items():
@@ -263,6 +318,13 @@ def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
                     cell.data_type = "s"
                     cell.quotePrefix = True
             ws.freeze_panes = "A2"
+            ws.auto_filter.ref = ws.dimensions  # a filter on every column of the header
+            for i, c in enumerate(out.columns, start=1):  # wide enough for the header and a typical cell
+                sample = out[c].head(200).astype("str").str.len().fillna(0)
+                typical = int(sample.median()) if len(sample) else 0
+                wide = 2 if any(ord(ch) > 0x2E80 for ch in str(c)) else 1  # a CJK character is two columns wide
+                width = max(len(str(c)) * wide, typical)
+                ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = min(max(width + 2, 8), 60)
     return buf.getvalue()
 
 
@@ -426,7 +488,7 @@ def build_digest(
     msg.add_attachment(csv_bytes(tx), maintype="text", subtype="csv", filename=f"transfers_{stem}.csv")
     msg.add_attachment(csv_bytes(ax), maintype="text", subtype="csv", filename=f"alerts_{stem}.csv")
     msg.add_attachment(
-        xlsx_bytes({"transfers": tx, "alerts": ax}),
+        xlsx_bytes(export_sheets(transfers, alerts, lang, items, locations)),
         maintype=XLSX_MIME[0],
         subtype=XLSX_MIME[1],
         filename=f"tiaobo_{stem}.xlsx",

@@ -105,7 +105,7 @@ def frames() -> dict[str, pd.DataFrame]:
             transfer("S1", "DC1", "ST1", 60, "planner", 500.0, explanation_en=f"Move 60 of {SCRIPT} now."),
             transfer("S2", "ST2", "ST3", 12, "auto", 80.0),
             transfer("S2", "DC1", "ST2", 120, "planner", 900.0),
-            transfer("S3", "ST2", "ST3", 6, "planner", 40.0, explanation_en='=HYPERLINK("x")'),
+            transfer("S3", "ST2", "ST3", 6, "planner", 40.0, explanation_en='=HYPERLINK("x")', explanation_zh='=HYPERLINK("x")'),
         ],
     )
     alerts = table(
@@ -505,18 +505,24 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
         assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
     tr = pd.read_csv(io.BytesIO(csvs["transfers_2026-11-25_east-food.csv"]), encoding="utf-8-sig")
     # all transfers in scope, the auto one too: S1 DC1->ST1, S2 DC1->ST2; S2 ST2->ST3 is west only
-    assert sorted(zip(tr["sku"], tr["to_location"], strict=True)) == [("S1", "ST1"), ("S2", "ST2")]
-    assert set(tr["item_name"]) == {SCRIPT, "绿茶 500ml"}
-    assert set(tr["arrival_date"]) == {"2026-11-27"}
+    assert sorted(zip(tr["SKU"], tr["To"], strict=True)) == [("S1", "ST1"), ("S2", "ST2")]
+    assert set(tr["Item"]) == {SCRIPT, "绿茶 500ml"}
+    assert set(tr["Arrives"]) == {"2026-11-27"}
+    assert set(tr["Approval"]) <= {"Automatic", "Planner"}
+    assert "explanation_en" not in tr.columns and "Explanation" in tr.columns
     al = pd.read_csv(io.BytesIO(csvs["alerts_2026-11-25_east-food.csv"]), encoding="utf-8-sig")
-    assert sorted(zip(al["sku"], al["location"], strict=True)) == [("S1", "ST1"), ("S2", "DC1")]
+    assert sorted(zip(al["SKU"], al["Location"], strict=True)) == [("S1", "ST1"), ("S2", "DC1")]
+    assert set(al["Severity"]) <= {"High", "Medium", "Low"}
 
     xlsx = files["tiaobo_2026-11-25_east-food.xlsx"]
     wb = openpyxl.load_workbook(io.BytesIO(xlsx))
-    assert wb.sheetnames == ["transfers", "alerts"]
+    # one sheet per kind, the header frozen and filterable
+    assert wb.sheetnames == ["Transfers", "Stock-out risk", "Near expiry", "Excess stock", "Slow mover"]
+    for ws in wb.worksheets:
+        assert ws.freeze_panes == "A2" and ws.auto_filter.ref == ws.dimensions
     sheets = pd.read_excel(io.BytesIO(xlsx), sheet_name=None, engine="openpyxl")
-    assert len(sheets["transfers"]) == 2 and len(sheets["alerts"]) == 2
-    assert "绿茶 500ml" in set(sheets["transfers"]["item_name"])
+    assert len(sheets["Transfers"]) == 2 and sum(len(sheets[k]) for k in wb.sheetnames[1:]) == 2
+    assert "绿茶 500ml" in set(sheets["Transfers"]["Item"])
 
 
 def test_digest_zh_cn_subject_and_text(frames, summary, cfg, items, locations):
@@ -529,12 +535,18 @@ def test_digest_zh_cn_subject_and_text(frames, summary, cfg, items, locations):
     assert "另有 1 条调拨已自动批准" in text
     tr = pd.read_csv(io.BytesIO(files["transfers_2026-11-25_all-zh.csv"]), encoding="utf-8-sig")
     assert len(tr) == 4
+    # Chinese headers and words, whole pieces
+    assert {"商品编码", "调出地点", "调入地点", "调拨数量(件)", "说明", "审批方式"} <= set(tr.columns)
+    assert not [c for c in tr.columns if "_" in c]
+    assert set(tr["审批方式"]) <= {"自动批准", "计划员审批"}
+    assert (tr["调拨数量(件)"] == tr["调拨数量(件)"].round()).all()
     # formula-looking text stays text in the CSV and the workbook
-    assert '\'=HYPERLINK("x")' in set(tr["explanation_en"])
+    assert '\'=HYPERLINK("x")' in set(tr["说明"])
     wb = openpyxl.load_workbook(io.BytesIO(files["tiaobo_2026-11-25_all-zh.xlsx"]))
-    ws = wb["transfers"]
+    assert wb.sheetnames == ["调拨建议", "缺货风险", "临期", "库存过量", "滞销"]
+    ws = wb.worksheets[0]
     header = [c.value for c in ws[1]]
-    col = header.index("explanation_en")
+    col = header.index("说明")
     cells = [row[col] for row in ws.iter_rows(min_row=2)]
     hyper = [c for c in cells if str(c.value).startswith("=HYPERLINK")]
     assert len(hyper) == 1 and hyper[0].data_type == "s"

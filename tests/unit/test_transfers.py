@@ -547,3 +547,17 @@ def test_transfers_stage_reads_decisions_and_says_why_nothing(tmp_path) -> None:
     greedy_ctx.write("decisions", empty_staging("decisions"))
     res3 = transfers_stage(greedy_ctx)
     assert res3.counts == {"transfers": 1} and res3.notes[0].startswith("greedy: 1 transfer(s)")
+
+
+def test_decisions_file_with_the_attachments_translated_headers(tmp_path) -> None:
+    """A planner fills in a decision column on the digest's attachment: its Chinese (or English)
+    headers are read as the column codes."""
+    f = tmp_path / "d.csv"
+    header = "运行日期,商品编码,调出地点,调入地点,决定,调拨数量(件),说明\n"
+    f.write_text(header + "2026-02-27,A,DC,S1,批准,5,x\n", encoding="utf-8-sig")
+    got = read_decisions(f)
+    assert got[["sku", "from_location", "to_location", "decision", "quantity"]].values.tolist() == [
+        ["A", "DC", "S1", "approve", 5.0]
+    ]
+    f.write_text("Run date,SKU,From,To,Decision,Units to move\n2026-02-27,A,DC,S1,reject,\n", encoding="utf-8")
+    assert read_decisions(f)["decision"].tolist() == ["reject"]
