@@ -559,6 +559,9 @@ class Config(_Strict):
     staging_dir: Path = Path("var/staging")
     output_dir: Path = Path("var/output")
     timezone: str = "Asia/Shanghai"
+    currency: str = Field(
+        "CNY", pattern=r"^[A-Z]{3}$", description="the company currency (ISO 4217 code) money is shown in"
+    )
     run_lock_timeout_s: float = Field(
         600.0, ge=0, le=86400, description="how long a run waits for another run of the same date to finish"
     )

@@ -611,7 +611,41 @@ def transfer_sentences(df: pd.DataFrame, coverage_days: int) -> tuple[pd.Series,
         }
         en = en + choose(below, render(_DONOR_BELOW_EN, **g), "")
         zh = zh + choose(below, render(_DONOR_BELOW_ZH, **g), "")
+    if {"fixed_cost_per_shipment", "cost_per_unit"} <= set(df.columns) and len(df):
+        # a line that costs more than it brings is there for its shipment: say which, with its sums
+        lane = df.groupby(["from_location", "to_location"], sort=False)
+        size = lane["quantity"].transform("size")
+        h = {
+            "src": f["src"],
+            "dst": f["dst"],
+            "cost": f["cost"],
+            "ben": f["ben"],
+            "var": money(df["quantity"] * df["cost_per_unit"]),
+            "share": money(df["transfer_cost"] - df["quantity"] * df["cost_per_unit"]),
+            "fixed": money(df["fixed_cost_per_shipment"]),
+            "others": num(size - 1, 0),
+            "lben": money(lane["expected_benefit"].transform("sum")),
+            "lcost": money(lane["transfer_cost"].transform("sum")),
+        }
+        loses = pd.Series(
+            (df["transfer_cost"] > df["expected_benefit"] + 0.005).to_numpy(bool) & (size > 1).to_numpy(bool),
+            index=df.index,
+        )
+        if loses.any():
+            en = en + choose(loses, render(_RIDES_EN, **h), "")
+            zh = zh + choose(loses, render(_RIDES_ZH, **h), "")
     return en, zh
+
+
+_RIDES_EN = (
+    " On its own this line costs more than it brings ({cost} against {ben}: freight {var} plus {share}, its share by"
+    " units of the lane's {fixed} shipment cost); it rides in the {src}→{dst} shipment with {others} other"
+    " line(s), which all together bring {lben} against {lcost}."
+)
+_RIDES_ZH = (
+    "单看本行，成本高于收益（成本 {cost}，收益 {ben}：运费 {var}，另按件数分摊线路单次运输费用 {fixed} 中的 {share}）；"
+    "本行与另外 {others} 行同车从 {src} 运往 {dst}，整车合计收益 {lben}，成本 {lcost}。"
+)
 
 
 # --------------------------------------------------------------------------------------------

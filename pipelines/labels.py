@@ -256,7 +256,7 @@ def metric_value(code: str, value: float | None, lang: str, currency: str = "") 
     if kind == "count":
         return f"{value:,.0f}"
     if kind == "money":
-        return f"{currency}{value:,.2f}" if currency else f"{value:,.2f}"
+        return f"{value:,.2f} {currency}" if currency else f"{value:,.2f}"
     unit = {"days": (" days", " 天"), "hours": (" h", " 小时")}.get(kind)
     if unit:
         return f"{value:,.1f}{unit[1] if lang.startswith('zh') else unit[0]}"

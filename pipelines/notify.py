@@ -397,7 +397,8 @@ def build_digest(
     sheets ``transfers`` and ``alerts``, all filtered to the group.
     """
     lang = group.language
-    rt, dt = labels(lang), _DIGEST_TEXT[lang]
+    currency = str(summary.get("currency") or cfg.currency)
+    rt, dt = labels(lang, currency), _DIGEST_TEXT[lang]
     run_date = run_date_of(summary, frames)
     transfers, alerts, warn_keys = filter_for_group(
         frame(frames, "transfers"),
@@ -426,7 +427,7 @@ def build_digest(
             **tr,
             "cid": f"kpi-{tr['metric']}.{run_date:%Y%m%d}@tiaobo",
             "label": metric_label(tr["metric"], lang),
-            "shown": metric_value(tr["metric"], tr["latest"], lang),
+            "shown": metric_value(tr["metric"], tr["latest"], lang, currency),
         }
         for tr in kpi_trends(history, run_date)
     ]
@@ -453,7 +454,7 @@ def build_digest(
         "noise": noise_line(summary, lang),
         "alerts_total": int(len(alerts)),
         "n_high": n_high,
-        "kpis": network_kpis(frame(frames, "kpis"), lang),
+        "kpis": network_kpis(frame(frames, "kpis"), lang, currency),
         "trends": trends,
         "quarantined": quarantined,
         "warnings": [dt[k] for k in warn_keys],

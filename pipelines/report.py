@@ -154,6 +154,7 @@ _TEXT: dict[str, dict[str, Any]] = {
         "packs": "Packs",
         "cost": "Transfer cost",
         "benefit": "Expected benefit",
+        "net": "Net",
         "stockout_date": "Receiver stock-out",
         "arrival": "Arrival",
         "tier": "Approval",
@@ -246,6 +247,7 @@ _TEXT: dict[str, dict[str, Any]] = {
         "packs": "箱数",
         "cost": "调拨成本",
         "benefit": "预期收益",
+        "net": "净收益",
         "stockout_date": "调入方断货日期",
         "arrival": "到货日期",
         "tier": "审批",
@@ -313,11 +315,23 @@ _TEXT: dict[str, dict[str, Any]] = {
 }
 
 
-def labels(lang: str) -> dict[str, Any]:
-    """The fixed texts of one language (``en`` or ``zh-CN``); raises ValueError for any other."""
+#: the labels of money columns, which carry the currency
+MONEY_LABELS = ("cost", "benefit", "net", "net_benefit", "value_at_risk")
+
+
+def labels(lang: str, currency: str = "") -> dict[str, Any]:
+    """The fixed texts of one language (``en`` or ``zh-CN``); raises ValueError for any other.
+    With ``currency`` (an ISO code), the money column headers name it: "Value at risk (CNY)"."""
     if lang not in _TEXT:
         raise ValueError(f"unsupported language {lang!r}; expected one of {', '.join(LANGS)}")
-    return _TEXT[lang]
+    if not currency:
+        return _TEXT[lang]
+    t = dict(_TEXT[lang])
+    wrap = "{}（{}）" if lang == "zh-CN" else "{} ({})"
+    for key in MONEY_LABELS:
+        if key in t:
+            t[key] = wrap.format(t[key], currency)
+    return t
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,6 +515,7 @@ def transfer_rows(
             "packs": df["packs"],
             "transfer_cost": df["transfer_cost"],
             "expected_benefit": df["expected_benefit"],
+            "net_benefit": df["expected_benefit"] - df["transfer_cost"],
             "receiver_stockout_date": df["receiver_stockout_date"],
             "arrival_date": df["arrival_date"],
             "approval_tier": df["approval_tier"],
@@ -634,14 +649,15 @@ def review_rows(review: pd.DataFrame, lang: str, items: pd.DataFrame | None) -> 
     ]
 
 
-def network_kpis(kpis: pd.DataFrame, lang: str = "en") -> list[dict[str, Any]]:
+def network_kpis(kpis: pd.DataFrame, lang: str = "en", currency: str = "") -> list[dict[str, Any]]:
     """Network-level KPI rows (location ``*`` and category ``*``), sorted by metric, each with its
-    name and value as a planner reads them (:mod:`pipelines.labels`: 65 % for a share)."""
+    name and value as a planner reads them (:mod:`pipelines.labels`: 65 % for a share, money with
+    the ``currency`` code)."""
     if kpis.empty:
         return []
     net = kpis[(kpis["location"] == "*") & (kpis["category"] == "*")].sort_values("metric", kind="mergesort")
     return [
-        {"metric": m, "value": v, "label": names.metric(m, lang), "shown": names.metric_value(m, v, lang)}
+        {"metric": m, "value": v, "label": names.metric(m, lang), "shown": names.metric_value(m, v, lang, currency)}
         for m, v in zip(net["metric"], net["value"], strict=True)
     ]
 
@@ -938,7 +954,8 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
     actual units drawn on the forecast charts) and ``kpi_history`` (``kpis`` rows of past run
     dates, for the KPI trend charts). ``summary`` carries ``run_date``, ``run_id``, ``counts``, ``quarantined``, ``notes``.
     """
-    t = labels(lang)
+    currency = str(summary.get("currency") or "")
+    t = labels(lang, currency)
     run_date = run_date_of(summary, frames)
     items, locations = frames.get("items"), frames.get("locations")
     transfers = sort_transfers(frame(frames, "transfers"))
@@ -977,7 +994,7 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "headline": headline,
         "stage_counts": stage_count_rows(summary, lang),
         "notes": notes,
-        "kpis": network_kpis(kpis, lang),
+        "kpis": network_kpis(kpis, lang, currency),
         "transfers": transfer_rows(transfers.head(MAX_REPORT_ROWS), lang, items, locations),
         "transfers_total": int(len(transfers)),
         "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),
@@ -1068,5 +1085,6 @@ def report_command(run_date: date | str, config: Any = None) -> list[Path]:
         "counts": {"published": counts},
         "quarantined": int(frames["quarantine"][["table_name", "row_number"]].drop_duplicates().shape[0]),
         "notes": notes,
+        "currency": ctx.cfg.currency,
     }
     return [write_report(frames, summary, ctx.output_dir, lang) for lang in LANGS]

@@ -95,6 +95,7 @@ def summary_stage(ctx: RunContext) -> StageResult:
         "counts": counts,
         "quarantined": int(q[["table_name", "row_number"]].drop_duplicates().shape[0]),
         "reconciliation": ctx.read_json("reconciliation") if ctx.exists("reconciliation.json") else [],
+        "currency": ctx.cfg.currency,
         "alerts_below_materiality": (
             ctx.read_json("alert_noise").get("below_materiality", {}) if ctx.exists("alert_noise.json") else {}
         ),

@@ -830,3 +830,15 @@ def test_alerts_below_materiality_are_counted_in_the_report_and_digest(frames, s
     text, dhtml, _ = message_parts(build_digest(frames, noisy, cfg.email.planners[1], cfg, locations, items))
     assert "未列出" in text and "未列出" in dhtml
     assert "未列出" not in render_report({**frames, "items": items, "locations": locations}, summary, "zh-CN")
+
+
+def test_money_is_shown_in_the_company_currency(frames, summary, cfg, items, locations):
+    priced = {**summary, "currency": "CNY"}
+    zh = render_report({**frames, "items": items, "locations": locations}, priced, "zh-CN")
+    assert "风险金额（CNY）" in section_text(zh, "alerts") and "净收益（CNY）" in section_text(zh, "transfers")
+    en = render_report({**frames, "items": items, "locations": locations}, priced, "en")
+    assert "Value at risk (CNY)" in section_text(en, "alerts")
+    assert "(CNY)" not in render_report({**frames, "items": items, "locations": locations}, summary, "en")
+    # the digest takes the config's currency when the summary has none
+    _, dhtml, _ = message_parts(build_digest(frames, summary, cfg.email.planners[1], cfg, locations, items))
+    assert f"（{cfg.currency}）" in dhtml

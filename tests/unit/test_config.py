@@ -141,3 +141,9 @@ def test_alert_thresholds_per_policy_row(tmp_path):
     assert got[["alert_urgent_value", "alert_materiality"]].values.tolist() == [[2000.0, 0.0], [500.0, 10.0]]
     with pytest.raises(ConfigError, match="medium must not exceed high"):
         load_config(write(tmp_path, "policies:\n  - {category: '*', abc_class: '*', alert_material_value: 900}\n"))
+
+
+def test_currency_is_an_iso_code(tmp_path):
+    assert load_config(write(tmp_path, "currency: EUR\n")).currency == "EUR"
+    with pytest.raises(ConfigError, match="currency"):
+        load_config(write(tmp_path, "currency: 元\n"))

@@ -561,3 +561,28 @@ def test_decisions_file_with_the_attachments_translated_headers(tmp_path) -> Non
     ]
     f.write_text("Run date,SKU,From,To,Decision,Units to move\n2026-02-27,A,DC,S1,reject,\n", encoding="utf-8")
     assert read_decisions(f)["decision"].tolist() == ["reject"]
+
+
+def test_a_line_costing_more_than_it_brings_names_the_shipment_it_rides_in() -> None:
+    from pipelines import explain
+
+    base = {
+        "sku": "A", "from_location": "DC", "to_location": "S1", "pack_size": 1, "receiver_stockout_date": pd.NaT,
+        "receiver_units_short": 10.0, "donor_days_of_cover": 30.0, "donor_excess_units": 50.0, "transit_days": 2,
+        "arrival_date": pd.Timestamp("2026-03-03"), "cost_per_unit": 0.5, "fixed_cost_per_shipment": 100.0,
+    }  # fmt: skip
+    # the lane's 100 shared by units: 80 units carry 80, 20 units carry 20
+    df = pd.DataFrame(
+        [
+            {**base, "quantity": 80.0, "packs": 80, "transfer_cost": 120.0, "expected_benefit": 400.0},
+            {**base, "sku": "B", "quantity": 20.0, "packs": 20, "transfer_cost": 30.0, "expected_benefit": 25.0},
+        ]
+    )
+    en, zh = explain.transfer_sentences(df, 14)
+    assert "rides in" not in en[0]
+    assert en[1].endswith(
+        "On its own this line costs more than it brings (30.00 against 25.00: freight 10.00 plus 20.00, its share by"
+        " units of the lane's 100.00 shipment cost); it rides in the DC→S1 shipment with 1 other line(s), which all"
+        " together bring 425.00 against 150.00."
+    )
+    assert "整车合计收益 425.00，成本 150.00" in zh[1]
