@@ -186,6 +186,7 @@ _TEXT: dict[str, dict[str, Any]] = {
         ),
         "forecast_total": "Expected units over {days} days",
         "forecast_peak_p90": "Highest daily p90",
+        "legend": {"mean": "mean forecast", "band": "p50–p90 range", "actual": "units sold"},
         "model": "Model",
         "chart_alt": "Forecast chart for {sku} at {location}",
         "tiers": {"planner": "Planner approval", "auto": "Automatic"},
@@ -298,6 +299,7 @@ _TEXT: dict[str, dict[str, Any]] = {
         "actual_note": "黑线为运行日期前 {days} 天的实际销量。",
         "forecast_total": "{days} 天预期销量",
         "forecast_peak_p90": "单日最高 p90",
+        "legend": {"mean": "预测均值", "band": "p50–p90 区间", "actual": "实际销量"},
         "model": "模型",
         "chart_alt": "{sku} 在 {location} 的需求预测图",
         "tiers": {"planner": "需审批", "auto": "自动执行"},
@@ -750,6 +752,19 @@ def kpi_trend_png(dates: pd.Series, values: np.ndarray, title: str) -> bytes:
     return _trend_png(x, tuple(np.asarray(values, dtype=float).tolist()), title)
 
 
+def trend_ticks(x: np.ndarray) -> tuple[np.ndarray | None, tuple[np.datetime64, np.datetime64] | None]:
+    """The x ticks of a trend chart: the run dates themselves when there are at most four (None:
+    let matplotlib place them), and, for a single night, limits of three days either side so the
+    one point sits in the middle under its own date."""
+    distinct = np.unique(np.asarray(x, dtype="datetime64[ns]"))
+    if len(distinct) > 4:
+        return None, None
+    if len(distinct) == 1:
+        day = np.timedelta64(1, "D")
+        return distinct, (distinct[0] - 3 * day, distinct[0] + 3 * day)
+    return distinct, None
+
+
 @functools.lru_cache(maxsize=256)
 def _trend_png(x_ns: tuple[int, ...], ys: tuple[float, ...], title: str) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -766,10 +781,17 @@ def _trend_png(x_ns: tuple[int, ...], ys: tuple[float, ...], title: str) -> byte
     if ok.any():
         last = np.flatnonzero(ok)[-1]
         ax.plot([x[last]], [values[last]], "o", color="#b00020", markersize=4)
-    ax.set_title(title, fontsize=8, loc="left")
+    # the metric is named beside the chart, in the reader's language; the ticks are the real run
+    # dates (a single night: that date, centred)
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.tick_params(labelsize=6)
-    ax.xaxis.set_major_locator(AutoDateLocator(minticks=2, maxticks=4))
+    ticks, xlim = trend_ticks(x)
+    if ticks is None:
+        ax.xaxis.set_major_locator(AutoDateLocator(minticks=2, maxticks=4))
+    else:
+        ax.set_xticks(ticks)
+    if xlim is not None:
+        ax.set_xlim(*xlim)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout(pad=0.3)
@@ -872,13 +894,12 @@ def _forecast_png(
             label="actual",
         )
         peaks.append(actual["units"].to_numpy(dtype=float))
-    ax.set_title(title, fontsize=9, loc="left")
+    # title and legend are the page's, in the reader's language (the image has no text but numbers)
     top = float(np.nanmax(np.concatenate(peaks))) if len(mean) else 1.0
-    ax.set_ylim(bottom=0, top=max(top, 1e-9) * 1.3)  # head-room for the legend
+    ax.set_ylim(bottom=0, top=max(top, 1e-9) * 1.1)
     ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
     ax.tick_params(labelsize=8)
     ax.grid(True, axis="y", linewidth=0.4, alpha=0.6)
-    ax.legend(fontsize=8, loc="upper right", frameon=False, ncol=2)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
@@ -1014,7 +1035,12 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "has_actuals": frames.get("sales") is not None and len(frames["sales"]) > 0,
         "actual_days": ACTUAL_DAYS,
         "trends": [
-            {**tr, "png": base64.b64encode(tr["png"]).decode("ascii")}
+            {
+                **tr,
+                "png": base64.b64encode(tr["png"]).decode("ascii"),
+                "label": names.metric(tr["metric"], lang),
+                "shown": names.metric_value(tr["metric"], tr["latest"], lang, currency),
+            }
             for tr in kpi_trends(frames.get("kpi_history"), run_date)
         ],
         "trend_days": TREND_DAYS,

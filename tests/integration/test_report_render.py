@@ -694,7 +694,8 @@ def test_report_kpi_trends_and_forecast_vs_actual(frames, summary):
     sec = section_text(html, "kpi-trends")
     doc = parse(sec + "</section>")
     assert len(doc.imgs) == 2 and all(s.startswith("data:image/png;base64,") for s in doc.imgs)
-    assert "inventory_value: <b>1,040" in sec and "not_a_trend_metric" not in sec
+    assert "Inventory value: <b>1,040" in sec and "not_a_trend_metric" not in sec and "inventory_value:" not in sec
+    assert "units sold" in section_text(html, "forecast")  # the legend, in the page's language
     assert "actually sold over the 28 days" in section_text(html, "forecast")
     without = render_report(frames, summary, "en")
     assert "actually sold" not in without
@@ -842,3 +843,17 @@ def test_money_is_shown_in_the_company_currency(frames, summary, cfg, items, loc
     # the digest takes the config's currency when the summary has none
     _, dhtml, _ = message_parts(build_digest(frames, summary, cfg.email.planners[1], cfg, locations, items))
     assert f"（{cfg.currency}）" in dhtml
+
+
+def test_trend_charts_tick_the_real_run_dates():
+    import numpy as np
+
+    from pipelines.report import trend_ticks
+
+    one = np.array(["2026-11-25"], dtype="datetime64[ns]")
+    ticks, xlim = trend_ticks(one)
+    assert ticks.tolist() == one.tolist()
+    assert xlim == (np.datetime64("2026-11-22", "ns"), np.datetime64("2026-11-28", "ns"))
+    five = np.array([f"2026-11-2{d}" for d in range(5, 10)], dtype="datetime64[ns]")
+    assert trend_ticks(five[:3])[0].tolist() == five[:3].tolist() and trend_ticks(five[:3])[1] is None
+    assert trend_ticks(five) == (None, None)
