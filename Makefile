@@ -76,7 +76,7 @@ bench-load: install
 bench-workbench: install
 	$(BIN)/python benchmarks/workbench.py --rows 100000 --repeat 20
 
-## screenshots: docs/img/workbench-*.png from a real browser on a generated night
+## screenshots: docs/img/workbench-*.png, digest-zh-*.png and report-zh-*.png (desktop and 390 px) in a real browser, after `make demo`
 screenshots: install browser
 	$(BIN)/python scripts/screenshots.py
 

@@ -30,6 +30,7 @@ at most :data:`DIGEST_MAX_TRANSFERS` transfers needing approval and the top
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import os
@@ -95,6 +96,7 @@ _DIGEST_TEXT: dict[str, dict[str, str]] = {
         "quarantined_line": "Validation set aside {n} row(s) of input data; see the data-quality section of the report.",
         "attachments": "Attached: the full transfer and alert lists as CSV and as one Excel workbook.",
         "report_hint": "The full report is report_{date}.html in the run's output folder.",
+        "workbench_hint": "Review and decide in the workbench: {url}",
         "warnings": "Warnings",
         "no_items": "The item master was not available, so the category filter could not be applied: category-filtered lists are empty.",
         "no_locations": "The location master was not available, so the region filter could not be applied: region-filtered lists are empty.",
@@ -113,6 +115,7 @@ _DIGEST_TEXT: dict[str, dict[str, str]] = {
         "quarantined_line": "数据校验隔离了 {n} 行输入数据，详见报告的数据质量部分。",
         "attachments": "附件：完整的调拨和预警列表（CSV 与 Excel 工作簿）。",
         "report_hint": "完整报告为本次运行输出目录中的 report_{date}.zh-CN.html。",
+        "workbench_hint": "请在工作台审阅并决定：{url}",
         "warnings": "提示",
         "no_items": "商品主数据不可用，无法按品类筛选：按品类筛选的列表为空。",
         "no_locations": "地点主数据不可用，无法按区域筛选：按区域筛选的列表为空。",
@@ -328,6 +331,21 @@ def xlsx_bytes(sheets: dict[str, pd.DataFrame]) -> bytes:
     return buf.getvalue()
 
 
+def inline_html(msg: EmailMessage) -> str:
+    """The HTML body of a digest with its ``cid:`` images as data URIs: one self-contained page, as
+    a mail client shows it (for a browser preview, the screenshots and the 390 px test)."""
+    html_part = msg.get_body(preferencelist=("html",))
+    if html_part is None:
+        raise ValueError("the message has no HTML body")
+    html = str(html_part.get_content())
+    for part in msg.walk():
+        cid = part.get("Content-ID")
+        if cid and part.get_content_maintype() == "image":
+            data = base64.b64encode(part.get_payload(decode=True)).decode("ascii")
+            html = html.replace(f"cid:{cid.strip('<>')}", f"data:{part.get_content_type()};base64,{data}")
+    return html
+
+
 def _slug(text: str, default: str = "message", max_len: int = 80) -> str:
     """ASCII file-name fragment: letters, digits, dot, dash and underscore only."""
     ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode("ascii")
@@ -452,6 +470,7 @@ def build_digest(
         "alerts": alert_rows(top, lang, items, locations),
         "today": todays_actions(alerts, transfers, lang, items, locations),
         "noise": noise_line(summary, lang),
+        "workbench_url": cfg.workbench.base_url.rstrip("/") + "/" if cfg.workbench.base_url else None,
         "alerts_total": int(len(alerts)),
         "n_high": n_high,
         "kpis": network_kpis(frame(frames, "kpis"), lang, currency),

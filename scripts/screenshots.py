@@ -1,9 +1,11 @@
-"""Screenshots of the workbench for docs/img: Today and a transfer's detail page, in a real browser.
+"""Screenshots for docs/img in a real browser: the workbench (Today and a transfer's detail page),
+the zh-CN morning digest and the zh-CN run report, each on a desktop (1360 px) and a phone (390 px).
 
-Works on a copy of the demo's reporting database (run ``make demo`` first), signs in as a
-temporary manager and drives Debian's chromium with Playwright. Usage:
+Works on a copy of the demo's reporting database and on the demo's output folder (run ``make demo``
+first), signs in as a temporary manager and drives Debian's chromium with Playwright. Usage:
 
-    .venv/bin/python scripts/screenshots.py [--db var/reporting.sqlite] [--out docs/img] [--lang zh]
+    .venv/bin/python scripts/screenshots.py [--db var/reporting.sqlite] [--output var/output]
+        [--night 2026-11-25] [--out docs/img] [--lang zh]
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main() -> int:
     ap.add_argument("--db", type=Path, default=Path("var/reporting.sqlite"))
     ap.add_argument("--out", type=Path, default=Path("docs/img"))
     ap.add_argument("--lang", choices=("zh", "en"), default="zh")
+    ap.add_argument("--output", type=Path, default=Path("var/output"), help="the demo's output folder")
+    ap.add_argument("--night", help="the run date of the digest and report (default: the first demo night)")
     args = ap.parse_args()
     if not args.db.exists():
         print(f"error: {args.db} does not exist: run `make demo` first", file=sys.stderr)
@@ -74,6 +78,50 @@ def main() -> int:
             browser.close()
         reporting.dispose_engine(url)
     print(f"wrote {args.out / 'workbench-today.png'} and {args.out / 'workbench-transfer.png'}")
+    return digest_and_report(args.output, args.night, args.out)
+
+
+#: (file suffix, viewport width, height)
+SIZES = (("desktop", 1360, 900), ("390", 390, 844))
+
+
+def digest_and_report(output: Path, night: str | None, out: Path) -> int:
+    """The zh-CN digest (its .eml, images inlined) and report of one demo night, at each of SIZES."""
+    import email
+    from email import policy
+
+    from playwright.sync_api import sync_playwright
+
+    from pipelines.notify import inline_html
+
+    nights = sorted(p for p in output.glob("????-??-??") if p.is_dir())
+    folder = output / night if night else (nights[0] if nights else None)
+    if folder is None or not folder.is_dir():
+        print(f"error: no demo night in {output}: run `make demo` first", file=sys.stderr)
+        return 2
+    digests = []
+    for eml in sorted(folder.glob("*.eml")):
+        msg = email.message_from_bytes(eml.read_bytes(), policy=policy.default)
+        if str(msg["Subject"]).startswith("[调拨]"):
+            digests.append(msg)
+    report = folder / f"report_{folder.name}.zh-CN.html"
+    if not digests or not report.exists():
+        print(f"error: {folder} has no zh-CN digest or report", file=sys.stderr)
+        return 2
+    pages = {"digest-zh": inline_html(digests[0]), "report-zh": report.read_text(encoding="utf-8")}
+    written = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        for name, html in pages.items():
+            for suffix, width, height in SIZES:
+                page = browser.new_page(viewport={"width": width, "height": height})
+                page.set_content(html, wait_until="load")
+                target = out / f"{name}-{suffix}.png"
+                page.screenshot(path=str(target), full_page=False)
+                written.append(target.name)
+                page.close()
+        browser.close()
+    print(f"wrote {', '.join(written)} in {out} (night {folder.name})")
     return 0
 
 

@@ -32,3 +32,12 @@ def test_digest_links_to_the_workbench_detail_page():
     assert f'<a href="{link}">A</a>' in html
     assert "https://tiaobo.example.com/transfers/view?date=2026-11-24&sku=A&from=DC1&to=S1" in text
     assert "tiaobo.example.com/transfers/view" not in _bodies(None)[0]  # no base URL: no links
+
+
+def test_digest_points_to_the_workbench_not_to_a_file_on_the_server():
+    html, text = _bodies("https://tiaobo.example.com/")
+    assert '<a href="https://tiaobo.example.com/">Review and decide in the workbench: https://tiaobo.example.com/</a>' in html
+    assert "Review and decide in the workbench: https://tiaobo.example.com/" in text
+    assert "output folder" not in html and "output folder" not in text
+    html, text = _bodies(None)  # no workbench: the report file is all there is
+    assert "output folder" in html and "workbench" not in html.lower().replace("tiaobo", "")
