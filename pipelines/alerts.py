@@ -355,9 +355,7 @@ def stockout_alerts(p: pd.DataFrame, run_date: date, plan: Plan | None = None) -
     return _finish(a, "stockout_risk", a["_action"].astype("str"), rd)
 
 
-def slow_mover_alerts(
-    p: pd.DataFrame, sales: pd.DataFrame, run_date: date
-) -> pd.DataFrame:
+def slow_mover_alerts(p: pd.DataFrame, sales: pd.DataFrame, run_date: date) -> pd.DataFrame:
     """``p``: policy rows with unit_cost, slow_mover_days and dead_stock_days. See the module doc."""
     rd = pd.Timestamp(run_date)
     sold = sales.loc[(sales["quantity"] > 0) & (sales["date"] < rd), KEY + ["date"]]
@@ -407,9 +405,7 @@ def _receivers(p: pd.DataFrame, top: int = 3) -> pd.Series:
     return out
 
 
-def excess_alerts(
-    p: pd.DataFrame, run_date: date, plan: Plan | None = None
-) -> pd.DataFrame:
+def excess_alerts(p: pd.DataFrame, run_date: date, plan: Plan | None = None) -> pd.DataFrame:
     """``p``: policy rows with unit_cost and max_cover_days. See the module doc."""
     rd = pd.Timestamp(run_date)
     ceiling = np.maximum(p["order_up_to"], p["max_cover_days"] * p["demand_mean"])
@@ -555,7 +551,11 @@ def compute_alerts_and_noise(
         near_expiry_alerts(stock, p, items, run_date, plan),
     ]
     parts = [x for x in parts if len(x)]
-    noise_cols = {"alert_type": pd.Series(dtype="str"), "alerts": pd.Series(dtype="int64"), "value_at_risk": pd.Series(dtype=float)}
+    noise_cols = {
+        "alert_type": pd.Series(dtype="str"),
+        "alerts": pd.Series(dtype="int64"),
+        "value_at_risk": pd.Series(dtype=float),
+    }
     if not parts:
         return contract.empty("alerts")[OUTPUT_COLUMNS], pd.DataFrame(noise_cols)
     out = pd.concat(parts, ignore_index=True)
@@ -568,7 +568,9 @@ def compute_alerts_and_noise(
     value = out["value_at_risk"].fillna(0.0)
     dated = out["alert_type"].isin(["stockout_risk", "near_expiry"]).to_numpy()
     sev = out["severity"].to_numpy(str)
-    capped = _materiality(sev, value, rows["alert_urgent_value"].to_numpy(float), rows["alert_material_value"].to_numpy(float))
+    capped = _materiality(
+        sev, value, rows["alert_urgent_value"].to_numpy(float), rows["alert_material_value"].to_numpy(float)
+    )
     out["severity"] = np.where(dated, capped, sev)
     small = (value < rows["alert_materiality"]).to_numpy()
     noise = (
@@ -650,7 +652,9 @@ def alerts_stage(ctx: RunContext) -> StageResult:
     by_type = out["alert_type"].value_counts().sort_index()
     notes = [", ".join(f"{k}: {v}" for k, v in by_type.items())] if n else []
     if below:
-        notes.append("below materiality, counted not listed: " + ", ".join(f"{k}: {v['alerts']}" for k, v in below.items()))
+        notes.append(
+            "below materiality, counted not listed: " + ", ".join(f"{k}: {v['alerts']}" for k, v in below.items())
+        )
     return StageResult(
         stage="alerts",
         paths={"alerts": str(ctx.path("alerts")), "alert_noise": str(noise_path)},

@@ -191,8 +191,10 @@ class PolicyRow(_Strict):
         if self.dead_stock_days is not None and self.dead_stock_days < self.slow_mover_days:
             raise ValueError("dead_stock_days must be at least slow_mover_days")
         if self.alert_medium_value > self.alert_high_value or self.alert_material_value > self.alert_urgent_value:
-            raise ValueError("alert thresholds: medium must not exceed high (alert_medium_value <= alert_high_value,"
-                             " alert_material_value <= alert_urgent_value)")
+            raise ValueError(
+                "alert thresholds: medium must not exceed high (alert_medium_value <= alert_high_value,"
+                " alert_material_value <= alert_urgent_value)"
+            )
         return self
 
 

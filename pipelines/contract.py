@@ -324,7 +324,11 @@ ALERTS = Table(
         _c("action", "str", "recommended action, short code"),
         _c("explanation_en", "str"),
         _c("explanation_zh", "str"),
-        _c("plan_units", "float", "units the night's transfer plan moves for this alert (in for a stock-out, out otherwise)"),
+        _c(
+            "plan_units",
+            "float",
+            "units the night's transfer plan moves for this alert (in for a stock-out, out otherwise)",
+        ),
         _c("plan_locations", "str", "the other ends of those transfers, largest first (at most three)"),
         _c(
             "plan_reason",

@@ -373,7 +373,9 @@ def excess_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     if "plan_reason" in df.columns:
         to_en, to_zh = plan_sentences(df, "excess")
     else:
-        to_en = choose(some, render("Transfer them out; could use it (units needed): {r}.", r=rec), "Transfer them out.")
+        to_en = choose(
+            some, render("Transfer them out; could use it (units needed): {r}.", r=rec), "Transfer them out."
+        )
         to_zh = choose(some, render("建议调出；可接收地点（所需件数）：{r}。", r=rec), "建议调出。")
     return render(_EXCESS_EN, **f, to=to_en), render(_EXCESS_ZH, **f, to=to_zh)
 
@@ -412,7 +414,9 @@ def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         render("Transfer to {b}, which sells {r}/day, or promote.", b=best, r=rate),
         "Promote it; no other location sells it faster.",
     )
-    act_zh = choose(faster, render("建议调拨至 {b}（日销 {r}）或促销。", b=best, r=rate), "建议促销；其他地点的销售均不比本地快。")
+    act_zh = choose(
+        faster, render("建议调拨至 {b}（日销 {r}）或促销。", b=best, r=rate), "建议促销；其他地点的销售均不比本地快。"
+    )
     if "plan_reason" in df.columns:
         act_en, act_zh = plan_sentences(df, "near_expiry")
     return (

@@ -60,6 +60,8 @@ too narrow for lumpy demand; one holdout, not a rolling-origin backtest.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -753,7 +755,7 @@ def _staged_lead_times(ctx: RunContext) -> tuple[pd.DataFrame, list[str]]:
     ]
 
 
-def forecast_stage(ctx: RunContext) -> StageResult:
+def forecast_stage(ctx: RunContext, progress: Callable[[str], None] | None = None) -> StageResult:
     """Read sales, items, stock and lead_times from staging; write ``forecasts``,
     ``forecast_accuracy`` and ``lead_time_demand``.
 
@@ -764,9 +766,16 @@ def forecast_stage(ctx: RunContext) -> StageResult:
     every series, said in the notes and flagged per row.
     """
     fc = ctx.cfg.forecast
+    started = time.monotonic()
+
+    def say(msg: str) -> None:  # progress lines of a long stage, with the seconds so far
+        if progress:
+            progress(f"forecast: {msg} ({time.monotonic() - started:.0f} s)")
+
     sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
     lead_times, notes = _staged_lead_times(ctx)
     run_id = ctx.run_id
+    say(f"{len(sales):,} sales rows read, method {fc.method}")
     if fc.method == "moving_average":
         forecasts = forecast_moving_average(sales, items, stock, ctx.run_date, fc.horizon_days, fc.window_days)
         accuracy = forecast_accuracy(sales, items, stock, ctx.run_date, fc.window_days, fc.holdout_days)
@@ -775,13 +784,17 @@ def forecast_stage(ctx: RunContext) -> StageResult:
         note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
     else:
         check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
+        say("loading the current model (or training one: that takes minutes on a large panel)")
         model, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
+        say(f"model ready: {how}; predicting {fc.horizon_days} days")
         forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc)
+        say(f"{forecasts[KEY].drop_duplicates().shape[0]:,} series forecast")
         accuracy = accuracy_rows(model, ctx.run_date)
         leads = series_lead_times(forecasts[KEY].drop_duplicates(), lead_times, ctx.cfg.policy.default_lead_time_days)
         phi = stored_lead_time_dispersion(model, leads)
         note = f"per-series selected models, {fc.horizon_days}-day horizon, negative binomial quantiles; {how}"
     lead_demand = lead_time_demand(forecasts, leads, phi)
+    say("lead-time demand computed; writing")
     counts = {
         "forecasts": ctx.write("forecasts", forecasts.assign(run_id=run_id)),
         "forecast_accuracy": ctx.write("forecast_accuracy", accuracy.assign(run_id=run_id)),

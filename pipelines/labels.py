@@ -62,7 +62,10 @@ ACTIONS: dict[str, tuple[str, str]] = {
     ),
     "expedite_purchase": ("Expedite the purchase order (no transfer can cover it)", "加急采购(无可用调拨)"),
     "stop_ordering": ("Stop reordering until it sells down", "暂停补货,待库存消化"),
-    "consider_transfer": ("Consider a transfer to where it sells before expiry, or promote", "考虑调往到期前能售出的地点,或促销"),
+    "consider_transfer": (
+        "Consider a transfer to where it sells before expiry, or promote",
+        "考虑调往到期前能售出的地点,或促销",
+    ),
 }
 
 #: attachment column -> (English, Chinese); the decisions import accepts these as headers too

@@ -146,6 +146,7 @@ FORECAST = Stage(
     reads=("sales", "items", "stock", "?lead_times", "run.json"),
     writes=("forecasts", "forecast_accuracy", "lead_time_demand"),
     config="forecast",
+    progress=True,
     doc="per-series model chosen by backtest; daily and lead-time quantiles",
 )
 POLICY = Stage(

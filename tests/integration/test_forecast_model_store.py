@@ -95,8 +95,16 @@ def test_selected_stage_trains_once_then_predicts_from_current_model(tmp_path) -
     ctx.write("items", active_items(("A", True), ("B", True), ("C", True), ("D", True)))
     ctx.write("sales", _weekly_sales(140))
     ctx.write("stock", stock_on_hand(("D", "S1", 3.0)))
-    res = forecast_stage(ctx)
+    said: list[str] = []
+    res = forecast_stage(ctx, progress=said.append)
     assert res.counts["forecasts"] == 5 * 7 and "trained v2026-01-10-01" in res.notes[0]
+    # a long stage says where it is, with the seconds so far
+    assert [line.split(":")[0] for line in said] == ["forecast"] * 5
+    assert (
+        "training one" in said[1]
+        and "model ready: no model yet: trained v2026-01-10-01" in said[2]
+        and said[3].startswith("forecast: 5 series forecast (")
+    )
     root = model_dir(cfg)
     assert root == tmp_path / "models" and (root / "CURRENT").read_text().strip() == "v2026-01-10-01"
     meta = json.loads((root / "v2026-01-10-01" / "metadata.json").read_text())

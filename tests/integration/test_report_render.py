@@ -105,7 +105,16 @@ def frames() -> dict[str, pd.DataFrame]:
             transfer("S1", "DC1", "ST1", 60, "planner", 500.0, explanation_en=f"Move 60 of {SCRIPT} now."),
             transfer("S2", "ST2", "ST3", 12, "auto", 80.0),
             transfer("S2", "DC1", "ST2", 120, "planner", 900.0),
-            transfer("S3", "ST2", "ST3", 6, "planner", 40.0, explanation_en='=HYPERLINK("x")', explanation_zh='=HYPERLINK("x")'),
+            transfer(
+                "S3",
+                "ST2",
+                "ST3",
+                6,
+                "planner",
+                40.0,
+                explanation_en='=HYPERLINK("x")',
+                explanation_zh='=HYPERLINK("x")',
+            ),
         ],
     )
     alerts = table(

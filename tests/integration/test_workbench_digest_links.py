@@ -36,7 +36,10 @@ def test_digest_links_to_the_workbench_detail_page():
 
 def test_digest_points_to_the_workbench_not_to_a_file_on_the_server():
     html, text = _bodies("https://tiaobo.example.com/")
-    assert '<a href="https://tiaobo.example.com/">Review and decide in the workbench: https://tiaobo.example.com/</a>' in html
+    assert (
+        '<a href="https://tiaobo.example.com/">Review and decide in the workbench: https://tiaobo.example.com/</a>'
+        in html
+    )
     assert "Review and decide in the workbench: https://tiaobo.example.com/" in text
     assert "output folder" not in html and "output folder" not in text
     html, text = _bodies(None)  # no workbench: the report file is all there is

@@ -44,7 +44,9 @@ def stockout(p: pd.DataFrame, transfers: pd.DataFrame, lane_rows: pd.DataFrame) 
 
 def test_a_covered_stockout_names_the_transfer_to_approve() -> None:
     r = stockout(
-        policy_rows(SHORT, DONOR), plan(move("A", "DC", "S1", 10.0, "2026-03-02")), lanes(("DC", "S1", 1, 0, 1, 0, None))
+        policy_rows(SHORT, DONOR),
+        plan(move("A", "DC", "S1", 10.0, "2026-03-02")),
+        lanes(("DC", "S1", 1, 0, 1, 0, None)),
     )
     assert (r["action"], r["plan_reason"], r["plan_units"], r["plan_locations"]) == (
         "approve_transfer",
@@ -67,15 +69,35 @@ def test_a_partly_covered_stockout_says_expedite_the_rest() -> None:
 @pytest.mark.parametrize(
     ("donor", "lane_rows", "reason", "words"),
     [
-        ({**DONOR, "available": 10.0, "on_hand": 10.0}, [("DC", "S1", 1, 0, 1, 0, None)], "no_donor", "no other location"),
-        (DONOR, [("S1", "DC", 1, 0, 1, 0, None)], "no_lane", "no lane reaches this location from one with stock to spare (DC)"),
-        (DONOR, [("DC", "S1", 1, 0, 7, 0, None)], "lane_too_slow", "takes 7 days, no sooner than a purchase order (7 days)"),
+        (
+            {**DONOR, "available": 10.0, "on_hand": 10.0},
+            [("DC", "S1", 1, 0, 1, 0, None)],
+            "no_donor",
+            "no other location",
+        ),
+        (
+            DONOR,
+            [("S1", "DC", 1, 0, 1, 0, None)],
+            "no_lane",
+            "no lane reaches this location from one with stock to spare (DC)",
+        ),
+        (
+            DONOR,
+            [("DC", "S1", 1, 0, 7, 0, None)],
+            "lane_too_slow",
+            "takes 7 days, no sooner than a purchase order (7 days)",
+        ),
         (DONOR, [("DC", "S1", 1, 0, 2, 0, None)], "not_worth_it", "from DC would cost more than the margin it saves"),
     ],
 )
 def test_an_uncovered_stockout_says_why_and_to_expedite_the_purchase(donor, lane_rows, reason, words) -> None:
     r = stockout(policy_rows(SHORT, donor), plan(), lanes(*lane_rows))
-    assert (r["action"], r["plan_reason"], r["plan_units"], r["plan_locations"]) == ("expedite_purchase", reason, 0.0, "")
+    assert (r["action"], r["plan_reason"], r["plan_units"], r["plan_locations"]) == (
+        "expedite_purchase",
+        reason,
+        0.0,
+        "",
+    )
     assert words in r["explanation_en"] and r["explanation_en"].endswith("Expedite the purchase order.")
     assert r["explanation_zh"].endswith("请加急采购。")
 
@@ -179,7 +201,9 @@ def test_severity_needs_money_as_well_as_a_date() -> None:
 def test_a_fraction_of_a_unit_short_is_not_an_alert() -> None:
     # 1/day, 6.6 available, lead time 7: 0.4 units short over the lead time
     p = policy_rows({**SHORT, "demand_mean": 1.0, "available": 6.6, "on_hand": 6.6, "reorder_point": 10.0})
-    out = compute_alerts(p, lot_stock(), sales(OLD), alert_items(["A"]), policies(), RUN, transfers=plan(), lanes=lanes())
+    out = compute_alerts(
+        p, lot_stock(), sales(OLD), alert_items(["A"]), policies(), RUN, transfers=plan(), lanes=lanes()
+    )
     assert "stockout_risk" not in set(out["alert_type"])
 
 

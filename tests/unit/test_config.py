@@ -132,9 +132,21 @@ def test_alert_thresholds_per_policy_row(tmp_path):
         )
     )
     staged = pd.DataFrame(
-        [p.model_dump(include={"category", "abc_class", "service_level", "min_cover_days", "max_cover_days",
-                               "slow_mover_days", "auto_approve_max_units", "auto_approve_max_value"})
-         for p in cfg.policies]
+        [
+            p.model_dump(
+                include={
+                    "category",
+                    "abc_class",
+                    "service_level",
+                    "min_cover_days",
+                    "max_cover_days",
+                    "slow_mover_days",
+                    "auto_approve_max_units",
+                    "auto_approve_max_value",
+                }
+            )
+            for p in cfg.policies
+        ]
     )
     keys = pd.DataFrame({"category": ["c", "c"], "abc_class": ["A", "B"]})
     got = lookup_policy(keys, policies_with_extras(staged, cfg.policies))
