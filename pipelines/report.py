@@ -18,8 +18,9 @@ The helpers here (labels, sorting, name look-ups, Jinja environment) are shared 
 :func:`report_command` rebuilds the report of a published run date from the reporting database
 (what ``tiaobo report --date D`` calls).
 
-Limits: the transfer and alert tables show at most :data:`MAX_REPORT_ROWS` rows each (the full
-lists are in the reporting database and the digest attachments); the KPI trends are network-wide;
+Limits: the transfer, review and alert tables show at most :data:`MAX_REPORT_ROWS` rows each, the
+first :data:`FOLD_ROWS` open and the rest folded (the full lists are in the workbench, the reporting
+database and the digest attachments); the KPI trends are network-wide;
 actual sales on the forecast charts need the run's staged ``sales`` file (the reporting database
 holds no sales), without it the charts show the forecast only.
 """
@@ -44,7 +45,9 @@ from pipelines import contract
 from pipelines import labels as names
 
 LANGS: tuple[str, ...] = ("en", "zh-CN")
-MAX_REPORT_ROWS = 1000
+MAX_REPORT_ROWS = 200
+#: of which the first this many are shown open, the rest folded (an HTML <details>, no script)
+FOLD_ROWS = 25
 FORECAST_SERIES = 5
 FORECAST_DAYS = 28
 SEVERITY_ORDER: dict[str, int] = {"high": 0, "medium": 1, "low": 2}
@@ -126,7 +129,8 @@ _TEXT: dict[str, dict[str, Any]] = {
         "trend_alt": "Trend of {metric}",
         "actual_note": "The black line is the units actually sold over the {days} days before the run date.",
         "none": "Nothing to report.",
-        "showing": "Showing the first {shown} of {total} rows; the full list is in the reporting database.",
+        "showing": "Showing the first {shown} of {total} rows; the full list is in the workbench, the digest's attachments and the reporting database.",
+        "show_more": "Show {n} more rows",
         "transfers_total": "Transfers recommended",
         "transfers_planner": "Need planner approval",
         "transfers_auto": "Approved automatically",
@@ -220,7 +224,8 @@ _TEXT: dict[str, dict[str, Any]] = {
             "forecast": "需求预测",
         },
         "none": "无。",
-        "showing": "仅显示前 {shown} 行，共 {total} 行；完整列表见报表数据库。",
+        "showing": "仅显示前 {shown} 行，共 {total} 行；完整列表见工作台、摘要邮件附件和报表数据库。",
+        "show_more": "展开其余 {n} 行",
         "transfers_total": "建议调拨",
         "transfers_planner": "待计划员审批",
         "transfers_auto": "自动批准",
@@ -1046,6 +1051,7 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "trend_days": TREND_DAYS,
         "forecast_days": FORECAST_DAYS,
         "section_ids": SECTION_IDS,
+        "fold": FOLD_ROWS,
     }
     return _ENV.get_template("report.html").render(**ctx)
 

@@ -456,6 +456,16 @@ def test_report_caps_long_tables(frames, summary, monkeypatch):
     assert "Move 12 units of S2" not in html  # the auto transfer sorts last and is cut
 
 
+def test_report_folds_all_but_the_first_rows_of_a_long_table(frames, summary, monkeypatch):
+    import pipelines.report as report
+
+    monkeypatch.setattr(report, "FOLD_ROWS", 1)
+    sec = section_text(render_report(frames, summary, "zh-CN"), "transfers")
+    opened, folded = sec.split("<details", 1)
+    assert opened.count("<tr>") == 2  # the header and the first transfer
+    assert "展开其余 3 行" in folded and folded.count("<tr>") == 4  # the header again and three rows
+
+
 def test_render_report_rejects_unknown_language(frames, summary):
     with pytest.raises(ValueError, match="unsupported language"):
         render_report(frames, summary, "fr")
