@@ -432,8 +432,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     ap.add_argument(
         "--train-end",
-        default=str(M5_TRAIN_END.date()),
-        help="M5 with --gbm-variants: last training day (the validation window: 2016-02-28)",
+        default=None,
+        help="M5 with --gbm-variants (required there): last training day, at least 28 days before the"
+        " benchmark's own training end so the variants are scored on a validation window before the"
+        " test window (e.g. 2016-02-28)",
     )
     ap.add_argument("--peers", nargs="*", default=list(PEERS), choices=PEERS, help="statsforecast models to run")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
@@ -457,6 +459,21 @@ def _emit(results: dict, out: str | None) -> None:
     print(text)
 
 
+def validation_end(train_end: str | None) -> pd.Timestamp:
+    """The last training day of a ``--gbm-variants`` run: required, and early enough that its 28
+    scored days end before the test window (variants are chosen on validation, never on the test)."""
+    if not train_end:
+        raise SystemExit("--gbm-variants needs an explicit --train-end before the test window, e.g. 2016-02-28")
+    end = pd.Timestamp(train_end)
+    if end + pd.Timedelta(days=M5_H) > M5_TRAIN_END:
+        raise SystemExit(
+            f"--train-end {end.date()} scores days up to {(end + pd.Timedelta(days=M5_H)).date()}, inside the test"
+            f" window after {M5_TRAIN_END.date()}: choose variants on an earlier window (at most"
+            f" {(M5_TRAIN_END - pd.Timedelta(days=M5_H)).date()})"
+        )
+    return end
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.markdown is not None:
@@ -466,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict = {}
     if args.gbm_variants is not None:
         results["m5_gbm_variants"] = gbm_variants(
-            data, pd.Timestamp(args.train_end), json.loads(args.gbm_variants), args.sample
+            data, validation_end(args.train_end), json.loads(args.gbm_variants), args.sample
         )
         _emit(results, args.out)
         return

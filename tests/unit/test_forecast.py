@@ -424,3 +424,13 @@ def test_promotion_compares_both_models_on_the_same_window_and_refuses_an_unscor
     )
     ok, why = promotion_decision("v1", None, WindowScores(win, 14, 40.0, 0.7))
     assert ok and why.startswith("v1 is the current model: backtest score 0.7000")
+
+
+def test_gbm_variants_need_a_validation_window_before_the_test_window() -> None:
+    from benchmarks.forecast import validation_end
+
+    with pytest.raises(SystemExit, match="needs an explicit --train-end"):
+        validation_end(None)
+    with pytest.raises(SystemExit, match="inside the test window"):
+        validation_end("2016-03-01")
+    assert validation_end("2016-02-28") == pd.Timestamp("2016-02-28")
