@@ -141,6 +141,9 @@ def run_frames():
                     "action": "transfer_in",
                     "explanation_en": "S1 runs out at ST1 on 2026-11-28.",
                     "explanation_zh": "S1 将于 2026-11-28 在 ST1 断货。",
+                    "plan_units": 0.0,
+                    "plan_locations": "",
+                    "plan_reason": "not_worth_it",
                 }
             ],
             run_id=RUN_ID,
@@ -207,11 +210,12 @@ def test_digest_arrives_with_recipients_subject_html_and_attachments(tmp_path, s
     assert "另有 1 条调拨已自动批准" in text
 
     tr = pd.read_csv(io.BytesIO(files["transfers_2026-11-25_zh.csv"]), encoding="utf-8-sig")
-    assert len(tr) == 3 and set(tr["item_name"]) == {"矿泉水 <1L>", "绿茶"}
+    assert len(tr) == 3 and set(tr["商品名称"]) == {"矿泉水 <1L>", "绿茶"}
     al = pd.read_csv(io.BytesIO(files["alerts_2026-11-25_zh.csv"]), encoding="utf-8-sig")
-    assert list(al["value_at_risk"]) == [900.0]
+    assert list(al["风险金额"]) == [900.0] and list(al["调拨计划情况"]) == ["调拨不划算"]
     wb = openpyxl.load_workbook(io.BytesIO(files["tiaobo_2026-11-25_zh.xlsx"]))
-    assert wb.sheetnames == ["transfers", "alerts"] and wb["transfers"].max_row == 4
+    assert wb.sheetnames == ["调拨建议", "缺货风险", "临期", "库存过量", "滞销"] and wb["调拨建议"].max_row == 4
+    assert wb["缺货风险"].max_row == 2
 
 
 def test_failure_email_arrives_for_the_data_team(tmp_path, smtp_server):
