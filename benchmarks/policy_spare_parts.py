@@ -274,7 +274,8 @@ def man_dead_stock(base: Path) -> dict[str, object]:
         default_review_period_days=cfg.policy.default_review_period_days,
         special_categories=cfg.policy.special_categories,
     )  # fmt: skip
-    alerts = compute_alerts(pol, stock, sales, items, pols, run)
+    # every never-sold SKU, however little it is worth (the nightly default lists from 10 at risk)
+    alerts = compute_alerts(pol, stock, sales, items, pols, run, materiality=0.0)
     seconds = time.perf_counter() - t0
     never = set(sku[y.sum(axis=1) <= 0])
     slow = alerts[alerts["alert_type"] == "slow_mover"]
