@@ -74,6 +74,7 @@ rule; values in the company currency without conversion.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -644,7 +645,7 @@ def alerts_stage(ctx: RunContext) -> StageResult:
         lanes=ctx.read("lanes"),
     )
     n = ctx.write("alerts", out.assign(run_id=ctx.run_id))
-    below = {
+    below: dict[str, dict[str, Any]] = {
         str(r.alert_type): {"alerts": int(r.alerts), "value_at_risk": round(float(r.value_at_risk), 2)}
         for r in noise.itertuples()
     }
@@ -658,6 +659,6 @@ def alerts_stage(ctx: RunContext) -> StageResult:
     return StageResult(
         stage="alerts",
         paths={"alerts": str(ctx.path("alerts")), "alert_noise": str(noise_path)},
-        counts={"alerts": n, "alerts_below_materiality": sum(v["alerts"] for v in below.values())},
+        counts={"alerts": n, "alerts_below_materiality": int(sum(int(v["alerts"]) for v in below.values()))},
         notes=notes,
     )

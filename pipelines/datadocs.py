@@ -65,7 +65,7 @@ def make_offline(folder: Path, status: str, detail: str) -> int:
         text = _REMOTE.sub("", page.read_text(encoding="utf-8"))
         depth = len(page.relative_to(folder).parts) - 1
         css = f'<link rel="stylesheet" href="{"../" * depth}static/tiaobo-offline.css">'
-        text = _HEAD_END.sub(lambda m, css=css: css + m.group(0), text, count=1)
+        text = _HEAD_END.sub(lambda m, css=css: css + m.group(0), text, count=1)  # type: ignore[misc]
         text = _BODY.sub(lambda m: m.group(0) + note, text, count=1)
         page.write_text(text, encoding="utf-8")
     return len(pages)

@@ -372,7 +372,9 @@ def inline_html(msg: EmailMessage) -> str:
     for part in msg.walk():
         cid = part.get("Content-ID")
         if cid and part.get_content_maintype() == "image":
-            data = base64.b64encode(part.get_payload(decode=True)).decode("ascii")
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            data = base64.b64encode(payload).decode("ascii")
             html = html.replace(f"cid:{cid.strip('<>')}", f"data:{part.get_content_type()};base64,{data}")
     return html
 

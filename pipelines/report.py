@@ -796,7 +796,7 @@ def _trend_png(x_ns: tuple[int, ...], ys: tuple[float, ...], title: str) -> byte
     else:
         ax.set_xticks(ticks)
     if xlim is not None:
-        ax.set_xlim(*xlim)
+        ax.set_xlim(xlim[0], xlim[1])  # type: ignore[arg-type]  # matplotlib takes datetime64 on a date axis
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout(pad=0.3)

@@ -8,13 +8,14 @@ that runs the night and on a laptop with a read-only role.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pandas as pd
 
 from pipelines import reporting
 from pipelines.urls import redact_url
 
-LABELS = {
+LABELS: dict[str, dict[str, Any]] = {
     "en": {
         "none": "no run has been logged in {url} yet",
         "runs": "latest attempts (newest first):",
