@@ -123,6 +123,9 @@ PLAN_REASONS: dict[str, tuple[str, str]] = {
     "": ("", ""),
 }
 
+#: alert severity -> (English, Chinese)
+SEVERITIES: dict[str, tuple[str, str]] = {"high": ("High", "高"), "medium": ("Medium", "中"), "low": ("Low", "低")}
+
 #: approval tier / method -> (English, Chinese)
 TIERS: dict[str, tuple[str, str]] = {
     "auto": ("Automatic", "自动批准"),
@@ -227,6 +230,12 @@ def metric(code: str, lang: str) -> str:
 
 def action(code: str, lang: str) -> str:
     return _pick(ACTIONS, code, lang)
+
+
+def pick(table: dict, code: str, lang: str) -> str:
+    """The name of ``code`` in ``table`` for ``lang`` (``zh``/``zh-CN`` or English); the code itself
+    when it has none."""
+    return _pick(table, code, lang)
 
 
 def column(code: str, lang: str) -> str:

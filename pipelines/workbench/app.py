@@ -23,6 +23,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from pipelines import labels as names
 from pipelines import reporting
 from pipelines.config import Config, WorkbenchConfig
 from pipelines.decisions import REASON_CODES, DecisionsError, parse_date, parse_decisions
@@ -635,6 +636,8 @@ def _templates() -> jinja2.Environment:
     env.globals["sku_url"] = lambda sku, loc: "/sku?" + urlencode({"sku": sku, "location": loc})
     env.globals["reason_codes"] = REASON_CODES
     env.globals["alert_types"] = i18n.ALERT_TYPES
+    env.globals["severity_name"] = lambda code, lang: names.pick(names.SEVERITIES, str(code), lang)
+    env.globals["action_name"] = lambda code, lang: names.action(str(code), "zh-CN" if lang == "zh" else "en")
     return env
 
 

@@ -99,3 +99,15 @@ def test_login_needs_its_csrf_token_and_next_stays_on_site(url):
     assert r.status_code == 303 and r.headers["location"] == "/"
     cookie = r.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie
+
+
+def test_alerts_page_names_severity_and_action_in_the_planners_language(url):
+    client = TestClient(create_app(load_config(overrides={"reporting": {"url": url}}), secret="z" * 40))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    data = {"username": "east", "password": "correct-horse-9", "csrf_token": token.group(1)}
+    assert client.post("/login", data=data, follow_redirects=False).status_code == 303
+    page = client.get("/alerts").text  # east: a Chinese-speaking planner of 华东
+    table = page[page.index('<table id="alerts">') :]
+    assert "批准计划中的调拨" in table and ">高<" in table and ">高</option>" in page
+    assert ">approve_transfer<" not in table and ">high<" not in page
