@@ -1,0 +1,591 @@
+"""Replenishment that optimises money: reorder point and order quantity per item so that a group of
+items reaches a service target at the least average stock value (issue 18).
+
+Method (all items at once, numpy; loops run over grid columns, never over items):
+
+- **Demand over the protection interval** ``P = L + R`` (lead time + review period) per item:
+  mean ``m`` and variance ``V``. From the forecast stage's ``lead_time_demand`` row
+  (:func:`protection_demand`): ``m = ltd_mean + rate x R`` and ``V = dispersion x m + rate^2
+  sigma_L^2``; the dispersion (variance-to-mean ratio of lead-time sums, calibrated on the selected
+  model's backtest) is kept over the longer interval, as it is for any sum of independent
+  compound-Poisson periods.
+- **Distribution**: *discrete* items (intermittent / lumpy demand, special categories, or any item
+  whose demand over P is small) use the negative binomial with that mean and variance
+  (``V > m``), else Poisson(m): the calibrated ``lead_time_demand`` distribution, not a normal
+  approximation. Its loss function ``G(y) = E[(X - y)^+]`` and ``H(y) = sum_{j<=y} G(j)`` are
+  tabulated on whole units (log-pmf recursion, one cumulative sum per table). Other items
+  (smooth / erratic with a large mean) are normal, with the closed-form first and second order
+  loss functions.
+- **Options per item**: reorder point ``s`` (position at or below ``s`` triggers an order) on a
+  grid from ``min_reorder_point`` to about ``m + 6 sqrt(V)``, and order quantity ``Q`` on a grid
+  from the smallest allowed quantity (the minimum order quantity rounded up to the order multiple,
+  at least one multiple) in steps of the order multiple. For each option, with the inventory
+  position uniform on ``s + 1 .. s + Q`` (the (s, Q) model of Hadley & Whitin):
+
+  * fill rate ``beta = 1 - (G(s) - G(s + Q)) / Q`` (share of demand served from stock);
+  * cycle service ``1 - (G(s + 1) - G(s + Q + 1)) / Q`` (share of periods without a shortage);
+  * average stock on hand ``I = s + (Q + 1) / 2 - m + (H(s + Q) - H(s)) / Q`` units (normal:
+    ``Q / 2`` and the integral of G), valued at the unit cost.
+
+- **Marginal analysis** (the investment / service trade-off): the item's benefit is its expected
+  units served per day (``rate x beta``; for cycle service, ``beta`` itself per item with demand)
+  and its cost the stock value. Every item's options are reduced to their efficient frontier (the
+  upper concave hull of (value, benefit) starting from the cheapest option), whose successive
+  steps have decreasing benefit per unit of value. All steps of all items of a group are sorted
+  by that ratio and taken in that order until the group's target is met: exactly the greedy that
+  adds, at each step, the change with the most service per unit of money (ties: the item's own
+  order). The cumulative steps are the group's trade-off curve (:func:`tradeoff_curve`): what
+  each further point of service costs.
+
+Limits: the (s, Q) formulas assume backorders and one unit per demand event (lumpy sizes enter
+through the loss function of the lead-time demand, not through the undershoot of the reorder
+point); the order quantity grid has ``n_q`` values, the reorder point grid ``n_s`` (a step above
+one unit for wide ranges); items are independent (no shared budget other than the group's).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.special import gammaln
+from scipy.stats import norm
+
+MEASURES = ("fill_rate", "cycle_service")
+DISCRETE_MAX_UNITS = 4096  # widest whole-unit table per item; wider discrete items use a coarser lattice
+
+
+# --------------------------------------------------------------------------------------------
+# Demand over the protection interval
+# --------------------------------------------------------------------------------------------
+
+
+def protection_demand(
+    ltd_mean: np.ndarray,
+    ltd_dispersion: np.ndarray,
+    rate: np.ndarray,
+    review_days: np.ndarray,
+    lead_std_days: np.ndarray | float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of demand over lead time + review period from the forecast stage's
+    ``lead_time_demand`` (``mean``, ``dispersion``), the daily rate and the review period:
+    ``m = ltd_mean + rate R``, ``V = max(dispersion, 1) m + rate^2 sigma_L^2``."""
+    m = np.clip(np.asarray(ltd_mean, float), 0.0, None) + np.clip(np.asarray(rate, float), 0.0, None) * np.asarray(
+        review_days, float
+    )
+    phi = np.maximum(np.nan_to_num(np.asarray(ltd_dispersion, float), nan=1.0), 1.0)
+    v = phi * m + np.asarray(rate, float) ** 2 * np.asarray(lead_std_days, float) ** 2
+    return m, v
+
+
+def allowed_quantity(moq: np.ndarray, multiple: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(smallest order quantity, order multiple): the minimum order quantity rounded up to the
+    multiple, at least one multiple; missing or non-positive values count as 1."""
+    mult = np.asarray(multiple, float)
+    mult = np.where(np.isfinite(mult) & (mult > 0), np.ceil(mult - 1e-9), 1.0)
+    mo = np.asarray(moq, float)
+    mo = np.where(np.isfinite(mo) & (mo > 0), mo, 1.0)
+    return np.maximum(np.ceil(mo / mult - 1e-9), 1.0) * mult, mult
+
+
+def round_order(quantity: np.ndarray, moq: np.ndarray, multiple: np.ndarray) -> np.ndarray:
+    """A wanted quantity rounded up to an allowed one (at least the MOQ, a whole number of
+    multiples); 0 stays 0."""
+    qmin, mult = allowed_quantity(moq, multiple)
+    q = np.asarray(quantity, float)
+    up = np.maximum(np.ceil(q / mult - 1e-9) * mult, qmin)
+    return np.where(q > 0, up, 0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Loss functions
+# --------------------------------------------------------------------------------------------
+
+
+def _discrete_tables(m: np.ndarray, v: np.ndarray, width: int, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``G`` and ``H`` on the lattice ``y = k unit`` (k = 0 .. width) of negative binomial (V > m) or
+    Poisson(m) items: ``[n, width + 1]`` each. ``unit = 1``: exact on whole units (log-pmf recursion,
+    no overflow for any mean); ``unit > 1``: the pmf is summed over each lattice cell from the cdf."""
+    n = len(m)
+    k = np.arange(width * int(unit.max()) + 1, dtype=float)[None, :] if n else np.zeros((1, 1))
+    m2 = np.maximum(m, 1e-12)[:, None]
+    is_nb = (v > m * (1 + 1e-9))[:, None]
+    size = np.where(is_nb, m2**2 / np.maximum(v[:, None] - m2, 1e-12), 1.0)
+    p = np.where(is_nb, m2 / np.maximum(v[:, None], 1e-12), 0.5)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_nb = gammaln(k + size) - gammaln(size) - gammaln(k + 1) + size * np.log(p) + k * np.log1p(-p)
+        log_po = k * np.log(m2) - m2 - gammaln(k + 1)
+    pmf = np.exp(np.where(is_nb, log_nb, log_po))
+    cdf = np.minimum(np.cumsum(pmf, axis=1), 1.0)
+    # G(y) = m - sum_{j<y} (1 - F(j)); H(y) = sum_{j<=y} G(j), on whole units first
+    tail = 1.0 - cdf
+    g = m[:, None] - np.concatenate([np.zeros((n, 1)), np.cumsum(tail[:, :-1], axis=1)], axis=1)
+    g = np.clip(g, 0.0, None)
+    h = np.cumsum(g, axis=1)
+    idx = np.minimum(np.arange(width + 1)[None, :] * unit[:, None].astype(np.int64), k.shape[1] - 1)
+    return np.take_along_axis(g, idx, axis=1), np.take_along_axis(h, idx, axis=1)
+
+
+def _lattice(table: np.ndarray, unit: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Linear interpolation of a lattice table ``[n, K]`` at points ``y`` ``[n, ...]`` (whole
+    units; exact for ``unit = 1``); beyond the table the last slope continues."""
+    n, kk = table.shape
+    x = y / unit.reshape((n,) + (1,) * (y.ndim - 1))
+    i0 = np.clip(np.floor(x).astype(np.int64), 0, kk - 2)
+    frac = x - i0
+    flat = i0.reshape(n, -1)
+    a = np.take_along_axis(table, flat, axis=1).reshape(y.shape)
+    b = np.take_along_axis(table, flat + 1, axis=1).reshape(y.shape)
+    return a + frac * (b - a)
+
+
+def _normal_g2(z: np.ndarray) -> np.ndarray:
+    """Second-order standard normal loss ``int_z^inf G(t) dt = ((1 + z^2) (1 - Phi(z)) - z phi(z)) / 2``."""
+    return 0.5 * ((1 + z**2) * norm.sf(z) - z * norm.pdf(z))
+
+
+def _normal_loss(z: np.ndarray) -> np.ndarray:
+    return norm.pdf(z) - z * norm.sf(z)
+
+
+# --------------------------------------------------------------------------------------------
+# Option grid per item
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """Every item's options: ``s`` and ``q`` ``[n, n_s * n_q]`` with their model fill rate, cycle
+    service and average stock on hand (units)."""
+
+    s: np.ndarray
+    q: np.ndarray
+    fill: np.ndarray
+    cycle: np.ndarray
+    stock: np.ndarray
+
+
+def _discrete_options(
+    m: np.ndarray,
+    v: np.ndarray,
+    ss: np.ndarray,
+    qq: np.ndarray,
+    rows: np.ndarray,
+    fill: np.ndarray,
+    cycle: np.ndarray,
+    stock: np.ndarray,
+    cells: int = 4_000_000,
+) -> None:
+    """Fill ``fill``, ``cycle`` and ``stock`` ``[n, n_s, n_q]`` in place for the discrete ``rows``:
+    items sorted by the width of their loss table and processed in chunks of about ``cells`` table
+    cells (a loop over chunks, each vectorised)."""
+    top = (ss[rows] + qq[rows]).max(axis=(1, 2)) + 2
+    unit = np.maximum(np.ceil(top / DISCRETE_MAX_UNITS), 1.0)
+    order = np.argsort(top, kind="stable")  # memory goes with the whole units a table covers
+    rows, top, unit = rows[order], top[order], unit[order]
+    start = 0
+    while start < rows.size:
+        # rows up to twice the first row's width, within the cell budget
+        limit = np.searchsorted(top, 2 * top[start], side="right")
+        budget = max(1, cells // int(2 * top[start] + 1))
+        stop = int(min(max(limit, start + 1), start + budget, rows.size))
+        r, u = rows[start:stop], unit[start:stop]
+        g, h = _discrete_tables(m[r], v[r], int(np.ceil((top[start:stop] / u).max())), u)
+        sr, qr = ss[r], qq[r]
+        big_s = sr + qr
+        fill[r] = 1 - (_lattice(g, u, sr) - _lattice(g, u, big_s)) / qr
+        cycle[r] = 1 - (_lattice(g, u, sr + 1) - _lattice(g, u, big_s + 1)) / qr
+        stock[r] = sr + (qr + 1) / 2 - m[r][:, None, None] + (_lattice(h, u, big_s) - _lattice(h, u, sr)) / qr
+        start = stop
+
+
+def option_grid(
+    m: np.ndarray,
+    v: np.ndarray,
+    discrete: np.ndarray,
+    moq: np.ndarray,
+    multiple: np.ndarray,
+    *,
+    n_s: int = 40,
+    n_q: int = 12,
+    min_reorder_point: float = 0.0,
+    q_span: np.ndarray | None = None,
+) -> Options:
+    """Reorder point x order quantity options of every item and their model performance (module
+    doc). ``q_span``: how far above the smallest quantity the Q grid reaches (units; default
+    ``max(m, 6 sqrt(V))``, at least the grid's ``n_q - 1`` multiples)."""
+    m = np.clip(np.asarray(m, float), 0.0, None)
+    v = np.clip(np.asarray(v, float), 0.0, None)
+    n = len(m)
+    sd = np.sqrt(v)
+    qmin, mult = allowed_quantity(moq, multiple)
+    s_lo = float(min_reorder_point)
+    s_hi = np.maximum(np.ceil(m + 6 * sd + 1), s_lo + 1)
+    ds = np.maximum(np.ceil((s_hi - s_lo) / (n_s - 1)), 1.0)
+    s = s_lo + ds[:, None] * np.arange(n_s)[None, :]  # [n, n_s]
+    span = np.maximum(m, 6 * sd) if q_span is None else np.asarray(q_span, float)
+    dq = mult * np.maximum(np.ceil(span / (mult * (n_q - 1))), 1.0)
+    q = qmin[:, None] + dq[:, None] * np.arange(n_q)[None, :]  # [n, n_q]
+    S = s[:, :, None] + q[:, None, :]  # [n, n_s, n_q]
+    ss = np.broadcast_to(s[:, :, None], S.shape)
+    qq = np.broadcast_to(q[:, None, :], S.shape)
+    fill = np.zeros(S.shape)
+    cycle = np.zeros(S.shape)
+    stock = np.zeros(S.shape)
+    disc = np.asarray(discrete, bool) | (m + 6 * sd <= 64)
+    rows_d = np.flatnonzero(disc & (m > 0))
+    if rows_d.size:
+        _discrete_options(m, v, ss, qq, rows_d, fill, cycle, stock)
+    rows_n = np.flatnonzero(~disc & (m > 0))
+    if rows_n.size:
+        mu, sig = m[rows_n][:, None, None], np.maximum(sd[rows_n], 1e-9)[:, None, None]
+        sr, qr = ss[rows_n], qq[rows_n]
+        zs, zS = (sr - mu) / sig, (sr + qr - mu) / sig
+        fill[rows_n] = 1 - sig * (_normal_loss(zs) - _normal_loss(zS)) / qr
+        cycle[rows_n] = fill[rows_n]
+        stock[rows_n] = sr + qr / 2 - mu + sig**2 * (_normal_g2(zs) - _normal_g2(zS)) / qr
+    none = m <= 0
+    fill[none], cycle[none] = 1.0, 1.0
+    stock[none] = ss[none] + (qq[none] + 1) / 2
+    fill = np.clip(fill, 0.0, 1.0)
+    cycle = np.clip(cycle, 0.0, 1.0)
+    stock = np.clip(stock, 0.0, None)
+    shape = (n, n_s * n_q)
+    return Options(
+        s=np.ascontiguousarray(ss).reshape(shape),
+        q=np.ascontiguousarray(qq).reshape(shape),
+        fill=fill.reshape(shape),
+        cycle=cycle.reshape(shape),
+        stock=stock.reshape(shape),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Efficient frontier per item and the greedy over a group
+# --------------------------------------------------------------------------------------------
+
+
+def upper_hull(cost: np.ndarray, benefit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``[n, k]`` option arrays, the efficient frontier: the upper concave hull of the
+    points (cost, benefit) from the cheapest (best benefit among equally cheap) rightwards, keeping
+    only points that add benefit. Returns ``(vertices [n, k] option indices, count [n])``: row i's
+    frontier is ``vertices[i, :count[i]]``, cost and benefit strictly increasing, benefit per cost
+    of the successive steps strictly decreasing. Vectorised monotone chain: one pass over the k
+    columns for all rows at once."""
+    c = np.asarray(cost, float)
+    b = np.asarray(benefit, float)
+    n, k = c.shape
+    order = np.lexsort((-b, c), axis=1)
+    cs = np.take_along_axis(c, order, axis=1)
+    bs = np.take_along_axis(b, order, axis=1)
+    prev_best = np.maximum.accumulate(bs, axis=1)
+    tol = 1e-12 * np.maximum(np.abs(bs).max(axis=1, keepdims=True), 1.0)
+    keep = np.ones((n, k), bool)
+    keep[:, 1:] = bs[:, 1:] > prev_best[:, :-1] + tol
+    # only the points that add benefit can be on the frontier: move them to the left of each row
+    # (stable, so still by cost) and run the chain over the widest row's kept points only
+    left = np.argsort(~keep, axis=1, kind="stable")
+    order = np.take_along_axis(order, left, axis=1)
+    cs = np.take_along_axis(cs, left, axis=1)
+    bs = np.take_along_axis(bs, left, axis=1)
+    n_keep = keep.sum(axis=1)
+    stack = np.zeros((n, k), np.int64)
+    height = np.zeros(n, np.int64)
+    for j in range(int(n_keep.max()) if n else 0):
+        live = np.flatnonzero(n_keep > j)
+        pc, pb = cs[live, j], bs[live, j]
+        while True:
+            sel = height[live] >= 2
+            r, qc, qb = live[sel], pc[sel], pb[sel]
+            if r.size == 0:
+                break
+            i1, i2 = stack[r, height[r] - 2], stack[r, height[r] - 1]
+            x1, y1, x2, y2 = cs[r, i1], bs[r, i1], cs[r, i2], bs[r, i2]
+            pop = (y2 - y1) * (qc - x1) <= (qb - y1) * (x2 - x1)
+            if not pop.any():
+                break
+            height[r[pop]] -= 1
+        stack[live, height[live]] = j
+        height[live] += 1
+    return np.take_along_axis(order, stack, axis=1), height
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Result of :func:`allocate`: the chosen option per item (index into the option arrays); per
+    group code its weight, reached model service and stock value, whether its target was
+    reachable, the cheapest start (``start_service``, ``start_value``); and the frontier steps in
+    the greedy's order (``steps``: group, row, step, delta_value, delta_benefit, ratio, and the
+    group's service, value and value_per_point after the step)."""
+
+    choice: np.ndarray
+    group_weight: np.ndarray
+    group_service: np.ndarray
+    group_value: np.ndarray
+    reached: np.ndarray
+    start_service: np.ndarray
+    start_value: np.ndarray
+    steps: pd.DataFrame
+
+
+def allocate(
+    cost: np.ndarray,
+    benefit: np.ndarray,
+    weight: np.ndarray,
+    group: np.ndarray,
+    target: np.ndarray | float,
+) -> Allocation:
+    """Marginal analysis over items: ``cost`` and ``benefit`` ``[n, k]`` per option (benefit =
+    weight x service of the option), ``weight`` ``[n]`` (an item's share of the group measure:
+    demand rate for fill rate, 1 for cycle service, 0 for an item without demand), integer
+    ``group`` codes ``[n]`` (0 .. G-1) and ``target`` per group code (service, 0..1; a scalar for
+    all). Starts every item at its cheapest option and takes the frontier steps of the group's
+    items by decreasing benefit per unit of cost while ``sum benefit < target x sum weight``; a
+    group whose target cannot be met takes every step (``reached`` false)."""
+    cost = np.asarray(cost, float)
+    benefit = np.asarray(benefit, float)
+    w = np.asarray(weight, float)
+    g = np.asarray(group, np.int64)
+    n = cost.shape[0]
+    n_groups = int(g.max()) + 1 if n else 0
+    tgt = np.broadcast_to(np.asarray(target, float), (n_groups,))
+    vert, cnt = upper_hull(cost, benefit)
+    rows = np.arange(n)
+    base = vert[:, 0]
+    kk = np.arange(vert.shape[1] - 1)[None, :]
+    r_idx, k_idx = np.nonzero(kk < (cnt[:, None] - 1))
+    a, nxt = vert[r_idx, k_idx], vert[r_idx, k_idx + 1]
+    dc = cost[r_idx, nxt] - cost[r_idx, a]
+    db = benefit[r_idx, nxt] - benefit[r_idx, a]
+    ratio = db / np.maximum(dc, 1e-300)
+    order = np.lexsort((k_idx, r_idx, -ratio, g[r_idx]))
+    r_idx, k_idx, dc, db, ratio = (x[order] for x in (r_idx, k_idx, dc, db, ratio))
+    sg = g[r_idx]
+    w_group = np.bincount(g, weights=w, minlength=n_groups)
+    b0 = np.bincount(g, weights=benefit[rows, base], minlength=n_groups)
+    c0 = np.bincount(g, weights=cost[rows, base], minlength=n_groups)
+    # cumulative sums restarted at each group (steps are sorted by group first)
+    first = np.searchsorted(sg, np.arange(n_groups), side="left")
+    cum_b, cum_c = np.cumsum(db), np.cumsum(dc)
+    pre_b = np.r_[0.0, cum_b][first]
+    pre_c = np.r_[0.0, cum_c][first]
+    grp_b = b0[sg] + cum_b - pre_b[sg]
+    grp_c = c0[sg] + cum_c - pre_c[sg]
+    need = tgt * w_group
+    take = (grp_b - db) < need[sg] - 1e-12 * np.maximum(need[sg], 1.0)
+    taken = np.bincount(r_idx[take], minlength=n)
+    choice = vert[rows, taken]
+    got_b = np.bincount(g, weights=benefit[rows, choice], minlength=n_groups)
+    got_c = np.bincount(g, weights=cost[rows, choice], minlength=n_groups)
+    safe_w = np.where(w_group > 0, w_group, 1.0)
+    service = np.where(w_group > 0, got_b / safe_w, 1.0)
+    steps = pd.DataFrame(
+        {
+            "group": sg,
+            "row": r_idx,
+            "step": k_idx,
+            "delta_value": dc,
+            "delta_benefit": db,
+            "ratio": ratio,
+            "service": np.where(w_group[sg] > 0, grp_b / safe_w[sg], 1.0),
+            "value": grp_c,
+            "value_per_point": 0.01 * w_group[sg] / np.maximum(ratio, 1e-300),
+        }
+    )
+    return Allocation(
+        choice=choice,
+        group_weight=w_group,
+        group_service=service,
+        group_value=got_c,
+        reached=got_b >= need - 1e-9 * np.maximum(need, 1.0),
+        start_service=np.where(w_group > 0, b0 / safe_w, 1.0),
+        start_value=c0,
+        steps=steps,
+    )
+
+
+CURVE_COLUMNS = ["group", "point", "service", "stock_value", "value_per_point"]
+
+
+def tradeoff_curve(allocation: Allocation, labels: np.ndarray | None = None, points: int = 101) -> pd.DataFrame:
+    """The investment / service trade-off curve of each group of an :func:`allocate` result: the
+    cheapest start (point 0), then the first step of the greedy reaching each of ``points - 1``
+    service levels evenly spaced from the start to the best reachable service (so the curve is as
+    dense at 90 % as at 99 %) and the last step, each with the group's model service, its stock value and the
+    marginal cost of one more point (+0.01) of service there (``value_per_point``, from the step's
+    benefit per unit of value). ``labels``: group names by code. Vectorised over groups."""
+    st = allocation.steps
+    n_groups = len(allocation.group_weight)
+    grp = st["group"].to_numpy(np.int64)
+    service = st["service"].to_numpy(float)
+    counts = np.bincount(grp, minlength=n_groups)
+    last = np.r_[0, np.cumsum(counts)][1:] - 1
+    top = np.where(counts > 0, service[np.maximum(last, 0)] if len(service) else 0.0, allocation.start_service)
+    frac = np.linspace(0.0, 1.0, max(points - 1, 2))[1:]
+    levels = allocation.start_service[:, None] + (top - allocation.start_service)[:, None] * frac[None, :]
+    # steps are sorted by group, then by increasing service: one searchsorted on group + service
+    key = grp * 4.0 + service
+    pos = np.searchsorted(key, (np.arange(n_groups)[:, None] * 4.0 + levels - 1e-12).ravel(), side="left")
+    gl = np.repeat(np.arange(n_groups), levels.shape[1])
+    ok = (pos < len(key)) & (counts[gl] > 0)
+    ok[ok] &= grp[pos[ok]] == gl[ok]
+    pick = st.iloc[np.unique(np.r_[pos[ok], last[counts > 0]])]
+    body = pd.DataFrame(
+        {
+            "group": pick["group"].to_numpy(np.int64),
+            "service": pick["service"].to_numpy(float),
+            "stock_value": pick["value"].to_numpy(float),
+            "value_per_point": pick["value_per_point"].to_numpy(float),
+        }
+    )
+    head = pd.DataFrame(
+        {
+            "group": np.arange(n_groups),
+            "service": allocation.start_service,
+            "stock_value": allocation.start_value,
+            "value_per_point": np.nan,
+        }
+    )
+    curve = pd.concat([head, body], ignore_index=True).sort_values(["group", "stock_value"], kind="mergesort")
+    curve["point"] = curve.groupby("group").cumcount()
+    if labels is not None:
+        curve["group"] = np.asarray(labels, object)[curve["group"].to_numpy(np.int64)]
+    return curve[CURVE_COLUMNS].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Frame level: the policy rows of a group of items
+# --------------------------------------------------------------------------------------------
+
+OPTIMISED_COLUMNS = [
+    "reorder_point",
+    "order_quantity",
+    "order_up_to",
+    "model_fill_rate",
+    "model_cycle_service",
+    "expected_stock_units",
+    "expected_stock_value",
+    "distribution",
+]
+
+
+def _frontier_chunk(
+    m: np.ndarray,
+    v: np.ndarray,
+    discrete: np.ndarray,
+    moq: np.ndarray,
+    multiple: np.ndarray,
+    unit_cost: np.ndarray,
+    weight: np.ndarray,
+    measure: str,
+    grid: dict[str, float],
+) -> dict[str, np.ndarray]:
+    opts = option_grid(m, v, discrete, moq, multiple, **grid)  # type: ignore[arg-type]
+    service = opts.fill if measure == "fill_rate" else opts.cycle
+    cost = opts.stock * unit_cost[:, None]
+    benefit = weight[:, None] * service
+    vert, cnt = upper_hull(cost, benefit)
+    width = int(cnt.max()) if len(cnt) else 1
+    # pad every row with its last vertex (same cost and benefit: never a step)
+    col = np.minimum(np.arange(width)[None, :], cnt[:, None] - 1)
+    idx = np.take_along_axis(vert, col, axis=1)
+    out = {name: np.take_along_axis(getattr(opts, name), idx, axis=1) for name in ("s", "q", "fill", "cycle", "stock")}
+    out["cost"] = np.take_along_axis(cost, idx, axis=1)
+    out["benefit"] = np.take_along_axis(benefit, idx, axis=1)
+    return out
+
+
+def optimise_policy(
+    items: pd.DataFrame,
+    target: float | dict[str, float],
+    *,
+    measure: str = "fill_rate",
+    group: str | None = None,
+    n_s: int = 40,
+    n_q: int = 12,
+    min_reorder_point: float = 0.0,
+    chunk_rows: int = 20_000,
+    curve_points: int = 101,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reorder point and order quantity of every item so that each group reaches ``target``
+    (a service 0..1, or one per group name) at the least stock value (module doc).
+
+    ``items`` columns: ``rate`` (units / day), ``ltd_mean`` and ``ltd_var`` (demand over lead time
+    + review period, e.g. from :func:`protection_demand`), ``discrete`` (bool), ``unit_cost``,
+    ``moq`` and ``order_multiple`` (missing = 1), and the ``group`` column when given (else one
+    group ``all``). ``measure``: ``fill_rate`` (units served / demanded; items weighted by their
+    rate) or ``cycle_service`` (share of periods without a shortage; every item with demand
+    counts once).
+
+    Returns ``(rows, curve)``: ``items`` with :data:`OPTIMISED_COLUMNS` added (``order_up_to`` =
+    reorder point + order quantity; ``distribution`` negbin / poisson / normal / no_demand), and
+    the trade-off curve per group (:func:`tradeoff_curve`, groups by name) with ``target`` and
+    ``reached`` per group. Items are processed in chunks of ``chunk_rows`` (memory), every chunk
+    vectorised; only each item's efficient frontier is kept for the greedy."""
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    df = items.reset_index(drop=True)
+    n = len(df)
+    labels, codes = (
+        (np.array(["all"], object), np.zeros(n, np.int64))
+        if group is None
+        else (lambda c: (np.asarray(c[1], object), c[0].astype(np.int64)))(pd.factorize(df[group], sort=True))
+    )
+    if isinstance(target, dict):
+        missing = [g for g in labels if g not in target]
+        if missing:
+            raise ValueError(f"target: no service target for group(s) {missing[:5]}")
+        tgt = np.array([float(target[g]) for g in labels])
+    else:
+        tgt = np.full(len(labels), float(target))
+    if ((tgt < 0) | (tgt > 1)).any():
+        raise ValueError(f"target must be a service between 0 and 1, got {tgt.tolist()}")
+    rate = np.clip(df["rate"].to_numpy(float), 0.0, None)
+    m = np.clip(df["ltd_mean"].to_numpy(float), 0.0, None)
+    v = np.clip(df["ltd_var"].to_numpy(float), 0.0, None)
+    disc = df["discrete"].to_numpy(bool)
+    cost = np.clip(df["unit_cost"].to_numpy(float), 0.0, None)
+    moq = df["moq"].to_numpy(float) if "moq" in df else np.ones(n)
+    mult = df["order_multiple"].to_numpy(float) if "order_multiple" in df else np.ones(n)
+    has = (m > 0) & (rate > 0)
+    weight = np.where(has, rate if measure == "fill_rate" else 1.0, 0.0)
+    grid = {"n_s": n_s, "n_q": n_q, "min_reorder_point": min_reorder_point}
+    parts = [
+        _frontier_chunk(m[a:b], v[a:b], disc[a:b], moq[a:b], mult[a:b], cost[a:b], weight[a:b], measure, grid)
+        for a, b in ((i, min(i + chunk_rows, n)) for i in range(0, n, chunk_rows))
+    ]  # a loop over chunks of items, each vectorised
+    width = max((p["s"].shape[1] for p in parts), default=1)
+
+    def stacked(name: str) -> np.ndarray:
+        if not parts:
+            return np.zeros((0, 1))
+        return np.concatenate(
+            [np.pad(p[name], ((0, 0), (0, width - p[name].shape[1])), mode="edge") for p in parts], axis=0
+        )
+
+    fr = {name: stacked(name) for name in ("s", "q", "fill", "cycle", "stock", "cost", "benefit")}
+    alloc = allocate(fr["cost"], fr["benefit"], weight, codes, tgt)
+    pick = alloc.choice
+    rows = np.arange(n)
+    out = df.copy()
+    out["reorder_point"] = fr["s"][rows, pick]
+    out["order_quantity"] = fr["q"][rows, pick]
+    out["order_up_to"] = out["reorder_point"] + out["order_quantity"]
+    out["model_fill_rate"] = fr["fill"][rows, pick]
+    out["model_cycle_service"] = fr["cycle"][rows, pick]
+    out["expected_stock_units"] = fr["stock"][rows, pick]
+    out["expected_stock_value"] = fr["cost"][rows, pick]
+    sd = np.sqrt(v)
+    discrete_used = disc | (m + 6 * sd <= 64)
+    out["distribution"] = np.where(
+        ~has, "no_demand", np.where(discrete_used, np.where(v > m * (1 + 1e-9), "negbin", "poisson"), "normal")
+    )
+    curve = tradeoff_curve(alloc, labels, curve_points)
+    summary = pd.DataFrame(
+        {"group": labels, "target": tgt, "reached": alloc.reached, "model_service": alloc.group_service,
+         "stock_value": alloc.group_value}
+    )  # fmt: skip
+    curve = curve.merge(summary[["group", "target", "reached"]], on="group", how="left")
+    curve.attrs["summary"] = summary
+    return out, curve
