@@ -21,6 +21,7 @@ from pipelines.replenishment import (
     protection_demand,
     round_order,
     tradeoff_curve,
+    undershoot_moments,
     upper_hull,
 )
 
@@ -259,3 +260,34 @@ def test_tradeoff_curve_spans_from_the_cheapest_to_the_best():
     assert curve["service"].iloc[0] == pytest.approx(res.start_service[0])
     assert curve["service"].iloc[-1] == pytest.approx(res.steps["service"].iloc[-1])
     assert curve["stock_value"].iloc[-1] == pytest.approx(res.steps["value"].iloc[-1])
+
+
+def test_undershoot_moments_match_a_simulated_renewal():
+    """Position falls by one period's negative binomial demand until at or below s: the mean and
+    variance of how far below s it lands agree with the renewal formulas."""
+    rng = np.random.default_rng(11)
+    mu, var = 2.0, 10.0
+    n, p = mu**2 / (var - mu), mu / var
+    pos = rng.integers(200, 260, 60_000).astype(float)  # start far above s = 0, spread over phases
+    under = np.full(pos.shape, np.nan)
+    while np.isnan(under).any():
+        live = np.isnan(under)
+        pos[live] -= rng.negative_binomial(n, p, live.sum())
+        hit = live & (pos <= 0)
+        under[hit] = -pos[hit]
+    eu, vu = undershoot_moments(np.array([mu, 0.3, 0.0]), np.array([var, 0.3, 0.0]))
+    assert eu[0] == pytest.approx(under.mean(), rel=0.03)
+    assert vu[0] == pytest.approx(under.var(), rel=0.06)
+    assert eu[1] == pytest.approx(0.15)  # Poisson: mu / 2
+    assert eu[2] == 0.0 and vu[2] == 0.0
+
+
+def test_undershoot_lowers_the_model_fill_of_the_same_option():
+    m = np.array([6.0])
+    plain = option_grid(m, 3 * m, np.array([True]), np.ones(1), np.ones(1), n_s=40, n_q=12)
+    eu, vu = undershoot_moments(np.array([2.0]), np.array([6.0]))
+    shifted = option_grid(m, 3 * m, np.array([True]), np.ones(1), np.ones(1), n_s=40, n_q=12, undershoot=(eu, vu))
+    same = (plain.s[0][:, None] == shifted.s[0][None, :]) & (plain.q[0][:, None] == shifted.q[0][None, :])
+    i, j = np.nonzero(same)
+    assert len(i) > 10
+    assert (shifted.fill[0, j] <= plain.fill[0, i] + 1e-9).mean() > 0.9
