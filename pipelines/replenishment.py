@@ -651,3 +651,186 @@ def optimise_policy(
     curve = curve.merge(summary[["group", "target", "reached"]], on="group", how="left")
     curve.attrs["summary"] = summary
     return out, curve
+
+
+# --------------------------------------------------------------------------------------------
+# Purchase proposals
+# --------------------------------------------------------------------------------------------
+
+PROPOSAL_COLUMNS = [
+    "run_date",
+    "sku",
+    "location",
+    "supplier",
+    "order_by",
+    "expected_receipt",
+    "quantity",
+    "unit_cost",
+    "fixed_order_cost",
+    "cost",
+    "inventory_position",
+    "on_order",
+    "reorder_point",
+    "order_up_to",
+    "moq",
+    "order_multiple",
+    "lead_time_days",
+    "runs_out_before_receipt",
+    "reason_en",
+    "reason_zh",
+]
+
+_PROPOSAL_EN = (
+    "Inventory position {pos} (on hand {oh} + in transit {it} + on order {oo} - reserved {rs}){when} the reorder"
+    " point {rop} (demand {mu}/day): order {qty} from {sup} by {by} (to bring it up to {out}{rounding}), expected {rec} after"
+    " {lt} days, cost {cost}.{risk}"
+)
+_PROPOSAL_ZH = (
+    "库存位置 {pos}（现有 {oh} + 在途 {it} + 已订购 {oo} - 预留 {rs}）{when}再订货点 {rop}（日需求 {mu}）："
+    "请于 {by} 前向{sup}订购 {qty}（补到 {out}{rounding}），预计 {lt} 天后于 {rec} 到货，金额 {cost}。{risk}"
+)
+
+
+def _sourcing_rows(keys: pd.DataFrame, sourcing: pd.DataFrame) -> pd.DataFrame:
+    """The sourcing row of each key: the (sku, location) row, else the sku's row without a
+    location (one supplier for every location)."""
+    src = sourcing.copy()
+    if "location" not in src:
+        src["location"] = None
+    own = src[src["location"].notna()].drop_duplicates(["sku", "location"], keep="first")
+    anyloc = src[src["location"].isna()].drop(columns="location").drop_duplicates("sku", keep="first")
+    cols = ["supplier", "lead_time_days", "moq", "order_multiple", "unit_cost", "fixed_order_cost"]
+    a = keys.merge(own, on=["sku", "location"], how="left")
+    b = keys.merge(anyloc, on="sku", how="left")
+    out = keys.copy()
+    for c in cols:
+        left = a[c] if c in a else pd.Series(np.nan, index=a.index)
+        right = b[c] if c in b else pd.Series(np.nan, index=b.index)
+        out[c] = left.where(left.notna(), right).to_numpy()
+    return out
+
+
+def purchase_proposals(
+    positions: pd.DataFrame,
+    sourcing: pd.DataFrame,
+    run_date: pd.Timestamp | str,
+    open_orders: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Purchase orders to propose, one row per SKU-location whose projected inventory position
+    reaches its reorder point within its review period (pure function, vectorised).
+
+    ``positions``: sku, location, demand_mean (units / day), reorder_point, order_up_to, on_hand,
+    in_transit, reserved, review_period_days, lead_time_days (used when sourcing has none).
+    ``sourcing``: sku, location (missing = every location; a location's own row wins), supplier,
+    lead_time_days, moq, order_multiple, unit_cost, fixed_order_cost. ``open_orders``: sku,
+    location, quantity (purchase orders placed, not received).
+
+    Inventory position = on hand + in transit + on order - reserved. Days until it reaches the
+    reorder point at the forecast rate: 0 when already at or below it; a proposal when that is
+    within the review period. Order-by date = run date + those whole days; quantity = order-up-to
+    minus the projected position on that date, rounded up to the MOQ and the order multiple;
+    expected receipt = order-by + lead time (whole days, rounded up); cost = quantity x unit cost
+    + fixed order cost; ``runs_out_before_receipt`` when the projected position at the receipt
+    is below zero. Reason in English and Chinese (:data:`PROPOSAL_COLUMNS`)."""
+    from pipelines import explain  # text helpers (pyarrow), imported where the sentences are built
+
+    rd = pd.Timestamp(run_date).normalize()
+    df = positions.reset_index(drop=True).copy()
+    keys = df[["sku", "location"]]
+    if open_orders is not None and len(open_orders):
+        oo = open_orders.groupby(["sku", "location"], as_index=False)["quantity"].sum()
+        df = df.merge(oo.rename(columns={"quantity": "on_order"}), on=["sku", "location"], how="left")
+    else:
+        df["on_order"] = 0.0
+    df["on_order"] = df["on_order"].fillna(0.0)
+    src = _sourcing_rows(keys, sourcing)
+    lead = src["lead_time_days"].astype(float).fillna(df["lead_time_days"].astype(float)).fillna(0.0)
+    rate = np.clip(df["demand_mean"].to_numpy(float), 0.0, None)
+    pos = (df["on_hand"] + df["in_transit"] + df["on_order"] - df["reserved"]).to_numpy(float)
+    s = df["reorder_point"].to_numpy(float)
+    big = df["order_up_to"].to_numpy(float)
+    review = df["review_period_days"].to_numpy(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        days = np.where(pos <= s, 0.0, np.where(rate > 0, (pos - s) / rate, np.inf))
+    due = days < np.maximum(review, 1.0)
+    whole = np.floor(np.where(due, days, 0.0))
+    at_order = pos - rate * whole
+    moq = src["moq"].astype(float).to_numpy()
+    mult = src["order_multiple"].astype(float).to_numpy()
+    qty = round_order(np.maximum(big - at_order, 1e-9), moq, mult)
+    lead_days = np.ceil(lead.to_numpy(float) - 1e-9)
+    unit_cost = src["unit_cost"].astype(float).to_numpy()
+    fixed = src["fixed_order_cost"].astype(float).fillna(0.0).to_numpy()
+    qmin, mult_ok = allowed_quantity(moq, mult)
+    out = pd.DataFrame(
+        {
+            "run_date": rd,
+            "sku": df["sku"].astype("str"),
+            "location": df["location"].astype("str"),
+            "supplier": src["supplier"],
+            "order_by": rd + pd.to_timedelta(whole, unit="D"),
+            "expected_receipt": rd + pd.to_timedelta(whole + lead_days, unit="D"),
+            "quantity": qty,
+            "unit_cost": unit_cost,
+            "fixed_order_cost": fixed,
+            "cost": qty * np.nan_to_num(unit_cost, nan=0.0) + fixed,
+            "inventory_position": pos,
+            "on_order": df["on_order"].to_numpy(float),
+            "reorder_point": s,
+            "order_up_to": big,
+            "moq": qmin,
+            "order_multiple": mult_ok,
+            "lead_time_days": lead_days,
+            "runs_out_before_receipt": pos - rate * (whole + lead_days) < 0,
+            "_on_hand": df["on_hand"].to_numpy(float),
+            "_in_transit": df["in_transit"].to_numpy(float),
+            "_reserved": df["reserved"].to_numpy(float),
+            "_rate": rate,
+            "_now": pos <= s,
+            "_at_order": at_order,
+        }
+    )[due].reset_index(drop=True)
+    rounded = out["quantity"] > out["order_up_to"] - out["_at_order"] + 1e-6
+    known = out["supplier"].notna()
+    f = {
+        "pos": explain.num(out["inventory_position"], 0),
+        "oh": explain.num(out["_on_hand"], 0),
+        "it": explain.num(out["_in_transit"], 0),
+        "oo": explain.num(out["on_order"], 0),
+        "rs": explain.num(out["_reserved"], 0),
+        "rop": explain.num(out["reorder_point"], 0),
+        "mu": explain.num(out["_rate"], 2),
+        "qty": explain.num(out["quantity"], 0),
+        "out": explain.num(out["order_up_to"], 0),
+        "by": explain.day(out["order_by"]),
+        "rec": explain.day(out["expected_receipt"]),
+        "lt": explain.num(out["lead_time_days"], 0),
+        "cost": explain.money(out["cost"]),
+    }
+    moq_txt = explain.num(out["moq"], 0)
+    mult_txt = explain.num(out["order_multiple"], 0)
+    sup = out["supplier"].astype("str")
+    en = {
+        **f,
+        "when": explain.choose(out["_now"], " is at or below", " reaches within the review period"),
+        "sup": explain.choose(known, explain.render("supplier {s}", s=sup), "a supplier to choose (none recorded)"),
+        "rounding": explain.choose(
+            rounded, explain.render(", rounded to MOQ {m} and multiple {k}", m=moq_txt, k=mult_txt), ""
+        ),
+        "risk": explain.choose(out["runs_out_before_receipt"], " Stock is expected to run out before it arrives.", ""),
+    }
+    zh = {
+        **f,
+        "when": explain.choose(out["_now"], "已达到或低于", "将在检查周期内降到"),
+        "sup": explain.choose(known, explain.render("供应商 {s} ", s=sup), "供应商（未记录，请选择）"),
+        "rounding": explain.choose(
+            rounded, explain.render("，按最小订购量 {m}、订购倍数 {k} 取整", m=moq_txt, k=mult_txt), ""
+        ),
+        "risk": explain.choose(out["runs_out_before_receipt"], "预计到货前会缺货。", ""),
+    }
+    if len(out):
+        out["reason_en"] = explain.render(_PROPOSAL_EN, **en)
+        out["reason_zh"] = explain.render(_PROPOSAL_ZH, **zh)
+    else:
+        out["reason_en"], out["reason_zh"] = pd.Series(dtype="str"), pd.Series(dtype="str")
+    return out[PROPOSAL_COLUMNS]

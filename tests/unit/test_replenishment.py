@@ -19,6 +19,7 @@ from pipelines.replenishment import (
     optimise_policy,
     option_grid,
     protection_demand,
+    purchase_proposals,
     round_order,
     tradeoff_curve,
     undershoot_moments,
@@ -291,3 +292,75 @@ def test_undershoot_lowers_the_model_fill_of_the_same_option():
     i, j = np.nonzero(same)
     assert len(i) > 10
     assert (shifted.fill[0, j] <= plain.fill[0, i] + 1e-9).mean() > 0.9
+
+
+def _positions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "sku": ["A", "B", "C", "D", "E"],
+            "location": ["W1", "W1", "W2", "W1", "W1"],
+            "demand_mean": [2.0, 1.0, 0.5, 0.0, 4.0],
+            "reorder_point": [10.0, 10.0, 4.0, 2.0, 30.0],
+            "order_up_to": [30.0, 25.0, 12.0, 6.0, 60.0],
+            "on_hand": [8.0, 30.0, 9.0, 5.0, 20.0],
+            "in_transit": [0.0, 0.0, 0.0, 0.0, 0.0],
+            "reserved": [1.0, 0.0, 0.0, 0.0, 0.0],
+            "review_period_days": [7.0, 7.0, 7.0, 7.0, 7.0],
+            "lead_time_days": [5.0, 5.0, 5.0, 5.0, 5.0],
+        }
+    )
+
+
+def _sourcing() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "sku": ["A", "C", "C", "E"],
+            "location": [None, None, "W2", "W1"],
+            "supplier": ["Acme", "Bolt-any", "Bolt-W2", "Seal"],
+            "lead_time_days": [10.0, 3.0, 4.5, 20.0],
+            "moq": [25.0, 1.0, 1.0, 50.0],
+            "order_multiple": [5.0, 1.0, 1.0, 10.0],
+            "unit_cost": [2.0, 3.0, 3.0, 1.5],
+            "fixed_order_cost": [10.0, 0.0, 0.0, 5.0],
+        }
+    )
+
+
+def test_purchase_proposals_quantity_dates_cost_and_reasons():
+    opened = pd.DataFrame({"sku": ["E"], "location": ["W1"], "quantity": [8.0]})
+    out = purchase_proposals(_positions(), _sourcing(), "2026-03-01", opened).set_index("sku")
+    # B (30 -> 10 in 20 days), C (9 -> 4 in 10 days) and D (no demand, above s) are not due
+    assert sorted(out.index) == ["A", "E"]
+    a = out.loc["A"]  # position 7 <= 10: order now, 30 - 7 = 23 -> MOQ 25 (multiple of 5)
+    assert a["inventory_position"] == 7 and a["quantity"] == 25
+    assert a["order_by"] == pd.Timestamp("2026-03-01") and a["expected_receipt"] == pd.Timestamp("2026-03-11")
+    assert a["cost"] == pytest.approx(25 * 2.0 + 10.0) and a["supplier"] == "Acme"
+    assert a["runs_out_before_receipt"]  # 7 - 2 x 10 < 0
+    assert "MOQ 25" in a["reason_en"] and "最小订购量 25" in a["reason_zh"]
+    e = out.loc["E"]  # position 20 + 8 on order = 28 <= 30: 60 - 28 = 32 -> 50 (MOQ, multiple 10)
+    assert e["on_order"] == 8 and e["inventory_position"] == 28 and e["quantity"] == 50
+    assert e["expected_receipt"] == pd.Timestamp("2026-03-21")
+    for col in ("reason_en", "reason_zh"):
+        assert out[col].str.len().min() > 40
+    assert "Seal" in e["reason_en"] and "Seal" in e["reason_zh"] and "到货" in e["reason_zh"]
+
+
+def test_purchase_proposals_order_by_is_the_day_the_position_reaches_the_reorder_point():
+    pos = _positions().iloc[[2]].assign(on_hand=6.0)  # C: 6 -> 4 at 0.5/day in 4 days
+    out = purchase_proposals(pos, _sourcing(), "2026-03-01")
+    row = out.iloc[0]
+    assert row["order_by"] == pd.Timestamp("2026-03-05")
+    assert row["supplier"] == "Bolt-W2" and row["lead_time_days"] == 5  # the location's row, 4.5 -> 5
+    assert row["quantity"] == 8  # up to 12 from the projected 4
+    assert not row["runs_out_before_receipt"]
+    assert "will" not in row["reason_en"] and "reaches within the review period" in row["reason_en"]
+    assert "检查周期内" in row["reason_zh"]
+
+
+def test_purchase_proposals_without_sourcing_or_anything_due():
+    pos = _positions().iloc[[1, 3]]
+    assert purchase_proposals(pos, _sourcing(), "2026-03-01").empty
+    lone = _positions().iloc[[0]].assign(sku="Z")
+    out = purchase_proposals(lone, _sourcing(), "2026-03-01")
+    assert out["supplier"].isna().all() and out["quantity"].iloc[0] == 23 and out["lead_time_days"].iloc[0] == 5
+    assert "none recorded" in out["reason_en"].iloc[0] and "未记录" in out["reason_zh"].iloc[0]
