@@ -517,6 +517,8 @@ OPTIMISED_COLUMNS = [
     "model_cycle_service",
     "expected_stock_units",
     "expected_stock_value",
+    "expected_orders",
+    "expected_cost",
     "distribution",
 ]
 
@@ -527,15 +529,31 @@ def _frontier_chunk(
     discrete: np.ndarray,
     moq: np.ndarray,
     multiple: np.ndarray,
-    unit_cost: np.ndarray,
+    unit_value: np.ndarray,
+    order_cost: np.ndarray,
+    rate: np.ndarray,
+    review: np.ndarray,
     weight: np.ndarray,
     measure: str,
     grid: dict[str, float],
     undershoot: tuple[np.ndarray, np.ndarray] | None,
 ) -> dict[str, np.ndarray]:
-    opts = option_grid(m, v, discrete, moq, multiple, undershoot=undershoot, **grid)  # type: ignore[arg-type]
+    """Option grid of a chunk of items reduced to each item's efficient frontier (padded with its
+    last vertex). Cost of an option: ``unit_value x stock + order_cost x orders per period``
+    (orders per period = rate / Q, at most one per review period)."""
+    q_span = None
+    if (order_cost > 0).any():
+        # the EOQ may lie beyond the default Q grid: reach twice it
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eoq = np.sqrt(
+                np.where(unit_value > 0, 2 * order_cost * rate / np.where(unit_value > 0, unit_value, 1.0), 0.0)
+            )
+        q_span = np.maximum(np.maximum(m, 6 * np.sqrt(v)), 2 * np.nan_to_num(eoq))
+    opts = option_grid(m, v, discrete, moq, multiple, undershoot=undershoot, q_span=q_span, **grid)  # type: ignore[arg-type]
     service = opts.fill if measure == "fill_rate" else opts.cycle
-    cost = opts.stock * unit_cost[:, None]
+    cap = np.where(np.isfinite(review) & (review > 0), 1.0 / np.where(review > 0, review, 1.0), np.inf)
+    per_period = np.minimum(rate[:, None] / opts.q, cap[:, None])
+    cost = opts.stock * unit_value[:, None] + order_cost[:, None] * per_period
     benefit = weight[:, None] * service
     vert, cnt = upper_hull(cost, benefit)
     width = int(cnt.max()) if len(cnt) else 1
@@ -545,7 +563,112 @@ def _frontier_chunk(
     out = {name: np.take_along_axis(getattr(opts, name), idx, axis=1) for name in ("s", "q", "fill", "cycle", "stock")}
     out["cost"] = np.take_along_axis(cost, idx, axis=1)
     out["benefit"] = np.take_along_axis(benefit, idx, axis=1)
+    out["orders"] = np.take_along_axis(np.broadcast_to(per_period, cost.shape), idx, axis=1)
     return out
+
+
+@dataclass(frozen=True)
+class Frontiers:
+    """Every item's efficient frontier (``[n, width]`` arrays: s, q, fill, cycle, stock, cost,
+    benefit, orders per period) and the item inputs the callers need."""
+
+    arrays: dict[str, np.ndarray]
+    weight: np.ndarray
+    has_demand: np.ndarray
+    distribution: np.ndarray
+
+
+def frontiers(
+    items: pd.DataFrame,
+    *,
+    measure: str = "fill_rate",
+    n_s: int = 40,
+    n_q: int = 12,
+    min_reorder_point: float = 0.0,
+    chunk_rows: int = 20_000,
+) -> Frontiers:
+    """The efficient frontier of every item of ``items`` (columns: see :func:`optimise_policy`),
+    in chunks of ``chunk_rows`` items, each vectorised."""
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+    df = items.reset_index(drop=True)
+    n = len(df)
+
+    def col(name: str, default: float) -> np.ndarray:
+        return df[name].to_numpy(float) if name in df else np.full(n, default)
+
+    rate = np.clip(df["rate"].to_numpy(float), 0.0, None)
+    m = np.clip(df["ltd_mean"].to_numpy(float), 0.0, None)
+    v = np.clip(df["ltd_var"].to_numpy(float), 0.0, None)
+    disc = df["discrete"].to_numpy(bool)
+    if "holding_cost" in df:
+        unit_value = np.clip(np.nan_to_num(df["holding_cost"].to_numpy(float)), 0.0, None)
+        order_cost = np.clip(np.nan_to_num(col("order_cost", 0.0)), 0.0, None)
+    else:
+        unit_value, order_cost = np.clip(df["unit_cost"].to_numpy(float), 0.0, None), np.zeros(n)
+    review = col("review_period", np.inf)
+    has = (m > 0) & (rate > 0)
+    weight = np.where(has, rate if measure == "fill_rate" else 1.0, 0.0)
+    grid = {"n_s": n_s, "n_q": n_q, "min_reorder_point": min_reorder_point}
+    under = (
+        undershoot_moments(df["review_mean"].to_numpy(float), df["review_var"].to_numpy(float))
+        if "review_mean" in df
+        else None
+    )
+    moq, mult = col("moq", 1.0), col("order_multiple", 1.0)
+    parts = [
+        _frontier_chunk(
+            m[a:b], v[a:b], disc[a:b], moq[a:b], mult[a:b], unit_value[a:b], order_cost[a:b], rate[a:b],
+            review[a:b], weight[a:b], measure, grid, None if under is None else (under[0][a:b], under[1][a:b]),
+        )
+        for a, b in ((i, min(i + chunk_rows, n)) for i in range(0, n, chunk_rows))
+    ]  # a loop over chunks of items, each vectorised  # fmt: skip
+    width = max((p["s"].shape[1] for p in parts), default=1)
+
+    def stacked(name: str) -> np.ndarray:
+        if not parts:
+            return np.zeros((0, 1))
+        return np.concatenate(
+            [np.pad(p[name], ((0, 0), (0, width - p[name].shape[1])), mode="edge") for p in parts], axis=0
+        )
+
+    arrays = {name: stacked(name) for name in ("s", "q", "fill", "cycle", "stock", "cost", "benefit", "orders")}
+    discrete_used = disc | (m + 6 * np.sqrt(v) <= 64)
+    dist = np.where(
+        ~has, "no_demand", np.where(discrete_used, np.where(v > m * (1 + 1e-9), "negbin", "poisson"), "normal")
+    )
+    return Frontiers(arrays=arrays, weight=weight, has_demand=has, distribution=dist)
+
+
+def _rows_from(df: pd.DataFrame, fr: Frontiers, pick: np.ndarray) -> pd.DataFrame:
+    a, rows = fr.arrays, np.arange(len(df))
+    out = df.reset_index(drop=True).copy()
+    out["reorder_point"] = a["s"][rows, pick]
+    out["order_quantity"] = a["q"][rows, pick]
+    out["order_up_to"] = out["reorder_point"] + out["order_quantity"]
+    out["model_fill_rate"] = a["fill"][rows, pick]
+    out["model_cycle_service"] = a["cycle"][rows, pick]
+    out["expected_stock_units"] = a["stock"][rows, pick]
+    out["expected_stock_value"] = out["expected_stock_units"] * out["unit_cost"].to_numpy(float)
+    out["expected_orders"] = a["orders"][rows, pick]
+    out["expected_cost"] = a["cost"][rows, pick]
+    out["distribution"] = fr.distribution
+    return out
+
+
+def optimise_cost(items: pd.DataFrame, *, n_s: int = 40, n_q: int = 12, chunk_rows: int = 20_000) -> pd.DataFrame:
+    """Reorder point and order quantity per item at the least expected cost per period:
+    ``holding_cost x stock + order_cost x orders + lost_sale_cost x units short`` (columns
+    ``holding_cost`` per unit and period, ``order_cost`` per order, ``lost_sale_cost`` per unit
+    short, with the inputs of :func:`optimise_policy`; ``rate`` per the same period). No group
+    target: the penalty prices a unit of service, so each item stops on its frontier where one
+    more unit served per period costs more than the penalty (the same marginal analysis, at the
+    multiplier the penalty sets). Columns :data:`OPTIMISED_COLUMNS` plus ``expected_orders`` and
+    ``expected_cost`` (holding + ordering, without the lost sales)."""
+    fr = frontiers(items, measure="fill_rate", n_s=n_s, n_q=n_q, chunk_rows=chunk_rows)
+    pen = np.clip(np.nan_to_num(items["lost_sale_cost"].to_numpy(float)), 0.0, None)
+    total = fr.arrays["cost"] - pen[:, None] * fr.arrays["benefit"]  # benefit = units served per period
+    return _rows_from(items, fr, np.argmin(total, axis=1))
 
 
 def optimise_policy(
@@ -568,17 +691,17 @@ def optimise_policy(
     ``moq`` and ``order_multiple`` (missing = 1), optionally ``review_mean`` and ``review_var``
     (demand over one review period: the undershoot of the reorder point under periodic review,
     :func:`undershoot_moments`; without them, continuous review with unit demands), and the
-    ``group`` column when given (else one group ``all``). ``measure``: ``fill_rate`` (units served / demanded; items weighted by their
-    rate) or ``cycle_service`` (share of periods without a shortage; every item with demand
-    counts once).
+    ``group`` column when given (else one group ``all``). With ``holding_cost`` (per unit and
+    period) and ``order_cost`` (per order; ``review_period`` caps orders at one per review), the
+    money minimised is holding + ordering per period instead of the stock value. ``measure``:
+    ``fill_rate`` (units served / demanded; items weighted by their rate) or ``cycle_service``
+    (share of periods without a shortage; every item with demand counts once).
 
     Returns ``(rows, curve)``: ``items`` with :data:`OPTIMISED_COLUMNS` added (``order_up_to`` =
     reorder point + order quantity; ``distribution`` negbin / poisson / normal / no_demand), and
     the trade-off curve per group (:func:`tradeoff_curve`, groups by name) with ``target`` and
     ``reached`` per group. Items are processed in chunks of ``chunk_rows`` (memory), every chunk
     vectorised; only each item's efficient frontier is kept for the greedy."""
-    if measure not in MEASURES:
-        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
     df = items.reset_index(drop=True)
     n = len(df)
     labels, codes = (
@@ -595,54 +718,9 @@ def optimise_policy(
         tgt = np.full(len(labels), float(target))
     if ((tgt < 0) | (tgt > 1)).any():
         raise ValueError(f"target must be a service between 0 and 1, got {tgt.tolist()}")
-    rate = np.clip(df["rate"].to_numpy(float), 0.0, None)
-    m = np.clip(df["ltd_mean"].to_numpy(float), 0.0, None)
-    v = np.clip(df["ltd_var"].to_numpy(float), 0.0, None)
-    disc = df["discrete"].to_numpy(bool)
-    cost = np.clip(df["unit_cost"].to_numpy(float), 0.0, None)
-    moq = df["moq"].to_numpy(float) if "moq" in df else np.ones(n)
-    mult = df["order_multiple"].to_numpy(float) if "order_multiple" in df else np.ones(n)
-    has = (m > 0) & (rate > 0)
-    weight = np.where(has, rate if measure == "fill_rate" else 1.0, 0.0)
-    grid = {"n_s": n_s, "n_q": n_q, "min_reorder_point": min_reorder_point}
-    under = (
-        undershoot_moments(df["review_mean"].to_numpy(float), df["review_var"].to_numpy(float))
-        if "review_mean" in df
-        else None
-    )
-    parts = [
-        _frontier_chunk(
-            m[a:b], v[a:b], disc[a:b], moq[a:b], mult[a:b], cost[a:b], weight[a:b], measure, grid,
-            None if under is None else (under[0][a:b], under[1][a:b]),
-        )
-        for a, b in ((i, min(i + chunk_rows, n)) for i in range(0, n, chunk_rows))
-    ]  # a loop over chunks of items, each vectorised  # fmt: skip
-    width = max((p["s"].shape[1] for p in parts), default=1)
-
-    def stacked(name: str) -> np.ndarray:
-        if not parts:
-            return np.zeros((0, 1))
-        return np.concatenate(
-            [np.pad(p[name], ((0, 0), (0, width - p[name].shape[1])), mode="edge") for p in parts], axis=0
-        )
-
-    fr = {name: stacked(name) for name in ("s", "q", "fill", "cycle", "stock", "cost", "benefit")}
-    alloc = allocate(fr["cost"], fr["benefit"], weight, codes, tgt)
-    pick = alloc.choice
-    rows = np.arange(n)
-    out = df.copy()
-    out["reorder_point"] = fr["s"][rows, pick]
-    out["order_quantity"] = fr["q"][rows, pick]
-    out["order_up_to"] = out["reorder_point"] + out["order_quantity"]
-    out["model_fill_rate"] = fr["fill"][rows, pick]
-    out["model_cycle_service"] = fr["cycle"][rows, pick]
-    out["expected_stock_units"] = fr["stock"][rows, pick]
-    out["expected_stock_value"] = fr["cost"][rows, pick]
-    sd = np.sqrt(v)
-    discrete_used = disc | (m + 6 * sd <= 64)
-    out["distribution"] = np.where(
-        ~has, "no_demand", np.where(discrete_used, np.where(v > m * (1 + 1e-9), "negbin", "poisson"), "normal")
-    )
+    fr = frontiers(df, measure=measure, n_s=n_s, n_q=n_q, min_reorder_point=min_reorder_point, chunk_rows=chunk_rows)
+    alloc = allocate(fr.arrays["cost"], fr.arrays["benefit"], fr.weight, codes, tgt)
+    out = _rows_from(df, fr, alloc.choice)
     curve = tradeoff_curve(alloc, labels, curve_points)
     summary = pd.DataFrame(
         {"group": labels, "target": tgt, "reached": alloc.reached, "model_service": alloc.group_service,

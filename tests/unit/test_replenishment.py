@@ -16,6 +16,7 @@ from pipelines.replenishment import (
     _normal_g2,
     allocate,
     allowed_quantity,
+    optimise_cost,
     optimise_policy,
     option_grid,
     protection_demand,
@@ -364,3 +365,35 @@ def test_purchase_proposals_without_sourcing_or_anything_due():
     out = purchase_proposals(lone, _sourcing(), "2026-03-01")
     assert out["supplier"].isna().all() and out["quantity"].iloc[0] == 23 and out["lead_time_days"].iloc[0] == 5
     assert "none recorded" in out["reason_en"].iloc[0] and "未记录" in out["reason_zh"].iloc[0]
+
+
+def test_optimise_cost_balances_holding_ordering_and_lost_sales():
+    """Deterministic-ish demand (Poisson, mean 20 per period): with a large order cost the order
+    quantity approaches the EOQ; a higher lost-sale penalty buys more service; the chosen option
+    is the cheapest total among the item's full option grid."""
+    n = 3
+    items = pd.DataFrame(
+        {
+            "rate": [20.0, 20.0, 20.0],
+            "ltd_mean": [40.0, 40.0, 40.0],
+            "ltd_var": [40.0, 40.0, 40.0],
+            "discrete": [True, True, True],
+            "unit_cost": [10.0, 10.0, 10.0],
+            "holding_cost": [0.1, 0.1, 0.1],
+            "order_cost": [50.0, 50.0, 0.5],
+            "lost_sale_cost": [20.0, 1.0, 20.0],
+        }
+    )
+    rows = optimise_cost(items)
+    eoq = np.sqrt(2 * 50.0 * 20.0 / 0.1)  # 141
+    assert 0.6 * eoq <= rows["order_quantity"].iloc[0] <= 1.5 * eoq
+    assert rows["order_quantity"].iloc[2] < rows["order_quantity"].iloc[0]
+    assert rows["model_fill_rate"].iloc[0] > rows["model_fill_rate"].iloc[1]
+    assert rows["expected_orders"].iloc[0] == pytest.approx(20.0 / rows["order_quantity"].iloc[0])
+    opts = option_grid(
+        items["ltd_mean"].to_numpy(), items["ltd_var"].to_numpy(), np.ones(n, bool), np.ones(n), np.ones(n),
+        q_span=np.full(n, 2 * eoq),
+    )  # fmt: skip
+    total = opts.stock * 0.1 + 50.0 * 20.0 / opts.q + 20.0 * 20.0 * (1 - opts.fill)
+    got = rows["expected_cost"].iloc[0] + 20.0 * 20.0 * (1 - rows["model_fill_rate"].iloc[0])
+    assert got <= total[0].min() + 1e-6
