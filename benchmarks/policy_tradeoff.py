@@ -199,7 +199,11 @@ def choose_target(
 
 
 def report(
-    base_data: tuple[pd.DataFrame, list[str], np.ndarray], setting: tuple[str, float], boot: int, seed: int
+    base_data: tuple[pd.DataFrame, list[str], np.ndarray],
+    setting: tuple[str, float],
+    boot: int,
+    seed: int,
+    curves: bool = True,
 ) -> dict[str, object]:
     variant, target = setting
     mats, fit, rep = window(*base_data, REPORT["fit_end"], REPORT["start"], REPORT["end"])
@@ -233,7 +237,7 @@ def report(
             }
         )
     curve_rows = []
-    for v in VARIANTS:
+    for v in VARIANTS if curves else ():
         vi = oil_items(mats, fit, v)
         for t in GRID:
             cs, cb, _ = ours(vi, t)
@@ -254,6 +258,40 @@ def report(
 
 def _fmt(x: float, d: int = 3) -> str:
     return f"{x:,.{d}f}"
+
+
+def print_curves(r: dict, setting: tuple[str, float]) -> None:  # type: ignore[type-arg]
+    """The replayed curve of the chosen variant against the recorded point, and the model curve."""
+    rec_main = r["main"]["recorded"]
+    print(f"\n### Replayed trade-off curve (report window, variant {setting[0]}; the recorded point first)\n")
+    print("| policy | cycle service | fill rate | avg stock (units) | avg stock value | value vs recorded |")
+    print("|:--|--:|--:|--:|--:|--:|")
+    print(
+        f"| recorded min / max | {_fmt(rec_main['cycle_service'])} | {_fmt(rec_main['fill_rate'])} |"
+        f" {_fmt(rec_main['stock_units'], 0)} | {_fmt(rec_main['stock_value'], 0)} | +0.0% |"
+    )
+    rc = r["replayed_curve"]
+    rc = rc[rc["variant"] == setting[0]]
+    shown = rc[(np.round(rc["target"] * 1000) % 10 == 0) | (rc["target"] > 0.99)]
+    for row in shown.itertuples():
+        mark = " (chosen)" if abs(row.target - setting[1]) < 1e-9 else ""
+        print(
+            f"| ours, target {row.target:g}{mark} | {_fmt(row.cycle_service)} | {_fmt(row.fill_rate)} |"
+            f" {_fmt(row.stock_units, 0)} | {_fmt(row.stock_value, 0)} |"
+            f" {row.stock_value / rec_main['stock_value'] - 1:+.1%} |"
+        )
+    mc = r["model_curve"]
+    print("\n### Model trade-off curve (fit through Dec-1999: the optimiser's own estimate)\n")
+    print("| model fill rate | stock value | value of one more point (+0.01) |")
+    print("|--:|--:|--:|")
+    svc = mc["service"].to_numpy()
+    for level in (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999):
+        i = int(np.searchsorted(svc, level - 1e-12))
+        if i < len(mc):
+            row = mc.iloc[i]
+            print(f"| {row['service']:.3f} | {_fmt(row['stock_value'], 0)} | {_fmt(row['value_per_point'], 0)} |")
+    floor = float(mc["stock_value"].iloc[0])
+    print(f"\n- cheapest option of every material (s = 0, Q = 1): model stock value {_fmt(floor, 0)}")
 
 
 def main() -> None:
@@ -295,16 +333,7 @@ def main() -> None:
     print("|:--|--:|--:|--:|")
     for c in b.columns:
         print(f"| {c} | {_fmt(b[c].mean())} | {_fmt(b[c].quantile(0.025))} | {_fmt(b[c].quantile(0.975))} |")
-    print("\n### Replayed trade-off curve (report window; our policy at every target of the grid)\n")
-    rc = r["replayed_curve"].assign(
-        value_vs_recorded=lambda d: d["stock_value"] / r["main"]["recorded"]["stock_value"] - 1
-    )
-    print(rc.to_markdown(index=False, floatfmt=",.3f"))
-    mc = r["model_curve"]
-    print("\n### Model trade-off curve (fit through Dec-1999; every 10th point)\n")
-    print(
-        mc.iloc[::10][["point", "service", "stock_value", "value_per_point"]].to_markdown(index=False, floatfmt=",.3f")
-    )
+    print_curves(r, setting)
     o, rr = r["ours_rows"], r["recorded_rows"]
     print(
         f"\n- mean s / S: ours {o['s'].mean():.2f} / {o['S'].mean():.2f}, recorded {rr['s'].mean():.2f} / {rr['S'].mean():.2f}"
