@@ -916,3 +916,67 @@ def purchase_proposals(
     else:
         out["reason_en"], out["reason_zh"] = pd.Series(dtype="str"), pd.Series(dtype="str")
     return out[PROPOSAL_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs from the nightly frames (for wiring into the policy stage)
+# --------------------------------------------------------------------------------------------
+
+
+def optimiser_inputs(
+    detail: pd.DataFrame,
+    lead_time_demand: pd.DataFrame | None = None,
+    sourcing: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The :func:`optimise_policy` inputs and group targets from the policy stage's frame
+    (``policy_detail``: sku, location, category, abc_class, demand_mean, lead_time_std_days,
+    review_period_days, lt_mean, lt_std, demand_pattern, ss_method, unit_cost, service_level,
+    fill_rate), the forecast stage's ``lead_time_demand`` (sku, location, mean, dispersion) and
+    optional sourcing (sku, location or none for every location, moq, order_multiple).
+
+    Demand over lead time + review: from ``lead_time_demand`` (:func:`protection_demand`: its
+    calibrated mean and dispersion) where the series has a row, else the policy frame's own
+    ``lt_mean`` / ``lt_std``. Discrete: intermittent / lumpy demand or a Poisson / negative
+    binomial safety stock. Groups: ``category/abc_class``; each group's target is its policy
+    row's fill rate, else its cycle service level (the fill rate is the optimiser's measure)."""
+    key = ["sku", "location"]
+    df = detail.reset_index(drop=True)
+    rate = df["demand_mean"].to_numpy(float)
+    m = df["lt_mean"].to_numpy(float)
+    v = df["lt_std"].to_numpy(float) ** 2
+    if lead_time_demand is not None and len(lead_time_demand):
+        ltd = df[key].merge(lead_time_demand[[*key, "mean", "dispersion"]], on=key, how="left")
+        pm, pv = protection_demand(
+            ltd["mean"].to_numpy(float),
+            ltd["dispersion"].to_numpy(float),
+            rate,
+            df["review_period_days"].to_numpy(float),
+            df["lead_time_std_days"].to_numpy(float),
+        )
+        found = ltd["mean"].notna().to_numpy()
+        m, v = np.where(found, pm, m), np.where(found, pv, v)
+    moq, mult = np.ones(len(df)), np.ones(len(df))
+    if sourcing is not None and len(sourcing):
+        src = _sourcing_rows(df[key], sourcing)
+        moq = src["moq"].astype(float).fillna(1.0).to_numpy()
+        mult = src["order_multiple"].astype(float).fillna(1.0).to_numpy()
+    pattern = df["demand_pattern"].astype("str")
+    discrete = pattern.isin(["intermittent", "lumpy"]) | df["ss_method"].astype("str").isin(["poisson", "negbin"])
+    group = df["category"].astype("str") + "/" + df["abc_class"].astype("str")
+    target = df["fill_rate"].astype(float).where(df["fill_rate"].notna(), df["service_level"].astype(float))
+    items = pd.DataFrame(
+        {
+            "sku": df["sku"],
+            "location": df["location"],
+            "rate": rate,
+            "ltd_mean": m,
+            "ltd_var": v,
+            "discrete": discrete.to_numpy(bool),
+            "unit_cost": df["unit_cost"].astype(float).fillna(0.0).to_numpy(),
+            "moq": moq,
+            "order_multiple": mult,
+            "group": group.to_numpy(),
+        }
+    )
+    targets = pd.Series(target.to_numpy(), index=group.to_numpy()).groupby(level=0).max().to_dict()
+    return items, {str(k): float(t) for k, t in targets.items()}

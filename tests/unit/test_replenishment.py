@@ -18,6 +18,7 @@ from pipelines.replenishment import (
     allowed_quantity,
     optimise_cost,
     optimise_policy,
+    optimiser_inputs,
     option_grid,
     protection_demand,
     purchase_proposals,
@@ -397,3 +398,35 @@ def test_optimise_cost_balances_holding_ordering_and_lost_sales():
     total = opts.stock * 0.1 + 50.0 * 20.0 / opts.q + 20.0 * 20.0 * (1 - opts.fill)
     got = rows["expected_cost"].iloc[0] + 20.0 * 20.0 * (1 - rows["model_fill_rate"].iloc[0])
     assert got <= total[0].min() + 1e-6
+
+
+def test_optimiser_inputs_use_the_calibrated_lead_time_demand_and_policy_targets():
+    detail = pd.DataFrame(
+        {
+            "sku": ["A", "B", "C"],
+            "location": ["W1", "W1", "W2"],
+            "category": ["spare", "spare", "tools"],
+            "abc_class": ["A", "A", "C"],
+            "demand_mean": [0.5, 2.0, 1.0],
+            "lead_time_std_days": [0.0, 1.0, 0.0],
+            "review_period_days": [7.0, 7.0, 7.0],
+            "lt_mean": [8.5, 34.0, 17.0],
+            "lt_std": [3.0, 6.0, 4.0],
+            "demand_pattern": ["lumpy", "smooth", "intermittent"],
+            "ss_method": ["negbin", "normal", "poisson"],
+            "unit_cost": [100.0, 5.0, 2.0],
+            "service_level": [0.98, 0.98, 0.90],
+            "fill_rate": [0.99, 0.99, np.nan],
+        }
+    )
+    ltd = pd.DataFrame({"sku": ["A", "B"], "location": ["W1", "W1"], "mean": [5.0, 20.0], "dispersion": [4.0, 1.5]})
+    src = pd.DataFrame({"sku": ["A"], "location": [None], "moq": [3.0], "order_multiple": [3.0]})
+    items, targets = optimiser_inputs(detail, ltd, src)
+    assert items["ltd_mean"].tolist() == pytest.approx([5.0 + 3.5, 20.0 + 14.0, 17.0])
+    assert items["ltd_var"].tolist() == pytest.approx([4.0 * 8.5, 1.5 * 34.0 + 4.0, 16.0])
+    assert items["discrete"].tolist() == [True, False, True]
+    assert items["moq"].tolist() == [3.0, 1.0, 1.0]
+    assert targets == {"spare/A": 0.99, "tools/C": 0.90}
+    rows, curve = optimise_policy(items, targets, group="group")
+    assert set(curve["group"]) == {"spare/A", "tools/C"}
+    assert rows.loc[0, "order_quantity"] % 3 == 0
