@@ -390,6 +390,7 @@ def allocate(
     weight: np.ndarray,
     group: np.ndarray,
     target: np.ndarray | float,
+    frontier_counts: np.ndarray | None = None,
 ) -> Allocation:
     """Marginal analysis over items: ``cost`` and ``benefit`` ``[n, k]`` per option (benefit =
     weight x service of the option), ``weight`` ``[n]`` (an item's share of the group measure:
@@ -397,7 +398,9 @@ def allocate(
     ``group`` codes ``[n]`` (0 .. G-1) and ``target`` per group code (service, 0..1; a scalar for
     all). Starts every item at its cheapest option and takes the frontier steps of the group's
     items by decreasing benefit per unit of cost while ``sum benefit < target x sum weight``; a
-    group whose target cannot be met takes every step (``reached`` false)."""
+    group whose target cannot be met takes every step (``reached`` false). ``frontier_counts``:
+    the rows already are efficient frontiers in order (the first ``count`` columns; e.g. from
+    :func:`frontiers`), so the hull is not computed again."""
     cost = np.asarray(cost, float)
     benefit = np.asarray(benefit, float)
     w = np.asarray(weight, float)
@@ -405,7 +408,11 @@ def allocate(
     n = cost.shape[0]
     n_groups = int(g.max()) + 1 if n else 0
     tgt = np.broadcast_to(np.asarray(target, float), (n_groups,))
-    vert, cnt = upper_hull(cost, benefit)
+    if frontier_counts is None:
+        vert, cnt = upper_hull(cost, benefit)
+    else:
+        cnt = np.asarray(frontier_counts, np.int64)
+        vert = np.broadcast_to(np.arange(cost.shape[1])[None, :], cost.shape)
     rows = np.arange(n)
     base = vert[:, 0]
     kk = np.arange(vert.shape[1] - 1)[None, :]
@@ -568,15 +575,18 @@ def _frontier_chunk(
     out["cost"] = np.take_along_axis(cost, idx, axis=1)
     out["benefit"] = np.take_along_axis(benefit, idx, axis=1)
     out["orders"] = np.take_along_axis(np.broadcast_to(per_period, cost.shape), idx, axis=1)
+    out["count"] = cnt
     return out
 
 
 @dataclass(frozen=True)
 class Frontiers:
     """Every item's efficient frontier (``[n, width]`` arrays: s, q, fill, cycle, stock, cost,
-    benefit, orders per period) and the item inputs the callers need."""
+    benefit, orders per period; row i's vertices are its first ``counts[i]`` columns, the rest
+    repeat the last) and the item inputs the callers need."""
 
     arrays: dict[str, np.ndarray]
+    counts: np.ndarray
     weight: np.ndarray
     has_demand: np.ndarray
     distribution: np.ndarray
@@ -637,11 +647,12 @@ def frontiers(
         )
 
     arrays = {name: stacked(name) for name in ("s", "q", "fill", "cycle", "stock", "cost", "benefit", "orders")}
+    counts = np.concatenate([p["count"] for p in parts]) if parts else np.zeros(0, np.int64)
     discrete_used = disc | (m + 6 * np.sqrt(v) <= 64)
     dist = np.where(
         ~has, "no_demand", np.where(discrete_used, np.where(v > m * (1 + 1e-9), "negbin", "poisson"), "normal")
     )
-    return Frontiers(arrays=arrays, weight=weight, has_demand=has, distribution=dist)
+    return Frontiers(arrays=arrays, counts=counts, weight=weight, has_demand=has, distribution=dist)
 
 
 def _rows_from(df: pd.DataFrame, fr: Frontiers, pick: np.ndarray) -> pd.DataFrame:
@@ -723,7 +734,7 @@ def optimise_policy(
     if ((tgt < 0) | (tgt > 1)).any():
         raise ValueError(f"target must be a service between 0 and 1, got {tgt.tolist()}")
     fr = frontiers(df, measure=measure, n_s=n_s, n_q=n_q, min_reorder_point=min_reorder_point, chunk_rows=chunk_rows)
-    alloc = allocate(fr.arrays["cost"], fr.arrays["benefit"], fr.weight, codes, tgt)
+    alloc = allocate(fr.arrays["cost"], fr.arrays["benefit"], fr.weight, codes, tgt, frontier_counts=fr.counts)
     out = _rows_from(df, fr, alloc.choice)
     curve = tradeoff_curve(alloc, labels, curve_points)
     summary = pd.DataFrame(

@@ -430,3 +430,22 @@ def test_optimiser_inputs_use_the_calibrated_lead_time_demand_and_policy_targets
     rows, curve = optimise_policy(items, targets, group="group")
     assert set(curve["group"]) == {"spare/A", "tools/C"}
     assert rows.loc[0, "order_quantity"] % 3 == 0
+
+
+def test_allocate_on_precomputed_frontiers_matches_the_full_grid():
+    items = _items(150, seed=4)
+    opts = option_grid(
+        items["ltd_mean"].to_numpy(), items["ltd_var"].to_numpy(), items["discrete"].to_numpy(),
+        np.ones(150), np.ones(150),
+    )  # fmt: skip
+    w = items["rate"].to_numpy()
+    cost, ben = opts.stock * items["unit_cost"].to_numpy()[:, None], opts.fill * w[:, None]
+    full = allocate(cost, ben, w, np.zeros(150, np.int64), 0.93)
+    vert, cnt = upper_hull(cost, ben)
+    col = np.minimum(np.arange(vert.shape[1])[None, :], cnt[:, None] - 1)
+    idx = np.take_along_axis(vert, col, axis=1)
+    fast = allocate(
+        np.take_along_axis(cost, idx, 1), np.take_along_axis(ben, idx, 1), w, np.zeros(150, np.int64), 0.93, cnt
+    )
+    assert fast.group_value[0] == pytest.approx(full.group_value[0])
+    assert (np.take_along_axis(idx, fast.choice[:, None], 1)[:, 0] == full.choice).all()
