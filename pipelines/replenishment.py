@@ -473,8 +473,8 @@ CURVE_COLUMNS = ["group", "point", "service", "stock_value", "value_per_point"]
 def tradeoff_curve(allocation: Allocation, labels: np.ndarray | None = None, points: int = 101) -> pd.DataFrame:
     """The investment / service trade-off curve of each group of an :func:`allocate` result: the
     cheapest start (point 0), then the first step of the greedy reaching each of ``points - 1``
-    service levels evenly spaced from the start to the best reachable service (so the curve is as
-    dense at 90 % as at 99 %) and the last step, each with the group's model service, its stock value and the
+    service levels from the start to the best reachable service (half evenly spaced, half evenly
+    spaced in log(1 - service), so the curve is dense at 99 % and 99.9 % too) and the last step, each with the group's model service, its stock value and the
     marginal cost of one more point (+0.01) of service there (``value_per_point``, from the step's
     benefit per unit of value). ``labels``: group names by code. Vectorised over groups."""
     st = allocation.steps
@@ -484,8 +484,15 @@ def tradeoff_curve(allocation: Allocation, labels: np.ndarray | None = None, poi
     counts = np.bincount(grp, minlength=n_groups)
     last = np.r_[0, np.cumsum(counts)][1:] - 1
     top = np.where(counts > 0, service[np.maximum(last, 0)] if len(service) else 0.0, allocation.start_service)
-    frac = np.linspace(0.0, 1.0, max(points - 1, 2))[1:]
-    levels = allocation.start_service[:, None] + (top - allocation.start_service)[:, None] * frac[None, :]
+    k = max(points - 1, 2)
+    lin = np.linspace(0.0, 1.0, k // 2 + 1)[1:]
+    start = allocation.start_service
+    levels_lin = start[:, None] + (top - start)[:, None] * lin[None, :]
+    # and as many evenly spaced in log(1 - service) towards the top, where each point costs most
+    gap0 = np.maximum(1.0 - start, 1e-12)[:, None]
+    gap1 = np.maximum(1.0 - top, 1e-4 * gap0[:, 0])[:, None]
+    levels_log = 1.0 - gap0 * (gap1 / gap0) ** np.linspace(0.0, 1.0, k - k // 2 + 1)[None, 1:]
+    levels = np.minimum(np.concatenate([levels_lin, levels_log], axis=1), top[:, None])
     # steps are sorted by group, then by increasing service: one searchsorted on group + service
     key = grp * 4.0 + service
     pos = np.searchsorted(key, (np.arange(n_groups)[:, None] * 4.0 + levels - 1e-12).ravel(), side="left")

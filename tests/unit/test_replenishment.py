@@ -259,7 +259,7 @@ def test_tradeoff_curve_spans_from_the_cheapest_to_the_best():
         opts.stock * items["unit_cost"].to_numpy()[:, None], opts.fill * w[:, None], w, np.zeros(200, np.int64), 0.9
     )
     curve = tradeoff_curve(res, np.array(["all"], object), points=21)
-    assert len(curve) <= 21 and curve["point"].iloc[0] == 0
+    assert len(curve) <= 22 and curve["point"].iloc[0] == 0  # start, 20 levels, the last step
     assert curve["service"].iloc[0] == pytest.approx(res.start_service[0])
     assert curve["service"].iloc[-1] == pytest.approx(res.steps["service"].iloc[-1])
     assert curve["stock_value"].iloc[-1] == pytest.approx(res.steps["value"].iloc[-1])
