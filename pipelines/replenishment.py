@@ -731,6 +731,8 @@ def optimise_policy(
         if group is None
         else (lambda c: (np.asarray(c[1], object), c[0].astype(np.int64)))(pd.factorize(df[group], sort=True))
     )
+    if (codes < 0).any():
+        raise ValueError(f"{group}: {int((codes < 0).sum())} item(s) without a group")
     if isinstance(target, dict):
         missing = [g for g in labels if g not in target]
         if missing:
