@@ -287,7 +287,7 @@ def print_curves(r: dict, setting: tuple[str, float]) -> None:  # type: ignore[t
     svc = mc["service"].to_numpy()
     for level in (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999):
         i = int(np.searchsorted(svc, level - 1e-12))
-        if i < len(mc):
+        if i < len(mc) and svc[i] < level + 0.002:  # a curve point at that level
             row = mc.iloc[i]
             print(f"| {row['service']:.3f} | {_fmt(row['stock_value'], 0)} | {_fmt(row['value_per_point'], 0)} |")
     floor = float(mc["stock_value"].iloc[0])

@@ -13,7 +13,7 @@ Method (all items at once, numpy; loops run over grid columns, never over items)
   whose demand over P is small) use the negative binomial with that mean and variance
   (``V > m``), else Poisson(m): the calibrated ``lead_time_demand`` distribution, not a normal
   approximation. Its loss function ``G(y) = E[(X - y)^+]`` and ``H(y) = sum_{j<=y} G(j)`` are
-  tabulated on whole units (log-pmf recursion, one cumulative sum per table). Other items
+  tabulated on whole units (log-pmf in closed form with ``gammaln``, then cumulative sums). Other items
   (smooth / erratic with a large mean) are normal, with the closed-form first and second order
   loss functions.
 - **Options per item**: reorder point ``s`` (position at or below ``s`` triggers an order) on a
@@ -43,6 +43,12 @@ Method (all items at once, numpy; loops run over grid columns, never over items)
   validation window this variant served *less* at the same stock than the plain one (under lost
   sales the part of a lumpy withdrawal beyond the stock is not re-ordered), so the benchmark
   selects between them there (``docs/policy-benchmark.md``).
+
+Public functions: :func:`optimise_policy` (group targets, least stock value; the trade-off curve),
+:func:`optimise_cost` (least holding + ordering + lost-sales cost at a penalty per unit short),
+:func:`optimiser_inputs` (their inputs from the nightly policy frame and ``lead_time_demand``),
+:func:`purchase_proposals` (what to buy, when, for how much, with the reason in English and
+Chinese), and the kernels they are built from.
 
 Limits: the (s, Q) formulas assume backorders; lumpy withdrawal sizes enter through the loss
 function of the lead-time demand; the model's fill rate is optimistic for very lumpy items under
