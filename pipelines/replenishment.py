@@ -620,6 +620,10 @@ def frontiers(
         raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
     df = items.reset_index(drop=True)
     n = len(df)
+    for name in ("rate", "ltd_mean", "ltd_var", "unit_cost"):
+        bad = ~np.isfinite(df[name].to_numpy(float))
+        if bad.any():
+            raise ValueError(f"{name}: {int(bad.sum())} item(s) without a finite value (row {int(np.argmax(bad))})")
 
     def col(name: str, default: float) -> np.ndarray:
         return df[name].to_numpy(float) if name in df else np.full(n, default)

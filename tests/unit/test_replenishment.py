@@ -235,6 +235,8 @@ def test_optimise_policy_cycle_service_and_groups():
         optimise_policy(items, {"pumps": 0.9}, group="family")
     with pytest.raises(ValueError, match="measure"):
         optimise_policy(items, 0.9, measure="profit")
+    with pytest.raises(ValueError, match="ltd_var: 1 item"):
+        optimise_policy(items.assign(ltd_var=lambda d: d["ltd_var"].where(d.index != 3)), 0.9)
     with pytest.raises(ValueError, match="without a group"):
         optimise_policy(items.assign(family=lambda d: d["family"].where(d.index > 0)), 0.9, group="family")
 
