@@ -1,0 +1,56 @@
+"""Money-optimising replenishment on the real spare-parts data (issue 18): on the oil set, the
+setting chosen on 1999 reaches at least the recorded min / max's fill rate on Jan-2000 .. Aug-2001
+with at least 20 % less stock value; on the MAN set, less total cost than the ERP-style min / max.
+Skips with the reason when the data is absent (fails under CI=true, where it must be there)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _base(mod) -> Path:
+    base = mod.data_dir()
+    if not (base / "spare_parts").exists():
+        msg = f"real spare-parts data not found at {base / 'spare_parts'} (set TIAOBO_DATA_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + " under CI=true")
+        pytest.skip(msg)
+    return base
+
+
+def test_oil_target_met_with_a_fifth_less_stock_value() -> None:
+    mod = _script("policy_tradeoff")
+    data = mod.read_oil(_base(mod))
+    setting, table, rec_val = mod.choose_target(data, 18)
+    chosen = table[(table["variant"] == setting[0]) & (table["target"] == setting[1])].iloc[0]
+    assert chosen["fill_5pct"] >= mod.AIM and chosen["fill_rate"] >= rec_val["fill_rate"]
+    r = mod.report(data, setting, boot=0, seed=18, curves=False)
+    rec, ours = r["main"]["recorded"], r["main"]["ours"]
+    assert r["materials"] == 1173
+    assert rec["fill_rate"] == pytest.approx(0.908, abs=5e-4)  # the doc's recorded figure
+    assert ours["fill_rate"] >= rec["fill_rate"]
+    assert ours["stock_value"] <= 0.8 * rec["stock_value"]
+
+
+def test_man_total_cost_below_the_erp_min_max() -> None:
+    mod = _script("policy_cost_man")
+    raw, y = mod.read_man(_base(mod))
+    variant, _ = mod.choose_variant(raw, y, 1.0)
+    r = mod.run_window(raw, y, mod.REPORT, variant, 1.0)
+    assert r["skus"] > 1000
+    assert r["ours"]["total"] < r["erp4"]["total"] and r["ours"]["total"] < r["erp8"]["total"]
