@@ -54,11 +54,50 @@ def run_stage(name: str, context: Any) -> dict[str, Any]:
         )
     result = _run(name, ctx, progress=lambda msg: log.info("business date %s: %s", ctx.run_date, msg))
     log.info("business date %s: stage %s done: %s", ctx.run_date, name, result.counts)
+    if name == nightly[0]:
+        reason = skip_uncovered_date(cfg, ctx)
+        if reason:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            reporting.log_attempt_end(cfg.reporting_url(), attempt, "skipped", stage=name, message=reason)
+            log.warning("business date %s: %s", ctx.run_date, reason)
+            raise AirflowSkipException(reason)
     if name == nightly[1]:
         reporting.log_attempt_end(
             cfg.reporting_url(), attempt, "published", run_id=ctx.run_id, counts=result.counts, message="ok"
         )
     return result.to_xcom()
+
+
+def skip_uncovered_date(cfg: Any, ctx: Any) -> str | None:
+    """Why an Airflow run of ``ctx.run_date`` should be skipped, or None to go on.
+
+    A business date needs the source's sales of the day before it. When the extracted sales end
+    earlier, the source cannot cover the date yet (a DAG just unpaused on today's date, a feed
+    arriving late): the run is skipped — no failure email, nothing published, a ``skipped`` row in
+    the run log — unless the ``source.max_skipped_days`` dates before it were all skipped already,
+    in which case it goes on and validation's freshness rule stops it with the failure email (a
+    feed that stays away is a failure, not a wait)."""
+    import pandas as pd
+
+    from pipelines import reporting
+
+    limit = int(cfg.source.max_skipped_days)
+    if limit <= 0 or not ctx.exists("extract_sales"):
+        return None
+    dates = pd.read_parquet(ctx.path("extract_sales"), columns=["date"])["date"]
+    last = pd.to_datetime(dates, errors="coerce").max() if len(dates) else pd.NaT
+    want = pd.Timestamp(ctx.run_date) - pd.Timedelta(days=1)
+    if not pd.isna(last) and last >= want:
+        return None
+    if len(reporting.skipped_dates(cfg.reporting_url(), ctx.run_date, limit)) >= limit:
+        return None
+    have = "no sales at all" if pd.isna(last) else f"sales up to {last:%Y-%m-%d}"
+    return (
+        f"skipped: the source holds {have}, so it cannot cover business date {ctx.run_date} (it needs"
+        f" {want:%Y-%m-%d}); nothing was run or published. After {limit} skipped date(s) in a row the run"
+        " goes on and validation reports the stale source."
+    )
 
 
 #: libraries whose INFO lines bury ours in a task log (Great Expectations alone wrote 214 of 240)

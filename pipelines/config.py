@@ -116,6 +116,14 @@ class SourceConfig(DatabaseConfig):
     retry_backoff_seconds: float = Field(2.0, ge=0, le=600)
     lookback_days: int = Field(7, ge=0, le=366, description="sales: days before the watermark re-read every night")
     full_refresh: bool = Field(False, description="sales: ignore the watermark, re-read the whole history window")
+    max_skipped_days: int = Field(
+        2,
+        ge=0,
+        le=30,
+        description="Airflow: a business date whose previous day the source has no sales for yet is skipped"
+        " (no failure email) at most this many dates in a row; then the run goes on and validation"
+        " reports the stale source (0 = never skip)",
+    )
     folder: str | None = Field(None, description="file drops: local folder or fsspec URL (s3://..., file://...)")
     encoding: str | None = Field(None, description="file drops: encoding of every CSV (none = detect per file)")
     files: dict[str, FileTable] = Field(

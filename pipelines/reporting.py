@@ -30,7 +30,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,8 @@ VIEWS_DIR = SQL_DIR / "views"
 
 #: ``email_failed``: a separate attempt row written by the notify stage when a digest could not be
 #: delivered (the run's own attempt stays ``published``: the results are published)
-RUN_STATUSES = ("running", "published", "failed", "stopped", "email_failed", "abandoned")
-END_STATUSES = ("published", "failed", "stopped", "email_failed", "abandoned")
+RUN_STATUSES = ("running", "published", "failed", "stopped", "email_failed", "abandoned", "skipped")
+END_STATUSES = ("published", "failed", "stopped", "email_failed", "abandoned", "skipped")
 
 #: rows per chunk of COPY text built in memory at once (bounds memory on big tables)
 COPY_CHUNK_ROWS = 100_000
@@ -751,6 +751,24 @@ def abandon_running(url: str, run_date: date, by: str) -> pd.DataFrame:
     return stale
 
 
+def skipped_dates(url: str, run_date: date, days: int) -> list[date]:
+    """The business dates among the ``days`` before ``run_date`` whose latest attempt was skipped."""
+    if days <= 0:
+        return []
+    _ensure_schema(url)
+    first = run_date - timedelta(days=days)
+    with engine_for(url).connect() as conn:
+        rows = conn.execute(
+            sa.select(RUN_LOG.c.run_date, RUN_LOG.c.status, RUN_LOG.c.started_at)
+            .where(RUN_LOG.c.run_date >= first, RUN_LOG.c.run_date < run_date)
+            .order_by(RUN_LOG.c.run_date, RUN_LOG.c.started_at)
+        ).all()
+    latest: dict[date, str] = {}
+    for r in rows:  # the last attempt of each date wins
+        latest[r.run_date if isinstance(r.run_date, date) else pd.Timestamp(r.run_date).date()] = r.status
+    return sorted(d for d, st in latest.items() if st == "skipped")
+
+
 def log_attempt_end(
     url: str,
     attempt_id: str,
@@ -762,8 +780,8 @@ def log_attempt_end(
     message: str = "",
     method_notes: str | None = None,
 ) -> None:
-    """Close attempt ``attempt_id`` with ``status`` (published | failed | stopped | email_failed) in its
-    own transaction.
+    """Close attempt ``attempt_id`` with ``status`` (published | failed | stopped | email_failed |
+    abandoned | skipped) in its own transaction.
 
     ``stage`` names where a failed attempt stopped. Passwords in URLs inside ``message`` and
     ``method_notes`` are scrubbed. Raises ``LookupError`` for an unknown attempt id.

@@ -87,6 +87,8 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
     for name in contract.OUTPUT_TABLES:
         pd.testing.assert_frame_equal(first[name], second[name], check_like=False, obj=name)
 
+    _uncovered_dates_skip_then_stop(tmp_path, pg_url, logical, first)
+
     # the source loses a table: the run fails, says which, and the published rows stay as they were
     eng = sa.create_engine(f"sqlite:///{source}")
     with eng.begin() as conn:
@@ -107,6 +109,28 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
         email.message_from_bytes(p.read_bytes()) for p in (tmp_path / "output" / RUN_DATE.isoformat()).glob("*.eml")
     ]
     assert any("data@example.com" in (m["To"] or "") and "extract" in m.as_string() for m in failure_mails)
+
+
+def _uncovered_dates_skip_then_stop(tmp_path: Path, pg_url: str, logical, first: dict) -> None:
+    # dates the source cannot cover yet (no sales for the day before): skipped, no email, nothing
+    # published, a "skipped" row; after source.max_skipped_days (2) skipped dates in a row the run
+    # goes on and validation's freshness rule stops it with the failure email
+    for ahead in (2, 3, 4):
+        day = RUN_DATE + timedelta(days=ahead)
+        run = run_nightly_dag(logical.add(days=ahead))
+        log = reporting.read_run_log(pg_url, day)
+        mails = list((tmp_path / "output" / day.isoformat()).glob("*.eml"))
+        if ahead < 4:
+            assert run.state == "success", run.state
+            assert log["status"].tolist() == ["skipped"] and log["stage"].tolist() == ["extract"]
+            assert f"sales up to {RUN_DATE - timedelta(days=1)}" in log["message"].iloc[0]
+            assert not mails
+        else:
+            assert run.state == "failed"
+            assert log["status"].tolist() == ["stopped"] and any("data@example.com" in p.read_text() for p in mails)
+    assert reporting.published_run_dates(pg_url) == [RUN_DATE]
+    for name in contract.OUTPUT_TABLES:
+        pd.testing.assert_frame_equal(first[name], published_tables(pg_url)[name], obj=name)
 
 
 def test_business_date_is_the_logical_date_in_the_company_time_zone():

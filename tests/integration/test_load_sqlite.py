@@ -90,7 +90,7 @@ def test_migrate_twice_is_a_noop(url):
     reporting.migrate(url)
     reporting.migrate(url)
     insp = sa.inspect(reporting.engine_for(url))
-    assert rev == "0006" == reporting.schema_revision(url)
+    assert rev == "0007" == reporting.schema_revision(url)
     assert {n: insp.get_columns(n) for n in insp.get_table_names()}.keys() == before.keys()
     assert str({n: insp.get_columns(n) for n in insp.get_table_names()}) == str(before)
     assert_frame_equal(reporting.read_table(url, "forecasts"), expected(frames["forecasts"], "forecasts"))
@@ -127,7 +127,7 @@ def test_downgrade_to_base_then_migrate_again(url):
     insp = sa.inspect(reporting.engine_for(url))
     assert insp.get_table_names() == ["alembic_version"] and insp.get_view_names() == []
     reporting.migrate(url)
-    assert reporting.schema_revision(url) == "0006"
+    assert reporting.schema_revision(url) == "0007"
     assert reporting.published_run_dates(url) == []
 
 
