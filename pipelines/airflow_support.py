@@ -66,7 +66,8 @@ def run_stage(name: str, context: Any) -> dict[str, Any]:
         reporting.log_attempt_end(
             cfg.reporting_url(), attempt, "published", run_id=ctx.run_id, counts=result.counts, message="ok"
         )
-    return result.to_xcom()
+    # the business date in every task's XCom: the Airflow UI shows the logical time in UTC, not the date
+    return {**result.to_xcom(), "business_date": ctx.run_date.isoformat()}
 
 
 def skip_uncovered_date(cfg: Any, ctx: Any) -> str | None:

@@ -62,6 +62,7 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
     log = reporting.read_run_log(pg_url, RUN_DATE)
     assert log[["attempt_id", "status"]].values.tolist() == [[f"airflow:tiaobo_nightly:{run.run_id}", "published"]]
     assert log["run_id"].iloc[0] == reporting.read_published_runs(pg_url)["run_id"].iloc[-1]
+    assert _xcom(run.run_id, "notify")["business_date"] == RUN_DATE.isoformat()  # shown in the UI's XCom tab
 
     first = published_tables(pg_url)
     assert len(first["forecasts"]) > 0 and len(first["inventory_policy"]) > 0
@@ -109,6 +110,22 @@ def test_nightly_dag_end_to_end_twice_then_failure(tmp_path, pg_url, airflow_db,
         email.message_from_bytes(p.read_bytes()) for p in (tmp_path / "output" / RUN_DATE.isoformat()).glob("*.eml")
     ]
     assert any("data@example.com" in (m["To"] or "") and "extract" in m.as_string() for m in failure_mails)
+
+
+def _xcom(run_id: str, task_id: str) -> dict:
+    import json
+
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(dag_id="tiaobo_nightly", run_id=run_id, task_id=task_id, key="return_value")
+            .one()
+        )
+        value = row.value
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _uncovered_dates_skip_then_stop(tmp_path: Path, pg_url: str, logical, first: dict) -> None:
