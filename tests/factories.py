@@ -1234,3 +1234,32 @@ def add_demo_sale(url: str, doc_no: str, doc_date: Any, qty: float, sku: str | N
         )
     eng.dispose()
     return sku, wh
+
+
+def benchmark_script(name: str) -> Any:
+    """The module ``benchmarks/<name>.py``, loaded from its file (benchmarks are scripts, not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def spare_parts_dir(mod: Any) -> Any:
+    """The real-data folder a spare-parts benchmark ``mod`` reads (its ``data_dir()``); skips the test
+    with the reason when ``spare_parts`` is not there, and fails under CI=true, where it must be."""
+    import os
+
+    import pytest
+
+    base = mod.data_dir()
+    if not (base / "spare_parts").exists():
+        msg = f"real spare-parts data not found at {base / 'spare_parts'} (set TIAOBO_DATA_DIR)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg + " under CI=true")
+        pytest.skip(msg)
+    return base

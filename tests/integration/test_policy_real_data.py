@@ -4,35 +4,18 @@ CI=true, where the data must be there)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories import benchmark_script, spare_parts_dir
+
 pytestmark = pytest.mark.integration
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("policy_spare_parts", ROOT / "benchmarks" / "policy_spare_parts.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def spare():
-    mod = _script()
-    base = mod.data_dir()
-    if not (base / "spare_parts").exists():
-        msg = f"real spare-parts data not found at {base / 'spare_parts'} (set TIAOBO_DATA_DIR)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " under CI=true")
-        pytest.skip(msg)
-    return mod, base
+    mod = benchmark_script("policy_spare_parts")
+    return mod, spare_parts_dir(mod)
 
 
 def test_man_never_sold_skus_are_all_dead_stock(spare) -> None:

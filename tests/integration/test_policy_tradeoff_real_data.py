@@ -5,32 +5,12 @@ Skips with the reason when the data is absent (fails under CI=true, where it mus
 
 from __future__ import annotations
 
-import importlib.util
-import os
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.factories import benchmark_script as _script
+from tests.factories import spare_parts_dir as _base
+
 pytestmark = pytest.mark.integration
-
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def _base(mod) -> Path:
-    base = mod.data_dir()
-    if not (base / "spare_parts").exists():
-        msg = f"real spare-parts data not found at {base / 'spare_parts'} (set TIAOBO_DATA_DIR)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(msg + " under CI=true")
-        pytest.skip(msg)
-    return base
 
 
 def test_oil_target_met_with_a_fifth_less_stock_value() -> None:

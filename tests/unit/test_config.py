@@ -122,7 +122,7 @@ def test_huge_numbers_are_refused_on_load_with_the_key(section, key, value):
 
 
 def test_alert_thresholds_per_policy_row(tmp_path):
-    from pipelines.frames import lookup_policy, policies_with_extras
+    from pipelines.frames import POLICY_PARAMS, lookup_policy, policies_with_extras
 
     cfg = load_config(
         write(
@@ -131,23 +131,7 @@ def test_alert_thresholds_per_policy_row(tmp_path):
             "  - {category: '*', abc_class: A, alert_urgent_value: 2000, alert_materiality: 0}\n",
         )
     )
-    staged = pd.DataFrame(
-        [
-            p.model_dump(
-                include={
-                    "category",
-                    "abc_class",
-                    "service_level",
-                    "min_cover_days",
-                    "max_cover_days",
-                    "slow_mover_days",
-                    "auto_approve_max_units",
-                    "auto_approve_max_value",
-                }
-            )
-            for p in cfg.policies
-        ]
-    )
+    staged = pd.DataFrame([p.model_dump(include={"category", "abc_class", *POLICY_PARAMS}) for p in cfg.policies])
     keys = pd.DataFrame({"category": ["c", "c"], "abc_class": ["A", "B"]})
     got = lookup_policy(keys, policies_with_extras(staged, cfg.policies))
     assert got[["alert_urgent_value", "alert_materiality"]].values.tolist() == [[2000.0, 0.0], [500.0, 10.0]]
