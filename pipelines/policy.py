@@ -49,6 +49,16 @@ Method, per SKU x location of the forecast, all series at once (numpy / pandas, 
   ``under`` below ``min_cover_days`` of (projected) cover, ``over`` above ``max_cover_days``, else
   ``healthy``. The band-compliance KPI (kpis stage) reads ``health_band``.
 
+**Optimised method** (``policy.method: optimised``, opt-in; :func:`optimised_policy`): after the
+above, each series' reorder point and order-up-to level are replaced by the plan of
+:func:`pipelines.replenishment.optimise_policy`: one group per ABC class, the least average stock
+value whose model fill rate (or cycle service) reaches the class's target (``policy.optimiser_target``,
+else the policy rows' own), from the forecast stage's calibrated ``lead_time_demand`` (read as an
+optional input) and the item master's MOQ / order multiple when it has them (else 1). Then
+``safety_stock = reorder_point - mu L`` (never negative), ``ss_method`` = the distribution used,
+no days-of-demand cap; the explanation says which plan chose the reorder point. Series without
+demand keep the values above. Without an order cost the plan orders the smallest quantity.
+
 The ``inventory_policy`` table keeps its contract columns; the full frame (classes, pattern,
 method, caps, on-hand cover, policy parameters) is written to the staging file
 ``policy_detail.parquet`` for the alerts stage and for analysis.
