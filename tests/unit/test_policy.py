@@ -518,7 +518,7 @@ def _optimised_case(tmp_path, name: str, **policy: object) -> RunContext:
 
 
 def test_optimised_method_takes_the_optimisers_plan(tmp_path) -> None:
-    from pipelines import replenishment
+    from pipelines import replenishment, stages
 
     base = _optimised_case(tmp_path, "base")
     policy_stage(base)
@@ -528,6 +528,8 @@ def test_optimised_method_takes_the_optimisers_plan(tmp_path) -> None:
 
     ctx = _optimised_case(tmp_path, "opt", method="optimised")
     res = policy_stage(ctx)
+    declared = stages.BY_NAME["policy"]
+    assert ctx.accessed <= set(declared.all_reads) | set(declared.all_writes)  # the runner's contract check
     assert "lead_time_demand" in ctx.accessed and not ctx.exists("policy_curve.json")  # not declared: not written
     after = ctx.read("policy_detail")
     pub = ctx.read("inventory_policy").set_index("sku")
