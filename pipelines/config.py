@@ -275,6 +275,45 @@ class PolicyConfig(_Strict):
         default_factory=list,
         description="categories always planned from the discrete (Poisson / negative binomial) lead-time demand",
     )
+    method: Literal["service_level", "optimised"] = Field(
+        "service_level",
+        description="service_level: safety stock for each policy row's service level / fill rate (default);"
+        " optimised: reorder point and order quantity chosen so that each ABC class reaches its target at"
+        " the least stock value (pipelines/replenishment.py)",
+    )
+    optimiser_measure: Literal["fill_rate", "cycle_service"] = Field(
+        "fill_rate", description="optimised: the group target is a fill rate (units served) or a cycle service level"
+    )
+    optimiser_target: float | dict[str, float] | None = Field(
+        None,
+        description="optimised: the service each ABC class must reach, one value or per class {A: .., B: .., C: ..};"
+        " none = the policy rows' fill rate (else service level; cycle_service: their service level), the"
+        " highest in the class",
+    )
+    optimiser_reorder_points: int = Field(
+        40, ge=5, le=400, description="optimised: reorder points tried per item (grid from 0 to mean + 6 sd)"
+    )
+    optimiser_order_quantities: int = Field(
+        12, ge=1, le=200, description="optimised: order quantities tried per item (from the MOQ by the multiple)"
+    )
+
+    @field_validator("optimiser_target")
+    @classmethod
+    def _target(cls, v: float | dict[str, float] | None) -> float | dict[str, float] | None:
+        if v is None:
+            return v
+        values = v if isinstance(v, dict) else {"*": v}
+        if isinstance(v, dict):
+            wrong = sorted(set(v) - {"A", "B", "C"})
+            if wrong:
+                raise ValueError(f"per-class targets are keyed by ABC class A, B, C, got {wrong}")
+            missing = sorted({"A", "B", "C"} - set(v))
+            if missing:
+                raise ValueError(f"per-class targets need every ABC class; missing {missing}")
+        bad = {k: t for k, t in values.items() if not 0 < float(t) < 1}
+        if bad:
+            raise ValueError(f"targets are service levels strictly between 0 and 1, got {bad}")
+        return v
 
     @field_validator("abc_cutoffs", "xyz_cutoffs")
     @classmethod

@@ -161,6 +161,13 @@ _POLICY_ZH = (
     "服务水平 {sl}{fr}：安全库存 {ss}（{meth}{cap}），再订货点 {rop}，最高库存 {out}。"
     "可用库存 {avail}，可售 {cover} 天：{band}（健康区间 {lo}–{hi} 天）。"
 )
+_OPTIMISED_EN = (
+    " Reorder point and order quantity {q} chosen by the class {abc} least-stock-value plan for a {t} {meas}"
+    " (this item {x} in the model){miss}."
+)
+_OPTIMISED_ZH = "再订货点与订购量 {q} 由 {abc} 类库存金额最小方案按{meas} {t} 选定（本品模型{meas2} {x}）{miss}。"
+_MEASURE_EN = {"fill_rate": "fill rate", "cycle_service": "cycle service level"}
+_MEASURE_ZH = {"fill_rate": "满足率", "cycle_service": "周期服务水平"}
 _NO_DEMAND_EN = (
     "No demand forecast (nothing sold in the forecast window): available {avail}, no safety stock needed;"
     " lead time {lt} days{dflt}."
@@ -219,9 +226,29 @@ def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "fr": choose(has_fill, render("，满足率 {x}", x=pct(fill)), ""),
     }
     has = pd.Series(df["demand_mean"].to_numpy() > 0, index=df.index)
+    sentence_en = choose(has, render(_POLICY_EN, **en), render(_NO_DEMAND_EN, **en))
+    sentence_zh = choose(has, render(_POLICY_ZH, **zh), render(_NO_DEMAND_ZH, **zh))
+    if "policy_method" not in df.columns:
+        return sentence_en, sentence_zh
+    optimised = has & (df["policy_method"].astype("str") == "optimised")
+    measure = _opt_col(df, "opt_measure", "fill_rate").astype("str")
+    fill_measure = measure == "fill_rate"
+    model = choose(fill_measure, pct(df["model_fill_rate"]), pct(df["model_cycle_service"]))
+    reached = _opt_col(df, "opt_group_reached", True).astype(bool)
+    o = {"q": num(df["order_quantity"], 0), "abc": f["abc"], "t": pct(df["opt_target"]), "x": model}
+    extra_en = render(
+        _OPTIMISED_EN,
+        **o,
+        meas=measure.map(_MEASURE_EN).fillna(measure).astype("str"),
+        miss=choose(reached, "", "; the class could not reach its target, this is its best plan"),
+    )
+    meas_zh = measure.map(_MEASURE_ZH).fillna(measure).astype("str")
+    extra_zh = render(
+        _OPTIMISED_ZH, **o, meas=meas_zh, meas2=meas_zh, miss=choose(reached, "", "；该类无法达到目标，此为最优方案")
+    )
     return (
-        choose(has, render(_POLICY_EN, **en), render(_NO_DEMAND_EN, **en)),
-        choose(has, render(_POLICY_ZH, **zh), render(_NO_DEMAND_ZH, **zh)),
+        choose(optimised, render("{a}{b}", a=sentence_en, b=extra_en), sentence_en),
+        choose(optimised, render("{a}{b}", a=sentence_zh, b=extra_zh), sentence_zh),
     )
 
 

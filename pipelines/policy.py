@@ -49,6 +49,16 @@ Method, per SKU x location of the forecast, all series at once (numpy / pandas, 
   ``under`` below ``min_cover_days`` of (projected) cover, ``over`` above ``max_cover_days``, else
   ``healthy``. The band-compliance KPI (kpis stage) reads ``health_band``.
 
+**Optimised method** (``policy.method: optimised``, opt-in; :func:`optimised_policy`): after the
+above, each series' reorder point and order-up-to level are replaced by the plan of
+:func:`pipelines.replenishment.optimise_policy`: one group per ABC class, the least average stock
+value whose model fill rate (or cycle service) reaches the class's target (``policy.optimiser_target``,
+else the policy rows' own), from the forecast stage's calibrated ``lead_time_demand`` (read as an
+optional input) and the item master's MOQ / order multiple when it has them (else 1). Then
+``safety_stock = reorder_point - mu L`` (never negative), ``ss_method`` = the distribution used,
+no days-of-demand cap; the explanation says which plan chose the reorder point. Series without
+demand keep the values above. Without an order cost the plan orders the smallest quantity.
+
 The ``inventory_policy`` table keeps its contract columns; the full frame (classes, pattern,
 method, caps, on-hand cover, policy parameters) is written to the staging file
 ``policy_detail.parquet`` for the alerts stage and for analysis.
@@ -70,7 +80,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.stats import nbinom, norm, poisson
 
-from pipelines import explain
+from pipelines import explain, stages
 from pipelines.context import RunContext, StageResult
 from pipelines.frames import (
     KEY,
@@ -86,6 +96,7 @@ STD_DAYS = 56
 ABC_DAYS = 365
 XYZ_WEEKS = 26
 DETAIL = "policy_detail"
+CURVE = "policy_curve.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -470,15 +481,143 @@ def compute_policy(
     return df.reset_index(drop=True)
 
 
+#: columns the optimised method adds to the policy frame (policy_detail only; inventory_policy keeps its contract)
+OPTIMISED_DETAIL = (
+    "policy_method",
+    "opt_measure",
+    "opt_target",
+    "opt_group_reached",
+    "order_quantity",
+    "model_fill_rate",
+    "model_cycle_service",
+    "expected_stock_value",
+)
+SOURCING_COLUMNS = ("moq", "order_multiple")
+
+
+def class_targets(df: pd.DataFrame, measure: str, target: float | dict[str, float] | None) -> dict[str, float]:
+    """The service each ABC class of ``df`` must reach: ``target`` (one value, or per class), else the
+    policy rows' own target, the highest in the class (fill rate where the row sets one, else its
+    service level; for ``cycle_service`` the service level)."""
+    classes = sorted(df["abc_class"].astype("str").unique())
+    if isinstance(target, dict):
+        return {c: float(target[c]) for c in classes}
+    if target is not None:
+        return {c: float(target) for c in classes}
+    level = df["service_level"].astype(float)
+    own = level if measure == "cycle_service" else df["fill_rate"].astype(float).fillna(level)
+    return {str(k): float(v) for k, v in own.groupby(df["abc_class"].astype("str").to_numpy()).max().items()}
+
+
+def optimised_policy(
+    df: pd.DataFrame,
+    lead_time_demand: pd.DataFrame | None,
+    items: pd.DataFrame,
+    *,
+    measure: str = "fill_rate",
+    target: float | dict[str, float] | None = None,
+    n_s: int = 40,
+    n_q: int = 12,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The :func:`compute_policy` frame with each series' reorder point and order-up-to level chosen
+    by :func:`pipelines.replenishment.optimise_policy`: per ABC class (one group each), the plan of
+    least average stock value whose model ``measure`` reaches the class's target
+    (:func:`class_targets`), from the forecast stage's calibrated ``lead_time_demand`` where a series
+    has a row (else the frame's own lead-time demand) and the MOQ / order multiple of ``items`` when
+    the item master has them (else 1). Series without demand keep the frame's values (nothing to
+    protect). ``safety_stock = reorder_point - demand over the lead time`` (never negative); the
+    policy row's days-of-demand caps do not bind an optimised plan (``ss_capped`` false); ``ss_method``
+    names the distribution used. Adds :data:`OPTIMISED_DETAIL` and the explanations; returns
+    ``(frame, curve)``, the curve being each class's trade-off curve (``group`` = ABC class) with
+    ``target`` and ``reached``."""
+    from pipelines import replenishment  # scipy-heavy optimiser, only for the optimised method
+
+    out = df.reset_index(drop=True).copy()
+    cols = [c for c in SOURCING_COLUMNS if c in items.columns]
+    sourcing = items[["sku", *cols]] if cols else None
+    inputs, _ = replenishment.optimiser_inputs(out, lead_time_demand, sourcing)
+    inputs["group"] = out["abc_class"].astype("str").to_numpy()
+    targets = class_targets(out, measure, target)
+    rows, curve = replenishment.optimise_policy(
+        inputs, targets, measure=measure, group="group", n_s=int(n_s), n_q=int(n_q)
+    )
+    summary = curve.attrs.get("summary")
+    mu = out["demand_mean"].to_numpy(float)
+    has = mu > 0
+    rop = np.where(has, rows["reorder_point"].to_numpy(float), out["reorder_point"].to_numpy(float))
+    upto = np.where(has, rows["order_up_to"].to_numpy(float), out["order_up_to"].to_numpy(float))
+    out["reorder_point"], out["order_up_to"] = rop, upto
+    lead = out["lead_time_days"].to_numpy(float)
+    out["safety_stock"] = np.where(has, np.clip(rop - mu * lead, 0.0, None), out["safety_stock"].to_numpy(float))
+    out["ss_capped"] = np.where(has, False, out["ss_capped"].to_numpy(bool))
+    dist = rows["distribution"].astype("str").replace({"no_demand": "zero"}).to_numpy(object)
+    out["ss_method"] = np.where(has, dist, out["ss_method"].to_numpy(object))
+    out["ss_sigma"] = reorder_point_sigma(out["reorder_point"], mu, lead, out["service_level"])
+    reached = (
+        dict(zip(summary["group"].astype("str"), summary["reached"].astype(bool), strict=True))
+        if summary is not None
+        else {}
+    )
+    cls = out["abc_class"].astype("str")
+    out["policy_method"] = "optimised"
+    out["opt_measure"] = measure
+    out["opt_target"] = cls.map(targets).astype(float).to_numpy()
+    out["opt_group_reached"] = cls.map(reached).fillna(False).astype(bool).to_numpy()
+    out["order_quantity"] = np.where(has, rows["order_quantity"].to_numpy(float), np.nan)
+    out["model_fill_rate"] = np.where(has, rows["model_fill_rate"].to_numpy(float), np.nan)
+    out["model_cycle_service"] = np.where(has, rows["model_cycle_service"].to_numpy(float), np.nan)
+    out["expected_stock_value"] = np.where(has, rows["expected_stock_value"].to_numpy(float), np.nan)
+    out["explanation_en"], out["explanation_zh"] = explain.policy_sentences(out)
+    return out, curve
+
+
+def curve_document(curve: pd.DataFrame, measure: str) -> dict[str, object]:
+    """The trade-off curves as JSON: per ABC class its target, whether the plan reached it and the
+    points (model service, stock value, value of one more point of service there)."""
+    groups = []
+    for name, g in curve.groupby("group", sort=True):
+        groups.append(
+            {
+                "group": str(name),
+                "target": float(g["target"].iloc[0]),
+                "reached": bool(g["reached"].iloc[0]),
+                "points": [
+                    {
+                        "service": float(r.service),
+                        "stock_value": float(r.stock_value),
+                        "value_per_point": None if pd.isna(r.value_per_point) else float(r.value_per_point),
+                    }
+                    for r in g.sort_values("point").itertuples(index=False)
+                ],
+            }
+        )
+    return {"measure": measure, "groups": groups}
+
+
 def health_band(cover: np.ndarray, has_demand: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """no_demand / under (< lo days) / over (> hi days) / healthy."""
     with np.errstate(invalid="ignore"):
         return np.select([~has_demand, cover < lo, cover > hi], ["no_demand", "under", "over"], default="healthy")
 
 
+def _optimised_note(curve: pd.DataFrame, measure: str) -> str:
+    """One line for the run log: each class's target, the model service and stock value of its plan."""
+    summary = curve.attrs.get("summary")
+    if summary is None or summary.empty:
+        return f"optimised ({measure}): no series"
+    parts = [
+        f"{r.group} target {r.target:.3f} -> {r.model_service:.3f} at {r.stock_value:,.0f}"
+        + ("" if r.reached else " (target not reachable on the grid)")
+        for r in summary.itertuples(index=False)
+    ]
+    return f"optimised ({measure}): " + "; ".join(parts)
+
+
 def policy_stage(ctx: RunContext) -> StageResult:
-    """Read forecasts, sales, items, stock, lead_times, policies; write ``inventory_policy`` and
-    the staging file ``policy_detail``."""
+    """Read forecasts, sales, items, stock, lead_times, policies (and, with ``policy.method:
+    optimised``, the forecast stage's ``lead_time_demand``); write ``inventory_policy`` and the
+    staging file ``policy_detail`` (and ``policy_curve.json``, each ABC class's trade-off curve,
+    when the stage declares it)."""
     pc = ctx.cfg.policy
     out = compute_policy(
         read_demand_rates(ctx.path("forecasts")),
@@ -502,10 +641,26 @@ def policy_stage(ctx: RunContext) -> StageResult:
         special_categories=pc.special_categories,
         open_transfers=ctx.read("open_transfers"),
     )
+    notes: list[str] = []
+    if pc.method == "optimised":
+        ltd = ctx.read("lead_time_demand") if ctx.exists("lead_time_demand") else None
+        out, curve = optimised_policy(
+            out,
+            ltd,
+            ctx.read("items"),
+            measure=pc.optimiser_measure,
+            target=pc.optimiser_target,
+            n_s=pc.optimiser_reorder_points,
+            n_q=pc.optimiser_order_quantities,
+        )
+        if CURVE in stages.BY_NAME["policy"].all_writes:
+            ctx.write_json(CURVE.removesuffix(".json"), curve_document(curve, pc.optimiser_measure))
+        notes.append(_optimised_note(curve, pc.optimiser_measure))
     n = ctx.write("inventory_policy", out.assign(run_id=ctx.run_id))
     ctx.write(DETAIL, out.sort_values(KEY, kind="mergesort"))
     defaulted = int(out["lead_time_defaulted"].sum())
-    notes = [f"{defaulted} SKU-location(s) used the default lead time"] if defaulted else []
+    if defaulted:
+        notes.insert(0, f"{defaulted} SKU-location(s) used the default lead time")
     methods = out["ss_method"].value_counts().sort_index()
     notes.append("safety stock: " + ", ".join(f"{k} {v}" for k, v in methods.items()))
     return StageResult(

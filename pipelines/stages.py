@@ -152,7 +152,17 @@ FORECAST = Stage(
 POLICY = Stage(
     "policy",
     "pipelines.policy:policy_stage",
-    reads=("forecasts", "sales", "items", "stock", "lead_times", "policies", "open_transfers", "run.json"),
+    reads=(
+        "forecasts",
+        "sales",
+        "items",
+        "stock",
+        "lead_times",
+        "policies",
+        "open_transfers",
+        "?lead_time_demand",
+        "run.json",
+    ),
     writes=("inventory_policy", "policy_detail"),
     config="policy",
     doc="ABC/XYZ, safety stock, reorder point, order-up-to, health band; stock on the way counted",

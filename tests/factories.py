@@ -657,6 +657,27 @@ def lead_times(*rows: tuple) -> pd.DataFrame:
     return contract.conform(pd.DataFrame(full, columns=cols), "lead_times")
 
 
+def lead_time_demand_rows(*rows: tuple[str, str, float, float, float], run_date: date) -> pd.DataFrame:
+    """The forecast stage's ``lead_time_demand`` from (sku, location, lead_time_days, mean, dispersion)
+    rows: negative-binomial quantiles of that mean and variance-to-mean ratio (Poisson at 1)."""
+    from scipy.stats import nbinom, poisson
+
+    df = pd.DataFrame(rows, columns=["sku", "location", "lead_time_days", "mean", "dispersion"])
+    m, phi = df["mean"].to_numpy(float), df["dispersion"].to_numpy(float)
+    for q in (50, 90, 95, 99):
+        nb = nbinom.ppf(q / 100, m / np.maximum(phi - 1, 1e-9), 1 / np.maximum(phi, 1.0))
+        df[f"p{q}"] = np.where(phi > 1, nb, poisson.ppf(q / 100, m))
+    out = df.assign(
+        run_date=pd.Timestamp(run_date),
+        run_id="t",
+        lead_time_defaulted=False,
+        model="moving_average",
+        explanation_en="",
+        explanation_zh="",
+    )
+    return contract.conform(out, "lead_time_demand")
+
+
 def policies(
     *rows: tuple[str, str, float, float, float],
     slow_mover_days: int = 60,

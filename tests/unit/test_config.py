@@ -143,3 +143,25 @@ def test_currency_is_an_iso_code(tmp_path):
     assert load_config(write(tmp_path, "currency: EUR\n")).currency == "EUR"
     with pytest.raises(ConfigError, match="currency"):
         load_config(write(tmp_path, "currency: 元\n"))
+
+
+def test_policy_method_and_optimiser_settings_are_checked():
+    cfg = load_config()
+    assert cfg.policy.method == "service_level" and cfg.policy.optimiser_target is None
+    opt = load_config(
+        overrides={"policy": {"method": "optimised", "optimiser_target": {"A": 0.99, "B": 0.95, "C": 0.9}}}
+    )
+    assert opt.policy.method == "optimised" and opt.policy.optimiser_target == {"A": 0.99, "B": 0.95, "C": 0.9}
+    assert load_config(overrides={"policy": {"optimiser_target": 0.97}}).policy.optimiser_target == 0.97
+    with pytest.raises(ConfigError, match=r"policy\.method"):
+        load_config(overrides={"policy": {"method": "optimized"}})
+    with pytest.raises(ConfigError, match=r"policy\.optimiser_measure"):
+        load_config(overrides={"policy": {"optimiser_measure": "service"}})
+    with pytest.raises(ConfigError, match="strictly between 0 and 1"):
+        load_config(overrides={"policy": {"optimiser_target": 1.0}})
+    with pytest.raises(ConfigError, match=r"missing \['C'\]"):
+        load_config(overrides={"policy": {"optimiser_target": {"A": 0.99, "B": 0.95}}})
+    with pytest.raises(ConfigError, match=r"keyed by ABC class A, B, C, got \['X'\]"):
+        load_config(overrides={"policy": {"optimiser_target": {"A": 0.99, "B": 0.95, "C": 0.9, "X": 0.5}}})
+    with pytest.raises(ConfigError, match=r"policy\.optimiser_reorder_points"):
+        load_config(overrides={"policy": {"optimiser_reorder_points": 2}})

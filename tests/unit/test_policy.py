@@ -28,7 +28,7 @@ from pipelines.policy import (
     weekly_stats,
     xyz_class,
 )
-from tests.factories import items, lead_times, policies, sales, stock, write_stage_inputs
+from tests.factories import items, lead_time_demand_rows, lead_times, policies, sales, stock, write_stage_inputs
 
 RUN = date(2026, 1, 10)
 D = pd.Timestamp
@@ -471,3 +471,161 @@ def test_fill_rate_and_caps_from_policy_rows() -> None:
     r = out.iloc[0]
     assert r["safety_stock"] == pytest.approx(2.0) and bool(r["ss_capped"])
     assert "capped by the policy's days of cover" in r["explanation_en"]
+
+
+# -- optimised method (issue 18): the least-stock-value plan per ABC class ------------------------
+
+
+def _optimised_case(tmp_path, name: str, **policy: object) -> RunContext:
+    """A tiny staging folder: four selling series of different sizes and patterns (A/B/C classes by
+    value) and one without demand, with the forecast stage's lead_time_demand."""
+    cfg = load_config(
+        overrides={
+            "staging_dir": str(tmp_path / name / "s"),
+            "output_dir": str(tmp_path / name / "o"),
+            "policy": policy,
+        }
+    )
+    ctx = RunContext(cfg, RUN)
+    rows = []
+    days = pd.date_range(D(RUN) - pd.Timedelta(days=84), periods=84, freq="D")
+    for i, day in enumerate(days):
+        rows.append(("A", "S1", day.date().isoformat(), 8 + (i % 3)))  # smooth, most value
+        if i % 2 == 0:
+            rows.append(("B", "S1", day.date().isoformat(), 3 + (i % 4)))
+        if i % 9 == 0:
+            rows.append(("C", "S1", day.date().isoformat(), 1 + (i % 5)))  # intermittent
+        if i % 20 == 0:
+            rows.append(("D", "S1", day.date().isoformat(), 6))  # lumpy, rare
+    ctx.write(
+        "forecasts",
+        forecasts(("A", "S1", 9.0), ("B", "S1", 2.2), ("C", "S1", 0.35), ("D", "S1", 0.3), ("E", "S1", 0.0)),
+    )
+    ctx.write("sales", sales(*rows))
+    ctx.write("items", items(["A", "B", "C", "D", "E"], unit_cost=[5.0, 4.0, 3.0, 20.0, 2.0]))
+    ctx.write("stock", stock_positions(("A", "S1", "", 60, 0, 0), ("B", "S1", "", 12, 2, 0), ("C", "S1", "", 4, 0, 1)))
+    ctx.write(
+        "lead_times", lead_times(("A", "S1", 5.0, 1.0, 7.0), ("B", "S1", 5.0, 1.0, 7.0), ("C", "S1", 10.0, 2.0, 7.0))
+    )
+    ctx.write("policies", policies_frame(cfg))
+    ltd = lead_time_demand_rows(
+        ("A", "S1", 5, 45.0, 1.3), ("B", "S1", 5, 11.0, 2.0), ("C", "S1", 10, 3.5, 2.5), ("D", "S1", 7, 2.1, 4.0),
+        ("E", "S1", 7, 0.0, 1.0), run_date=RUN,
+    )  # fmt: skip
+    ctx.write("lead_time_demand", ltd)
+    write_stage_inputs(ctx, "policy")
+    return ctx
+
+
+def test_optimised_method_takes_the_optimisers_plan(tmp_path) -> None:
+    from pipelines import replenishment, stages
+
+    base = _optimised_case(tmp_path, "base")
+    policy_stage(base)
+    assert "lead_time_demand" not in base.accessed  # the default method does not read it
+    before = base.read("policy_detail")
+    assert "policy_method" not in before.columns
+
+    ctx = _optimised_case(tmp_path, "opt", method="optimised")
+    res = policy_stage(ctx)
+    declared = stages.BY_NAME["policy"]
+    assert ctx.accessed <= set(declared.all_reads) | set(declared.all_writes)  # the runner's contract check
+    assert "lead_time_demand" in ctx.accessed and not ctx.exists("policy_curve.json")  # not declared: not written
+    after = ctx.read("policy_detail")
+    pub = ctx.read("inventory_policy").set_index("sku")
+    # what the optimiser says for the same frame, groups = ABC classes, targets = the classes' policy
+    # rows (the defaults set no fill rate: their service levels 0.98 / 0.95 / 0.90)
+    inputs, _ = replenishment.optimiser_inputs(before, ctx.read("lead_time_demand"), None)
+    inputs["group"] = before["abc_class"].to_numpy()
+    targets = {"A": 0.98, "B": 0.95, "C": 0.90}
+    assert set(before["abc_class"]) <= set(targets)
+    want, _ = replenishment.optimise_policy(inputs, {c: targets[c] for c in set(before["abc_class"])}, group="group")
+    want = want.set_index("sku")
+    selling = ["A", "B", "C", "D"]
+    got = after.set_index("sku")
+    np.testing.assert_allclose(got.loc[selling, "reorder_point"], want.loc[selling, "reorder_point"])
+    np.testing.assert_allclose(got.loc[selling, "order_up_to"], want.loc[selling, "order_up_to"])
+    np.testing.assert_allclose(pub.loc[selling, "reorder_point"], want.loc[selling, "reorder_point"])
+    assert (got.loc[selling, "reorder_point"] != before.set_index("sku").loc[selling, "reorder_point"]).any()
+    # safety stock = reorder point - demand over the lead time, never negative
+    mu_l = got["demand_mean"] * got["lead_time_days"]
+    np.testing.assert_allclose(got["safety_stock"], np.clip(got["reorder_point"] - mu_l, 0.0, None))
+    np.testing.assert_allclose(pub["safety_stock"], got["safety_stock"])
+    # every class reaches its fill-rate target in the model (units served, weighted by demand)
+    sel = got.loc[selling]
+    for cls, g in sel.groupby("abc_class"):
+        served = (g["model_fill_rate"] * g["demand_mean"]).sum() / g["demand_mean"].sum()
+        assert served >= targets[cls] - 1e-9 and bool(g["opt_group_reached"].all())
+    # no demand: nothing to protect, as before
+    e_before, e_after = before.set_index("sku").loc["E"], got.loc["E"]
+    assert e_after["reorder_point"] == e_before["reorder_point"] == 0.0 and e_after["ss_method"] == "zero"
+    # the explanation names the method in both languages, the default one does not
+    a = got.loc["A"]
+    assert "least-stock-value plan for a 98% fill rate" in a["explanation_en"]
+    assert "库存金额最小方案" in a["explanation_zh"] and "满足率 98%" in a["explanation_zh"]
+    assert "least-stock-value" not in got.loc["E", "explanation_en"]
+    assert not before["explanation_en"].str.contains("least-stock-value").any()
+    assert not before["explanation_zh"].str.contains("库存金额最小").any()
+    assert any(n.startswith("optimised (fill_rate): A target 0.980") for n in res.notes)
+
+
+def test_service_level_method_is_todays_policy(tmp_path) -> None:
+    default = _optimised_case(tmp_path, "default")
+    explicit = _optimised_case(tmp_path, "explicit", method="service_level", optimiser_target=0.5)
+    r1, r2 = policy_stage(default), policy_stage(explicit)
+    assert r1.notes == r2.notes
+    pd.testing.assert_frame_equal(default.read("policy_detail"), explicit.read("policy_detail"))
+    pd.testing.assert_frame_equal(
+        default.read("inventory_policy").drop(columns="run_id"),
+        explicit.read("inventory_policy").drop(columns="run_id"),
+    )
+
+
+def test_optimised_per_class_target_cycle_service_and_curve(tmp_path, monkeypatch) -> None:
+    import dataclasses
+    import json
+
+    from pipelines import stages
+
+    declared = dataclasses.replace(stages.POLICY, writes=(*stages.POLICY.writes, "?policy_curve.json"))
+    monkeypatch.setitem(stages.BY_NAME, "policy", declared)
+    target = {"A": 0.97, "B": 0.9, "C": 0.8}
+    ctx = _optimised_case(
+        tmp_path, "cs", method="optimised", optimiser_measure="cycle_service", optimiser_target=target
+    )
+    policy_stage(ctx)
+    got = ctx.read("policy_detail").set_index("sku")
+    sel = got[got["demand_mean"] > 0]
+    for cls, g in sel.groupby("abc_class"):
+        assert g["opt_target"].eq(target[cls]).all()
+        assert g["model_cycle_service"].mean() >= target[cls] - 1e-9  # every item with demand counts once
+    assert "cycle service level" in sel["explanation_en"].iloc[0] and "周期服务水平" in sel["explanation_zh"].iloc[0]
+    doc = json.loads(ctx.path("policy_curve.json").read_text(encoding="utf-8"))
+    assert doc["measure"] == "cycle_service"
+    groups = {g["group"]: g for g in doc["groups"]}
+    assert set(groups) == set(sel["abc_class"])
+    for cls, g in groups.items():
+        assert g["target"] == target[cls] and g["reached"]
+        values = [p["stock_value"] for p in g["points"]]
+        service = [p["service"] for p in g["points"]]
+        assert values == sorted(values) and service == sorted(service) and len(values) >= 2
+
+
+def test_optimised_policy_respects_the_item_masters_moq() -> None:
+    from pipelines.policy import optimised_policy
+
+    rows = [(d.date().isoformat(), 4) for d in pd.date_range(D(RUN) - pd.Timedelta(days=56), periods=56)]
+    fr = run_policy(
+        forecasts(("A", "S1", 4.0)),
+        sales(*[("A", "S1", d, q) for d, q in rows]),
+        items(["A"]),
+        stock_positions(("A", "S1", "", 10, 0, 0)),
+        lead_times(("A", "S1", 3.0, 1.0, 7.0)),
+        policies(),
+    )
+    plain, _ = optimised_policy(fr, None, items(["A"]))
+    packed, _ = optimised_policy(fr, None, items(["A"]).assign(moq=50.0, order_multiple=24.0))
+    assert plain["order_quantity"].iloc[0] < 50
+    q = packed["order_quantity"].iloc[0]
+    assert q >= 50 and q % 24 == 0  # at least the MOQ, a whole number of multiples
+    assert packed["order_up_to"].iloc[0] == packed["reorder_point"].iloc[0] + q
