@@ -2,7 +2,7 @@
 docs/replay-benchmark.md.
 
     .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--data-dir ../shared/data] [--seed 0]
-        [--time-limit 240] [--perfect-time-limit S] [--replan-every 7] [--half-life DAYS]
+        [--time-limit 240] [--optimum-time-limit S] [--replan-every 7] [--half-life DAYS]
         [--donor-keep risk|reorder_point] [--last DATE --history N]
 
 The scenario (starting stock, prices, lanes) is stated in pipelines/eval/replay.py and in the doc.
@@ -26,7 +26,9 @@ def main() -> None:
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--time-limit", type=float, default=240.0, help="solver time limit per plan, seconds")
-    ap.add_argument("--perfect-time-limit", type=float, default=None, help="the perfect plan's (default: --time-limit)")
+    ap.add_argument(
+        "--optimum-time-limit", type=float, default=None, help="the exact optimum's (default: --time-limit)"
+    )
     ap.add_argument("--replan-every", type=int, default=7, help="days between re-plans (0: one decision only)")
     ap.add_argument(
         "--half-life",
@@ -63,7 +65,7 @@ def main() -> None:
         a.time_limit,
         replan_every_days=a.replan_every or None,
         half_life_days="validated" if a.half_life is None else (a.half_life or None),
-        perfect_time_limit_seconds=a.perfect_time_limit,
+        optimum_time_limit_seconds=a.optimum_time_limit,
         donor_keep=a.donor_keep,
         last=a.last,
         history=a.history,

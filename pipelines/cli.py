@@ -262,8 +262,8 @@ def replay(
     data_dir: Annotated[Path | None, typer.Option(help="real demand data (default ../shared/data)")] = None,
     seed: Annotated[int, typer.Option(help="seed of the starting-stock scenario")] = 0,
     time_limit: Annotated[float, typer.Option(help="solver time limit per plan, seconds")] = 240.0,
-    perfect_time_limit: Annotated[
-        float | None, typer.Option(help="the perfect-foresight plan's time limit, seconds (default: --time-limit)")
+    optimum_time_limit: Annotated[
+        float | None, typer.Option(help="the exact optimum's time limit, seconds (default: --time-limit)")
     ] = None,
     replan_every: Annotated[
         int, typer.Option(help="days between re-plans of greedy and milp (0: one decision only)")
@@ -280,7 +280,7 @@ def replay(
     last: Annotated[str | None, typer.Option(help="last replayed period (VN1 week, M5 day): an earlier window")] = None,
     history: Annotated[int | None, typer.Option(help="periods of history (VN1 weeks, M5 days)")] = None,
 ) -> None:
-    """Replay transfer plans (none, greedy and MILP once and re-planning, perfect foresight) on real demand."""
+    """Replay transfer plans (none, greedy and MILP once and re-planning, the exact optimum with the realised demand) on real demand."""
     from pipelines.eval.replay import replay_command
 
     replay_command(
@@ -291,7 +291,7 @@ def replay(
         echo=typer.echo,
         replan_every_days=replan_every or None,
         half_life_days="validated" if half_life is None else (half_life or None),
-        perfect_time_limit_seconds=perfect_time_limit,
+        optimum_time_limit_seconds=optimum_time_limit,
         donor_keep=donor_keep,
         last=last,
         history=history,

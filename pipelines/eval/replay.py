@@ -15,31 +15,13 @@ over the horizon with the demand that really happened, for each method (:data:`M
   the *observed sales* so far (sold = min(demand, stock): censored by stock-outs, not the true
   demand), re-forecasts with the same rule on the history window ending that day, recomputes the
   reorder points over the days left, and proposes new transfers; the simulation goes on;
-- ``perfect``: one set of transfers on the decision date by the same MILP given the realised
-  demand (deterministic) and the donors' true spare units (stock minus their realised demand over
-  the horizon).
-
-**Why ``perfect`` bounds every method, re-planning included.** In this scenario nothing is
-replenished (stock only falls, except by transfers), every location sells at the same price, the
-holding rate is the same everywhere and a lane's transit time does not depend on the day. Take any
-plan, one-shot or re-planning, and look at the transfers it made on the realised demand path
-(re-planning is non-anticipative, but on one path it is just a list of transfers with dates).
-Replace it by one shipment per lane on the decision date that carries, from each donor, the units it
-shipped, capped at its true spare (stock minus its realised demand). (i) Units beyond the spare only
-move a sale from the donor to the receiver at a cost (same price everywhere): with the cap the donor
-never stocks out, and sells at least as many more units as the receivers sell fewer. (ii) The units
-that remain arrive no later than before (same lane, earlier departure), and with no replenishment
-more stock earlier never sells less. (iii) Each lane pays its fixed cost once instead of once per
-epoch, and fewer units pay the cost per unit. (iv) A unit forwarded again (A to B, later B to C) can
-go A to C directly on the decision date: VN1 and M5 have a lane between every two locations of a
-network, none slower or dearer (per unit or per shipment) than two hops. So the one-shot plan is at
-least as good, and the perfect MILP maximises over one-shot plans with the donors held to their
-spare: its saving bounds every method's, up to its MIP gap and its modelling shortcuts (at most 3
-donors per receiver, the benefit curve on the receiver's fastest lane, holding cost only as the
-donor's cost avoided: at most 25% a year over the horizon, ~2% of a unit's cost over 28 days).
-:func:`replay` checks it: a method whose saving exceeds the perfect one by more than the perfect
-solve's reported gap raises :class:`BoundViolation` (the argument or the solve would be wrong; the
-table is printed, not hidden).
+- ``optimum``: the exact optimum of this simulation with the realised demand
+  (:mod:`pipelines.eval.optimum`): one shipment per lane on the decision date, any quantity, no
+  donor cap, found by a MILP on the simulation's own cost (lost margin, holding including units in
+  transit, lane cost per unit and fixed cost). Why it bounds every method that forwards nothing
+  (re-planning included) is argued there; :func:`replay` checks that no method's total cost is
+  below the solver's lower bound (:class:`BoundViolation`), that the optimum's plan costs, when
+  simulated, what its model says, and reports the units each method forwarded.
 
 **Scenario (stated wherever a result is reported).** Forecast on each decision day from the history
 window of the same length ending that day (VN1 8 weeks, M5 56 days; observed sales after the
@@ -58,10 +40,11 @@ decision date before the reported one (docs/replay-benchmark.md), never on the r
 receiver at the start of period p + ceil(transit_days / period_days) (before the period's
 sales; after the horizon: never). Each period: arrivals, then the epoch's transfers, then sold =
 min(demand, stock), lost = demand - sold, the rest is carried; holding cost = stock at the end of
-each period x unit_cost x 25% / 365 x period_days (units in transit are not held anywhere). Transfer
+each period x unit_cost x 25% / 365 x period_days, units in transit included (until they arrive, or
+to the horizon end when they arrive after it). Transfer
 cost = units x cost per unit + the fixed cost of every lane used, once per lane and epoch. Total
 cost = lost margin + transfer cost + holding cost. Saving = total of ``none`` - total; captured =
-saving / saving of ``perfect``.
+saving / saving of ``optimum``.
 
 **Data** (``../shared/data``, never copied into the repository): VN1 (weekly sales per
 client-warehouse-product; locations = warehouses, SKUs = products sold at two or more warehouses
@@ -83,6 +66,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import contract
+from pipelines.eval.optimum import Optimum, forwarded_units, optimum_plan
 from pipelines.transfers import Demand, TransferPlan, greedy_transfers, optimal_transfers
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -93,7 +77,7 @@ Z = 1.65
 #: with, None for the flat mean of the window: chosen on an earlier decision date
 #: (docs/replay-benchmark.md), never on the reported one
 HALF_LIFE_DAYS: dict[str, float | None] = {"vn1": 7.0, "m5": None}
-METHODS = ("none", "greedy_once", "milp_once", "greedy", "milp", "perfect")
+METHODS = ("none", "greedy_once", "milp_once", "greedy", "milp", "optimum")
 
 #: stated M5 prices per category (the full M5 panel has no prices)
 M5_PRICE = {"FOODS": 3.0, "HOUSEHOLD": 6.0, "HOBBIES": 5.0}
@@ -486,7 +470,8 @@ def run(
         sold[:, p] = np.minimum(net.future[:, p], s)
         lost += net.future[:, p] - sold[:, p]
         s -= sold[:, p]
-        held += s * net.period_days
+        # every unit not sold yet is held: at a location, or on its way (arriving later, or after the horizon)
+        held += (s + arrivals[:, p + 1 :].sum(axis=1)) * net.period_days
     it = net.items.set_index("sku")
     price = it.loc[net.keys["sku"], "unit_price"].to_numpy(float)
     cost = it.loc[net.keys["sku"], "unit_cost"].to_numpy(float)
@@ -547,45 +532,38 @@ def milp_planner(net: Network, time_limit_seconds: float, donor_keep: str = "ris
     return plan
 
 
-def perfect_plan(net: Network, stock: np.ndarray, time_limit_seconds: float) -> Step:
-    """The one-shot plan at the decision date with the realised demand (deterministic) and each
-    donor's true spare units (stock minus its realised demand over the horizon)."""
-    real = realised_demand(net)
-    spare = net.keys.assign(excess=np.maximum(stock - real.cum[:, -1], 0.0))
-    tp = optimal_transfers(
-        policy_frame(net, stock, half_life_days=None),  # the forecast plays no part with foresight
-        net.items,
-        net.locations,
-        net.lanes,
-        net.decision_date,
-        net.future.shape[1] * net.period_days,
-        0.0,
-        demand=real,
-        donor_excess=spare,
-        holding_cost_rate=HOLDING_RATE,
-        time_limit_seconds=time_limit_seconds,
+def optimum_step(net: Network, stock: np.ndarray, time_limit_seconds: float) -> tuple[Step, Optimum]:
+    """The exact optimum of this simulation with the realised demand (:mod:`pipelines.eval.optimum`):
+    one shipment per lane on the decision date, no donor cap."""
+    opt = optimum_plan(
+        net.keys, stock, net.future, net.period_days, net.items, net.lanes, HOLDING_RATE, time_limit_seconds
     )
-    return Step(0, tp.transfers, "; ".join(tp.notes), tp.mip_gap)
+    note = (
+        f"exact optimum: {len(opt.transfers)} transfer(s) of {opt.candidates:,} candidates,"
+        f" {opt.series:,} series touched, gap {'n/a' if opt.gap is None else f'{opt.gap:.3%}'},"
+        f" {opt.seconds:.1f} s ({opt.status})"
+    )
+    return Step(0, opt.transfers, note, opt.gap), opt
 
 
 class BoundViolation(AssertionError):
-    """A method saved more than the perfect-foresight plan allows (module doc): the bound
-    argument, or the perfect solve, is wrong. Carries the table."""
+    """A method's total cost is below the lowest the exact optimum allows (module doc): the bound's
+    argument, or the solve, is wrong. Carries the table."""
 
     def __init__(self, message: str, table: pd.DataFrame) -> None:
         super().__init__(message)
         self.table = table
 
 
-def bound_violations(table: pd.DataFrame, perfect_gap: float | None) -> list[str]:
-    """Methods whose saving exceeds the perfect plan's by more than the perfect solve's MIP gap
-    (relative, on the perfect saving; plus 1e-6 for rounding)."""
+def bound_violations(table: pd.DataFrame, cost_bound: float, tolerance: float = 1e-6) -> list[str]:
+    """Methods whose total cost is below ``cost_bound`` (the solver's lowest possible total cost of
+    the exact optimum) by more than ``tolerance`` (relative to the bound, for rounding)."""
     t = table.set_index("method")
-    best = float(t.loc["perfect", "saving"])
-    slack = max(perfect_gap or 0.0, 0.0) * abs(best) + 1e-6
-    over = t[t["saving"] > best + slack]
+    slack = tolerance * max(abs(cost_bound), 1.0)
+    below = t[t["total_cost"] < cost_bound - slack]
     return [
-        f"{m}: saving {r.saving:,.2f} > perfect {best:,.2f} + gap allowance {slack:,.2f}" for m, r in over.iterrows()
+        f"{m}: total cost {r.total_cost:,.2f} < the optimum's lower bound {cost_bound:,.2f}"
+        for m, r in below.iterrows()
     ]
 
 
@@ -598,29 +576,30 @@ def replay(
     check_bound: bool = True,
     half_life_days: float | None = None,
     progress: Callable[[str], None] | None = None,
-    perfect_time_limit_seconds: float | None = None,
+    optimum_time_limit_seconds: float | None = None,
     donor_keep: str = "risk",
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per method (:data:`METHODS`): lost sales, transfer and holding cost, total, saving,
-    share captured, the plan's wall and CPU seconds. ``stock`` overrides the seeded starting stock
-    (:func:`starting_stock`); ``replan_every_days`` (None or 0: one shot only) sets the epochs of
-    ``greedy`` and ``milp``; ``time_limit_seconds`` is the MILP's per plan (each epoch),
-    ``perfect_time_limit_seconds`` (default: the same) the perfect plan's. Raises
-    :class:`BoundViolation` when a method beats the bound. ``donor_keep``: the MILP's donor rule
-    (:func:`pipelines.transfers.optimal_transfers`; ``risk``, as the nightly run, by default)."""
+    share of the exact optimum's saving captured, units forwarded, the plan's wall and CPU seconds.
+    ``stock`` overrides the seeded starting stock (:func:`starting_stock`); ``replan_every_days``
+    (None or 0: one shot only) sets the epochs of ``greedy`` and ``milp``; ``time_limit_seconds``
+    is the MILP's per plan (each epoch), ``optimum_time_limit_seconds`` (default: the same) the
+    exact optimum's. Raises :class:`BoundViolation` when a method's total cost is below the
+    optimum's lower bound, or when the optimum's plan, simulated, does not cost what its model
+    says. ``donor_keep``: the MILP's donor rule (:func:`pipelines.transfers.optimal_transfers`;
+    ``risk``, as the nightly run, by default)."""
     stock = starting_stock(net, seed) if stock is None else np.asarray(stock, float)
     planners = {"greedy": greedy_planner(net), "milp": milp_planner(net, time_limit_seconds, donor_keep)}
     outcomes: dict[str, Outcome] = {}
-    gap_perfect: float | None = None
-    for m in ("none", "greedy", "milp", "greedy_once", "milp_once", "perfect"):
+    opt: Optimum | None = None
+    for m in ("none", "greedy", "milp", "greedy_once", "milp_once", "optimum"):
         clock, cpu = time.perf_counter(), time.process_time()
         if m == "none":
             o = run(net, stock)
-        elif m == "perfect":
-            pf = perfect_plan(net, stock, perfect_time_limit_seconds or time_limit_seconds)
-            gap_perfect = pf.mip_gap
-            o = run(net, stock, transfers=pf.transfers)
-            o.steps = [pf]
+        elif m == "optimum":
+            step, opt = optimum_step(net, stock, optimum_time_limit_seconds or time_limit_seconds)
+            o = run(net, stock, transfers=step.transfers)
+            o.steps = [step]
         elif m.endswith("_once"):
             # the re-planner's first decision is the one-shot plan (same stock, history and horizon
             # on the decision date): reused, not solved again
@@ -636,20 +615,37 @@ def replay(
         outcomes[m] = o
         if progress is not None:
             progress(f"  {m}: {o.wall_seconds:.0f} s wall, {o.cpu_seconds:.0f} s CPU")
+    assert opt is not None
     outcomes = {m: outcomes[m] for m in METHODS}
     table = pd.DataFrame(
-        [{"method": m, **o.metrics, "wall_s": o.wall_seconds, "cpu_s": o.cpu_seconds} for m, o in outcomes.items()]
+        [
+            {
+                "method": m,
+                **o.metrics,
+                "forwarded_units": forwarded_units(o.transfers),
+                "wall_s": o.wall_seconds,
+                "cpu_s": o.cpu_seconds,
+            }
+            for m, o in outcomes.items()
+        ]
     )
     base = table.loc[table["method"] == "none", "total_cost"].iloc[0]
     table["saving"] = base - table["total_cost"]
-    best = table.loc[table["method"] == "perfect", "saving"].iloc[0]
+    best = table.loc[table["method"] == "optimum", "saving"].iloc[0]
     table["captured"] = table["saving"] / best if best > 0 else np.nan
-    table.attrs["perfect_gap"] = gap_perfect
+    table.attrs.update(
+        optimum_gap=opt.gap, optimum_cost_bound=opt.cost_bound, optimum_saving_bound=base - opt.cost_bound
+    )
     notes = {m: " | ".join(_step_note(st) for st in o.steps) for m, o in outcomes.items()}
+    simulated = float(table.loc[table["method"] == "optimum", "total_cost"].iloc[0])
+    if abs(simulated - opt.cost) > 1e-6 * max(abs(opt.cost), 1.0):
+        raise BoundViolation(
+            f"replay: the exact optimum's plan costs {simulated:,.4f} simulated but {opt.cost:,.4f} in its model", table
+        )
     if check_bound:
-        bad = bound_violations(table, gap_perfect)
+        bad = bound_violations(table, opt.cost_bound)
         if bad:
-            raise BoundViolation("replay: the perfect-foresight bound is exceeded: " + "; ".join(bad), table)
+            raise BoundViolation("replay: the exact optimum's bound is exceeded: " + "; ".join(bad), table)
     return table, notes
 
 
@@ -689,7 +685,7 @@ def replay_command(
     echo: Callable[[str], None] = print,
     replan_every_days: int | None = 7,
     half_life_days: float | None | str = "validated",
-    perfect_time_limit_seconds: float | None = None,
+    optimum_time_limit_seconds: float | None = None,
     donor_keep: str = "risk",
     last: str | None = None,
     history: int | None = None,
@@ -698,7 +694,7 @@ def replay_command(
     half-life is each data set's validated one (:data:`HALF_LIFE_DAYS`) unless a number of days
     (or None: the flat mean) is given. Raises
     FileNotFoundError naming the folder when the data is absent, and :class:`BoundViolation`
-    (after printing the table) when a method beats the perfect-foresight bound."""
+    (after printing the table) when a method beats the exact optimum's bound."""
     base = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     names = ["vn1", "m5"] if dataset == "all" else [dataset]
     loaders = {"vn1": load_vn1, "m5": load_m5}
@@ -724,7 +720,7 @@ def replay_command(
             f" {f're-planning every {replan_every_days} day(s)' if replan_every_days else 'one decision, no re-planning'}, level: "
             f"{'flat mean' if hl is None else f'EWM half-life {hl:g} days'},"
             f" MILP donor keep: {donor_keep}, solver time limit {time_limit_seconds:g} s per plan"
-            f" ({perfect_time_limit_seconds or time_limit_seconds:g} s for perfect)\n"
+            f" ({optimum_time_limit_seconds or time_limit_seconds:g} s for the exact optimum)\n"
         )
         try:
             table, notes = replay(
@@ -734,7 +730,7 @@ def replay_command(
                 replan_every_days=replan_every_days,
                 half_life_days=hl,
                 progress=echo,
-                perfect_time_limit_seconds=perfect_time_limit_seconds,
+                optimum_time_limit_seconds=optimum_time_limit_seconds,
                 donor_keep=donor_keep,
             )
         except BoundViolation as err:
@@ -742,12 +738,14 @@ def replay_command(
             echo(f"\n**{err}**")
             raise
         echo(markdown_table(table))
-        for m in ("milp_once", "milp", "perfect"):
+        for m in ("milp_once", "milp", "optimum"):
             echo(f"\n- {m}: {notes[m]}")
-        gap = table.attrs.get("perfect_gap")
+        gap = table.attrs.get("optimum_gap")
         echo(
-            f"\n- bound check: no method saves more than perfect + its MIP gap"
-            f" ({'n/a' if gap is None else f'{gap:.2%}'}): ok"
+            f"\n- bound check: no method's total cost is below the exact optimum's lower bound"
+            f" {table.attrs['optimum_cost_bound']:,.0f} (gap {'n/a' if gap is None else f'{gap:.3%}'}): ok;"
+            f" units forwarded (the bound's argument covers plans that forward none):"
+            f" {', '.join(f'{r.method} {r.forwarded_units:g}' for r in table.itertuples())}"
         )
         out[name] = table
     return out
