@@ -49,8 +49,10 @@ saving / saving of ``optimum``.
 **Data** (``../shared/data``, never copied into the repository): VN1 (weekly sales per
 client-warehouse-product; locations = warehouses, SKUs = products sold at two or more warehouses
 of the same client, lanes between the warehouses of one client; price = mean of
-``phase1_price.csv`` over the weeks with a price) and M5 (daily; the 10 stores, 3 states; no
-prices in the full panel, so a stated price per category; lanes between every pair of stores,
+``phase1_price.csv`` over the weeks *before the decision date* with a price, series without one
+dropped) and M5 (daily; the 10 stores, 3 states; the series
+listed before the decision date (M5 rows start at a series' first sale); no prices in the full
+panel, so a stated price per category; lanes between every pair of stores,
 cheaper and faster within a state).
 """
 
@@ -167,7 +169,9 @@ def load_vn1(data_dir: Path, history_weeks: int = 8, horizon_weeks: int = 4, las
     multi = sales.groupby("sku")["location"].transform("nunique") >= 2
     sales = sales[multi].sort_values(["sku", "location"]).reset_index(drop=True)
     pr = price.assign(sku=price["Client"].astype(str) + "-" + price["Product"].astype(str))
-    p_week = pr[[c for c in pr.columns if c in weeks]].replace(0.0, np.nan)
+    # prices, and which series have one, from the weeks before the decision date only
+    before = weeks[: weeks.index(use[history_weeks])]
+    p_week = pr[before].replace(0.0, np.nan)
     pr = pr.assign(_p=p_week.mean(axis=1)).groupby("sku")["_p"].mean()
     sales = sales.merge(pr.rename("price"), left_on="sku", right_index=True, how="left")
     sales = sales[sales["price"] > 0].reset_index(drop=True)
@@ -209,6 +213,10 @@ def load_m5(data_dir: Path, history_days: int = 56, horizon_days: int = 28, last
     parts = df["id"].str.rsplit("_", n=3)
     df["location"] = parts.str[1] + "_" + parts.str[2]
     df["sku"] = parts.str[0]
+    # the series listed before the decision date (a series' rows start at its first sale): one
+    # listed only during the horizon is not known to the planner, nor to the scenario
+    decision = end - pd.Timedelta(days=horizon_days - 1)
+    df = df[df["id"].isin(df.loc[df["date"] < decision, "id"].unique())]
     days = pd.date_range(start, end, freq="D")
     wide = df.pivot_table(
         index=["sku", "location"], columns="date", values="quantity_sold", aggfunc="sum", fill_value=0.0

@@ -23,6 +23,7 @@ from pipelines.eval.replay import (
     _locations,
     bound_violations,
     level,
+    load_m5,
     load_vn1,
     policy_frame,
     replay,
@@ -212,3 +213,36 @@ def test_level_flat_or_exponentially_weighted() -> None:
     assert level(h, 1, 7.0)[1] == pytest.approx(2.0)
     with pytest.raises(ValueError, match="half-life"):
         level(h, 1, 0.0)
+
+
+def test_vn1_prices_and_the_price_filter_come_from_before_the_decision_date(tmp_path: Path) -> None:
+    # 3 weeks of history, 1 replayed; product 1 has a price in the history, a far higher one in the
+    # replayed week (ignored); product 2 has a price only in the replayed week: dropped
+    weeks = ["2023-10-09", "2023-10-16", "2023-10-23", "2023-10-30"]
+    rows = [(0, w, p) for p in (1, 2) for w in (1, 2)]
+    sales = pd.DataFrame(rows, columns=["Client", "Warehouse", "Product"]).assign(**{w: 1.0 for w in weeks})
+    price = sales[["Client", "Warehouse", "Product"]].copy()
+    price["2023-10-09"] = [10.0, 12.0, np.nan, np.nan]
+    price["2023-10-16"] = np.nan
+    price["2023-10-23"] = np.nan
+    price["2023-10-30"] = [99.0, 99.0, 5.0, 5.0]
+    (tmp_path / "vn1").mkdir()
+    sales.to_csv(tmp_path / "vn1" / "phase1_sales.csv", index=False)
+    price.to_csv(tmp_path / "vn1" / "phase1_price.csv", index=False)
+    net = load_vn1(tmp_path, history_weeks=3, horizon_weeks=1)
+    assert net.decision_date == date(2023, 10, 30)
+    assert net.items["sku"].tolist() == ["0-1"] and net.items["unit_price"].tolist() == [pytest.approx(11.0)]
+
+
+def test_m5_keeps_the_series_listed_before_the_decision_date(tmp_path: Path) -> None:
+    days = pd.date_range("2016-04-01", "2016-04-06", freq="D")
+    old = pd.DataFrame({"id": "FOODS_1_001_CA_1_evaluation", "date": days, "quantity_sold": 1.0})
+    other = old.assign(id="FOODS_1_001_CA_2_evaluation")
+    new = pd.DataFrame({"id": "FOODS_1_002_CA_1_evaluation", "date": days[4:], "quantity_sold": 3.0})
+    df = pd.concat([old, other, new], ignore_index=True).assign(date=lambda d: d["date"].dt.strftime("%Y-%m-%d"))
+    folder = tmp_path / "m5" / "sales_train.parquet"
+    df.to_parquet(folder, partition_cols=["date"])
+    net = load_m5(tmp_path, history_days=4, horizon_days=2, last_day="2016-04-06")
+    # FOODS_1_002 first sells on the first replayed day: not known before the decision date
+    assert net.decision_date == date(2016, 4, 5)
+    assert net.keys.to_dict("list") == {"sku": ["FOODS_1_001", "FOODS_1_001"], "location": ["CA_1", "CA_2"]}
