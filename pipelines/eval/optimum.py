@@ -5,36 +5,29 @@ demand that really happened. This module finds the transfer plan that minimises 
 simulation's total cost, **exactly** (no donor cap, no benefit curve, no forecast): a mixed-integer
 programme on the simulation's own quantities, solved by HiGHS (``scipy.optimize.milp``).
 
-**Plans searched: one shipment per lane on the decision date** (period 0), any quantity of any SKU
-on any lane, no cap per donor or per receiver. Why that is not a restriction (the dominance
-argument): in the replay nothing is replenished, a SKU sells at one price everywhere, and holding
-is charged on every unit until it is sold, wherever it is, units in transit included. Take any
-plan, with transfers on any dates, that forwards nothing (no unit shipped twice), and its
-realised outcome: every unit sold at a location j that started at another location i travelled
-on lane (i, j). Ship exactly those units from i to j on the decision date instead, and keep every
-other unit where it started. Each location then has, at every period, at least the units it sold
-by then under the original plan, arrived no later; with forced selling (sold = min(demand,
-stock)) its cumulative sales are at least as high at every period (sold by p = min(demand by p,
-min over periods t <= p of the units available by t + demand in (t, p]): monotone in the
-arrivals). Same price everywhere: no less margin; holding = rate x the units not yet sold,
-summed over periods: no more holding; every unit moved on a lane the original plan used, at the
-same cost per unit, and each such lane pays its fixed cost once instead of at least once. So the
-optimum of this programme bounds the saving of every method whose executed transfers forward
-nothing; :func:`forwarded_units` checks that on every executed plan (the replay reports it).
+**Plans searched: every plan whose transfers leave in the given periods** (``departures``: in the
+replay, the re-planning periods, the only ones in which any method ships), any quantity of any
+SKU on any lane in each of them, no cap per donor or receiver, forwarding included (a unit received
+may leave again in a later departure period). Every method's executed plan is one of these plans,
+so the optimum bounds every method's saving exactly, no dominance argument needed; the solver's
+dual bound makes it a bound even when the solve stops at its time limit. The brute-force unit
+tests check the model against the simulation over every plan of small networks.
 
-**Model.** Candidates: (SKU, lane) with stock at the origin, realised demand at the destination
-after the lane's arrival period, arrival within the horizon, and a lane cost per unit below the
+**Model.** Candidates: (SKU, lane, departure period) with stock at the origin (or units that can
+have reached it), realised demand at the destination after the arrival period, arrival within the horizon, and a lane cost per unit below the
 most a unit can earn there (margin + the holding of the periods after its arrival); all other
 transfers cannot pay (dropped exactly). Variables: units x per candidate (integer), a binary per
 lane used (its fixed cost), and per series touched by a candidate its sales ``sold[p]`` in
 [0, demand[p]] and its stock ``st[p]`` at the end of each period. Rows: stock balance
-``st[p] <= st[p-1] + arrivals[p] - sold[p]`` (``st[-1]`` = starting stock - units shipped out),
-units shipped out <= starting stock, ``x <= bound x used``. Objective, with v[p] = margin +
+``st[p] <= st[p-1] + arrivals[p] - sold[p] - shipped out in p`` (``st[-1]`` = starting stock),
+``x <= bound x used`` per lane and departure period (its fixed cost once per departure, as the
+simulation charges it). Objective, with v[p] = margin +
 holding per unit and period x the periods left after p: maximise sum of v[p] x sold[p] minus the
 lanes' cost per unit and fixed cost. Selling is not forced in the model and stock may vanish
-(both relaxations); neither helps: for fixed shipments forced selling gives the highest
-cumulative sales at every period, and v[p] > 0 falls with p, so the model's optimum is a plan
-whose forced-selling outcome is as good: the programme's value equals the simulation's (the
+(both relaxations); neither helps: a unit kept from a sale in period p is either sold later
+(worth v[t] < v[p]), shipped and sold later elsewhere (v[t] < v[p], minus a lane cost) or never
+sold, so selling it in p is better (v[p] > 0 falls with p: holding is charged until the sale);
+the model's optimum sells as the simulation does: the programme's value equals the simulation's (the
 solution is re-simulated and the two are compared, :func:`optimum_plan`). Total cost = lost
 margin + transfer cost + holding cost = sum of margin x demand + holding of the starting stock
 over the horizon - sum of v[p] x sold[p] + transfer cost. The solver's dual bound gives the
@@ -97,25 +90,51 @@ def candidates(
     period_days: int,
     lanes: pd.DataFrame,
     value: np.ndarray,
+    departures: tuple[int, ...] = (0,),
 ) -> pd.DataFrame:
-    """Every (SKU, lane) transfer that can pay (module doc), with its origin and destination series
-    (``src``, ``dst``: rows of ``keys``), arrival period ``arrive`` and the most units it can carry
-    (``ub``: the origin's stock, the destination's demand from arrival on)."""
+    """Every (SKU, lane, departure period) transfer that can pay (module doc), with its origin and
+    destination series (``src``, ``dst``: rows of ``keys``), ``depart`` and ``arrive`` periods and
+    the most units it can carry (``ub``: what the origin can hold then, the destination's demand
+    from arrival on). An origin ships in a period if it has stock at the start, or if units can
+    have reached it by then (forwarding)."""
     T = demand.shape[1]
+    stock = np.asarray(stock, float)
     ks = keys[["sku", "location"]].reset_index(drop=True).reset_index()
     ln = lanes[["from_location", "to_location", "cost_per_unit", "fixed_cost_per_shipment", "transit_days"]]
     ln = ln.reset_index(drop=True).reset_index().rename(columns={"index": "lane"})
     c = ks.rename(columns={"index": "src", "location": "from_location"}).merge(ln, on="from_location")
     c = c.merge(ks.rename(columns={"index": "dst", "location": "to_location"}), on=["sku", "to_location"])
-    arrive = np.ceil(c["transit_days"].to_numpy(float) / period_days).astype(np.int64)
-    c = c.assign(arrive=arrive)
-    c = c[(c["arrive"] < T) & (np.asarray(stock, float)[c["src"].to_numpy()] > 0)].reset_index(drop=True)
+    lag = np.ceil(c["transit_days"].to_numpy(float) / period_days).astype(np.int64)
+    if (lag < 1).any():
+        raise ValueError("optimum: lanes faster than one period are not modelled (the replay has none)")
     tail = np.concatenate([np.cumsum(demand[:, ::-1], axis=1)[:, ::-1], np.zeros((len(demand), 1))], axis=1)
-    need = tail[c["dst"].to_numpy(), c["arrive"].to_numpy()]
-    gain = value[c["dst"].to_numpy(), np.minimum(c["arrive"].to_numpy(), T - 1)]
-    ub = np.minimum(np.asarray(stock, float)[c["src"].to_numpy()], need)
-    keep = (ub > 0) & (c["cost_per_unit"].to_numpy(float) < gain)
-    return c[keep].assign(ub=np.floor(ub[keep])).reset_index(drop=True)
+    sku_stock = pd.Series(stock).groupby(keys["sku"].to_numpy()).sum()
+    total = sku_stock.reindex(c["sku"]).to_numpy(float)
+    # the SKU's demand anywhere from each period on: what units forwarded onwards can still meet
+    sku_tail = pd.DataFrame(tail).groupby(keys["sku"].to_numpy()).sum().reindex(c["sku"]).to_numpy(float)
+    reach = np.full(len(stock), np.inf)  # the first period units can arrive at a series (no stock at start)
+    parts = []
+    deps = sorted(set(int(d) for d in departures))
+    for q in deps:
+        src = c["src"].to_numpy()
+        has = (stock[src] > 0) | (reach[src] <= q)
+        arrive = q + lag
+        rows = np.arange(len(c))
+        need = tail[c["dst"].to_numpy(), np.minimum(arrive, T)]
+        # units that arrive by a later departure period may leave again: bounded by the SKU's demand
+        can_leave = np.zeros(len(c), dtype=bool)
+        for d in deps:
+            if d > q:
+                can_leave |= arrive <= d
+        need = np.where(can_leave, np.maximum(need, sku_tail[rows, np.minimum(arrive, T)]), need)
+        gain = value[c["dst"].to_numpy(), np.minimum(arrive, T - 1)]
+        hold = np.where(reach[src] <= q, total, stock[src])
+        ub = np.minimum(hold, need)
+        keep = has & (arrive < T) & (ub > 0) & (c["cost_per_unit"].to_numpy(float) < gain)
+        part = c[keep].assign(depart=q, arrive=arrive[keep], ub=np.floor(ub[keep]))
+        np.minimum.at(reach, part["dst"].to_numpy(), part["arrive"].to_numpy().astype(float))
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else c.iloc[:0].assign(depart=0, arrive=0, ub=0.0)
 
 
 def _program(
@@ -129,7 +148,7 @@ def _program(
     lane_of: np.ndarray,
 ) -> LinearProgram:
     """The MILP of :func:`optimum_plan` (module doc): blocks x, used, sold, stock; rows balance,
-    ship_out, lane_used. ``local`` maps a series to its row among the ``touched`` ones."""
+    lane_used. ``local`` maps a series to its row among the ``touched`` ones."""
     T = demand.shape[1]
     m = len(touched)
     lp = LinearProgram()
@@ -159,10 +178,9 @@ def _program(
             (np.flatnonzero(later), col(st_cols, ii[later], pp[later] - 1), -1.0),
             (np.arange(m * T), col(sold_cols, ii, pp), 1.0),
             (dst * T + arrive, xs, -1.0),
-            (src * T, xs, 1.0),
+            (src * T + cand["depart"].to_numpy(np.int64), xs, 1.0),
         ],
     )
-    lp.constraints("ship_out", stock[touched], [(src, xs, 1.0)])
     lp.constraints(
         "lane_used", np.zeros(k), [(np.arange(k), xs, 1.0), (np.arange(k), cy + lane_of, -cand["ub"].to_numpy(float))]
     )
@@ -179,9 +197,11 @@ def optimum_plan(
     holding_rate: float,
     time_limit_seconds: float = 120.0,
     mip_rel_gap: float = 1e-4,
+    departures: tuple[int, ...] = (0,),
 ) -> Optimum:
     """The exact optimum of the replay's simulation (module doc) for ``stock`` (per series of
-    ``keys``) facing the realised ``demand`` (series x periods of ``period_days`` days)."""
+    ``keys``) facing the realised ``demand`` (series x periods of ``period_days`` days), over every
+    plan whose transfers leave in the periods ``departures``."""
     import time
 
     clock = time.perf_counter()
@@ -201,13 +221,14 @@ def optimum_plan(
     # the cost every plan starts from: all demand lost, the starting stock held over the horizon
     base = float((margin * demand.sum(axis=1)).sum() + (hold * period_days * T * stock).sum())
     none_sold = forced_sales(stock, demand)
-    cand = candidates(keys, stock, demand, period_days, lanes, v)
+    cand = candidates(keys, stock, demand, period_days, lanes, v, departures)
     empty = pd.DataFrame(
         {
             "sku": pd.Series(dtype=str),
             "from_location": pd.Series(dtype=str),
             "to_location": pd.Series(dtype=str),
             "quantity": pd.Series(dtype=float),
+            "period": pd.Series(dtype=np.int64),
         }
     )
     none_cost = base - float((v * none_sold).sum())
@@ -218,8 +239,11 @@ def optimum_plan(
     local[touched] = np.arange(len(touched))
     m = len(touched)
     fixed_value = float((v * none_sold)[np.setdiff1d(np.arange(n), touched)].sum())
-    used_lanes, lane_of = np.unique(cand["lane"].to_numpy(), return_inverse=True)
-    fixed = lanes.reset_index(drop=True)["fixed_cost_per_shipment"].to_numpy(float)[used_lanes]
+    # one fixed cost per lane and departure period
+    shipment = cand["lane"].to_numpy(np.int64) * (int(cand["depart"].max()) + 1) + cand["depart"].to_numpy(np.int64)
+    used, lane_of = np.unique(shipment, return_inverse=True)
+    first_row = np.unique(lane_of, return_index=True)[1]
+    fixed = cand["fixed_cost_per_shipment"].to_numpy(float)[first_row]
 
     k = len(cand)
     lp = _program(cand, local, touched, stock, demand, v, fixed, lane_of)
@@ -236,6 +260,7 @@ def optimum_plan(
             "from_location": cand.loc[chosen, "from_location"].to_numpy(),
             "to_location": cand.loc[chosen, "to_location"].to_numpy(),
             "quantity": x[chosen],
+            "period": cand.loc[chosen, "depart"].to_numpy(np.int64),
         }
     )
     const = base - fixed_value

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pipelines.eval.optimum import forced_sales, forwarded_units, optimum_plan, unit_values
+from pipelines.eval.planner import PlannerSettings
 from pipelines.eval.replay import (
     HOLDING_RATE,
     METHODS,
@@ -88,8 +89,10 @@ def brute_force(
     return best, plan
 
 
-def solve(net: Network, stock: np.ndarray):
-    return optimum_plan(net.keys, stock, net.future, net.period_days, net.items, net.lanes, HOLDING_RATE, 30.0)
+def solve(net: Network, stock: np.ndarray, departures: tuple[int, ...] = (0,)):
+    return optimum_plan(
+        net.keys, stock, net.future, net.period_days, net.items, net.lanes, HOLDING_RATE, 30.0, departures=departures
+    )
 
 
 def three_stores() -> tuple[Network, np.ndarray]:
@@ -107,15 +110,36 @@ def three_stores() -> tuple[Network, np.ndarray]:
 
 def test_exact_optimum_equals_a_brute_force_over_every_dated_plan() -> None:
     net, stock = three_stores()
-    opt = solve(net, stock)
+    opt = solve(net, stock, (0, 1))
     # every plan shipping 0-3 units on each of the 3 lanes on day 0 or day 1 (S2 has nothing to
     # ship on day 0): 4^5 plans, forwarding S1 -> S2 -> S3 included
     best, _ = brute_force(net, stock, [0, 1], range(4))
     assert opt.cost == pytest.approx(best, abs=1e-9)
     assert opt.cost_bound <= opt.cost + 1e-9 and opt.cost_bound == pytest.approx(best, abs=1e-6)
-    # the optimum's plan, simulated, costs what the model says, and leaves on day 0
+    # the optimum's plan, simulated, costs what the model says; here shipping on day 0 is as good
+    # as any dated plan (nothing is replenished): the one-shot optimum is the same
     assert simulate(net, stock, opt.transfers)["total_cost"] == pytest.approx(opt.cost, abs=1e-9)
     assert opt.transfers["quantity"].sum() > 0
+    assert solve(net, stock).cost == pytest.approx(best, abs=1e-9)
+
+
+def test_exact_optimum_forwards_when_that_is_cheapest() -> None:
+    # S1 has 4 to spare, S3 runs short from day 2; S1 -> S3 does not exist, S1 -> S2 -> S3 does:
+    # only a forwarded unit can save S3's sales, and the optimum over two departure days finds it
+    net = network(
+        [[1.0] * 3] * 3,
+        [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 2.0]],
+        ["S1", "S2", "S3"],
+        [("S1", "S2", 0.2, 0.5, 1), ("S2", "S3", 0.2, 0.5, 1)],
+    )
+    stock = np.array([6.0, 0.0, 0.0])
+    opt = solve(net, stock, (0, 1))
+    best, _ = brute_force(net, stock, [0, 1], range(4))
+    assert opt.cost == pytest.approx(best, abs=1e-9)
+    assert forwarded_units(opt.transfers) == 2 and sorted(opt.transfers["period"]) == [0, 1]
+    assert simulate(net, stock, opt.transfers)["total_cost"] == pytest.approx(opt.cost, abs=1e-9)
+    # shipping on day 0 only, nothing reaches S3
+    assert solve(net, stock, (0,)).transfers.empty
 
 
 def test_exact_optimum_weekly_and_holding_decides_between_equal_margins() -> None:
@@ -129,11 +153,10 @@ def test_exact_optimum_weekly_and_holding_decides_between_equal_margins() -> Non
         period_days=7,
     )
     stock = np.array([5.0, 0.0, 5.0])
-    opt = solve(net, stock)
     best, _ = brute_force(net, stock, [0, 1], range(4))
     one_shot, _ = brute_force(net, stock, [0], range(8))
-    assert opt.cost == pytest.approx(min(best, one_shot), abs=1e-9)
-    assert opt.cost == pytest.approx(one_shot, abs=1e-9)
+    assert solve(net, stock, (0, 1)).cost == pytest.approx(min(best, one_shot), abs=1e-9)
+    assert solve(net, stock).cost == pytest.approx(one_shot, abs=1e-9)
 
 
 def test_exact_optimum_shares_a_lane_fixed_cost_between_skus() -> None:
@@ -147,7 +170,7 @@ def test_exact_optimum_shares_a_lane_fixed_cost_between_skus() -> None:
         skus=["A", "B"],
     )
     stock = np.array([0.0, 4.0, 0.0, 4.0])
-    opt = solve(net, stock)
+    opt = solve(net, stock, (0, 1))
     best, plan = brute_force(net, stock, [0, 1], range(4), skus=["A", "B"])
     assert opt.cost == pytest.approx(best, abs=1e-9)
     assert sorted(opt.transfers["sku"]) == ["A", "B"] and (opt.transfers["quantity"] == 2).all()
@@ -158,7 +181,7 @@ def test_exact_optimum_shares_a_lane_fixed_cost_between_skus() -> None:
 
 def test_no_method_beats_the_optimum_and_the_check_catches_one_that_would() -> None:
     net, stock = three_stores()
-    table, notes = replay(net, stock=stock, replan_every_days=1, time_limit_seconds=10)
+    table, notes = replay(net, stock=stock, settings=PlannerSettings(time_limit_seconds=10), replan_every_days=1)
     t = table.set_index("method")
     assert list(t.index) == list(METHODS) and "exact optimum" in notes["optimum"]
     assert (t["total_cost"] >= table.attrs["optimum_cost_bound"] - 1e-9).all()
