@@ -58,6 +58,8 @@ class Optimum:
     series: int
     status: str
     seconds: float = 0.0
+    #: units taken off the solver's plan so that it runs under forced selling (:func:`executable`)
+    repaired_units: float = 0.0
 
 
 def unit_values(margin: np.ndarray, holding_per_day: np.ndarray, periods: int, period_days: int) -> np.ndarray:
@@ -248,9 +250,19 @@ def optimum_plan(
     k = len(cand)
     lp = _program(cand, local, touched, stock, demand, v, fixed, lane_of)
     res = lp.solve(time_limit_seconds, mip_rel_gap)
-    if res.x is None:
+    const = base - fixed_value
+    dual = getattr(res, "mip_dual_bound", None)
+    bound = const + float(dual) if dual is not None and np.isfinite(dual) else float("-inf")
+    if res.x is None:  # no plan found in time: the dual bound still bounds every plan (else -inf)
         return Optimum(
-            empty, none_cost, float("-inf"), None, k, m, f"no solution: {res.message}", time.perf_counter() - clock
+            empty,
+            none_cost,
+            min(bound, none_cost),
+            None,
+            k,
+            m,
+            f"no solution: {res.message}",
+            time.perf_counter() - clock,
         )
     x = np.round(lp.block(res.x, "x"))
     chosen = x > 0.5
@@ -263,9 +275,7 @@ def optimum_plan(
             "period": cand.loc[chosen, "depart"].to_numpy(np.int64),
         }
     )
-    const = base - fixed_value
-    dual = getattr(res, "mip_dual_bound", None)
-    bound = const + float(dual) if dual is not None and np.isfinite(dual) else float("-inf")
+    plan, cut = executable(keys, stock, demand, period_days, lanes, plan)
     return Optimum(
         plan,
         const + float(res.fun),
@@ -275,7 +285,49 @@ def optimum_plan(
         m,
         str(res.message),
         time.perf_counter() - clock,
+        cut,
     )
+
+
+def executable(
+    keys: pd.DataFrame,
+    stock: np.ndarray,
+    demand: np.ndarray,
+    period_days: int,
+    lanes: pd.DataFrame,
+    plan: pd.DataFrame,
+) -> tuple[pd.DataFrame, float]:
+    """The plan cut, where needed, to what the simulation can execute (sold = min(demand, stock),
+    then a departure takes at most the stock its origin holds): the model may keep a unit from a
+    sale to ship it later, which is never better at its optimum (module doc) but can happen in a
+    plan found before it (a time limit, the gap). Returns the plan and the units taken off."""
+    if plan.empty:
+        return plan, 0.0
+    T = demand.shape[1]
+    idx = keys[["sku", "location"]].reset_index(drop=True).reset_index()
+    t = plan.reset_index(drop=True)
+    src = t.merge(idx, left_on=["sku", "from_location"], right_on=["sku", "location"], how="left")["index"].to_numpy()
+    dst = t.merge(idx, left_on=["sku", "to_location"], right_on=["sku", "location"], how="left")["index"].to_numpy()
+    lag = np.ceil(
+        t.merge(lanes, on=["from_location", "to_location"], how="left")["transit_days"].to_numpy(float) / period_days
+    ).astype(np.int64)
+    q = t["quantity"].to_numpy(float).copy()
+    period = t["period"].to_numpy(np.int64)
+    s = np.asarray(stock, float).copy()
+    arrivals = np.zeros((len(s), T + 1))
+    for p in range(T):  # a few periods, vectorised over the transfers leaving in each
+        s += arrivals[:, p]
+        now = np.flatnonzero(period == p)
+        if len(now):
+            order = now[np.argsort(src[now], kind="stable")]
+            before = pd.Series(q[order]).groupby(src[order]).cumsum().to_numpy() - q[order]
+            q[order] = np.clip(s[src[order]] - before, 0.0, q[order])
+            np.subtract.at(s, src[order], q[order])
+            np.add.at(arrivals, (dst[order], np.minimum(p + lag[order], T)), q[order])
+        s -= np.minimum(demand[:, p], s)
+    cut = float(t["quantity"].sum() - q.sum())
+    out = t.assign(quantity=q)
+    return out[out["quantity"] > 0].reset_index(drop=True), cut
 
 
 def forwarded_units(transfers: pd.DataFrame) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.eval.optimum import forced_sales, forwarded_units, optimum_plan, unit_values
+from pipelines.eval.optimum import executable, forced_sales, forwarded_units, optimum_plan, unit_values
 from pipelines.eval.planner import PlannerSettings
 from pipelines.eval.replay import (
     HOLDING_RATE,
@@ -234,3 +234,20 @@ def test_units_in_transit_pay_holding() -> None:
     # the exact optimum prices holding the same way: its model cost is the simulated one
     opt = solve(net, stock)
     assert simulate(net, stock, opt.transfers)["total_cost"] == pytest.approx(opt.cost, abs=1e-9)
+
+
+def test_a_plan_that_keeps_a_sale_to_ship_later_is_cut_to_what_runs() -> None:
+    # S1 holds 2 and sells 1 on day 0; a plan shipping both units on day 1 cannot run: the
+    # simulation sells one first, so one unit is left to ship
+    net = network([[1.0] * 3] * 2, [[1.0, 0.0, 0.0], [0.0, 0.0, 3.0]], ["S1", "S2"], [("S1", "S2", 0.1, 0.5, 1)])
+    plan = pd.DataFrame(
+        {"sku": ["A"], "from_location": ["S1"], "to_location": ["S2"], "quantity": [2.0], "period": [1]}
+    )
+    stock = np.array([2.0, 0.0])
+    with pytest.raises(ValueError, match="ships more than the donor has"):
+        simulate(net, stock, plan)
+    ok, cut = executable(net.keys, stock, net.future, 1, net.lanes, plan)
+    assert cut == 1.0 and ok["quantity"].tolist() == [1.0]
+    assert simulate(net, stock, ok)["lost_units"] == 2.0
+    same, none_cut = executable(net.keys, stock, net.future, 1, net.lanes, plan.assign(quantity=1.0))
+    assert none_cut == 0.0 and same["quantity"].tolist() == [1.0]
