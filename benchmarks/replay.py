@@ -2,9 +2,9 @@
 docs/replay-benchmark.md; prints the markdown tables the doc is made of.
 
     .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--dates reported|validation|D1,D2]
-        [--seeds 0,1,2,3] [--time-limit 60] [--optimum-time-limit 120] [--replan-every 7]
+        [--seeds 0,1,2,3] [--time-limit 60] [--optimum-time-limit 60] [--replan-every 7]
         [--coverage-days N (0: the days left; default: each data set's validated choice)]
-        [--m5-item-every 10] [--data-dir ../shared/data]
+        [--m5-item-every 20] [--data-dir ../shared/data]
 
 The scenario and the protocol are stated in pipelines/eval/replay.py and in the doc. Run it under
 ``flock /tmp/tiaobo-heavy.lock``. Skips with the reason when the data folder is absent (fails
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--dates", default="reported", help="reported, validation, or comma-separated decision dates")
     ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds of the starting stock, comma-separated")
     ap.add_argument("--time-limit", type=float, default=60.0, help="the planner's MILP time limit per plan, seconds")
-    ap.add_argument("--optimum-time-limit", type=float, default=120.0, help="the exact optimum's, seconds")
+    ap.add_argument("--optimum-time-limit", type=float, default=60.0, help="the exact optimum's, seconds")
     ap.add_argument("--replan-every", type=int, default=7, help="days between re-plans (0: one decision only)")
     ap.add_argument(
         "--coverage-days",

@@ -265,7 +265,7 @@ def replay(
     ] = "reported",
     seeds: Annotated[str, typer.Option(help="seeds of the starting-stock scenario, comma-separated")] = "0,1,2,3",
     time_limit: Annotated[float, typer.Option(help="the planner's MILP time limit per plan, seconds")] = 60.0,
-    optimum_time_limit: Annotated[float, typer.Option(help="the exact optimum's time limit, seconds")] = 120.0,
+    optimum_time_limit: Annotated[float, typer.Option(help="the exact optimum's time limit, seconds")] = 60.0,
     replan_every: Annotated[int, typer.Option(help="days between re-plans (0: one decision only)")] = 7,
     coverage_days: Annotated[
         int | None,
@@ -273,7 +273,7 @@ def replay(
             help="receivers' coverage horizon, days; 0 = the days left (default: each data set's validated choice)"
         ),
     ] = None,
-    m5_item_every: Annotated[int, typer.Option(help="M5: a fixed 1-in-N sample of the items")] = 10,
+    m5_item_every: Annotated[int, typer.Option(help="M5: a fixed 1-in-N sample of the items")] = 20,
 ) -> None:
     """Replay the product's transfer planning on real demand under the benchmark protocol, against the exact optimum."""
     from pipelines.eval.replay import replay_command
