@@ -70,7 +70,7 @@ bench-policy-real: install
 bench-transfers: install
 	$(BIN)/python benchmarks/transfers.py
 bench-replay: install
-	$(BIN)/python benchmarks/replay.py --dataset all
+	flock /tmp/tiaobo-heavy.lock $(BIN)/python benchmarks/replay.py --dataset all
 bench-load: install
 	$(BIN)/python benchmarks/load.py --rows 1000000 --repeat 2
 bench-workbench: install

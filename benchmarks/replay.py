@@ -1,12 +1,14 @@
-"""Replay transfer plans on real demand (VN1 and M5); prints the markdown tables of
-docs/replay-benchmark.md.
+"""Replay transfer plans on real demand (VN1 and M5) under the protocol of
+docs/replay-benchmark.md; prints the markdown tables the doc is made of.
 
-    .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--data-dir ../shared/data] [--seed 0]
-        [--time-limit 240] [--perfect-time-limit S] [--replan-every 7] [--half-life DAYS]
-        [--donor-keep risk|reorder_point] [--last DATE --history N]
+    .venv/bin/python benchmarks/replay.py [--dataset vn1|m5|all] [--dates reported|validation|D1,D2]
+        [--seeds 0,1,2,3] [--time-limit 60] [--optimum-time-limit 60] [--replan-every 7]
+        [--coverage-days N (0: the days left; default: each data set's validated choice)]
+        [--m5-item-every 20] [--data-dir ../shared/data]
 
-The scenario (starting stock, prices, lanes) is stated in pipelines/eval/replay.py and in the doc.
-Skips with the reason when the data folder is absent (fails under CI=true).
+The scenario and the protocol are stated in pipelines/eval/replay.py and in the doc. Run it under
+``flock /tmp/tiaobo-heavy.lock``. Skips with the reason when the data folder is absent (fails
+under CI=true).
 """
 
 from __future__ import annotations
@@ -17,35 +19,25 @@ import sys
 import time
 from pathlib import Path
 
-from pipelines.eval.replay import DEFAULT_DATA_DIR, HALF_LIFE_DAYS, replay_command
+from pipelines.eval.replay import COVERAGE_DAYS, DEFAULT_DATA_DIR, M5_ITEM_EVERY, SEEDS, replay_command
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Replay transfer plans on real demand")
+    ap = argparse.ArgumentParser(description="Replay transfer plans on real demand (the protocol)")
     ap.add_argument("--dataset", default="all", choices=["vn1", "m5", "all"])
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-limit", type=float, default=240.0, help="solver time limit per plan, seconds")
-    ap.add_argument("--perfect-time-limit", type=float, default=None, help="the perfect plan's (default: --time-limit)")
+    ap.add_argument("--dates", default="reported", help="reported, validation, or comma-separated decision dates")
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="seeds of the starting stock, comma-separated")
+    ap.add_argument("--time-limit", type=float, default=60.0, help="the planner's MILP time limit per plan, seconds")
+    ap.add_argument("--optimum-time-limit", type=float, default=60.0, help="the exact optimum's, seconds")
     ap.add_argument("--replan-every", type=int, default=7, help="days between re-plans (0: one decision only)")
     ap.add_argument(
-        "--half-life",
-        type=float,
+        "--coverage-days",
+        type=int,
         default=None,
-        help=f"forecast level: EWM half-life in days, 0 = flat mean (default per data set: {HALF_LIFE_DAYS})",
+        help=f"receivers' coverage horizon, days; 0 = the days left (default per data set: {COVERAGE_DAYS})",
     )
-    ap.add_argument(
-        "--donor-keep",
-        default="risk",
-        choices=["risk", "reorder_point"],
-        help="the MILP's donor rule (transfers.donor_keep; risk as the nightly run)",
-    )
-    ap.add_argument(
-        "--last",
-        default=None,
-        help="last replayed period (a VN1 week, e.g. 2023-12-04; an M5 day, e.g. 2016-03-27): an earlier window",
-    )
-    ap.add_argument("--history", type=int, default=None, help="periods of history (VN1 weeks, default 8; M5 days, 56)")
+    ap.add_argument("--m5-item-every", type=int, default=M5_ITEM_EVERY, help="M5: a fixed 1-in-N item sample")
     a = ap.parse_args()
     needed = ["vn1", "m5"] if a.dataset == "all" else [a.dataset]
     missing = [n for n in needed if not (a.data_dir / n).exists()]
@@ -59,14 +51,13 @@ def main() -> None:
     replay_command(
         a.dataset,
         a.data_dir,
-        a.seed,
+        a.dates,
+        tuple(int(x) for x in a.seeds.split(",")),
         a.time_limit,
-        replan_every_days=a.replan_every or None,
-        half_life_days="validated" if a.half_life is None else (a.half_life or None),
-        perfect_time_limit_seconds=a.perfect_time_limit,
-        donor_keep=a.donor_keep,
-        last=a.last,
-        history=a.history,
+        a.optimum_time_limit,
+        a.replan_every or None,
+        "validated" if a.coverage_days is None else a.coverage_days,
+        a.m5_item_every,
     )
     print(f"\n(wall {time.perf_counter() - t0:.0f} s, CPU {time.process_time() - c0:.0f} s, load {os.getloadavg()})")
 

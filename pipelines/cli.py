@@ -260,41 +260,35 @@ def roles(
 def replay(
     dataset: Annotated[str, typer.Option(help="vn1, m5 or all")] = "all",
     data_dir: Annotated[Path | None, typer.Option(help="real demand data (default ../shared/data)")] = None,
-    seed: Annotated[int, typer.Option(help="seed of the starting-stock scenario")] = 0,
-    time_limit: Annotated[float, typer.Option(help="solver time limit per plan, seconds")] = 240.0,
-    perfect_time_limit: Annotated[
-        float | None, typer.Option(help="the perfect-foresight plan's time limit, seconds (default: --time-limit)")
-    ] = None,
-    replan_every: Annotated[
-        int, typer.Option(help="days between re-plans of greedy and milp (0: one decision only)")
-    ] = 7,
-    half_life: Annotated[
-        float | None,
+    dates: Annotated[
+        str, typer.Option(help="decision dates: reported, validation, or a comma-separated list")
+    ] = "reported",
+    seeds: Annotated[str, typer.Option(help="seeds of the starting-stock scenario, comma-separated")] = "0,1,2,3",
+    time_limit: Annotated[float, typer.Option(help="the planner's MILP time limit per plan, seconds")] = 60.0,
+    optimum_time_limit: Annotated[float, typer.Option(help="the exact optimum's time limit, seconds")] = 60.0,
+    replan_every: Annotated[int, typer.Option(help="days between re-plans (0: one decision only)")] = 7,
+    coverage_days: Annotated[
+        int | None,
         typer.Option(
-            help="forecast level: EWM half-life in days, 0 for the flat mean (default: each data set's validated choice)"
+            help="receivers' coverage horizon, days; 0 = the days left (default: each data set's validated choice)"
         ),
     ] = None,
-    donor_keep: Annotated[
-        str, typer.Option(help="the MILP's donor rule: risk (as the nightly run) or reorder_point")
-    ] = "risk",
-    last: Annotated[str | None, typer.Option(help="last replayed period (VN1 week, M5 day): an earlier window")] = None,
-    history: Annotated[int | None, typer.Option(help="periods of history (VN1 weeks, M5 days)")] = None,
+    m5_item_every: Annotated[int, typer.Option(help="M5: a fixed 1-in-N sample of the items")] = 20,
 ) -> None:
-    """Replay transfer plans (none, greedy and MILP once and re-planning, perfect foresight) on real demand."""
+    """Replay the product's transfer planning on real demand under the benchmark protocol, against the exact optimum."""
     from pipelines.eval.replay import replay_command
 
     replay_command(
         dataset,
         data_dir,
-        seed,
+        dates,
+        tuple(int(x) for x in seeds.split(",")),
         time_limit,
+        optimum_time_limit,
+        replan_every or None,
+        "validated" if coverage_days is None else coverage_days,
+        m5_item_every,
         echo=typer.echo,
-        replan_every_days=replan_every or None,
-        half_life_days="validated" if half_life is None else (half_life or None),
-        perfect_time_limit_seconds=perfect_time_limit,
-        donor_keep=donor_keep,
-        last=last,
-        history=history,
     )
 
 

@@ -280,11 +280,11 @@ INVENTORY_POLICY = Table(
         _c("abc_class", "str", "ABC class that picks the policy row (network or per location: policy.abc_scope)"),
         _c("abc_class_network", "str", "ABC class of the SKU by value across the network"),
         _c("abc_class_location", "str", "ABC class of the SKU by value at this location"),
-        _c("xyz_class", "str", "X, Y or Z by the coefficient of variation of weekly demand (unclassified in replays)"),
+        _c("xyz_class", "str", "X, Y or Z by the coefficient of variation of weekly demand"),
         _c(
             "demand_pattern",
             "str",
-            "smooth | erratic | intermittent | lumpy | no_demand (ADI / CV²); unclassified in replays",
+            "smooth | erratic | intermittent | lumpy | no_demand (ADI / CV²)",
         ),
         _c("ss_method", "str", "how safety stock was set: normal | poisson | negbin | zero"),
         _c("demand_mean", "float", "forecast units per day"),

@@ -5,75 +5,60 @@ simulates the stock of every SKU at every location period by period (days for M5
 over the horizon with the demand that really happened, for each method (:data:`METHODS`):
 
 - ``none``: no transfers;
-- ``greedy_once`` / ``milp_once``: one set of transfers on the decision date, by
-  :func:`pipelines.transfers.greedy_transfers` / :func:`pipelines.transfers.optimal_transfers`
-  planning with the forecast;
-- ``greedy`` / ``milp``: the same planners **re-planning** as the nightly product does: at every
-  decision epoch (the decision date, then every ``replan_every_days`` days, rounded to whole
-  periods: every week for VN1, every 7th day for M5 by default) the planner sees only what the
-  nightly run would see then: the simulated stock on hand, the units in transit to each series,
-  the *observed sales* so far (sold = min(demand, stock): censored by stock-outs, not the true
-  demand), re-forecasts with the same rule on the history window ending that day, recomputes the
-  reorder points over the days left, and proposes new transfers; the simulation goes on;
-- ``perfect``: one set of transfers on the decision date by the same MILP given the realised
-  demand (deterministic) and the donors' true spare units (stock minus their realised demand over
-  the horizon).
+- ``greedy`` / ``milp``: **the product's own planner** (:mod:`pipelines.eval.planner`) re-planning
+  as the nightly product does: at every decision epoch (the decision date, then every
+  ``replan_every_days`` days, rounded to whole periods: every week for VN1, every 7th day for M5)
+  it sees only what the nightly run would see then: the simulated stock on hand, the units in
+  transit to each series, the *observed sales* so far (sold = min(demand, stock): censored by
+  stock-outs), re-trains the nightly forecaster on that history, runs the nightly policy and the
+  transfers code (:func:`pipelines.transfers.optimal_transfers` / the greedy baseline
+  :func:`pipelines.transfers.greedy_transfers`), and its transfers are executed; the simulation
+  goes on;
+- ``greedy_once`` / ``milp_once``: their first decision (the decision date) alone;
+- ``perfect_forecast``: the same MILP planner, re-planning alike, fed the realised demand from
+  each epoch on as its forecast (the reference that isolates the forecast's error);
+- ``optimum``: the exact optimum of this simulation with the realised demand
+  (:mod:`pipelines.eval.optimum`): every plan shipping in the re-planning periods, any quantity,
+  no donor cap, forwarding allowed, found by a MILP on the simulation's own cost (lost margin,
+  holding including units in transit, lane cost per unit and fixed cost per departure). Every
+  method's plan is one of those plans, so it bounds them all; :func:`replay` checks that no
+  method's total cost is below the solver's lower bound (:class:`BoundViolation`) and that the
+  optimum's plan, simulated, costs what its model says.
 
-**Why ``perfect`` bounds every method, re-planning included.** In this scenario nothing is
-replenished (stock only falls, except by transfers), every location sells at the same price, the
-holding rate is the same everywhere and a lane's transit time does not depend on the day. Take any
-plan, one-shot or re-planning, and look at the transfers it made on the realised demand path
-(re-planning is non-anticipative, but on one path it is just a list of transfers with dates).
-Replace it by one shipment per lane on the decision date that carries, from each donor, the units it
-shipped, capped at its true spare (stock minus its realised demand). (i) Units beyond the spare only
-move a sale from the donor to the receiver at a cost (same price everywhere): with the cap the donor
-never stocks out, and sells at least as many more units as the receivers sell fewer. (ii) The units
-that remain arrive no later than before (same lane, earlier departure), and with no replenishment
-more stock earlier never sells less. (iii) Each lane pays its fixed cost once instead of once per
-epoch, and fewer units pay the cost per unit. (iv) A unit forwarded again (A to B, later B to C) can
-go A to C directly on the decision date: VN1 and M5 have a lane between every two locations of a
-network, none slower or dearer (per unit or per shipment) than two hops. So the one-shot plan is at
-least as good, and the perfect MILP maximises over one-shot plans with the donors held to their
-spare: its saving bounds every method's, up to its MIP gap and its modelling shortcuts (at most 3
-donors per receiver, the benefit curve on the receiver's fastest lane, holding cost only as the
-donor's cost avoided: at most 25% a year over the horizon, ~2% of a unit's cost over 28 days).
-:func:`replay` checks it: a method whose saving exceeds the perfect one by more than the perfect
-solve's reported gap raises :class:`BoundViolation` (the argument or the solve would be wrong; the
-table is printed, not hidden).
+The gap of ``milp`` to ``optimum`` splits into what forecast error costs (``perfect_forecast`` -
+``milp``) and what the planner leaves with a perfect forecast (``optimum`` - ``perfect_forecast``).
 
-**Scenario (stated wherever a result is reported).** Forecast on each decision day from the history
-window of the same length ending that day (VN1 8 weeks, M5 56 days; observed sales after the
-decision date): the level is the flat mean of the window or its exponentially weighted mean with a
-half-life of ``half_life_days`` (:data:`HALF_LIFE_DAYS`, chosen per data set: VN1 7 days, M5 the
-flat mean), with the variance / mean ratio d of the window's periods (between 1 and 50: Poisson when
-1, else gamma); nothing is replenished during the horizon, so the lead time is the days left L:
-reorder point = mu x L + 1.65 sqrt(d mu L), order-up-to = the reorder point (a donor keeps what it
-needs until the horizon end); starting stock per SKU-location = uniform(0.3, 3.0) (seeded) x its
-demand over the last ``horizon_days`` before the decision date, rounded down; no replenishment and
-no other stock movement during the horizon; pack size 1; unit cost = 70% of the price (margin 30%);
-holding cost 25% of unit cost a year. The forecast rule of each data set was chosen on a validation
-decision date before the reported one (docs/replay-benchmark.md), never on the reported window.
+**Scenario (stated wherever a result is reported).** Starting stock per SKU-location =
+uniform(0.3, 3.0) (seeded) x its demand over the last horizon-length window before the decision
+date, rounded down; no replenishment and no other stock movement during the horizon (so the
+policy's lead time is the days left); pack size 1; unit cost = 70% of the price (margin 30%);
+holding cost 25% of unit cost a year. Decision dates, seeds and the settings chosen on validation
+dates: :data:`PROTOCOL` and docs/replay-benchmark.md.
 
 **Simulation.** Transfers decided at the start of period p leave the donor then and reach the
 receiver at the start of period p + ceil(transit_days / period_days) (before the period's
 sales; after the horizon: never). Each period: arrivals, then the epoch's transfers, then sold =
 min(demand, stock), lost = demand - sold, the rest is carried; holding cost = stock at the end of
-each period x unit_cost x 25% / 365 x period_days (units in transit are not held anywhere). Transfer
+each period x unit_cost x 25% / 365 x period_days, units in transit included (until they arrive, or
+to the horizon end when they arrive after it). Transfer
 cost = units x cost per unit + the fixed cost of every lane used, once per lane and epoch. Total
 cost = lost margin + transfer cost + holding cost. Saving = total of ``none`` - total; captured =
-saving / saving of ``perfect``.
+saving / saving of ``optimum``.
 
 **Data** (``../shared/data``, never copied into the repository): VN1 (weekly sales per
 client-warehouse-product; locations = warehouses, SKUs = products sold at two or more warehouses
 of the same client, lanes between the warehouses of one client; price = mean of
-``phase1_price.csv`` over the weeks with a price) and M5 (daily; the 10 stores, 3 states; no
-prices in the full panel, so a stated price per category; lanes between every pair of stores,
+``phase1_price.csv`` over the weeks *before the decision date* with a price, series without one
+dropped) and M5 (daily; the 10 stores, 3 states; the series
+listed before the decision date (M5 rows start at a series' first sale); no prices in the full
+panel, so a stated price per category; lanes between every pair of stores,
 cheaper and faster within a state).
 """
 
 from __future__ import annotations
 
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -83,17 +68,14 @@ import numpy as np
 import pandas as pd
 
 from pipelines import contract
-from pipelines.transfers import Demand, TransferPlan, greedy_transfers, optimal_transfers
+from pipelines.eval.optimum import Optimum, forwarded_units, optimum_plan
+from pipelines.eval.planner import Epoch, PlannerSettings, product_planner
+from pipelines.eval.scenario import Network, Step
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MARGIN_SHARE = 0.30
 HOLDING_RATE = 0.25
-Z = 1.65
-#: per data set, the half-life (days) of the exponentially weighted mean the replay forecasts
-#: with, None for the flat mean of the window: chosen on an earlier decision date
-#: (docs/replay-benchmark.md), never on the reported one
-HALF_LIFE_DAYS: dict[str, float | None] = {"vn1": 7.0, "m5": None}
-METHODS = ("none", "greedy_once", "milp_once", "greedy", "milp", "perfect")
+METHODS = ("none", "greedy_once", "milp_once", "greedy", "milp", "perfect_forecast", "optimum")
 
 #: stated M5 prices per category (the full M5 panel has no prices)
 M5_PRICE = {"FOODS": 3.0, "HOUSEHOLD": 6.0, "HOBBIES": 5.0}
@@ -102,22 +84,6 @@ M5_LANE_SAME = {"cost_per_unit": 0.10, "fixed_cost_per_shipment": 10.0, "transit
 M5_LANE_CROSS = {"cost_per_unit": 0.50, "fixed_cost_per_shipment": 50.0, "transit_days": 3}
 #: VN1 lanes between warehouses of one client
 VN1_LANE = {"cost_per_unit": 1.0, "fixed_cost_per_shipment": 30.0, "transit_days": 7}
-
-
-@dataclass
-class Network:
-    """A replay case: series keys (sku, location), demand per period before (``history``) and
-    after (``future``) the decision date, items, locations, lanes."""
-
-    name: str
-    keys: pd.DataFrame
-    history: np.ndarray
-    future: np.ndarray
-    period_days: int
-    decision_date: date
-    items: pd.DataFrame
-    locations: pd.DataFrame
-    lanes: pd.DataFrame
 
 
 def _items(skus: np.ndarray, price: np.ndarray, category: np.ndarray) -> pd.DataFrame:
@@ -183,7 +149,9 @@ def load_vn1(data_dir: Path, history_weeks: int = 8, horizon_weeks: int = 4, las
     multi = sales.groupby("sku")["location"].transform("nunique") >= 2
     sales = sales[multi].sort_values(["sku", "location"]).reset_index(drop=True)
     pr = price.assign(sku=price["Client"].astype(str) + "-" + price["Product"].astype(str))
-    p_week = pr[[c for c in pr.columns if c in weeks]].replace(0.0, np.nan)
+    # prices, and which series have one, from the weeks before the decision date only
+    before = weeks[: weeks.index(use[history_weeks])]
+    p_week = pr[before].replace(0.0, np.nan)
     pr = pr.assign(_p=p_week.mean(axis=1)).groupby("sku")["_p"].mean()
     sales = sales.merge(pr.rename("price"), left_on="sku", right_index=True, how="left")
     sales = sales[sales["price"] > 0].reset_index(drop=True)
@@ -212,9 +180,23 @@ def load_vn1(data_dir: Path, history_weeks: int = 8, horizon_weeks: int = 4, las
     )
 
 
-def load_m5(data_dir: Path, history_days: int = 56, horizon_days: int = 28, last_day: str = "2016-04-24") -> Network:
+def in_sample(skus: pd.Series, every: int) -> np.ndarray:
+    """The SKUs of a fixed 1-in-``every`` sample: crc32 of the SKU code divisible by ``every``
+    (the same SKUs on every date and seed; all of them when ``every`` is 1)."""
+    if every <= 1:
+        return np.ones(len(skus), dtype=bool)
+    codes = pd.Series(skus.unique())
+    keep = set(codes[codes.map(lambda c: zlib.crc32(str(c).encode()) % every == 0)])  # one per SKU, not per row
+    return skus.isin(keep).to_numpy()
+
+
+def load_m5(
+    data_dir: Path, history_days: int = 56, horizon_days: int = 28, last_day: str = "2016-04-24", item_every: int = 1
+) -> Network:
     """M5: the ``horizon_days`` days up to ``last_day`` (default: the last day of the training
-    panel) replayed, the ``history_days`` before them as history."""
+    panel) replayed, the ``history_days`` before them as history; ``item_every`` > 1: a fixed
+    1-in-``item_every`` sample of the items (:func:`in_sample`) at all 10 stores, each lane's fixed
+    cost per shipment scaled by 1 / ``item_every`` (it is shared by that many fewer SKUs)."""
     folder = Path(data_dir) / "m5" / "sales_train.parquet"
     end = pd.Timestamp(last_day)
     start = end - pd.Timedelta(days=history_days + horizon_days - 1)
@@ -225,6 +207,11 @@ def load_m5(data_dir: Path, history_days: int = 56, horizon_days: int = 28, last
     parts = df["id"].str.rsplit("_", n=3)
     df["location"] = parts.str[1] + "_" + parts.str[2]
     df["sku"] = parts.str[0]
+    df = df[in_sample(df["sku"], item_every)]
+    # the series listed before the decision date (a series' rows start at its first sale): one
+    # listed only during the horizon is not known to the planner, nor to the scenario
+    decision = end - pd.Timedelta(days=horizon_days - 1)
+    df = df[df["id"].isin(df.loc[df["date"] < decision, "id"].unique())]
     days = pd.date_range(start, end, freq="D")
     wide = df.pivot_table(
         index=["sku", "location"], columns="date", values="quantity_sold", aggfunc="sum", fill_value=0.0
@@ -248,7 +235,8 @@ def load_m5(data_dir: Path, history_days: int = 56, horizon_days: int = 28, last
                 "cost_per_unit": np.where(same, M5_LANE_SAME["cost_per_unit"], M5_LANE_CROSS["cost_per_unit"]),
                 "fixed_cost_per_shipment": np.where(
                     same, M5_LANE_SAME["fixed_cost_per_shipment"], M5_LANE_CROSS["fixed_cost_per_shipment"]
-                ),
+                )
+                / max(int(item_every), 1),
                 "transit_days": np.where(same, M5_LANE_SAME["transit_days"], M5_LANE_CROSS["transit_days"]),
             }
         )
@@ -274,106 +262,8 @@ def starting_stock(net: Network, seed: int) -> np.ndarray:
     return np.floor(rng.uniform(0.3, 3.0, len(net.keys)) * recent)
 
 
-def dispersion(history: np.ndarray) -> np.ndarray:
-    """Variance / mean of the demand per period over a history window, between 1 and 50 (1 = Poisson)."""
-    m = history.mean(axis=1)
-    v = history.var(axis=1, ddof=1) if history.shape[1] > 1 else m
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d = np.where(m > 0, v / np.where(m > 0, m, 1.0), 1.0)
-    return np.clip(d, 1.0, 50.0)
-
-
-def level(history: np.ndarray, period_days: int = 1, half_life_days: float | None = None) -> np.ndarray:
-    """Demand per period forecast from a history window (columns = periods, oldest first): the
-    flat mean (``half_life_days`` None), else the exponentially weighted mean whose weights halve
-    every ``half_life_days`` (alpha = 1 - 0.5^(period_days / half_life_days) per period, weights
-    normalised over the window: pandas ``ewm(alpha=alpha, adjust=True).mean()``'s last value)."""
-    if half_life_days is None:
-        return history.mean(axis=1)
-    if not half_life_days > 0:
-        raise ValueError(f"replay: the level's half-life must be positive, got {half_life_days} days")
-    alpha = 1.0 - 0.5 ** (period_days / half_life_days)
-    w = (1.0 - alpha) ** np.arange(history.shape[1] - 1, -1, -1.0)
-    return history @ (w / w.sum())
-
-
-def policy_frame(
-    net: Network,
-    stock: np.ndarray,
-    *,
-    history: np.ndarray | None = None,
-    periods_left: int | None = None,
-    in_transit: np.ndarray | None = None,
-    run_date: date | None = None,
-    half_life_days: float | None = None,
-) -> pd.DataFrame:
-    """The ``inventory_policy`` rows the planners see (module doc): by default on the decision
-    date, from ``net.history``, over the whole horizon; a re-plan passes the history window it
-    has observed (``history``, per period), the periods left, the units in transit to each series
-    and its date."""
-    hist = net.history if history is None else history
-    left = net.future.shape[1] if periods_left is None else int(periods_left)
-    moving = np.zeros(len(stock)) if in_transit is None else np.asarray(in_transit, float)
-    mu = level(hist, net.period_days, half_life_days) / net.period_days
-    H = float(left * net.period_days)
-    disp = dispersion(hist)
-    ss = Z * np.sqrt(disp * mu * H)
-    rop = mu * H + ss
-    it = net.items.set_index("sku")
-    available = stock + moving
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cover = np.where(mu > 0, available / np.where(mu > 0, mu, 1.0), np.nan)
-    df = net.keys.assign(
-        run_date=pd.Timestamp(net.decision_date if run_date is None else run_date),
-        run_id="replay",
-        category=it.loc[net.keys["sku"], "category"].to_numpy(),
-        abc_class="B",
-        abc_class_network="B",
-        abc_class_location="B",
-        xyz_class="unclassified",  # the replay's policy does not classify demand
-        demand_pattern="unclassified",
-        ss_method="normal",
-        demand_mean=mu,
-        demand_std=np.sqrt(disp * mu),
-        lead_time_days=H,
-        review_period_days=0.0,
-        service_level=0.95,
-        safety_stock=ss,
-        reorder_point=rop,
-        order_up_to=rop,
-        on_hand=stock,
-        in_transit=moving,
-        available=available,
-        days_of_cover=cover,
-        health_band="healthy",
-        lead_time_defaulted=False,
-        explanation_en="",
-        explanation_zh="",
-    )
-    return contract.conform(df, "inventory_policy")
-
-
-def realised_demand(net: Network) -> Demand:
-    """Cumulative realised demand per day after the decision date (weeks spread evenly over days)."""
-    H = net.future.shape[1] * net.period_days
-    per_day = np.repeat(net.future / net.period_days, net.period_days, axis=1)[:, :H]
-    return Demand(net.keys, np.concatenate([np.zeros((len(net.keys), 1)), np.cumsum(per_day, axis=1)], axis=1), True)
-
-
-@dataclass
-class Step:
-    """What a planner proposed at one decision epoch."""
-
-    day: int  # days after the decision date
-    transfers: pd.DataFrame
-    note: str
-    mip_gap: float | None = None
-    wall_seconds: float = 0.0
-    cpu_seconds: float = 0.0
-
-
-#: a planner: (inventory_policy rows, days left in the horizon, run date) -> its proposal
-Planner = Callable[[pd.DataFrame, int, date], Step]
+#: a planner: what the nightly run sees on a decision day -> its proposal
+Planner = Callable[[Epoch], Step]
 
 
 @dataclass
@@ -435,7 +325,6 @@ def run(
     planner: Planner | None = None,
     replan_every_days: int | None = None,
     transfers: pd.DataFrame | None = None,
-    half_life_days: float | None = None,
 ) -> Outcome:
     """Simulate the horizon period by period with the realised demand (module doc).
 
@@ -444,7 +333,6 @@ def run(
     seeing only what the nightly run would see then: the stock on hand, the units in transit to
     each series, the sales observed so far (censored by the stock) and the days left."""
     T = net.future.shape[1]
-    W = net.history.shape[1]
     s = np.asarray(stock, float).copy()
     arrivals = np.zeros((len(s), T + 1))
     sold = np.zeros((len(s), T))
@@ -460,19 +348,17 @@ def run(
         s += arrivals[:, p]
         todo = [given[period_of == p]] if (period_of == p).any() else []
         if p in epochs and planner is not None:
-            hist = np.concatenate([net.history, sold[:, :p]], axis=1)[:, -W:]
             rd = net.decision_date + timedelta(days=p * net.period_days)
-            pol = policy_frame(
-                net,
-                s,
-                history=hist,
-                periods_left=T - p,
-                in_transit=arrivals[:, p + 1 :].sum(axis=1),
-                run_date=rd,
-                half_life_days=half_life_days,
+            ep = Epoch(
+                p,
+                rd,
+                s.copy(),
+                arrivals[:, p + 1 :].sum(axis=1),
+                np.concatenate([net.history, sold[:, :p]], axis=1),
+                T - p,
             )
             clock, cpu = time.perf_counter(), time.process_time()
-            step = planner(pol, (T - p) * net.period_days, rd)
+            step = planner(ep)
             step.day = p * net.period_days
             step.wall_seconds, step.cpu_seconds = time.perf_counter() - clock, time.process_time() - cpu
             steps.append(step)
@@ -486,7 +372,8 @@ def run(
         sold[:, p] = np.minimum(net.future[:, p], s)
         lost += net.future[:, p] - sold[:, p]
         s -= sold[:, p]
-        held += s * net.period_days
+        # every unit not sold yet is held: at a location, or on its way (arriving later, or after the horizon)
+        held += (s + arrivals[:, p + 1 :].sum(axis=1)) * net.period_days
     it = net.items.set_index("sku")
     price = it.loc[net.keys["sku"], "unit_price"].to_numpy(float)
     cost = it.loc[net.keys["sku"], "unit_cost"].to_numpy(float)
@@ -515,112 +402,93 @@ def simulate(net: Network, stock: np.ndarray, transfers: pd.DataFrame) -> dict[s
     return run(net, stock, transfers=transfers).metrics
 
 
-def greedy_planner(net: Network) -> Planner:
-    """:func:`pipelines.transfers.greedy_transfers` on the policy it is given."""
-
-    def plan(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
-        g = greedy_transfers(pol, net.items, net.locations, net.lanes, run_date, horizon_days, 0.0)
-        return Step(0, g, f"greedy: {len(g)} transfer(s)")
-
-    return plan
-
-
-def milp_planner(net: Network, time_limit_seconds: float, donor_keep: str = "risk") -> Planner:
-    """:func:`pipelines.transfers.optimal_transfers` on the policy it is given (forecast demand;
-    ``donor_keep`` as in the nightly run: ``risk`` by default, ``reorder_point`` the hard rule)."""
-
-    def plan(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
-        tp: TransferPlan = optimal_transfers(
-            pol,
-            net.items,
-            net.locations,
-            net.lanes,
-            run_date,
-            horizon_days,
-            0.0,
-            holding_cost_rate=HOLDING_RATE,
-            time_limit_seconds=time_limit_seconds,
-            donor_keep=donor_keep,
-        )
-        return Step(0, tp.transfers, "; ".join(tp.notes), tp.mip_gap)
-
-    return plan
-
-
-def perfect_plan(net: Network, stock: np.ndarray, time_limit_seconds: float) -> Step:
-    """The one-shot plan at the decision date with the realised demand (deterministic) and each
-    donor's true spare units (stock minus its realised demand over the horizon)."""
-    real = realised_demand(net)
-    spare = net.keys.assign(excess=np.maximum(stock - real.cum[:, -1], 0.0))
-    tp = optimal_transfers(
-        policy_frame(net, stock, half_life_days=None),  # the forecast plays no part with foresight
+def optimum_step(
+    net: Network, stock: np.ndarray, time_limit_seconds: float, replan_every_days: int | None = None
+) -> tuple[Step, Optimum]:
+    """The exact optimum of this simulation with the realised demand (:mod:`pipelines.eval.optimum`)
+    over every plan shipping in the re-planning periods (:func:`_epochs`), no donor cap."""
+    departures = tuple(sorted(_epochs(net, replan_every_days)))
+    opt = optimum_plan(
+        net.keys,
+        stock,
+        net.future,
+        net.period_days,
         net.items,
-        net.locations,
         net.lanes,
-        net.decision_date,
-        net.future.shape[1] * net.period_days,
-        0.0,
-        demand=real,
-        donor_excess=spare,
-        holding_cost_rate=HOLDING_RATE,
-        time_limit_seconds=time_limit_seconds,
+        HOLDING_RATE,
+        time_limit_seconds,
+        departures=departures,
     )
-    return Step(0, tp.transfers, "; ".join(tp.notes), tp.mip_gap)
+    by_period = opt.transfers.groupby("period").size().to_dict() if len(opt.transfers) else {}
+    note = (
+        f"exact optimum: {len(opt.transfers)} transfer(s) (by departure period {by_period}) of"
+        f" {opt.candidates:,} candidates (departures {list(departures)}), {opt.series:,} series touched,"
+        f" gap {'n/a' if opt.gap is None else f'{opt.gap:.3%}'}, {opt.seconds:.1f} s ({opt.status});"
+        f" {opt.repaired_units:g} unit(s) cut to run under forced selling"
+    )
+    return Step(0, opt.transfers, note, opt.gap), opt
 
 
 class BoundViolation(AssertionError):
-    """A method saved more than the perfect-foresight plan allows (module doc): the bound
-    argument, or the perfect solve, is wrong. Carries the table."""
+    """A method's total cost is below the lowest the exact optimum allows (module doc): the bound's
+    argument, or the solve, is wrong. Carries the table."""
 
     def __init__(self, message: str, table: pd.DataFrame) -> None:
         super().__init__(message)
         self.table = table
 
 
-def bound_violations(table: pd.DataFrame, perfect_gap: float | None) -> list[str]:
-    """Methods whose saving exceeds the perfect plan's by more than the perfect solve's MIP gap
-    (relative, on the perfect saving; plus 1e-6 for rounding)."""
+def bound_violations(table: pd.DataFrame, cost_bound: float, tolerance: float = 1e-6) -> list[str]:
+    """Methods whose total cost is below ``cost_bound`` (the solver's lowest possible total cost of
+    the exact optimum) by more than ``tolerance`` (relative to the bound, for rounding)."""
     t = table.set_index("method")
-    best = float(t.loc["perfect", "saving"])
-    slack = max(perfect_gap or 0.0, 0.0) * abs(best) + 1e-6
-    over = t[t["saving"] > best + slack]
+    slack = tolerance * max(abs(cost_bound), 1.0)
+    below = t[t["total_cost"] < cost_bound - slack]
     return [
-        f"{m}: saving {r.saving:,.2f} > perfect {best:,.2f} + gap allowance {slack:,.2f}" for m, r in over.iterrows()
+        f"{m}: total cost {r.total_cost:,.2f} < the optimum's lower bound {cost_bound:,.2f}"
+        for m, r in below.iterrows()
     ]
 
 
 def replay(
     net: Network,
     seed: int = 0,
-    time_limit_seconds: float = 240.0,
+    settings: PlannerSettings | None = None,
     stock: np.ndarray | None = None,
     replan_every_days: int | None = 7,
     check_bound: bool = True,
-    half_life_days: float | None = None,
     progress: Callable[[str], None] | None = None,
-    perfect_time_limit_seconds: float | None = None,
-    donor_keep: str = "risk",
+    optimum_time_limit_seconds: float = 60.0,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per method (:data:`METHODS`): lost sales, transfer and holding cost, total, saving,
-    share captured, the plan's wall and CPU seconds. ``stock`` overrides the seeded starting stock
-    (:func:`starting_stock`); ``replan_every_days`` (None or 0: one shot only) sets the epochs of
-    ``greedy`` and ``milp``; ``time_limit_seconds`` is the MILP's per plan (each epoch),
-    ``perfect_time_limit_seconds`` (default: the same) the perfect plan's. Raises
-    :class:`BoundViolation` when a method beats the bound. ``donor_keep``: the MILP's donor rule
-    (:func:`pipelines.transfers.optimal_transfers`; ``risk``, as the nightly run, by default)."""
+    share of the exact optimum's saving captured, units forwarded, the plan's wall and CPU seconds.
+
+    ``greedy`` and ``milp`` are the product's planner (:mod:`pipelines.eval.planner`, with
+    ``settings``: the product's defaults unless given) re-planning every ``replan_every_days``
+    (None or 0: once); ``*_once`` their first decision alone; ``perfect_forecast`` the MILP
+    planner fed the realised demand as its forecast, re-planning alike; ``optimum`` the exact
+    optimum (:mod:`pipelines.eval.optimum`, ``optimum_time_limit_seconds``). ``stock`` overrides
+    the seeded starting stock (:func:`starting_stock`). Raises :class:`BoundViolation` when a
+    method's total cost is below the optimum's lower bound, or when the optimum's plan, simulated,
+    does not cost what its model says."""
+    st = settings or PlannerSettings()
     stock = starting_stock(net, seed) if stock is None else np.asarray(stock, float)
-    planners = {"greedy": greedy_planner(net), "milp": milp_planner(net, time_limit_seconds, donor_keep)}
+    cache: dict = {}
+    planners = {
+        "greedy": product_planner(net, "greedy", st, "nightly", cache),
+        "milp": product_planner(net, "milp", st, "nightly", cache),
+        "perfect_forecast": product_planner(net, "milp", st, "realised"),
+    }
     outcomes: dict[str, Outcome] = {}
-    gap_perfect: float | None = None
-    for m in ("none", "greedy", "milp", "greedy_once", "milp_once", "perfect"):
+    opt: Optimum | None = None
+    for m in ("none", "greedy", "milp", "greedy_once", "milp_once", "perfect_forecast", "optimum"):
         clock, cpu = time.perf_counter(), time.process_time()
         if m == "none":
             o = run(net, stock)
-        elif m == "perfect":
-            pf = perfect_plan(net, stock, perfect_time_limit_seconds or time_limit_seconds)
-            gap_perfect = pf.mip_gap
-            o = run(net, stock, transfers=pf.transfers)
-            o.steps = [pf]
+        elif m == "optimum":
+            step, opt = optimum_step(net, stock, optimum_time_limit_seconds, replan_every_days)
+            o = run(net, stock, transfers=step.transfers)
+            o.steps = [step]
         elif m.endswith("_once"):
             # the re-planner's first decision is the one-shot plan (same stock, history and horizon
             # on the decision date): reused, not solved again
@@ -628,7 +496,7 @@ def replay(
             o = run(net, stock, transfers=first.transfers)
             o.steps = [first]
         else:
-            o = run(net, stock, planners[m], replan_every_days, half_life_days=half_life_days)
+            o = run(net, stock, planners[m], replan_every_days)
         o.wall_seconds, o.cpu_seconds = time.perf_counter() - clock, time.process_time() - cpu
         if m.endswith("_once"):
             o.wall_seconds += o.steps[0].wall_seconds
@@ -636,20 +504,41 @@ def replay(
         outcomes[m] = o
         if progress is not None:
             progress(f"  {m}: {o.wall_seconds:.0f} s wall, {o.cpu_seconds:.0f} s CPU")
+    assert opt is not None
     outcomes = {m: outcomes[m] for m in METHODS}
     table = pd.DataFrame(
-        [{"method": m, **o.metrics, "wall_s": o.wall_seconds, "cpu_s": o.cpu_seconds} for m, o in outcomes.items()]
+        [
+            {
+                "method": m,
+                **o.metrics,
+                "forwarded_units": forwarded_units(o.transfers),
+                "wall_s": o.wall_seconds,
+                "cpu_s": o.cpu_seconds,
+            }
+            for m, o in outcomes.items()
+        ]
     )
     base = table.loc[table["method"] == "none", "total_cost"].iloc[0]
     table["saving"] = base - table["total_cost"]
-    best = table.loc[table["method"] == "perfect", "saving"].iloc[0]
+    best = table.loc[table["method"] == "optimum", "saving"].iloc[0]
     table["captured"] = table["saving"] / best if best > 0 else np.nan
-    table.attrs["perfect_gap"] = gap_perfect
+    table.attrs.update(
+        optimum_gap=opt.gap, optimum_cost_bound=opt.cost_bound, optimum_saving_bound=base - opt.cost_bound
+    )
     notes = {m: " | ".join(_step_note(st) for st in o.steps) for m, o in outcomes.items()}
+    simulated = float(table.loc[table["method"] == "optimum", "total_cost"].iloc[0])
+    table.attrs["optimum_repaired_units"] = opt.repaired_units
+    # the simulation can only do better than the model's value of a plan (forced selling sells the
+    # most; a lane the solver marked used but that carries nothing is not charged) unless the plan
+    # had to be cut to run; costing more than the model says would mean the model is wrong
+    if opt.repaired_units == 0 and simulated > opt.cost + 1e-6 * max(abs(opt.cost), 1.0):
+        raise BoundViolation(
+            f"replay: the exact optimum's plan costs {simulated:,.4f} simulated but {opt.cost:,.4f} in its model", table
+        )
     if check_bound:
-        bad = bound_violations(table, gap_perfect)
+        bad = bound_violations(table, opt.cost_bound)
         if bad:
-            raise BoundViolation("replay: the perfect-foresight bound is exceeded: " + "; ".join(bad), table)
+            raise BoundViolation("replay: the exact optimum's bound is exceeded: " + "; ".join(bad), table)
     return table, notes
 
 
@@ -668,6 +557,7 @@ def markdown_table(table: pd.DataFrame) -> str:
         "total cost",
         "saving",
         "captured",
+        "forwarded units",
         "plan wall / CPU s",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -676,78 +566,175 @@ def markdown_table(table: pd.DataFrame) -> str:
         lines.append(
             f"| {r.method} | {r.lost_units:,.0f} | {r.lost_value:,.0f} | {r.transfer_units:,.0f} |"
             f" {r.transfer_cost:,.0f} | {r.holding_cost:,.0f} | {r.total_cost:,.0f} | {r.saving:,.0f} | {cap} |"
-            f" {r.wall_s:,.0f} / {r.cpu_s:,.0f} |"
+            f" {r.forwarded_units:,.0f} | {r.wall_s:,.0f} / {r.cpu_s:,.0f} |"
         )
+    return "\n".join(lines)
+
+
+#: the protocol (docs/replay-benchmark.md), fixed before any of these windows was replayed.
+#: VN1 (13 weeks): every decision date with at least 5 weeks of history before it and the 4-week
+#: horizon inside the file, weekly: 2023-11-13 .. 2023-12-11; the first is the validation date,
+#: the second is left out (3 of its 4 weeks are the validation horizon), the last three reported.
+#: M5 (419 days): every 12 weeks back from the last whole 28-day horizon (decision 2016-03-28),
+#: with 112 days of history each: 2016-03-28, 2016-01-04, 2015-10-12 reported, 2015-07-20 (the
+#: earliest) the validation date.
+PROTOCOL: dict[str, dict[str, tuple[str, ...]]] = {
+    "vn1": {"validation": ("2023-11-13",), "reported": ("2023-11-27", "2023-12-04", "2023-12-11")},
+    "m5": {"validation": ("2015-07-20",), "reported": ("2015-10-12", "2016-01-04", "2016-03-28")},
+}
+SEEDS = (0, 1, 2, 3)
+VN1_MIN_HISTORY_WEEKS = 5
+M5_HISTORY_DAYS = 112
+#: M5 is replayed on a fixed 1-in-20 sample of its items (about 150 items x 10 stores): the product
+#: forecaster is re-trained at every re-plan of every method, seed and date (:func:`load_m5`)
+M5_ITEM_EVERY = 20
+#: the receivers' coverage horizon per data set (None: the days left in the horizon), chosen on the
+#: validation date between the product default and the days left (docs/replay-benchmark.md)
+COVERAGE_DAYS: dict[str, int | None] = {"vn1": None, "m5": None}
+
+
+def load_window(name: str, data_dir: Path, decision: str, item_every: int = M5_ITEM_EVERY) -> Network:
+    """The replay network of a protocol decision date (:data:`PROTOCOL`): VN1 with every week
+    before it as history, M5 with :data:`M5_HISTORY_DAYS` days and the item sample."""
+    d = pd.Timestamp(decision)
+    if name == "vn1":
+        weeks = [c for c in pd.read_csv(Path(data_dir) / "vn1" / "phase1_sales.csv", nrows=0).columns[3:]]
+        if decision not in weeks:
+            raise ValueError(f"replay: {decision} is not a week of vn1/phase1_sales.csv")
+        i = weeks.index(decision)
+        if i < VN1_MIN_HISTORY_WEEKS or i + 4 > len(weeks):
+            raise ValueError(f"replay: vn1 decision date {decision} leaves {i} week(s) of history or no 4-week horizon")
+        return load_vn1(data_dir, i, 4, weeks[i + 3])
+    if name == "m5":
+        last = (d + pd.Timedelta(days=27)).strftime("%Y-%m-%d")
+        return load_m5(data_dir, M5_HISTORY_DAYS, 28, last, item_every)
+    raise ValueError(f"replay: unknown dataset {name!r}; expected vn1, m5 or all")
+
+
+def protocol(
+    name: str,
+    data_dir: Path,
+    dates: tuple[str, ...],
+    seeds: tuple[int, ...] = SEEDS,
+    settings: PlannerSettings | None = None,
+    replan_every_days: int | None = 7,
+    optimum_time_limit_seconds: float = 60.0,
+    echo: Callable[[str], None] = print,
+    item_every: int = M5_ITEM_EVERY,
+) -> pd.DataFrame:
+    """Replay every (date, seed) of ``dates`` x ``seeds``; one row per (date, seed, method) with
+    the table's columns and the window's optimum gap. Prints each window's table."""
+    rows = []
+    for d in dates:
+        net = load_window(name, data_dir, d, item_every)
+        echo(
+            f"\n### {name} {d}: {len(net.keys):,} SKU-locations, {net.keys['sku'].nunique():,} SKUs,"
+            f" {net.keys['location'].nunique()} locations, {len(net.lanes)} lanes, {net.history.shape[1]} periods of"
+            f" history, horizon {net.future.shape[1]} x {net.period_days} day(s)\n"
+        )
+        for seed in seeds:
+            table, notes = replay(
+                net,
+                seed,
+                settings,
+                replan_every_days=replan_every_days,
+                optimum_time_limit_seconds=optimum_time_limit_seconds,
+            )
+            gap = table.attrs.get("optimum_gap")
+            echo(f"\n#### {name} {d}, seed {seed} (optimum gap {'n/a' if gap is None else f'{gap:.3%}'})\n")
+            echo(markdown_table(table))
+            for m in ("milp", "perfect_forecast", "optimum"):
+                echo(f"\n- {m}: {notes[m]}")
+            rows.append(table.assign(dataset=name, date=d, seed=seed, optimum_gap=gap))
+    return pd.concat(rows, ignore_index=True)
+
+
+def summary(rows: pd.DataFrame) -> str:
+    """Mean and range over the windows (date x seed) of each method's captured share of the exact
+    optimum's saving, the split of the MILP's gap to the optimum (forecast error: perfect_forecast
+    - milp; left by the optimiser: optimum - perfect_forecast, as shares of the optimum's saving),
+    and on how many windows the MILP's total cost is below the greedy's."""
+    lines = [
+        "| method | captured: mean | min | max | total cost: mean |",
+        "|---|---|---|---|---|",
+    ]
+    for m in METHODS:
+        r = rows[rows["method"] == m]
+        lines.append(
+            f"| {m} | {r['captured'].mean():.1%} | {r['captured'].min():.1%} | {r['captured'].max():.1%} |"
+            f" {r['total_cost'].mean():,.0f} |"
+        )
+    w = rows.pivot_table(index=["date", "seed"], columns="method", values="captured")
+    c = rows.pivot_table(index=["date", "seed"], columns="method", values="total_cost")
+    fe = w["perfect_forecast"] - w["milp"]
+    opt = 1.0 - w["perfect_forecast"]
+    below = int((c["milp"] < c["greedy"]).sum())
+    lines += [
+        "",
+        f"- windows: {len(w)} ({rows['date'].nunique()} date(s) x {rows['seed'].nunique()} seed(s)); the exact"
+        f" optimum's gap at most {rows['optimum_gap'].max():.3%} (captured = saving / the optimum's saving; its"
+        " bound's saving is at most that gap larger)",
+        f"- gap of milp to the optimum: {1 - w['milp'].mean():.1%} of the optimum's saving on average"
+        f" (range {1 - w['milp'].max():.1%} .. {1 - w['milp'].min():.1%}); forecast error"
+        f" (perfect_forecast - milp): {fe.mean():.1%} (range {fe.min():.1%} .. {fe.max():.1%}); left by the"
+        f" optimiser with a perfect forecast (optimum - perfect_forecast): {opt.mean():.1%} (range"
+        f" {opt.min():.1%} .. {opt.max():.1%})",
+        f"- milp total cost below the greedy's on {below} of {len(c)} windows"
+        f" (milp / greedy total: mean {(c['milp'] / c['greedy']).mean():.3f},"
+        f" range {(c['milp'] / c['greedy']).min():.3f} .. {(c['milp'] / c['greedy']).max():.3f})",
+    ]
     return "\n".join(lines)
 
 
 def replay_command(
     dataset: str = "all",
     data_dir: Path | None = None,
-    seed: int = 0,
-    time_limit_seconds: float = 240.0,
-    echo: Callable[[str], None] = print,
+    dates: str = "reported",
+    seeds: tuple[int, ...] = SEEDS,
+    time_limit_seconds: float = 60.0,
+    optimum_time_limit_seconds: float = 60.0,
     replan_every_days: int | None = 7,
-    half_life_days: float | None | str = "validated",
-    perfect_time_limit_seconds: float | None = None,
-    donor_keep: str = "risk",
-    last: str | None = None,
-    history: int | None = None,
+    coverage_days: int | None | str = "validated",
+    item_every: int = M5_ITEM_EVERY,
+    echo: Callable[[str], None] = print,
 ) -> dict[str, pd.DataFrame]:
-    """``tiaobo replay``: replay VN1 and/or M5 and print the tables (markdown). The forecast's
-    half-life is each data set's validated one (:data:`HALF_LIFE_DAYS`) unless a number of days
-    (or None: the flat mean) is given. Raises
+    """``tiaobo replay``: run the protocol (:data:`PROTOCOL`) on VN1 and/or M5 and print each
+    window's table and the summary (markdown). ``dates``: ``reported``, ``validation`` or a
+    comma-separated list of decision dates; ``coverage_days``: ``validated`` (each data set's
+    :data:`COVERAGE_DAYS`), a number of days, or None / 0 for the days left. Raises
     FileNotFoundError naming the folder when the data is absent, and :class:`BoundViolation`
-    (after printing the table) when a method beats the perfect-foresight bound."""
+    (after printing the table) when a method beats the exact optimum's bound."""
     base = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     names = ["vn1", "m5"] if dataset == "all" else [dataset]
-    loaders = {"vn1": load_vn1, "m5": load_m5}
     out = {}
     for name in names:
-        if name not in loaders:
+        if name not in PROTOCOL:
             raise ValueError(f"replay: unknown dataset {name!r}; expected vn1, m5 or all")
         if not (base / name).exists():
             raise FileNotFoundError(f"replay: {base / name} does not exist (real demand data; see ../shared/data)")
-        # an earlier window (the validation dates of docs/replay-benchmark.md): the horizon ends on
-        # ``last`` (a VN1 week column, an M5 day) with ``history`` periods before it
-        kw: dict = {} if history is None else {"history_weeks" if name == "vn1" else "history_days": int(history)}
-        if last is not None:
-            kw["last_week" if name == "vn1" else "last_day"] = last
-        net = loaders[name](base, **kw)
-        hl = HALF_LIFE_DAYS[name] if half_life_days == "validated" else half_life_days
-        if isinstance(hl, str):
-            raise ValueError(f"replay: half_life_days must be a number of days, None or 'validated', got {hl!r}")
+        when = PROTOCOL[name][dates] if dates in ("reported", "validation") else tuple(dates.split(","))
+        cov = (
+            COVERAGE_DAYS[name]
+            if coverage_days == "validated"
+            else (int(coverage_days) or None if coverage_days else None)
+        )
+        st = PlannerSettings(coverage_days=cov, time_limit_seconds=time_limit_seconds)
         echo(
-            f"\n## {name}: {len(net.keys):,} SKU-locations, {net.keys['sku'].nunique():,} SKUs,"
-            f" {net.keys['location'].nunique()} locations, {len(net.lanes)} lanes; decision date"
-            f" {net.decision_date}, horizon {net.future.shape[1]} x {net.period_days} days, seed {seed},"
-            f" {f're-planning every {replan_every_days} day(s)' if replan_every_days else 'one decision, no re-planning'}, level: "
-            f"{'flat mean' if hl is None else f'EWM half-life {hl:g} days'},"
-            f" MILP donor keep: {donor_keep}, solver time limit {time_limit_seconds:g} s per plan"
-            f" ({perfect_time_limit_seconds or time_limit_seconds:g} s for perfect)\n"
+            f"\n## {name}: decision dates {', '.join(when)} ({dates}), seeds {', '.join(map(str, seeds))};"
+            f" re-planning every {replan_every_days} day(s); coverage"
+            f" {'the days left' if cov is None else f'{cov} days'}; MILP time limit {time_limit_seconds:g} s per plan,"
+            f" exact optimum {optimum_time_limit_seconds:g} s"
+            + (f"; M5 items: a fixed 1-in-{item_every} sample" if name == "m5" else "")
         )
         try:
-            table, notes = replay(
-                net,
-                seed,
-                time_limit_seconds,
-                replan_every_days=replan_every_days,
-                half_life_days=hl,
-                progress=echo,
-                perfect_time_limit_seconds=perfect_time_limit_seconds,
-                donor_keep=donor_keep,
+            rows = protocol(
+                name, base, when, seeds, st, replan_every_days, optimum_time_limit_seconds, echo, item_every
             )
         except BoundViolation as err:
             echo(markdown_table(err.table))
             echo(f"\n**{err}**")
             raise
-        echo(markdown_table(table))
-        for m in ("milp_once", "milp", "perfect"):
-            echo(f"\n- {m}: {notes[m]}")
-        gap = table.attrs.get("perfect_gap")
-        echo(
-            f"\n- bound check: no method saves more than perfect + its MIP gap"
-            f" ({'n/a' if gap is None else f'{gap:.2%}'}): ok"
-        )
-        out[name] = table
+        echo(f"\n### {name}: summary over the windows\n")
+        echo(summary(rows))
+        out[name] = rows
     return out

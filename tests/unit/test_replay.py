@@ -1,5 +1,5 @@
 """The replay on tiny networks whose numbers are computed by hand: the simulation, the one-shot
-plans, re-planning after an unexpected spike, what a re-planner sees, and the perfect-foresight
+plans, re-planning after an unexpected spike, what a re-planner sees, and the exact-optimum
 bound check."""
 
 from __future__ import annotations
@@ -12,20 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines.eval.planner import Epoch, daily_sales, lead_times, stock_snapshot
 from pipelines.eval.replay import (
     DEFAULT_DATA_DIR,
     HOLDING_RATE,
     METHODS,
-    BoundViolation,
     Network,
     Step,
     _items,
     _lanes,
     _locations,
     bound_violations,
-    level,
+    load_m5,
     load_vn1,
-    policy_frame,
     replay,
     run,
     simulate,
@@ -78,8 +77,9 @@ def test_simulate_by_hand() -> None:
     one = simulate(net, stock, moved)
     # leaves S2 on day 0, reaches S1 on day 1: day 0 lost (2), days 1-3 sold (6)
     assert one["lost_units"] == 2 and one["transfer_cost"] == pytest.approx(6 * 0.5 + 1.0)
-    # S1 holds 4, 2, 0 at the end of days 1..3; S2 holds 4 units x 4 days
-    assert one["holding_cost"] == pytest.approx((6 + 16) * 7 * HOLDING_RATE / 365)
+    # the 6 units are on their way at the end of day 0, S1 holds 4, 2, 0 at the end of days 1..3;
+    # S2 holds 4 units x 4 days
+    assert one["holding_cost"] == pytest.approx((6 + 6 + 16) * 7 * HOLDING_RATE / 365)
     with pytest.raises(ValueError, match="ships more than the donor has"):
         simulate(net, stock, moved.assign(quantity=11.0))
 
@@ -89,24 +89,22 @@ def test_replay_tiny_known_case() -> None:
     table, notes = replay(net, stock=np.array([0.0, 10.0]))
     t = table.set_index("method")
     # with foresight: S2 needs nothing, S1 sells 6 after the day-1 arrival -> ship exactly 6
-    assert t.loc["perfect", "transfer_units"] == 6 and t.loc["perfect", "lost_units"] == 2
+    assert t.loc["optimum", "transfer_units"] == 6 and t.loc["optimum", "lost_units"] == 2
     base = t.loc["none", "total_cost"]
-    assert t.loc["perfect", "saving"] == pytest.approx(base - t.loc["perfect", "total_cost"])
-    assert t.loc["perfect", "captured"] == pytest.approx(1.0) and t.loc["none", "captured"] == 0.0
-    # no plan beats foresight here, and the MILP saves something, once or re-planning
+    assert t.loc["optimum", "saving"] == pytest.approx(base - t.loc["optimum", "total_cost"])
+    assert t.loc["optimum", "captured"] == pytest.approx(1.0) and t.loc["none", "captured"] == 0.0
+    # no plan beats the exact optimum, and the MILP saves something, once or re-planning
     assert list(t.index) == list(METHODS)
-    assert (t["total_cost"] >= t.loc["perfect", "total_cost"] - 1e-9).all()
+    assert (t["total_cost"] >= t.loc["optimum", "total_cost"] - 1e-9).all()
     assert t.loc["milp_once", "saving"] > 0 and t.loc["milp", "saving"] > 0 and "milp:" in notes["milp"]
-    assert bound_violations(table, table.attrs["perfect_gap"]) == []
+    assert bound_violations(table, table.attrs["optimum_cost_bound"]) == []
 
 
-def test_scenario_is_seeded_and_policy_keeps_the_horizon() -> None:
+def test_scenario_is_seeded() -> None:
     net = tiny()
     a, b = starting_stock(net, 3), starting_stock(net, 3)
     assert (a == b).all() and a[1] == 0.0 and 0.3 * 8 - 1 <= a[0] <= 3.0 * 8
-    pol = policy_frame(net, np.array([0.0, 10.0]))
-    # mu 2/day, horizon 4 days: reorder point = 8 + 1.65 sqrt(8)
-    assert pol["reorder_point"].iloc[0] == pytest.approx(8 + 1.65 * np.sqrt(8))
+    assert not (starting_stock(net, 4) == a).all()
 
 
 def test_vn1_network_loads() -> None:
@@ -133,63 +131,62 @@ def spike() -> Network:
     return two_stores("spike", [[1.0] * 4, [1.0] * 4], [[10.0, 3.0, 3.0, 3.0], [1.0] * 4], ["S2", "S1"])
 
 
-def test_replanning_after_a_spike_captures_more_than_one_shot() -> None:
+def test_a_spike_nobody_forecast_and_the_two_references() -> None:
     net = spike()
     table, notes = replay(net, stock=np.array([10.0, 30.0]), replan_every_days=1)
     t = table.set_index("method")
-    # on day 0, S1's 10 units cover its forecast (1 a day x 4 days + safety stock): no plan moves
-    # anything once, so the spike costs 9 lost units (days 1-3) like doing nothing
+    # on day 0 the nightly forecaster has seen 1 a day: S1's 10 units look ample, so no plan moves
+    # anything once, and the spike costs 9 lost units (days 1-3) like doing nothing
     for m in ("greedy_once", "milp_once"):
         assert t.loc[m, "transfer_units"] == 0 and t.loc[m, "lost_units"] == 9 and t.loc[m, "saving"] == 0
-    # foresight ships S1's 9 missing units from S2 on day 0 (S2 needs 4 of its 30), they arrive on
-    # day 1: nothing lost; cost 9 x 0.5 + 1
-    assert t.loc["perfect", "transfer_units"] == 9 and t.loc["perfect", "lost_units"] == 0
-    assert t.loc["perfect", "transfer_cost"] == pytest.approx(5.5)
-    # re-planning sees S1 sold out on day 0 (observed sales 10) and ships from S2 on day 1; the units
-    # arrive on day 2: day 1's 3 units are lost, days 2-3 (6 units) are sold
-    for m in ("greedy", "milp"):
-        assert t.loc[m, "transfer_units"] >= 6 and t.loc[m, "lost_units"] == 3
-        assert "day 1: " in notes[m] and t.loc[m, "saving"] > t.loc[f"{m}_once", "saving"]
-    assert 0 < t.loc["milp", "captured"] < 1
-    assert bound_violations(table, table.attrs["perfect_gap"]) == []
-    # re-planning every 2 days sees the spike one day later: less is saved than every day
-    t2 = replay(net, stock=np.array([10.0, 30.0]), replan_every_days=2)[0].set_index("method")
-    assert t2.loc["milp", "lost_units"] == 6 and t2.loc["milp", "saving"] < t.loc["milp", "saving"]
+    # the exact optimum ships S1's 9 missing units from S2 on day 0 (S2 needs 4 of its 30), they
+    # arrive on day 1: nothing lost; cost 9 x 0.5 + 1
+    assert t.loc["optimum", "transfer_units"] == 9 and t.loc["optimum", "lost_units"] == 0
+    assert t.loc["optimum", "transfer_cost"] == pytest.approx(5.5)
+    # the same MILP planner with the realised demand as its forecast sees the spike on day 0 and
+    # loses nothing either; it pays more than the optimum (its policy keeps safety stock)
+    assert notes["perfect_forecast"].startswith("day 0: milp: 1 transfer(s)")
+    assert t.loc["perfect_forecast", "lost_units"] == 0
+    assert t.loc["optimum", "saving"] >= t.loc["perfect_forecast", "saving"] > t.loc["milp_once", "saving"]
+    assert bound_violations(table, table.attrs["optimum_cost_bound"]) == []
 
 
 def test_a_replanner_sees_censored_sales_stock_in_transit_and_the_days_left() -> None:
     net = spike()
-    seen: list[tuple[pd.DataFrame, int, date]] = []
+    seen: list[Epoch] = []
     first = pd.DataFrame({"sku": ["A"], "from_location": ["S2"], "to_location": ["S1"], "quantity": [2.0]})
 
-    def planner(pol: pd.DataFrame, horizon_days: int, run_date: date) -> Step:
-        seen.append((pol.set_index("location"), horizon_days, run_date))
-        return Step(0, first if not len(seen) - 1 else first.iloc[:0], "test")
+    def planner(ep: Epoch) -> Step:
+        seen.append(ep)
+        return Step(0, first if len(seen) == 1 else first.iloc[:0], "test")
 
     # lane S2 -> S1 takes 2 days here: day 0's transfer is still on its way on day 1
     net.lanes.loc[net.lanes["from_location"] == "S2", "transit_days"] = 2
-    out = run(net, np.array([10.0, 30.0]), planner, replan_every_days=1, half_life_days=None)
-    assert [(h, d) for _, h, d in seen] == [
+    out = run(net, np.array([10.0, 30.0]), planner, replan_every_days=1)
+    assert [(e.periods_left, e.run_date) for e in seen] == [
         (4, date(2026, 3, 1)),
         (3, date(2026, 3, 2)),
         (2, date(2026, 3, 3)),
         (1, date(2026, 3, 4)),
     ]
-    day1 = seen[1][0]
+    day1 = seen[1]
     # S1 sold its 10 on day 0 (demand 10): on hand 0, 2 in transit; S2 gave 2 and sold 1
-    assert day1.loc["S1", "on_hand"] == 0 and day1.loc["S1", "in_transit"] == 2 and day1.loc["S1", "available"] == 2
-    assert day1.loc["S2", "on_hand"] == 27 and day1.loc["S2", "in_transit"] == 0
-    # forecast on the last 4 days observed (history 1, 1, 1 then sales 10): mean 13 / 4 a day, and
-    # the reorder point covers the 3 days left
-    assert day1.loc["S1", "demand_mean"] == pytest.approx(13 / 4)
-    assert day1.loc["S2", "reorder_point"] == pytest.approx(3 + 1.65 * np.sqrt(3))
+    assert day1.on_hand.tolist() == [0.0, 27.0] and day1.in_transit.tolist() == [2.0, 0.0]
+    # the history it sees: the 4 days before, then day 0's sales
+    assert day1.history.tolist() == [[1.0, 1.0, 1.0, 1.0, 10.0], [1.0, 1.0, 1.0, 1.0, 1.0]]
     # day 2: the 2 units arrived before the planner looks; S1 sold 0 of day 1's 3 (stock 0): censored
-    day2 = seen[2][0]
-    assert day2.loc["S1", "on_hand"] == 2 and day2.loc["S1", "in_transit"] == 0
-    assert day2.loc["S1", "demand_mean"] == pytest.approx((1 + 1 + 10 + 0) / 4)
+    day2 = seen[2]
+    assert day2.on_hand[0] == 2 and day2.in_transit[0] == 0 and day2.history[0, -1] == 0.0
     assert out.transfers["period"].tolist() == [0] and out.metrics["transfer_cost"] == pytest.approx(2 * 0.5 + 1)
     # S1 sells 10 on day 0, nothing on day 1, the 2 arrivals on day 2, nothing on day 3: 7 lost
     assert out.metrics["lost_units"] == 3 + 1 + 3
+    # what the product planner makes of that day: the policy's lead time is the days left, the
+    # stock snapshot holds on hand and in transit, the sales rows are the observed ones
+    stock = stock_snapshot(net, day1)
+    assert stock["on_hand"].tolist() == [0.0, 27.0] and stock["in_transit"].tolist() == [2.0, 0.0]
+    assert lead_times(net, day1)["lead_time_days"].tolist() == [3.0, 3.0]
+    sales = daily_sales(net, day1.history, day1.run_date)
+    assert sales["date"].max() == pd.Timestamp("2026-03-01") and sales["quantity"].sum() == 19.0
 
 
 def test_fixed_cost_is_paid_per_lane_and_per_departure() -> None:
@@ -203,22 +200,34 @@ def test_fixed_cost_is_paid_per_lane_and_per_departure() -> None:
     assert two_days["transfer_cost"] == pytest.approx(6 * 0.5 + 2.0)
 
 
-def test_bound_check_allows_the_perfect_gap_and_no_more() -> None:
-    table = pd.DataFrame({"method": ["none", "milp", "perfect"], "saving": [0.0, 100.5, 100.0]})
-    assert bound_violations(table, 0.01) == []  # within 1% of the perfect saving
-    (msg,) = bound_violations(table, 0.001)
-    assert msg.startswith("milp: saving 100.50 > perfect 100.00")
-    assert bound_violations(table, None) != []
-    err = BoundViolation("x", table)
-    assert isinstance(err, AssertionError) and err.table is table
+def test_vn1_prices_and_the_price_filter_come_from_before_the_decision_date(tmp_path: Path) -> None:
+    # 3 weeks of history, 1 replayed; product 1 has a price in the history, a far higher one in the
+    # replayed week (ignored); product 2 has a price only in the replayed week: dropped
+    weeks = ["2023-10-09", "2023-10-16", "2023-10-23", "2023-10-30"]
+    rows = [(0, w, p) for p in (1, 2) for w in (1, 2)]
+    sales = pd.DataFrame(rows, columns=["Client", "Warehouse", "Product"]).assign(**{w: 1.0 for w in weeks})
+    price = sales[["Client", "Warehouse", "Product"]].copy()
+    price["2023-10-09"] = [10.0, 12.0, np.nan, np.nan]
+    price["2023-10-16"] = np.nan
+    price["2023-10-23"] = np.nan
+    price["2023-10-30"] = [99.0, 99.0, 5.0, 5.0]
+    (tmp_path / "vn1").mkdir()
+    sales.to_csv(tmp_path / "vn1" / "phase1_sales.csv", index=False)
+    price.to_csv(tmp_path / "vn1" / "phase1_price.csv", index=False)
+    net = load_vn1(tmp_path, history_weeks=3, horizon_weeks=1)
+    assert net.decision_date == date(2023, 10, 30)
+    assert net.items["sku"].tolist() == ["0-1"] and net.items["unit_price"].tolist() == [pytest.approx(11.0)]
 
 
-def test_level_flat_or_exponentially_weighted() -> None:
-    h = np.array([[0.0, 4.0, 8.0], [2.0, 2.0, 2.0]])
-    assert level(h).tolist() == [4.0, 2.0]
-    # weekly periods, half-life 7 days: alpha 0.5, weights 1/4, 1/2, 1 normalised
-    assert level(h, 7, 7.0)[0] == pytest.approx((0 * 0.25 + 4 * 0.5 + 8) / 1.75)
-    assert level(h, 7, 7.0)[0] == pytest.approx(pd.Series(h[0]).ewm(alpha=0.5, adjust=True).mean().iloc[-1])
-    assert level(h, 1, 7.0)[1] == pytest.approx(2.0)
-    with pytest.raises(ValueError, match="half-life"):
-        level(h, 1, 0.0)
+def test_m5_keeps_the_series_listed_before_the_decision_date(tmp_path: Path) -> None:
+    days = pd.date_range("2016-04-01", "2016-04-06", freq="D")
+    old = pd.DataFrame({"id": "FOODS_1_001_CA_1_evaluation", "date": days, "quantity_sold": 1.0})
+    other = old.assign(id="FOODS_1_001_CA_2_evaluation")
+    new = pd.DataFrame({"id": "FOODS_1_002_CA_1_evaluation", "date": days[4:], "quantity_sold": 3.0})
+    df = pd.concat([old, other, new], ignore_index=True).assign(date=lambda d: d["date"].dt.strftime("%Y-%m-%d"))
+    folder = tmp_path / "m5" / "sales_train.parquet"
+    df.to_parquet(folder, partition_cols=["date"])
+    net = load_m5(tmp_path, history_days=4, horizon_days=2, last_day="2016-04-06")
+    # FOODS_1_002 first sells on the first replayed day: not known before the decision date
+    assert net.decision_date == date(2016, 4, 5)
+    assert net.keys.to_dict("list") == {"sku": ["FOODS_1_001", "FOODS_1_001"], "location": ["CA_1", "CA_2"]}
