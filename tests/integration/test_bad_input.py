@@ -59,7 +59,10 @@ def _cfg(folder: Path) -> Any:
             "reporting": {"url": f"sqlite:///{folder / 'reporting.sqlite'}"},
             "staging_dir": str(folder / "staging"),
             "output_dir": str(folder / "output"),
-            "forecast": {"history_days": 120},
+            "forecast": {
+                "history_days": 120,
+                "method": "moving_average",
+            },  # bad input, not forecasting: the fast method
         }
     )
 

@@ -13,10 +13,14 @@ from tests.factories import spare_parts_dir as _base
 pytestmark = pytest.mark.integration
 
 
-def test_oil_target_met_with_a_fifth_less_stock_value() -> None:
+def test_oil_target_met_with_a_fifth_less_stock_value(monkeypatch) -> None:
     mod = _script("policy_tradeoff")
     data = mod.read_oil(_base(mod))
+    # the protocol on a coarse grid of targets (the benchmark's own run searches 48 of them, about
+    # 30 s here): chosen on the 1999 validation window, then reported on 2000-2001
+    monkeypatch.setattr(mod, "GRID", (0.95, 0.97, 0.98, 0.99, 0.995))
     setting, table, rec_val = mod.choose_target(data, 18)
+    assert len(table) == 5 * len(mod.VARIANTS)
     chosen = table[(table["variant"] == setting[0]) & (table["target"] == setting[1])].iloc[0]
     assert chosen["fill_5pct"] >= mod.AIM and chosen["fill_rate"] >= rec_val["fill_rate"]
     r = mod.report(data, setting, boot=0, seed=18, curves=False)
