@@ -73,6 +73,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -613,6 +614,25 @@ def _optimised_note(curve: pd.DataFrame, measure: str) -> str:
     return f"optimised ({measure}): " + "; ".join(parts)
 
 
+def policy_settings(pc: Any) -> dict[str, Any]:
+    """The keyword settings of :func:`compute_policy` from the config's ``policy`` section, as the
+    nightly stage passes them (the replay's planner passes the same)."""
+    return {
+        "default_lead_time_days": pc.default_lead_time_days,
+        "default_lead_time_std_days": pc.default_lead_time_std_days,
+        "default_review_period_days": pc.default_review_period_days,
+        "abc_cutoffs": pc.abc_cutoffs,
+        "abc_scope": pc.abc_scope,
+        "abc_days": pc.abc_days,
+        "xyz_cutoffs": pc.xyz_cutoffs,
+        "xyz_weeks": pc.xyz_weeks,
+        "std_days": pc.std_days,
+        "adi_cutoff": pc.adi_cutoff,
+        "cv2_cutoff": pc.cv2_cutoff,
+        "special_categories": pc.special_categories,
+    }
+
+
 def policy_stage(ctx: RunContext) -> StageResult:
     """Read forecasts, sales, items, stock, lead_times, policies (and, with ``policy.method:
     optimised``, the forecast stage's ``lead_time_demand``); write ``inventory_policy`` and the
@@ -627,18 +647,7 @@ def policy_stage(ctx: RunContext) -> StageResult:
         ctx.read("lead_times"),
         policies_with_extras(ctx.read("policies"), ctx.cfg.policies),
         ctx.run_date,
-        default_lead_time_days=pc.default_lead_time_days,
-        default_lead_time_std_days=pc.default_lead_time_std_days,
-        default_review_period_days=pc.default_review_period_days,
-        abc_cutoffs=pc.abc_cutoffs,
-        abc_scope=pc.abc_scope,
-        abc_days=pc.abc_days,
-        xyz_cutoffs=pc.xyz_cutoffs,
-        xyz_weeks=pc.xyz_weeks,
-        std_days=pc.std_days,
-        adi_cutoff=pc.adi_cutoff,
-        cv2_cutoff=pc.cv2_cutoff,
-        special_categories=pc.special_categories,
+        **policy_settings(pc),
         open_transfers=ctx.read("open_transfers"),
     )
     notes: list[str] = []

@@ -46,7 +46,7 @@ from pipelines.config import Config, ForecastConfig, PolicyConfig, TransferConfi
 from pipelines.eval.scenario import Network, Step
 from pipelines.forecast import predict_with, train_model
 from pipelines.frames import KEY
-from pipelines.policy import compute_policy
+from pipelines.policy import compute_policy, policy_settings
 from pipelines.transfers import greedy_transfers, optimal_transfers
 
 
@@ -197,18 +197,7 @@ def policy_rows(
         lead_times(net, ep),
         st.policies,
         ep.run_date,
-        default_lead_time_days=pc.default_lead_time_days,
-        default_lead_time_std_days=pc.default_lead_time_std_days,
-        default_review_period_days=pc.default_review_period_days,
-        abc_cutoffs=pc.abc_cutoffs,
-        abc_scope=pc.abc_scope,
-        abc_days=pc.abc_days,
-        xyz_cutoffs=pc.xyz_cutoffs,
-        xyz_weeks=pc.xyz_weeks,
-        std_days=pc.std_days,
-        adi_cutoff=pc.adi_cutoff,
-        cv2_cutoff=pc.cv2_cutoff,
-        special_categories=pc.special_categories,
+        **policy_settings(pc),
     )
     pol = contract.conform(out.assign(run_id="replay"), "inventory_policy")
     return pol.merge(out[[*KEY, "ss_sigma"]], on=KEY, how="left")
