@@ -49,11 +49,11 @@ if str(ROOT) not in sys.path:
 
 from pipelines import contract  # noqa: E402
 from pipelines.alerts import compute_alerts  # noqa: E402
+from pipelines.classify import abc_rank  # noqa: E402
 from pipelines.config import load_config  # noqa: E402
 from pipelines.context import policies_frame  # noqa: E402
 from pipelines.frames import lookup_policy  # noqa: E402
 from pipelines.policy import (  # noqa: E402
-    abc_rank,
     compute_policy,
     demand_pattern,
     safety_stock_kernel,

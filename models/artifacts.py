@@ -68,6 +68,16 @@ def load_current(model_dir: str | Path) -> tuple[Any, dict[str, Any]] | None:
     return joblib.load(Path(model_dir) / version / "model.joblib"), read_metadata(model_dir, version)
 
 
+def load_version(model_dir: str | Path, version: str) -> Any:
+    """The fitted model of ``version`` (raises FileNotFoundError naming it when it is gone)."""
+    import joblib
+
+    path = Path(model_dir) / version / "model.joblib"
+    if not path.exists():
+        raise FileNotFoundError(f"model version {version} is missing ({path}): the night's shards plan names it")
+    return joblib.load(path)
+
+
 def make_current(model_dir: str | Path, version: str) -> None:
     """Make ``version`` the current one (atomically: a temporary marker renamed over ``CURRENT``)."""
     root = Path(model_dir)

@@ -31,8 +31,9 @@ def business_date(context: Any, timezone: str) -> date:
     return date(local.year, local.month, local.day)  # a plain date: DB drivers do not know pendulum's
 
 
-def run_stage(name: str, context: Any) -> dict[str, Any]:
-    """Run one pipeline stage for the task's business date; returns paths and counts for XCom."""
+def run_stage(name: str, context: Any, *, shard: int | None = None, gather: bool = False) -> dict[str, Any]:
+    """Run one pipeline stage for the task's business date; returns paths and counts for XCom.
+    ``shard``: run that shard of a sharded stage (a mapped task); ``gather``: join its shards' files."""
     import logging
 
     from pipelines import reporting
@@ -52,8 +53,20 @@ def run_stage(name: str, context: Any) -> dict[str, Any]:
         reporting.log_attempt_start(
             cfg.reporting_url(), ctx.run_date, message=f"running: Airflow DAG run {attempt}", attempt_id=attempt
         )
-    result = _run(name, ctx, progress=lambda msg: log.info("business date %s: %s", ctx.run_date, msg))
-    log.info("business date %s: stage %s done: %s", ctx.run_date, name, result.counts)
+    say = lambda msg: log.info("business date %s: %s", ctx.run_date, msg)  # noqa: E731
+    if shard is not None:
+        from pipelines.runner import run_shard
+
+        log.info("business date %s: stage %s, shard %d", ctx.run_date, name, shard)
+        result = run_shard(name, shard, ctx, progress=say)
+    elif gather:
+        from pipelines.runner import gather_stage
+
+        result = gather_stage(name, ctx)
+    else:
+        result = _run(name, ctx, progress=say)
+    log.info("business date %s: stage %s done: %s", ctx.run_date, result.stage, result.counts)
+
     if name == nightly[0]:
         reason = skip_uncovered_date(cfg, ctx)
         if reason:
@@ -68,6 +81,15 @@ def run_stage(name: str, context: Any) -> dict[str, Any]:
         )
     # the business date in every task's XCom: the Airflow UI shows the logical time in UTC, not the date
     return {**result.to_xcom(), "business_date": ctx.run_date.isoformat()}
+
+
+def shard_indexes(name: str, context: Any) -> list[int]:
+    """``[0, .., n-1]`` for the n shards of sharded stage ``name`` in tonight's plan (the shards stage's)."""
+    from pipelines.context import RunContext
+    from pipelines.runner import shard_count
+
+    cfg = load_cfg()
+    return list(range(max(1, shard_count(name, RunContext(cfg, business_date(context, cfg.timezone))))))
 
 
 def skip_uncovered_date(cfg: Any, ctx: Any) -> str | None:
@@ -203,19 +225,41 @@ def build_tasks(pipeline: str) -> dict[str, Any]:
     g = stages.graph(stages.PIPELINES[pipeline])
     out: dict[str, Any] = {}
     for stage in g.stages:
+        settings = {
+            "retries": stage.retries,
+            "retry_exponential_backoff": stage.retry_exponential_backoff,
+            "execution_timeout": stage.timeout,
+            "doc_md": f"{stage.doc}\n\nReads: {', '.join(stage.all_reads) or 'the source'};"
+            f" writes: {', '.join(stage.all_writes) or 'the reporting database'}.",
+        }
+        if stage.sharded:
+            # one mapped task instance per shard of tonight's plan, then one gather task
+            def _shard(shard: int, name: str = stage.name, **context: Any) -> dict[str, Any]:
+                return run_stage(name, context, shard=shard)
+
+            def _gather(name: str = stage.name, **context: Any) -> dict[str, Any]:
+                return run_stage(name, context, gather=True)
+
+            _shard.__doc__, _gather.__doc__ = stage.doc, f"join the shards' files of {stage.name}"
+
+            def _split(name: str = stage.name, **context: Any) -> list[int]:
+                return shard_indexes(name, context)
+
+            _split.__doc__ = f"the shards of {stage.name} tonight (what its mapped task expands over)"
+            split = task(task_id=f"{stage.name}_split", retries=1)(_split)()
+            mapped = task(task_id=stage.name, **settings)(_shard).expand(shard=split)
+            joined = task(task_id=f"{stage.name}_gather", **settings)(_gather)()
+            for up in g.upstream[stage.name]:
+                out[up] >> split
+            mapped >> joined
+            out[stage.name] = joined
+            continue
 
         def _body(name: str = stage.name, **context: Any) -> dict[str, Any]:
             return run_stage(name, context)
 
         _body.__doc__ = stage.doc
-        fn = task(
-            task_id=stage.name,
-            retries=stage.retries,
-            retry_exponential_backoff=stage.retry_exponential_backoff,
-            execution_timeout=stage.timeout,
-            doc_md=f"{stage.doc}\n\nReads: {', '.join(stage.all_reads) or 'the source'};"
-            f" writes: {', '.join(stage.all_writes) or 'the reporting database'}.",
-        )(_body)
+        fn = task(task_id=stage.name, **settings)(_body)
         out[stage.name] = fn()
         for up in g.upstream[stage.name]:
             out[up] >> out[stage.name]

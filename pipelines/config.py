@@ -602,6 +602,21 @@ class ValidationConfig(_Strict):
     )
 
 
+class ShardsConfig(_Strict):
+    """How the heavy stages split into Airflow tasks (:mod:`pipelines.shards`): results never depend on it."""
+
+    by: Literal["location", "region", "category", "sku"] = Field(
+        "location",
+        description="what forecast and policy shards group: stores (location or region) or items (category or sku)",
+    )
+    count: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="at most this many shards per stage (a handful to a few dozen; 1 = one task per stage)",
+    )
+
+
 class Config(_Strict):
     source: SourceConfig = Field(default_factory=SourceConfig)
     reporting: ReportingConfig = Field(default_factory=ReportingConfig)
@@ -615,6 +630,7 @@ class Config(_Strict):
         600.0, ge=0, le=86400, description="how long a run waits for another run of the same date to finish"
     )
     forecast: ForecastConfig = Field(default_factory=ForecastConfig)
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     policies: list[PolicyRow] = Field(default_factory=_default_policies)
     transfers: TransferConfig = Field(default_factory=TransferConfig)

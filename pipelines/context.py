@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines import contract
 from pipelines.config import Config
+from pipelines.frames import HISTORY_START
 
 
 @dataclass
@@ -49,6 +52,8 @@ class RunContext:
     written: set[str] = field(default_factory=set, repr=False, compare=False)
     #: the run-log attempt this context stages for (the runner's): its own folder, see :meth:`run_dir`
     attempt: str | None = None
+    #: the shard a sharded stage runs for (:mod:`pipelines.shards`): reads filtered, writes in its folder
+    shard: Any = None
 
     @property
     def date_dir(self) -> Path:
@@ -73,10 +78,30 @@ class RunContext:
         """Sales reach the day before the run date."""
         return self.run_date - timedelta(days=1)
 
+    def write_dir(self, name: str) -> Path:
+        """The folder file ``name`` is written to: the shard's own for its stage's files, else :attr:`run_dir`."""
+        if self.shard is not None and name in self.shard.writes:
+            return self.run_dir / "shards" / self.shard.dir_name
+        return self.run_dir
+
     def path(self, name: str) -> Path:
-        """The path of staging file ``name`` (``name.parquet``, or ``name`` itself for ``*.json``)."""
+        """The path of staging file ``name`` (``name.parquet``, or ``name`` itself for ``*.json``);
+        in a shard, the shard's own folder for the files its stage writes."""
         self.accessed.add(name)
-        return self.run_dir / (name if name.endswith(".json") else f"{name}.parquet")
+        return self.write_dir(name) / (name if name.endswith(".json") else f"{name}.parquet")
+
+    def read_filters(self, name: str) -> list[Any] | None:
+        """The pyarrow row filter a shard reads file ``name`` with (None: the whole file)."""
+        if self.shard is None:
+            return None
+        p = self.path(name)
+        if not p.exists():
+            return None
+        schema = pq.read_schema(p)
+        filters = self.shard.filters(name, schema.names)
+        if filters and pa.types.is_null(schema.field(filters[0][0]).type):
+            return None  # an all-null column (an empty table written untyped): nothing to filter
+        return filters
 
     def exists(self, name: str) -> bool:
         return self.path(name).exists()
@@ -84,7 +109,7 @@ class RunContext:
     def output_path(self, name: str) -> Path:
         """The path to write staging file ``name`` to (recorded as written, not as read)."""
         self.written.add(name)
-        return self.run_dir / (name if name.endswith(".json") else f"{name}.parquet")
+        return self.write_dir(name) / (name if name.endswith(".json") else f"{name}.parquet")
 
     def write(self, name: str, df: pd.DataFrame, *, table: str | None = None) -> int:
         """Conform ``df`` to the contract table (``table`` or ``name``), sort, write atomically."""
@@ -106,10 +131,13 @@ class RunContext:
             raise FileNotFoundError(
                 f"staging file {p} is missing: the stage that writes {name!r} has not run for {self.run_date}"
             )
-        df = pd.read_parquet(p)
+        filters = self.read_filters(name)
+        df = pd.read_parquet(p, filters=filters) if filters else pd.read_parquet(p)
         tname = table or name
         if tname in contract.TABLES:
             df = contract.conform(df, tname)
+        if self.shard is not None and name == "sales" and self.shard.history_start:
+            df.attrs[HISTORY_START] = self.shard.history_start  # the panel's, not the shard's first sale
         return df
 
     def write_json(self, name: str, obj: Any) -> Path:
@@ -150,6 +178,7 @@ class RunContext:
                     "orders",
                     "workbench",
                     "run_lock_timeout_s",
+                    "shards",  # how the work is split never changes the results
                 }
             ).encode()
         )

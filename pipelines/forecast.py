@@ -78,7 +78,7 @@ from models.nightly import NightlyForecaster
 from pipelines import contract, explain
 from pipelines.config import Config, ForecastConfig
 from pipelines.context import RunContext, StageResult
-from pipelines.frames import KEY, history_start, latest_snapshot
+from pipelines.frames import KEY, history_start, series_keys
 
 QUANTILE_COLUMNS = ["p50", "p90", "p95", "p99"]
 
@@ -107,18 +107,6 @@ def check_trainable(sales: pd.DataFrame, run_date: date, history_days: int, n_se
         " model on. Check the sales extraction (the quantity column of the profile or source.tables.sales /"
         " source.files.sales); nothing was forecast, so nothing is published from this run."
     )
-
-
-def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
-    """SKU x location pairs to forecast: active SKUs with stock in the snapshot or any sale before
-    the run date. Sorted by sku, location, index 0..n-1."""
-    rd = pd.Timestamp(run_date)
-    sold = sales.loc[sales["date"] < rd, KEY]
-    held = latest_snapshot(stock, run_date)[KEY]
-    pairs = pd.concat([sold, held], ignore_index=True).drop_duplicates()
-    active = items.loc[items["active"].astype(bool), ["sku"]]
-    keys = pairs.merge(active, on="sku", how="inner")
-    return keys.sort_values(KEY, kind="mergesort").reset_index(drop=True).astype({"sku": "str", "location": "str"})
 
 
 def daily_matrix(
@@ -714,7 +702,7 @@ def retrain(
     return {"version": path.name, "promoted": promoted, "reason": reason, "score": ws.candidate}
 
 
-def _current_or_train(
+def current_or_train(
     ctx: RunContext, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, lead_times: pd.DataFrame
 ) -> tuple[NightlyForecaster, dict[str, Any], str]:
     """The current model version, or a new one trained now and made current when there is no usable
@@ -746,7 +734,7 @@ def _current_or_train(
     return model, {**meta, "version": path.name}, f"{why}: trained {path.name} and made it current"
 
 
-def _staged_lead_times(ctx: RunContext) -> tuple[pd.DataFrame, list[str]]:
+def staged_lead_times(ctx: RunContext) -> tuple[pd.DataFrame, list[str]]:
     if ctx.exists("lead_times"):
         return ctx.read("lead_times"), []
     return contract.empty("lead_times"), [
@@ -773,7 +761,7 @@ def forecast_stage(ctx: RunContext, progress: Callable[[str], None] | None = Non
             progress(f"forecast: {msg} ({time.monotonic() - started:.0f} s)")
 
     sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
-    lead_times, notes = _staged_lead_times(ctx)
+    lead_times, notes = staged_lead_times(ctx)
     run_id = ctx.run_id
     say(f"{len(sales):,} sales rows read, method {fc.method}")
     if fc.method == "moving_average":
@@ -784,12 +772,20 @@ def forecast_stage(ctx: RunContext, progress: Callable[[str], None] | None = Non
         note = f"moving average over {fc.window_days} days, {fc.horizon_days}-day horizon, Poisson quantiles"
     else:
         check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
-        say("loading the current model (or training one: that takes minutes on a large panel)")
-        model, _meta, how = _current_or_train(ctx, sales, items, stock, lead_times)
+        night = ctx.read_json("model") if ctx.exists("model.json") else {}
+        if night.get("version"):  # the one model of the night, made sure of by the model stage
+            say(f"loading model {night['version']}")
+            model = artifacts.load_version(model_dir(ctx.cfg), str(night["version"]))
+            how = str(night.get("how") or f"model {night['version']}")
+        else:
+            say("loading the current model (or training one: that takes minutes on a large panel)")
+            model, _meta, how = current_or_train(ctx, sales, items, stock, lead_times)
         say(f"model ready: {how}; predicting {fc.horizon_days} days")
         forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc)
         say(f"{forecasts[KEY].drop_duplicates().shape[0]:,} series forecast")
         accuracy = accuracy_rows(model, ctx.run_date)
+        if ctx.shard is not None:  # the model's backtest covers the panel: this shard's series only
+            accuracy = ctx.shard.keep(accuracy)
         leads = series_lead_times(forecasts[KEY].drop_duplicates(), lead_times, ctx.cfg.policy.default_lead_time_days)
         phi = stored_lead_time_dispersion(model, leads)
         note = f"per-series selected models, {fc.horizon_days}-day horizon, negative binomial quantiles; {how}"
@@ -808,9 +804,29 @@ def forecast_stage(ctx: RunContext, progress: Callable[[str], None] | None = Non
     )
 
 
+def model_stage(ctx: RunContext, progress: Callable[[str], None] | None = None) -> StageResult:
+    """The one model of the night (``model.json``: its version and how it was got), so every forecast
+    shard applies the same fitted model: the current version, or — on a night without a usable one
+    (the first night, a new horizon) — one trained now, once, on the whole panel. The weekly retrain
+    promoting a new version mid-night cannot mix versions: the shards load the one named here.
+    ``forecast.method: moving_average`` needs no model (``version`` null)."""
+    fc = ctx.cfg.forecast
+    if fc.method != "selected":
+        path = ctx.write_json("model", {"version": None, "how": f"method {fc.method}: no fitted model"})
+        return StageResult(stage="model", paths={"model": str(path)}, counts={}, notes=[])
+    sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
+    lead_times, notes = staged_lead_times(ctx)
+    check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
+    if progress:
+        progress("model: loading the current model (or training one: that takes minutes on a large panel)")
+    _model, meta, how = current_or_train(ctx, sales, items, stock, lead_times)
+    path = ctx.write_json("model", {"version": str(meta["version"]), "how": how})
+    return StageResult(stage="model", paths={"model": str(path)}, counts={}, notes=[how, *notes])
+
+
 def retrain_stage(ctx: RunContext) -> StageResult:
     """Weekly retrain: backtest, select, save a new version, promote it only if not worse."""
-    lead_times, _ = _staged_lead_times(ctx)
+    lead_times, _ = staged_lead_times(ctx)
     info = retrain(ctx.cfg, ctx.run_date, ctx.read("sales"), ctx.read("items"), ctx.read("stock"), lead_times)
     return StageResult(
         stage="retrain", paths={"model": str(model_dir(ctx.cfg) / info["version"])}, counts={}, notes=[info["reason"]]
@@ -820,6 +836,9 @@ def retrain_stage(ctx: RunContext) -> StageResult:
 __all__ = [
     "ForecastError",
     "check_trainable",
+    "model_stage",
+    "current_or_train",
+    "staged_lead_times",
     "daily_matrix",
     "forecast_accuracy",
     "forecast_moving_average",

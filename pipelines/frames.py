@@ -58,8 +58,17 @@ def stock_totals(stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
     return tot
 
 
+#: ``sales.attrs`` key of the whole panel's first sales date, set on a shard's sales
+#: (:class:`pipelines.shards.ShardScope`): a shard's own first sale may come later
+HISTORY_START = "tiaobo_history_start"
+
+
 def history_start(sales: pd.DataFrame) -> pd.Timestamp | None:
-    """First date of the sales history (None when there is no sale row at all)."""
+    """First date of the sales history (None when there is no sale row at all); for a shard's
+    sales, the first date of the whole panel's history (``sales.attrs[HISTORY_START]``)."""
+    panel = sales.attrs.get(HISTORY_START)
+    if panel is not None:
+        return pd.Timestamp(panel)
     if sales.empty:
         return None
     return pd.Timestamp(sales["date"].min())
@@ -150,3 +159,15 @@ def reorder_point_sigma(
     z = norm.ppf(np.clip(np.asarray(service_level, float), 0.5, 0.9999))
     ss = np.maximum(np.asarray(reorder_point, float) - mu * lead, 0.0)
     return np.where(z > 0, ss / np.where(z > 0, z, 1.0), 0.0)
+
+
+def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """SKU x location pairs to forecast: active SKUs with stock in the snapshot or any sale before
+    the run date. Sorted by sku, location, index 0..n-1."""
+    rd = pd.Timestamp(run_date)
+    sold = sales.loc[sales["date"] < rd, KEY]
+    held = latest_snapshot(stock, run_date)[KEY]
+    pairs = pd.concat([sold, held], ignore_index=True).drop_duplicates()
+    active = items.loc[items["active"].astype(bool), ["sku"]]
+    keys = pairs.merge(active, on="sku", how="inner")
+    return keys.sort_values(KEY, kind="mergesort").reset_index(drop=True).astype({"sku": "str", "location": "str"})

@@ -78,10 +78,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pac
 import pyarrow.parquet as pq
 from scipy.stats import nbinom, norm, poisson
 
 from pipelines import explain, stages
+from pipelines.classify import ABC_DAYS, abc_classes, location_abc
 from pipelines.context import RunContext, StageResult
 from pipelines.frames import (
     KEY,
@@ -94,7 +96,6 @@ from pipelines.frames import (
 )
 
 STD_DAYS = 56
-ABC_DAYS = 365
 XYZ_WEEKS = 26
 DETAIL = "policy_detail"
 CURVE = "policy_curve.json"
@@ -103,34 +104,6 @@ CURVE = "policy_curve.json"
 # --------------------------------------------------------------------------------------------
 # Kernels (pure numpy, tested on hand-made arrays)
 # --------------------------------------------------------------------------------------------
-
-
-def abc_rank(value: np.ndarray, group: np.ndarray, cutoffs: Sequence[float]) -> np.ndarray:
-    """ABC class of each value within its group (cumulative share of the values ranked before it).
-
-    ``group`` holds integer group codes (one group = network-wide); ties broken by position.
-    """
-    v = np.clip(np.asarray(value, float), 0.0, None)
-    g = np.asarray(group, np.int64)
-    n = len(v)
-    if n == 0:
-        return np.array([], dtype=object)
-    order = np.lexsort((np.arange(n), -v, g))
-    vs, gs = v[order], g[order]
-    cum = np.cumsum(vs)
-    starts = np.r_[True, gs[1:] != gs[:-1]]
-    grp_start_idx = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
-    base = np.where(grp_start_idx > 0, cum[grp_start_idx - 1], 0.0)
-    within = cum - base
-    total = np.zeros(g.max() + 1 if n else 0)
-    np.add.at(total, gs, vs)
-    tot = total[gs]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        before = np.where(tot > 0, (within - vs) / tot, 1.0)
-    cls = np.where(vs <= 0, "C", np.where(before < cutoffs[0], "A", np.where(before < cutoffs[1], "B", "C")))
-    out = np.empty(n, dtype=object)
-    out[order] = cls
-    return out
 
 
 def weekly_stats(w: np.ndarray) -> dict[str, np.ndarray]:
@@ -319,55 +292,44 @@ def sales_matrices(
     return daily, weekly
 
 
-def abc_classes(
+def _with_abc(
+    df: pd.DataFrame,
+    abc: pd.DataFrame | None,
     sales: pd.DataFrame,
     items: pd.DataFrame,
     run_date: date,
-    cutoffs: Sequence[float] = (0.80, 0.95),
-    days: int = ABC_DAYS,
+    cutoffs: Sequence[float],
+    days: int,
 ) -> pd.DataFrame:
-    """Network-wide ABC class of every active SKU (see module doc): sku, abc_class, abc_value."""
-    rd = pd.Timestamp(run_date)
-    recent = sales[(sales["date"] >= rd - pd.Timedelta(days=int(days))) & (sales["date"] < rd)]
-    units = recent.groupby("sku", sort=False)["quantity"].sum().rename("units")
-    active = items.loc[items["active"].astype(bool), ["sku", "unit_cost", "abc_override"]]
-    df = active.merge(units, left_on="sku", right_index=True, how="left")
-    df["abc_value"] = (df["units"].fillna(0.0) * df["unit_cost"]).clip(lower=0.0)
-    computed = abc_rank(df["abc_value"].to_numpy(float), np.zeros(len(df), np.int64), cutoffs)
-    df["abc_class"] = _override(df["abc_override"], computed)
-    return df[["sku", "abc_class", "abc_value"]].sort_values("sku").reset_index(drop=True)
+    """``df`` with abc_class_network and abc_class_location: from ``abc`` (the panel's classes, computed
+    once by the shards stage, since a shard sees only its own rows), else computed from ``sales``."""
+    if abc is None:
+        net = abc_classes(sales, items, run_date, cutoffs, days)[["sku", "abc_class"]]
+        df = df.merge(net.rename(columns={"abc_class": "abc_class_network"}), on="sku", how="left")
+        df["abc_class_network"] = df["abc_class_network"].fillna("C")
+        df["abc_class_location"] = location_abc(sales, df, items, run_date, cutoffs, days)
+        return df
+    cols = ["abc_class_network", "abc_class_location"]
+    df = df.merge(abc[[*KEY, *cols]], on=KEY, how="left")
+    lost = df["abc_class_network"].isna()
+    if lost.any():
+        raise ValueError(
+            f"abc: {int(lost.sum())} forecast series have no ABC class (e.g. {df.loc[lost, 'sku'].iloc[0]!r}"
+            f" at {df.loc[lost, 'location'].iloc[0]!r}); rule: the shards stage classifies every series"
+        )
+    return df
 
 
-def _override(override: pd.Series, computed: np.ndarray) -> np.ndarray:
-    o = override.astype("str").str.strip().str.upper()
-    valid = override.notna() & o.isin(["A", "B", "C"])
-    return np.where(valid.to_numpy(bool), o.to_numpy(object), computed)
-
-
-def location_abc(
-    sales: pd.DataFrame, keys: pd.DataFrame, items: pd.DataFrame, run_date: date, cutoffs: Sequence[float], days: int
-) -> np.ndarray:
-    """ABC class of each SKU x location in ``keys`` within its location (override wins)."""
-    rd = pd.Timestamp(run_date)
-    recent = sales[(sales["date"] >= rd - pd.Timedelta(days=int(days))) & (sales["date"] < rd)]
-    units = recent.groupby(KEY, sort=False)["quantity"].sum().rename("units").reset_index()
-    df = (
-        keys[KEY]
-        .merge(units, on=KEY, how="left")
-        .merge(items[["sku", "unit_cost", "abc_override"]], on="sku", how="left")
-    )
-    value = (df["units"].fillna(0.0) * df["unit_cost"].fillna(0.0)).to_numpy(float)
-    group = pd.factorize(df["location"])[0]
-    return _override(df["abc_override"], abc_rank(value, group, cutoffs))
-
-
-def read_demand_rates(path: str | Path, batch_rows: int = 2_000_000) -> pd.DataFrame:
+def read_demand_rates(path: str | Path, batch_rows: int = 2_000_000, filters: list[Any] | None = None) -> pd.DataFrame:
     """Mean daily forecast per SKU x location (columns sku, location, mean) from a ``forecasts``
     parquet file, aggregated in Arrow batch by batch (only sku, location and mean are read), so a
     million series x 28 days never sit in memory as a pandas frame."""
     parts = []
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=[*KEY, "mean"]):
         t = pa.Table.from_batches([batch])
+        if filters:  # a shard's series only: (column, "in", values)
+            col, _op, values = filters[0]
+            t = t.filter(pac.is_in(t[col], value_set=pa.array(values, type=t.schema.field(col).type)))
         parts.append(t.group_by(KEY, use_threads=False).aggregate([("mean", "sum"), ("mean", "count")]))
     if not parts:
         return pd.DataFrame({"sku": pd.Series(dtype="str"), "location": pd.Series(dtype="str"), "mean": 0.0}).iloc[:0]
@@ -405,6 +367,7 @@ def compute_policy(
     cv2_cutoff: float = 0.49,
     special_categories: Sequence[str] = (),
     open_transfers: pd.DataFrame | None = None,
+    abc: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``inventory_policy`` rows (without run_id) for every forecast series (``forecasts``: the
     daily forecasts, or any frame with sku, location, mean), plus the detail
@@ -437,10 +400,7 @@ def compute_policy(
             f"forecasts: {int(unknown.sum())} series have a sku missing from items"
             f" (e.g. {df.loc[unknown, 'sku'].iloc[0]!r}); rule: every forecast sku is in the item master"
         )
-    net = abc_classes(sales, items, run_date, abc_cutoffs, abc_days)[["sku", "abc_class"]]
-    df = df.merge(net.rename(columns={"abc_class": "abc_class_network"}), on="sku", how="left")
-    df["abc_class_network"] = df["abc_class_network"].fillna("C")
-    df["abc_class_location"] = location_abc(sales, df, items, run_date, abc_cutoffs, abc_days)
+    df = _with_abc(df, abc, sales, items, run_date, abc_cutoffs, abc_days)
     df["abc_class"] = df["abc_class_network"] if abc_scope == "network" else df["abc_class_location"]
     df = pd.concat([df, lookup_policy(df, policies)], axis=1)
     tot = add_open_transfers(stock_totals(stock, run_date), open_transfers)
@@ -640,7 +600,7 @@ def policy_stage(ctx: RunContext) -> StageResult:
     when the stage declares it)."""
     pc = ctx.cfg.policy
     out = compute_policy(
-        read_demand_rates(ctx.path("forecasts")),
+        read_demand_rates(ctx.path("forecasts"), filters=ctx.read_filters("forecasts")),
         ctx.read("sales"),
         ctx.read("items"),
         ctx.read("stock"),
@@ -649,9 +609,15 @@ def policy_stage(ctx: RunContext) -> StageResult:
         ctx.run_date,
         **policy_settings(pc),
         open_transfers=ctx.read("open_transfers"),
+        abc=ctx.read("abc") if ctx.exists("abc") else None,
     )
     notes: list[str] = []
     if pc.method == "optimised":
+        if ctx.cfg.shards.count > 1:
+            raise ValueError(
+                "policy.method optimised reaches each ABC class's service over all its items at once;"
+                " it cannot run in shards yet: set shards.count to 1 (or policy.method to service_level)"
+            )
         ltd = ctx.read("lead_time_demand") if ctx.exists("lead_time_demand") else None
         out, curve = optimised_policy(
             out,

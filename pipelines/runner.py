@@ -52,7 +52,7 @@ def check_contract(stage: stages.Stage, ctx: RunContext) -> None:
             f"stage {stage.name!r} read {', '.join(map(repr, undeclared))}, which it does not declare"
             " (pipelines/stages.py)"
         )
-    missing = [w for w in stage.required_writes if not (ctx.run_dir / _file(w)).exists()]
+    missing = [w for w in stage.required_writes if not (ctx.write_dir(w) / _file(w)).exists()]
     if missing:
         raise stages.StageContractError(
             f"stage {stage.name!r} did not write {', '.join(map(repr, missing))}, which it declares"
@@ -65,14 +65,68 @@ def _file(name: str) -> str:
 
 
 def run_stage(name: str, ctx: RunContext, progress: Progress | None = None) -> StageResult:
-    """Run one declared stage by name and check it kept its declaration (:func:`check_contract`)."""
+    """Run one declared stage by name and check it kept its declaration (:func:`check_contract`).
+    A sharded stage runs shard after shard (:func:`run_shard`), then its gather (:func:`gather_stage`):
+    the same steps Airflow runs as mapped tasks."""
     stage = stages.BY_NAME[name]
+    if stage.sharded and shard_count(name, ctx):
+        n = shard_count(name, ctx)
+        notes: list[str] = []
+        for k in range(n):
+            say = (lambda msg, k=k: progress(f"shard {k + 1}/{n}: {msg}")) if progress and n > 1 else progress
+            r = run_shard(name, k, ctx, progress=say)
+            notes += [f"shard {k + 1}/{n}: {x}" for x in r.notes] if n > 1 else r.notes
+        g = gather_stage(name, ctx)
+        return StageResult(stage=name, paths=g.paths, counts=g.counts, notes=notes)
     fn = stage_function(stage)
     ctx.accessed.clear()
     ctx.written.clear()
     result = fn(ctx, progress=progress) if stage.progress else fn(ctx)
     check_contract(stage, ctx)
     return result
+
+
+def shard_count(name: str, ctx: RunContext) -> int:
+    """How many shards sharded stage ``name`` has tonight (the shards stage's plan; 0 without a plan:
+    the stage then runs on the whole night, as when it is called on its own)."""
+    from pipelines import shards
+
+    if not (ctx.run_dir / shards.PLAN).exists():
+        return 0
+    return len(shards.read_plan(ctx.run_dir)[stages.BY_NAME[name].sharded])
+
+
+def run_shard(name: str, index: int, ctx: RunContext, progress: Progress | None = None) -> StageResult:
+    """Run shard ``index`` of sharded stage ``name``: its reads filtered to the shard, its writes in
+    the shard's folder (:mod:`pipelines.shards`), held to the stage's declaration."""
+    from dataclasses import replace
+
+    from pipelines import shards
+
+    stage = stages.BY_NAME[name]
+    scope = shards.scope(shards.read_plan(ctx.run_dir), stage, index)
+    sctx = replace(ctx, shard=scope, accessed=set(), written=set())
+    fn = stage_function(stage)
+    result = fn(sctx, progress=progress) if stage.progress else fn(sctx)
+    check_contract(stage, sctx)
+    return result
+
+
+def gather_stage(name: str, ctx: RunContext) -> StageResult:
+    """Join the shards' files of sharded stage ``name`` into the run's staging files."""
+    from pipelines import shards
+
+    stage = stages.BY_NAME[name]
+    counts = shards.gather(ctx, stage, shard_count(name, ctx))
+    missing = [w for w in stage.required_writes if not (ctx.run_dir / _file(w)).exists()]
+    if missing:
+        raise stages.StageContractError(f"stage {name!r}: no shard wrote {', '.join(map(repr, missing))}")
+    paths = {
+        w.removesuffix(".json"): str(ctx.run_dir / _file(w))
+        for w in stage.all_writes
+        if (ctx.run_dir / _file(w)).exists()
+    }
+    return StageResult(stage=f"{name}_gather", paths=paths, counts=counts)
 
 
 def summary_stage(ctx: RunContext) -> StageResult:

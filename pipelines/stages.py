@@ -60,6 +60,9 @@ class Stage:
     retry_exponential_backoff: bool = False
     timeout: timedelta = timedelta(minutes=30)
     progress: bool = False
+    #: None, or which shards of the night's plan the stage maps over (pipelines.shards.KINDS):
+    #: it then runs once per shard, and its gather step joins the shards' files
+    sharded: str | None = None
     doc: str = ""
 
     @property
@@ -140,13 +143,32 @@ REVIEW = Stage(
     config="transfers",
     doc="every transfer order against what it was meant to do: lead time, received, outcome, realised benefit",
 )
+SHARDS = Stage(
+    "shards",
+    "pipelines.shards:shards_stage",
+    reads=("sales", "items", "stock", "locations", "lanes", "run.json"),
+    writes=("abc", "shards.json"),
+    config="shards",
+    doc="how the heavy stages split into tasks; the panel-wide ABC classes",
+)
+MODEL = Stage(
+    "model",
+    "pipelines.forecast:model_stage",
+    reads=("sales", "items", "stock", "?lead_times", "run.json"),
+    writes=("model.json",),
+    config="forecast",
+    progress=True,
+    timeout=timedelta(hours=1),  # trains on a night without a usable model (the first night, a new horizon)
+    doc="the one model every forecast shard applies: the current version, or one trained now",
+)
 FORECAST = Stage(
     "forecast",
     "pipelines.forecast:forecast_stage",
-    reads=("sales", "items", "stock", "?lead_times", "run.json"),
+    reads=("sales", "items", "stock", "?lead_times", "?model.json", "?shards.json", "run.json"),
     writes=("forecasts", "forecast_accuracy", "lead_time_demand"),
     config="forecast",
     progress=True,
+    sharded="forecast",
     doc="per-series model chosen by backtest; daily and lead-time quantiles",
 )
 POLICY = Stage(
@@ -161,17 +183,31 @@ POLICY = Stage(
         "policies",
         "open_transfers",
         "?lead_time_demand",
+        "?abc",
+        "?shards.json",
         "run.json",
     ),
     writes=("inventory_policy", "policy_detail"),
     config="policy",
+    sharded="series",
     doc="ABC/XYZ, safety stock, reorder point, order-up-to, health band; stock on the way counted",
 )
 ALERTS = Stage(
     "alerts",
     "pipelines.alerts:alerts_stage",
-    reads=("inventory_policy", "stock", "sales", "items", "policies", "transfers", "lanes", "run.json"),
+    reads=(
+        "inventory_policy",
+        "stock",
+        "sales",
+        "items",
+        "policies",
+        "transfers",
+        "lanes",
+        "?shards.json",
+        "run.json",
+    ),
     writes=("alerts", "alert_noise.json"),
+    sharded="items",
     doc="stockout risk, slow movers and dead stock, excess, near-expiry lots; each checked against the transfer plan",
 )
 TRANSFERS = Stage(
@@ -188,10 +224,12 @@ TRANSFERS = Stage(
         "stock",
         "decisions",
         "open_transfers",
+        "?shards.json",
         "run.json",
     ),
     writes=("transfers",),
     config="transfers",
+    sharded="lanes",
     doc="MILP (greedy baseline and fallback): which transfers fix shortages at the lowest cost",
 )
 KPIS = Stage(
@@ -255,6 +293,8 @@ NIGHTLY: tuple[Stage, ...] = (
     MASTERS,
     FEEDBACK,
     REVIEW,
+    SHARDS,
+    MODEL,
     FORECAST,
     POLICY,
     TRANSFERS,
@@ -329,6 +369,10 @@ def graph(stages: tuple[Stage, ...]) -> Graph:
     return Graph(stages=stages, upstream=upstream, writer=writer)
 
 
+def _mapped(s: Stage) -> str:
+    return f" — *one task per {s.sharded} shard, then `{s.name}_gather`*" if s.sharded else ""
+
+
 def flow_markdown(stages: tuple[Stage, ...] = NIGHTLY) -> str:
     """The flow of a pipeline as Markdown (for docs/architecture.md): one row per stage with what it
     reads (and from which stage), what it writes, and its task settings."""
@@ -346,7 +390,7 @@ def flow_markdown(stages: tuple[Stage, ...] = NIGHTLY) -> str:
         reads_txt = files(reads) if len(reads) <= 10 else f"{len(reads)} files: " + files(reads)
         lines.append(
             f"| **{s.name}** | {', '.join(g.upstream[s.name]) or '—'} | {reads_txt} | {files(s.writes)}"
-            f" | {s.retries} | {int(s.timeout.total_seconds() // 60)} min | {s.doc} |"
+            f" | {s.retries} | {int(s.timeout.total_seconds() // 60)} min | {s.doc}{_mapped(s)} |"
         )
     lines += ["", "```mermaid", "flowchart TD"]
     for s in stages:

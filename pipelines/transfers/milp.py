@@ -208,7 +208,12 @@ def batches(c: pd.DataFrame, max_candidates: int) -> tuple[np.ndarray, np.ndarra
     than that is cut into batches by SKU, each charged a share of its lanes' fixed cost, minimum
     and capacity pro rata to the batch's potential volume on the lane (``lane_scale``).
     """
-    sku_id = c.groupby("sku", sort=True).ngroup().to_numpy(np.int64)
+    # a node is a SKU within one connected component of the candidates' lanes: a SKU's rows in two
+    # parts of the network are independent problems, and a batch never mixes two parts, so a lane
+    # shard (pipelines.shards) gets exactly the batches an unsharded run would solve for its part
+    lc = _lane_components(c)
+    sku_id = pd.DataFrame({"lc": lc, "sku": c["sku"].to_numpy()}).groupby(["lc", "sku"], sort=True).ngroup()
+    sku_id = sku_id.to_numpy(np.int64)
     lane_key = c.groupby(["from_location", "to_location"], sort=True).ngroup().to_numpy(np.int64)
     coupling = (
         (c["fixed_cost_per_shipment"].to_numpy(float) > 0)
@@ -227,18 +232,24 @@ def batches(c: pd.DataFrame, max_candidates: int) -> tuple[np.ndarray, np.ndarra
     seq = np.lexsort((np.arange(ns), first))
     sizes = rows_per_sku[seq]
     cs = comp_s[seq]
+    node_lc = np.zeros(ns, dtype=np.int64)
+    node_lc[sku_id] = lc
+    lcs = node_lc[seq]  # components of one part of the network are contiguous in seq
     comp_size = np.bincount(cs, weights=sizes)
     new_comp = np.r_[True, cs[1:] != cs[:-1]]
-    start = np.cumsum(sizes) - sizes  # rows before this SKU
-    comp_start = np.maximum.accumulate(np.where(new_comp, start, 0))
+    new_lc = np.r_[True, lcs[1:] != lcs[:-1]]
+    flat = np.cumsum(sizes) - sizes
+    lc_start = np.maximum.accumulate(np.where(new_lc, flat, 0))
+    start = flat - lc_start  # rows before this SKU within its part of the network
+    comp_start = np.maximum.accumulate(np.where(new_comp, flat, 0)) - lc_start
     # a component goes whole to the batch where it starts; a component larger than a batch is
     # cut by SKU into batches of max_candidates rows
     big = comp_size[cs] > max_candidates
     base = comp_start // max_candidates
     sub = np.where(big, (start - comp_start) // max_candidates, 0)
-    bkey = pd.DataFrame({"big": big, "base": np.where(big, cs, base), "sub": sub})
+    bkey = pd.DataFrame({"big": big, "lc": lcs, "base": np.where(big, cs, base), "sub": sub})
     # small components: the batch is their start's; big ones get their own ids after the small ones
-    bid = bkey.groupby(["big", "base", "sub"], sort=True).ngroup().to_numpy(np.int64)
+    bid = bkey.groupby(["big", "lc", "base", "sub"], sort=True).ngroup().to_numpy(np.int64)
     batch_of_sku = np.empty(ns, dtype=np.int64)
     batch_of_sku[seq] = bid
     batch = batch_of_sku[sku_id]
@@ -248,6 +259,15 @@ def batches(c: pd.DataFrame, max_candidates: int) -> tuple[np.ndarray, np.ndarra
     part = pd.Series(pot).groupby(key).transform("sum").to_numpy()
     scale = np.where(lane_tot[lane_key] > 0, part / np.where(lane_tot[lane_key] > 0, lane_tot[lane_key], 1.0), 1.0)
     return batch, np.clip(scale, 0.0, 1.0)
+
+
+def _lane_components(c: pd.DataFrame) -> np.ndarray:
+    """Per candidate row, the connected component of its lane among all candidates' lanes."""
+    codes, inv = np.unique(np.r_[c["from_location"].to_numpy(str), c["to_location"].to_numpy(str)], return_inverse=True)
+    n = len(c)
+    g = sp.coo_array((np.ones(n), (inv[:n], inv[n:])), shape=(len(codes), len(codes)))
+    _, comp = connected_components(g, directed=False)
+    return comp[inv[:n]].astype(np.int64)
 
 
 def donor_keep_is_risk(donor_keep: str) -> bool:

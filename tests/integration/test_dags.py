@@ -73,16 +73,26 @@ def test_dags_are_the_declared_stage_graph(dagbag):
     for dag_id, pipeline in (("tiaobo_nightly", "nightly"), ("tiaobo_retrain", "retrain")):
         dag = dagbag.dags[dag_id]
         g = stages.graph(stages.PIPELINES[pipeline])
-        assert set(dag.task_dict) == {s.name for s in g.stages}
+        sharded = {s.name for s in g.stages if s.sharded}
+        # a sharded stage is three tasks: its split (the shard list), the mapped task, its gather
+        last = {s.name: f"{s.name}_gather" if s.name in sharded else s.name for s in g.stages}
+        expected = {s.name for s in g.stages} | {f"{n}_{x}" for n in sharded for x in ("split", "gather")}
+        assert set(dag.task_dict) == expected
         for s in g.stages:
+            first = dag.task_dict[f"{s.name}_split" if s.name in sharded else s.name]
+            assert first.upstream_task_ids == {last[u] for u in g.upstream[s.name]}, s.name
             t = dag.task_dict[s.name]
-            assert t.upstream_task_ids == set(g.upstream[s.name]), s.name
             assert t.retries == s.retries and t.execution_timeout == s.timeout, s.name
+            if s.name in sharded:
+                assert type(t).__name__.endswith("MappedOperator"), s.name
+                assert t.upstream_task_ids == {f"{s.name}_split"}
+                assert dag.task_dict[f"{s.name}_gather"].upstream_task_ids == {s.name}
     nightly = dagbag.dags["tiaobo_nightly"]
+    assert {s.name for s in stages.NIGHTLY if s.sharded} == {"forecast", "policy", "transfers", "alerts"}
     assert nightly.task_dict["validate"].retries == 0
     assert nightly.task_dict["load"].downstream_task_ids == {"notify"}
-    assert "transfers" in nightly.task_dict["policy"].downstream_task_ids
-    assert "alerts" in nightly.task_dict["transfers"].downstream_task_ids  # alerts check the plan
+    assert "transfers_split" in nightly.task_dict["policy_gather"].downstream_task_ids
+    assert "alerts_split" in nightly.task_dict["transfers_gather"].downstream_task_ids  # alerts check the plan
 
 
 def test_failure_notifier_reports_even_when_the_config_itself_is_broken(tmp_path, monkeypatch):

@@ -11,12 +11,11 @@ import pytest
 from scipy.stats import nbinom, norm, poisson
 
 from pipelines import contract
+from pipelines.classify import abc_classes, abc_rank
 from pipelines.config import load_config
 from pipelines.context import RunContext, policies_frame
 from pipelines.frames import lookup_policy
 from pipelines.policy import (
-    abc_classes,
-    abc_rank,
     compute_policy,
     demand_pattern,
     discrete_loss,

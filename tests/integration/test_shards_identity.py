@@ -1,0 +1,86 @@
+"""Shards change how the night is split into tasks, never what it publishes: one shard and several
+(by store, by item) publish identical rows, table by table (a content hash per table)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines.config import load_config
+from pipelines.demo.source import DEMO_END_DATE, generate
+from pipelines.runner import run_pipeline
+from tests.factories import published_tables
+
+pytestmark = pytest.mark.integration  # whole nights through the runner on a demo ERP
+
+RUN = DEMO_END_DATE + timedelta(days=1)
+
+
+def _hashes(url: str) -> dict[str, str]:
+    out = {}
+    for name, df in published_tables(url).items():
+        df = df.drop(columns=[c for c in ("loaded_at",) if c in df.columns])
+        df = df.sort_values(list(df.columns[: min(6, len(df.columns))]), kind="mergesort").reset_index(drop=True)
+        out[name] = (
+            f"{len(df)}:" + hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
+        )
+    return out
+
+
+def _night(
+    tmp_path: Path, erp: Path, models: Path, tag: str, shards: dict, method: str = "moving_average"
+) -> tuple[dict[str, str], Path]:
+    src = tmp_path / f"erp-{tag}.sqlite"
+    shutil.copy(erp, src)
+    cfg = load_config(
+        overrides={
+            "source": {"url": f"sqlite:///{src}"},
+            "reporting": {"url": f"sqlite:///{tmp_path / f'reporting-{tag}.sqlite'}"},
+            "staging_dir": str(tmp_path / tag / "staging"),
+            "output_dir": str(tmp_path / tag / "output"),
+            "forecast": {"history_days": 120, "model_dir": str(models), "method": method},
+            "shards": shards,
+        }
+    )
+    run_pipeline(cfg, RUN)
+    return _hashes(cfg.reporting_url()), Path(cfg.staging_dir) / RUN.isoformat()
+
+
+def test_one_shard_and_many_publish_the_same_rows(tmp_path):
+    erp = tmp_path / "erp.sqlite"
+    generate(f"sqlite:///{erp}", n_skus=24, days=150)
+    models = tmp_path / "models"  # the first night trains the model, the others apply it (as a DC would)
+    one, _ = _night(tmp_path, erp, models, "one", {"count": 1})
+    stores, staged = _night(tmp_path, erp, models, "stores", {"by": "location", "count": 3})
+    items, staged_items = _night(tmp_path, erp, models, "items", {"by": "category", "count": 4})
+    plan = json.loads((staged / "shards.json").read_text())
+    assert len(plan["series"]) == 3 and len(plan["items"]) == 3  # the split did happen
+    assert (staged / "shards" / "forecast-002" / "forecasts.parquet").exists()
+    assert (staged / "shards" / "policy-002" / "inventory_policy.parquet").exists()
+    assert json.loads((staged_items / "shards.json").read_text())["series"][0]["axis"] == "sku"
+    assert all(int(h.split(":")[0]) > 0 for k, h in one.items() if k in ("forecasts", "inventory_policy", "alerts"))
+    diff = {k: (one[k], stores[k]) for k in one if one[k] != stores[k]}
+    assert not diff, f"3 store shards published other rows than 1 shard: {diff}"
+    diff = {k: (one[k], items[k]) for k in one if one[k] != items[k]}
+    assert not diff, f"category shards published other rows than 1 shard: {diff}"
+
+
+def test_store_shards_with_the_global_model_publish_the_same_rows(tmp_path):
+    """With the selected model the forecast runs as one shard (its pooled levels span the panel);
+    policy, alerts and transfers still split, and the night publishes the same rows."""
+    erp = tmp_path / "erp.sqlite"
+    generate(f"sqlite:///{erp}", n_skus=24, days=150)
+    models = tmp_path / "models"
+    one, _ = _night(tmp_path, erp, models, "one", {"count": 1}, method="selected")
+    stores, staged = _night(tmp_path, erp, models, "stores", {"by": "location", "count": 3}, method="selected")
+    plan = json.loads((staged / "shards.json").read_text())
+    assert len(plan["forecast"]) == 1 and len(plan["series"]) == 3
+    assert json.loads((staged / "model.json").read_text())["version"]  # one model for the night
+    diff = {k: (one[k], stores[k]) for k in one if one[k] != stores[k]}
+    assert not diff, f"3 store shards published other rows than 1 shard: {diff}"
