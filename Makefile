@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
-.PHONY: install browser bench-install bench-workbench screenshots demo test test-unit test-integration lint typecheck lock docs clean \
+.PHONY: install browser redis bench-install bench-workbench screenshots demo test test-unit test-integration lint typecheck lock docs clean \
 	bench-extract bench-validate bench-forecast bench-policy bench-policy-real bench-transfers bench-replay bench-load
 
 ## install: create .venv and install the exact pins of requirements.lock, then this project (editable)
@@ -30,14 +30,18 @@ demo: install
 browser:
 	command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || (apt-get update && apt-get install -y chromium fonts-wqy-microhei)
 
+## redis: Debian's redis-server for the Celery executor integration test (broker on a loopback port)
+redis:
+	command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
 ## test: the whole suite (unit, integration against local PostgreSQL/MariaDB/SMTP, end-to-end DAG)
-test: install browser
+test: install browser redis
 	$(BIN)/python -m pytest
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
 
-test-integration: install browser
+test-integration: install browser redis
 	$(BIN)/python -m pytest -m "integration or e2e"
 
 lint: install

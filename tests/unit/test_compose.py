@@ -74,3 +74,31 @@ def test_images_are_pinned():
         image = svc["image"]
         assert ":" in image and not image.endswith(":latest"), name
         assert re.search(r":v?\d+\.\d+", image), f"{name}: {image} is not an exact version"
+
+
+def _celery_compose() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO / "docker-compose.celery.yml").read_text(encoding="utf-8"))
+
+
+def test_celery_override_switches_every_airflow_container_to_one_celery_env():
+    base, celery = docker_compose()["services"], _celery_compose()["services"]
+    assert base["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    envs = [celery[name]["environment"] for name in ("airflow-init", *AIRFLOW, "airflow-worker")]
+    assert all(env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor" for env in envs)
+    assert len({env["AIRFLOW__CELERY__BROKER_URL"] for env in envs}) == 1
+
+
+def test_celery_worker_and_redis_are_pinned_healthchecked_and_wired():
+    celery = _celery_compose()["services"]
+    redis, worker = celery["redis"], celery["airflow-worker"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+\S*", redis["image"])
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    broker = worker["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+    assert re.fullmatch(r"redis://(:@)?redis:6379/\d+", broker), broker
+    assert worker["command"] == "celery worker"
+    assert worker["extends"] == {"file": "docker-compose.yml", "service": "airflow-scheduler"}
+    assert 'inspect ping -d "celery@$${HOSTNAME}"' in worker["healthcheck"]["test"][1]
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert celery["flower"]["profiles"] == ["flower"]
