@@ -8,6 +8,7 @@ shows as itself, which tests/integration/test_report_render.py refuses in the zh
 from __future__ import annotations
 
 import math
+from datetime import date
 
 #: metric -> (English, Chinese, kind); kind: "pct" (a 0..1 share), "count", "money", "days", "hours", "ratio"
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -273,3 +274,31 @@ def metric_value(code: str, value: float | None, lang: str, currency: str = "") 
     if unit:
         return f"{value:,.1f}{unit[1] if lang.startswith('zh') else unit[0]}"
     return f"{value:,.2f}"
+
+
+_WEEKDAYS = (
+    ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+    ("星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"),
+)
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTHS_LONG = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def day(d: date, lang: str) -> str:
+    """A date in a table cell, in the locale's form: ``2026年11月25日`` / ``25 Nov 2026``.
+    Written out here rather than by ``strftime``, whose month names follow the machine's locale."""
+    if lang.startswith("zh"):
+        return f"{d.year}年{d.month}月{d.day}日"
+    return f"{d.day} {_MONTHS[d.month - 1]} {d.year}"
+
+
+def long_day(d: date, lang: str) -> str:
+    """A business date in a heading or subject: ``2026年11月25日 星期三`` / ``Wednesday 25 November 2026``."""
+    zh = lang.startswith("zh")
+    weekday = _WEEKDAYS[1 if zh else 0][d.weekday()]
+    if zh:
+        return f"{d.year}年{d.month}月{d.day}日 {weekday}"
+    return f"{weekday} {d.day} {_MONTHS_LONG[d.month - 1]} {d.year}"

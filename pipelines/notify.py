@@ -51,8 +51,9 @@ import pandas as pd
 from pipelines import contract
 from pipelines.config import Config, RecipientGroup
 from pipelines.context import RunContext, StageResult
+from pipelines.labels import day as locale_day
+from pipelines.labels import long_day, metric_value
 from pipelines.labels import metric as metric_label
-from pipelines.labels import metric_value
 from pipelines.report import (
     alert_rows,
     frame,
@@ -406,9 +407,9 @@ def digest_subject(run_date: date, n_approval: int, n_high: int, lang: str) -> s
     """``[Tiaobo] 2026-11-25: 12 transfers need approval, 5 high alerts`` (or the zh-CN form)."""
     t = _DIGEST_TEXT[lang]
     if lang == "zh-CN":
-        return t["subject"].format(date=run_date.isoformat(), n=n_approval, h=n_high)
+        return t["subject"].format(date=locale_day(run_date, lang), n=n_approval, h=n_high)
     return t["subject"].format(
-        date=run_date.isoformat(),
+        date=locale_day(run_date, lang),
         n=n_approval,
         transfers="transfer needs" if n_approval == 1 else "transfers need",
         h=n_high,
@@ -488,6 +489,7 @@ def build_digest(
         "d": dt,
         "group": group.name,
         "run_date": run_date.isoformat(),
+        "run_day": long_day(run_date, lang),
         "run_id": summary.get("run_id") or "",
         "filters": dt["filters"].format(
             categories=", ".join(group.categories) or dt["all"], regions=", ".join(group.regions) or dt["all"]

@@ -361,14 +361,21 @@ def fmt_num(value: Any, decimals: int = 0) -> str:
     return f"{x:,.{decimals}f}"
 
 
-def fmt_day(value: Any) -> str:
-    """A business date as YYYY-MM-DD; empty text for a missing one."""
+def fmt_day(value: Any, lang: str = "") -> str:
+    """A business date in the locale's form (``pipelines.labels.day``; YYYY-MM-DD without a language); empty
+    text for a missing one."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     ts = pd.Timestamp(value)
     if pd.isna(ts):
         return ""
-    return ts.strftime("%Y-%m-%d")
+    return names.day(ts.date(), lang) if lang else ts.strftime("%Y-%m-%d")
+
+
+@jinja2.pass_context
+def _day_filter(ctx: Any, value: Any) -> str:
+    """The templates' ``day`` filter: the date in the rendering's language (its ``lang``)."""
+    return fmt_day(value, str(ctx.get("lang") or ""))
 
 
 def fmt_pct(value: Any, decimals: int = 1) -> str:
@@ -405,7 +412,7 @@ def make_env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["num"] = fmt_num
-    env.filters["day"] = fmt_day
+    env.filters["day"] = _day_filter
     env.filters["pct"] = fmt_pct
     env.filters["text"] = _text
     return env
@@ -1016,6 +1023,7 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "names": names,
         "t": t,
         "run_date": run_date.isoformat(),
+        "run_day": names.long_day(run_date, lang),
         "run_id": run_id or "",
         "headline": headline,
         "stage_counts": stage_count_rows(summary, lang),

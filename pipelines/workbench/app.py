@@ -625,11 +625,20 @@ def create_app(cfg: Config, url: str | None = None, secret: str | None = None) -
     return app
 
 
+@jinja2.pass_context
+def _day(ctx: Any, value: Any) -> str:
+    """A date shown to the planner in the page's language (2026年11月25日 / 25 Nov 2026); '–' when missing."""
+    from pipelines.report import fmt_day
+
+    return fmt_day(value, "zh-CN" if ctx.get("lang") == "zh" else "en") or "–"
+
+
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")), autoescape=True, undefined=jinja2.StrictUndefined
     )
     env.filters["num"] = _fmt
+    env.filters["day"] = _day
     env.globals["rec_url"] = lambda r: rec_url(
         "", RecKey(r["run_date"], r["sku"], r["from_location"], r["to_location"])
     )

@@ -202,7 +202,7 @@ def test_digest_arrives_with_recipients_subject_html_and_attachments(tmp_path, s
     assert env.mail_from == "tiaobo@example.com"
     assert env.rcpt_tos == ["zh1@example.com", "zh2@example.com"]
     got = received(env)
-    assert got["Subject"] == "[调拨] 2026-11-25：2 条调拨待审批，1 条高风险预警"
+    assert got["Subject"] == "[调拨] 2026年11月25日：2 条调拨待审批，1 条高风险预警"
     assert got["Date"] and got["Message-ID"]
     text, html, files = message_parts(got)
     assert "将 60 件 S1 从 DC1 调到 ST1。" in html and "将 12 件 S2 从 ST2 调到 ST3。" in html
@@ -257,7 +257,7 @@ def test_notify_stage_sends_one_digest_per_group(tmp_path, smtp_server, run_fram
     by_rcpt = {tuple(e.rcpt_tos): received(e) for e in handler.envelopes}
     east = by_rcpt[("east@example.com",)]
     # the east group sees transfers touching the east (S1 DC1->ST1, auto S2 DC1->ST1), not ST2->ST3
-    assert east["Subject"] == "[Tiaobo] 2026-11-25: 1 transfer needs approval, 1 high alert"
+    assert east["Subject"] == "[Tiaobo] 25 Nov 2026: 1 transfer needs approval, 1 high alert"
     _, html, files = message_parts(east)
     assert "Move 60 units of S1" in html and "ST2 to ST3" not in html
     assert len(pd.read_csv(io.BytesIO(files["transfers_2026-11-25_east.csv"]), encoding="utf-8-sig")) == 2
@@ -274,7 +274,7 @@ def test_smtp_down_keeps_the_message_on_disk(tmp_path, run_frames):
     assert path.exists() and path.parent == tmp_path / "out"
     back = email.message_from_bytes(path.read_bytes(), policy=email_policy.default)
     assert back["To"] == "east@example.com"
-    assert back["Subject"] == "[Tiaobo] 2026-11-25: 1 transfer needs approval, 1 high alert"
+    assert back["Subject"] == "[Tiaobo] 25 Nov 2026: 1 transfer needs approval, 1 high alert"
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

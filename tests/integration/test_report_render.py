@@ -506,7 +506,7 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
     assert msg["To"] == "east@example.com" and msg["From"] == "tiaobo@example.com"
     # planner transfers in scope: S1 DC1->ST1 (food, east), S2 DC1->ST2 (drinks, donor east); S3 is home.
     # alerts in scope: S1@ST1 high, S2@DC1 medium (S2@ST3 is west)
-    assert msg["Subject"] == "[Tiaobo] 2026-11-25: 2 transfers need approval, 1 high alert"
+    assert msg["Subject"] == "[Tiaobo] 25 Nov 2026: 2 transfers need approval, 1 high alert"
     assert msg.get_content_type() == "multipart/mixed"
     alt = [p for p in msg.walk() if p.get_content_type() == "multipart/alternative"]
     assert len(alt) == 1
@@ -547,7 +547,7 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
 def test_digest_zh_cn_subject_and_text(frames, summary, cfg, items, locations):
     group = cfg.email.planners[1]  # no filters, Chinese
     msg = build_digest(frames, summary, group, cfg, locations, items)
-    assert msg["Subject"] == "[调拨] 2026-11-25：3 条调拨待审批，2 条高风险预警"
+    assert msg["Subject"] == "[调拨] 2026年11月25日：3 条调拨待审批，2 条高风险预警"
     assert msg["To"] == "zh@example.com, boss@example.com"
     text, html, files = message_parts(msg)
     assert "待您审批的调拨" in html and "将 120 件 S2 从 DC1 调到 ST2。" in html
@@ -576,7 +576,7 @@ def test_digest_subject_singular_and_top_alerts_cap(frames, summary, cfg, items,
     frames = {**frames, "alerts": many, "transfers": frames["transfers"].iloc[[0]]}
     group = RecipientGroup(name="x", recipients=["x@example.com"])
     msg = build_digest(frames, summary, group, cfg, locations, items)
-    assert msg["Subject"] == "[Tiaobo] 2026-11-25: 1 transfer needs approval, 0 high alerts"
+    assert msg["Subject"] == "[Tiaobo] 25 Nov 2026: 1 transfer needs approval, 0 high alerts"
     _, html, _ = message_parts(msg)
     alerts_html = html[html.index('id="alerts"') :]
     assert "L14" in alerts_html and "L05" in alerts_html and "L04" not in alerts_html  # top 10 by value
@@ -615,7 +615,7 @@ def test_deliver_without_smtp_writes_a_parseable_eml(tmp_path, frames, summary, 
     assert path.parent == tmp_path and path.suffix == ".eml" and path.name.startswith("all-zh__")
     back = email.message_from_bytes(path.read_bytes(), policy=email_policy.default)
     assert isinstance(back, EmailMessage)
-    assert back["Subject"] == "[调拨] 2026-11-25：3 条调拨待审批，2 条高风险预警"
+    assert back["Subject"] == "[调拨] 2026年11月25日：3 条调拨待审批，2 条高风险预警"
     text, html, files = message_parts(back)
     assert "将 120 件 S2 从 DC1 调到 ST2。" in html
     assert len(files) == 3
@@ -657,7 +657,7 @@ def test_notify_stage_with_an_empty_run(cfg):
     html = Path(result.paths["report"]).read_text(encoding="utf-8")
     assert "2026-11-25" in html and "Nothing to report." in html
     back = email.message_from_bytes(Path(result.paths["eml_all-zh"]).read_bytes(), policy=email_policy.default)
-    assert back["Subject"] == "[调拨] 2026-11-25：0 条调拨待审批，0 条高风险预警"
+    assert back["Subject"] == "[调拨] 2026年11月25日：0 条调拨待审批，0 条高风险预警"
 
 
 # --------------------------------------------------------------------------------------------

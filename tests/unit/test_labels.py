@@ -1,0 +1,20 @@
+def test_dates_in_the_locales_form_whatever_the_machine_locale():
+    from datetime import date
+
+    from pipelines.labels import day, long_day
+
+    d = date(2026, 11, 5)  # a Thursday
+    assert day(d, "zh-CN") == "2026年11月5日"
+    assert day(d, "en") == "5 Nov 2026"
+    assert long_day(d, "zh-CN") == "2026年11月5日 星期四"
+    assert long_day(d, "en") == "Thursday 5 November 2026"
+    assert long_day(date(2027, 1, 3), "en") == "Sunday 3 January 2027"
+
+
+def test_report_day_filter_follows_the_rendering_language():
+    from pipelines.report import make_env
+
+    tpl = make_env().from_string("{{ d|day }}")
+    assert tpl.render(d="2026-11-25", lang="zh-CN") == "2026年11月25日"
+    assert tpl.render(d="2026-11-25", lang="en") == "25 Nov 2026"
+    assert tpl.render(d=None, lang="en") == ""
