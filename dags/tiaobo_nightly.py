@@ -22,11 +22,12 @@ import pendulum
 from airflow.sdk import dag
 
 from pipelines.airflow_support import build_tasks, default_args
+from pipelines.timetable import BusinessDateTimetable
 
 
 @dag(
     dag_id="tiaobo_nightly",
-    schedule="0 2 * * *",
+    schedule=BusinessDateTimetable("0 2 * * *", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

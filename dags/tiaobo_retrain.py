@@ -21,11 +21,12 @@ import pendulum
 from airflow.sdk import dag
 
 from pipelines.airflow_support import build_tasks, default_args
+from pipelines.timetable import BusinessDateTimetable
 
 
 @dag(
     dag_id="tiaobo_retrain",
-    schedule="0 4 * * 0",
+    schedule=BusinessDateTimetable("0 4 * * 0", timezone="Asia/Shanghai"),
     start_date=pendulum.datetime(2026, 1, 4, tz="Asia/Shanghai"),
     catchup=False,
     max_active_runs=1,

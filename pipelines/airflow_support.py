@@ -24,11 +24,10 @@ def load_cfg() -> Any:
 
 def business_date(context: Any, timezone: str) -> date:
     """The run's business date: the logical date in the company's time zone, never the wall clock."""
-    import pendulum
+    from pipelines.timetable import business_day
 
     logical = context.get("logical_date") or context["dag_run"].logical_date
-    local = pendulum.instance(logical).in_timezone(timezone)
-    return date(local.year, local.month, local.day)  # a plain date: DB drivers do not know pendulum's
+    return business_day(logical, timezone)  # a plain date: DB drivers do not know pendulum's
 
 
 def run_stage(name: str, context: Any, *, shard: int | None = None, gather: bool = False) -> dict[str, Any]:

@@ -137,3 +137,32 @@ def test_task_logs_keep_our_lines_and_quiet_the_libraries():
         assert not logging.getLogger(noisy).isEnabledFor(logging.INFO), noisy
         assert logging.getLogger(noisy).isEnabledFor(logging.WARNING), noisy
     assert logging.getLogger("pipelines.validate").isEnabledFor(logging.INFO)
+
+
+def test_scheduled_runs_are_named_by_their_business_date(dagbag):
+    """The UI shows the logical time in UTC (2026-11-24 18:00 for the night of the 25th); the run id
+    names the business date. The timetable survives the serialisation the scheduler reads."""
+    import pendulum
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.types import DagRunType
+
+    from pipelines.timetable import BusinessDateTimetable
+
+    for dag_id in ("tiaobo_nightly", "tiaobo_retrain"):
+        back = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags[dag_id]))
+        assert isinstance(back.timetable, BusinessDateTimetable), dag_id
+    tt = DagSerialization.from_dict(DagSerialization.to_dict(dagbag.dags["tiaobo_nightly"])).timetable
+    nxt = tt.next_dagrun_info_v2(
+        last_dagrun_info=None,
+        restriction=__import__("airflow.timetables.base", fromlist=["TimeRestriction"]).TimeRestriction(
+            earliest=pendulum.datetime(2026, 11, 24, 12, tz="UTC"), latest=None, catchup=True
+        ),
+    )
+    assert nxt is not None and nxt.run_after == pendulum.datetime(2026, 11, 24, 18, tz="UTC")  # 02:00 Shanghai
+    run_id = tt.generate_run_id(run_type=DagRunType.SCHEDULED, run_after=nxt.run_after, data_interval=None)
+    assert run_id == "scheduled__business-2026-11-25__2026-11-24T18:00:00+00:00"
+    backfill = tt.generate_run_id(run_type=DagRunType.BACKFILL_JOB, run_after=nxt.run_after, data_interval=None)
+    assert backfill.startswith("backfill__business-2026-11-25__")
+    assert tt.generate_run_id(run_type=DagRunType.MANUAL, run_after=nxt.run_after, data_interval=None).startswith(
+        "manual__2026-11-24T18:00:00"
+    )
