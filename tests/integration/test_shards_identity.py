@@ -3,34 +3,21 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import timedelta
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from pipelines.config import load_config
 from pipelines.demo.source import DEMO_END_DATE, generate
 from pipelines.runner import run_pipeline
-from tests.factories import published_tables
+from tests.factories import published_hashes
 
 pytestmark = pytest.mark.integration  # whole nights through the runner on a demo ERP
 
 RUN = DEMO_END_DATE + timedelta(days=1)
-
-
-def _hashes(url: str) -> dict[str, str]:
-    out = {}
-    for name, df in published_tables(url).items():
-        df = df.drop(columns=[c for c in ("loaded_at",) if c in df.columns])
-        df = df.sort_values(list(df.columns[: min(6, len(df.columns))]), kind="mergesort").reset_index(drop=True)
-        out[name] = (
-            f"{len(df)}:" + hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
-        )
-    return out
 
 
 def _night(
@@ -49,7 +36,7 @@ def _night(
         }
     )
     run_pipeline(cfg, RUN)
-    return _hashes(cfg.reporting_url()), Path(cfg.staging_dir) / RUN.isoformat()
+    return published_hashes(cfg.reporting_url()), Path(cfg.staging_dir) / RUN.isoformat()
 
 
 def test_one_shard_and_many_publish_the_same_rows(tmp_path):
