@@ -994,6 +994,73 @@ def build(
     }
 
 
+def panel_erp_frames(
+    *,
+    qty: np.ndarray,
+    listed: np.ndarray,
+    end_date: dt.date,
+    items: Frame,
+    locations: Frame,
+    lon: np.ndarray,
+    lat: np.ndarray,
+    seed: int = 42,
+) -> dict[str, Frame]:
+    """The demo ERP tables around a given daily sales panel (a real one, such as M5's), in memory.
+
+    ``qty`` (S items, L locations, T days to ``end_date``) holds the units sold; ``listed`` (S, L) is
+    true where the item is in the location's assortment. ``items`` gives ``md_material``'s columns
+    (``mat_code``, ``mat_name``, ``mat_name_en``, ``cat_code``, ``uom``, ``std_cost``,
+    ``list_price``, ``pack_qty``; ``shelf_days`` may be absent: not perishable); ``locations``
+    ``md_warehouse``'s (``wh_code``, ``wh_name``, ``wh_kind``, ``region_name``), every location open
+    and shipping. The rest is generated as :func:`build` does for its own demand: one sales document
+    per location and day (lines at the list price), the lanes from the coordinates, lead times, and
+    an unbalanced stock snapshot on the day after ``end_date``. The same arguments give the same rows."""
+    rng = np.random.default_rng(seed)
+    s_n, l_n, t_n = qty.shape
+    end = np.datetime64(end_date, "D")
+    dates = end - np.timedelta64(t_n - 1, "D") + np.arange(t_n).astype("timedelta64[D]")
+    shelf = np.asarray(items.get("shelf_days", np.full(s_n, -1)), dtype=float)
+    shelf = np.where(np.isnan(shelf), -1, shelf).astype(int)
+    price = np.asarray(items["list_price"], dtype=float)
+    frame: Frame = {
+        **{k: np.asarray(v) for k, v in items.items() if k != "shelf_days"},
+        "barcode": _ean13(rng, s_n),
+        "shelf_days": _null_where(shelf < 0, shelf),
+        "abc_fixed": np.full(s_n, None, dtype=object),
+        "status": np.full(s_n, "A", dtype=object),
+        "created_on": np.full(s_n, dates[0] - np.timedelta64(365, "D")),
+    }
+    zeros = np.zeros(s_n)
+    it = _Items(
+        frame=frame, cat=zeros.astype(int), price=price, shelf=shelf, pack=np.asarray(items["pack_qty"]),
+        rate=zeros, growth=zeros, season_jitter=zeros, elasticity=zeros, dispersion=zeros,
+        launch=zeros.astype(int), stop=np.full(s_n, t_n), discontinued=np.zeros(s_n, dtype=bool),
+    )  # fmt: skip
+    kind = np.asarray(locations["wh_kind"], dtype=object)
+    lframe: Frame = {
+        **{k: np.asarray(v, dtype=object) for k, v in locations.items()},
+        "ship_flag": np.ones(l_n, dtype=int),
+        "recv_flag": np.ones(l_n, dtype=int),
+        "is_closed": np.zeros(l_n, dtype=int),
+    }
+    lc = _Locs(
+        frame=lframe, codes=lframe["wh_code"], is_dc=kind == "DC", scale=np.ones(l_n),
+        open_until=np.full(l_n, t_n), n_open=l_n, lon=np.asarray(lon, dtype=float), lat=np.asarray(lat, dtype=float),
+        region=lframe["region_name"], ship=lframe["ship_flag"], recv=lframe["recv_flag"],
+    )  # fmt: skip
+    cells = np.asarray(qty, dtype=float)
+    sh, sl = _documents(rng, cells, np.round(cells * price[:, None, None], 2), "SALE", it, lc, dates)
+    return {
+        "md_material": frame,
+        "md_warehouse": lframe,
+        "tr_route": _lanes(rng, lc),
+        "md_replenish": _replenish(rng, it, lc),
+        "so_header": sh,
+        "so_line": sl,
+        "inv_balance": _stock(rng, it, lc, cells, np.asarray(listed, dtype=bool), end + np.timedelta64(1, "D")),
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 # Writing
 # ------------------------------------------------------------------------------------------------
@@ -1049,6 +1116,16 @@ def generate(
     say = progress or (lambda _msg: None)
     say(f"generating demo ERP: {n_skus} SKUs, {n_locations} locations, {days} days to {end_date} (seed {seed})")
     frames = build(seed=seed, n_skus=n_skus, n_locations=n_locations, end_date=end_date, days=days)
+    return write_erp(url, frames, seed=seed, progress=progress)
+
+
+def write_erp(
+    url: str, frames: dict[str, Frame], *, seed: int = 42, progress: Callable[[str], None] | None = None
+) -> dict[str, int]:
+    """Drop and recreate the demo ERP tables at ``url`` and write ``frames`` (:func:`build`,
+    :func:`panel_erp_frames`) into them, one transaction per table (PostgreSQL: COPY); return rows
+    per table. ``seed`` seeds the warehouse's own tables (the transfer requests Tiaobo exports)."""
+    say = progress or (lambda _msg: None)
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
