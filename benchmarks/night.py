@@ -112,7 +112,7 @@ def m5_erp_frames(items: int | None, seed: int = 42) -> dict[str, Any]:
             dtype=object,
         ),
         "mat_name_en": np.array([f"{d} item {n}" for d, n in zip(dept, number, strict=True)], dtype=object),
-        "cat_code": dept.astype(object),
+        "cat_code": np.array([d.replace("HOUSEHOLD", "HOUSE").replace("HOBBIES", "HOBBY") for d in dept], dtype=object),
         "uom": np.full(codes.size, "件", dtype=object),
         "std_cost": np.round(price / 1.3, 2),
         "list_price": price,

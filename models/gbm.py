@@ -227,12 +227,19 @@ class GlobalGBMForecaster(BaseEstimator):
         static: np.ndarray | None,
         groups: np.ndarray | None = None,
         covariates: np.ndarray | None = None,
+        group_levels: np.ndarray | None = None,
     ) -> tuple[np.ndarray, list[str]]:
         h = self._steps()
         X, names = origin_features(arr, origin, h, self.season, self.n_lags, tuple(self.windows))
         n = arr.shape[0]
         if groups is not None and groups.shape[1]:
-            G, gnames = group_features(arr, origin, groups, tuple(self.group_windows))
+            if group_levels is None:
+                G, gnames = group_features(arr, origin, groups, tuple(self.group_windows))
+            else:  # computed beforehand over every member of the groups (a shard holds only some)
+                G = np.asarray(group_levels, dtype=float)
+                gnames = [f"group{j}_mean_{w}" for w in self.group_windows for j in range(groups.shape[1])]
+                if G.shape != (n, len(gnames)):
+                    raise ValueError(f"group_levels has shape {G.shape}, expected {(n, len(gnames))}")
             X = np.concatenate([X, np.repeat(G, h, axis=0)], axis=1)
             names = names + gnames
         if covariates is not None and covariates.shape[2]:
@@ -374,9 +381,18 @@ class GlobalGBMForecaster(BaseEstimator):
         static: np.ndarray | None = None,
         groups: np.ndarray | None = None,
         covariates: np.ndarray | None = None,
+        group_levels: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Forecast the ``horizon`` periods after ``Y`` (any history, same feature layout)."""
+        """Forecast the ``horizon`` periods after ``Y`` (any history, same feature layout).
+
+        ``group_levels``: the pooled-level features at the end of ``Y`` (:meth:`group_levels`),
+        computed beforehand over every member of each group, when ``Y`` holds only some of them
+        (a shard of the panel); direct strategy only (a recursive forecast pools its own forecasts)."""
         check_is_fitted(self, "model_")
+        if group_levels is not None and self.strategy == "recursive":
+            raise ValueError(
+                "group_levels: a recursive forecast pools its own forecasts; it cannot take them precomputed"
+            )
         arr = as_matrix(Y)
         cal = getattr(self, "calendar_", None) if calendar is None else np.asarray(calendar, dtype=float)
         stat = getattr(self, "static_", None) if static is None else np.asarray(static)
@@ -389,10 +405,15 @@ class GlobalGBMForecaster(BaseEstimator):
                 with threadpool_limits(self.n_threads):
                     ext[:, arr.shape[1] + k] = np.maximum(self.model_.predict(X.astype(np.float32)), 0.0)
             return ext[:, arr.shape[1] :]
-        X, _ = self._design(arr, arr.shape[1], cal, stat, grp, cov)
+        X, _ = self._design(arr, arr.shape[1], cal, stat, grp, cov, group_levels)
         with threadpool_limits(self.n_threads):
             pred = self.model_.predict(X.astype(np.float32)).reshape(arr.shape[0], int(self.horizon))
         return np.maximum(pred, 0.0)
+
+    def group_levels(self, Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """The pooled-level features :meth:`predict_from` computes at the end of ``Y`` (every member
+        of every group in ``Y``), for a later ``predict_from(..., group_levels=)`` on part of it."""
+        return group_features(as_matrix(Y), as_matrix(Y).shape[1], groups, tuple(self.group_windows))[0]
 
     def predict(self, horizon: int | None = None) -> np.ndarray:
         """Forecast the ``horizon`` periods after the training history (needs ``keep_history``)."""

@@ -125,6 +125,7 @@ class NightlyForecaster(BaseEstimator):
         static: np.ndarray | None = None,
         groups: np.ndarray | None = None,
         covariates: np.ndarray | None = None,
+        group_levels: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(mean, quantiles, model)`` for the ``horizon`` days after ``Y``: mean ``[n, h]``,
         negative-binomial quantiles ``[n, h, len(QUANTILES)]`` (whole units), the model per series
@@ -139,7 +140,7 @@ class NightlyForecaster(BaseEstimator):
             fcs[c] = candidate_forecast(spec, arr, h, int(self.season))
         if "gbm" in names and n and arr.shape[1] > 0 and self.gbm_ is not None:
             fcs[names.index("gbm")] = self.gbm_.predict_from(
-                arr, calendar=calendar, static=static, groups=groups, covariates=covariates
+                arr, calendar=calendar, static=static, groups=groups, covariates=covariates, group_levels=group_levels
             )
         if self.combination_ is not None:
             fcs = combine(fcs, names, self.combination_)

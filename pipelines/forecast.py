@@ -298,6 +298,10 @@ def _static_codes(
     return (np.column_stack(cols) if cols else np.zeros((len(keys), 0))), maps
 
 
+#: the groups of the pooled-level features (:func:`_group_codes`)
+N_GROUPS = 3
+
+
 def _group_codes(keys: pd.DataFrame, items: pd.DataFrame) -> np.ndarray:
     """Grouping keys of the global model's pooled-level features: the SKU across locations, the
     location, and the category at the location (codes of this run only: the features are group
@@ -306,7 +310,7 @@ def _group_codes(keys: pd.DataFrame, items: pd.DataFrame) -> np.ndarray:
     cat_loc = frame["category"].fillna("").astype(str) + "\x1f" + frame["location"].astype(str)
     cols = [pd.factorize(frame["sku"].astype(str))[0], pd.factorize(frame["location"].astype(str))[0]]
     cols.append(pd.factorize(cat_loc)[0])
-    return np.column_stack(cols).astype(np.int64) if len(frame) else np.zeros((0, 3), dtype=np.int64)
+    return np.column_stack(cols).astype(np.int64) if len(frame) else np.zeros((0, N_GROUPS), dtype=np.int64)
 
 
 def _calendar(start: pd.Timestamp, end: pd.Timestamp, horizon: int) -> np.ndarray:
@@ -553,9 +557,12 @@ def predict_with(
     stock: pd.DataFrame,
     run_date: date,
     fc: ForecastConfig,
+    pooled: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Daily forecasts (``forecasts`` columns without run_id) from a stored model on the current
-    history (:meth:`models.nightly.NightlyForecaster.predict`)."""
+    history (:meth:`models.nightly.NightlyForecaster.predict`). ``pooled``: the global model's
+    pooled-level features of these series computed over the whole panel (:func:`pooled_levels`),
+    for a shard that holds only part of each group; without it they are computed from ``sales``."""
     rd = pd.Timestamp(run_date)
     h = int(model.horizon)
     keys = series_keys(sales, items, stock, run_date)
@@ -564,6 +571,8 @@ def predict_with(
     inputs: dict[str, np.ndarray] = {}
     if model.gbm_ is not None and len(keys) and y.shape[1] > 0:
         inputs, _ = _gbm_inputs(sales, items, keys, start, end, y, h, model.static_maps_)
+        if pooled is not None:
+            inputs["group_levels"] = _pooled_for(pooled, keys, model)
     mean, q, chosen = model.predict(y, keys, **inputs)
     horizon = np.tile(np.arange(1, h + 1, dtype=np.int64), len(keys))
     return pd.DataFrame(
@@ -578,6 +587,62 @@ def predict_with(
             "model": np.repeat(chosen, h).astype(str),
         }
     )
+
+
+#: the staging file of the global model's pooled-level features (written by the model stage)
+POOLED = "pooled_levels"
+
+
+def _pooled_names(model: NightlyForecaster) -> list[str]:
+    gbm = model.gbm_
+    return [f"group{j}_mean_{w}" for w in gbm.group_windows for j in range(N_GROUPS)] if gbm is not None else []
+
+
+def pooled_levels(
+    model: NightlyForecaster,
+    sales: pd.DataFrame,
+    items: pd.DataFrame,
+    stock: pd.DataFrame,
+    run_date: date,
+    fc: ForecastConfig,
+) -> pd.DataFrame | None:
+    """The global model's pooled-level features of every series at the run date, over the whole
+    panel: for each series, the recent mean level of its SKU across locations, of its location and of
+    its category at the location (``models.gbm.group_features``). A forecast shard holds only part of
+    these groups (a store shard, part of each SKU's locations), so the model stage computes them once
+    and every shard predicts with the panel's (:func:`predict_with`): one shard or many, the same
+    forecast. ``None`` when the model has no gradient-boosting part, or forecasts recursively (it
+    then pools its own forecasts, step by step, and its forecast is not sharded)."""
+    gbm = model.gbm_
+    if gbm is None or gbm.strategy == "recursive":
+        return None
+    keys = series_keys(sales, items, stock, run_date)
+    start, end = history_window(sales, pd.Timestamp(run_date), fc.history_days)
+    y = history_matrix(sales, keys, start, end)
+    names = _pooled_names(model)
+    levels = (
+        gbm.group_levels(y, _group_codes(keys, items))
+        if len(keys) and y.shape[1]
+        else np.zeros((len(keys), len(names)))
+    )
+    out = keys[KEY].reset_index(drop=True).astype("str")
+    for i, name in enumerate(names):
+        out[name] = levels[:, i]
+    return out
+
+
+def _pooled_for(pooled: pd.DataFrame, keys: pd.DataFrame, model: NightlyForecaster) -> np.ndarray:
+    """The rows of ``pooled`` for ``keys``, in their order; every series must be there."""
+    names = _pooled_names(model)
+    missing = [n for n in names if n not in pooled.columns]
+    if missing:
+        raise ForecastError(f"{POOLED}: columns {missing} missing (written for another model?)")
+    got = keys[KEY].astype("str").reset_index(drop=True).merge(pooled, on=KEY, how="left", indicator=True)
+    absent = got["_merge"] != "both"
+    if absent.any():
+        first = got.loc[absent, KEY].head(3).to_dict("records")
+        raise ForecastError(f"{POOLED}: {int(absent.sum())} series have no pooled levels (first: {first})")
+    return got[names].to_numpy(dtype=float)
 
 
 # --------------------------------------------------------------------------------------------
@@ -781,7 +846,12 @@ def forecast_stage(ctx: RunContext, progress: Callable[[str], None] | None = Non
             say("loading the current model (or training one: that takes minutes on a large panel)")
             model, _meta, how = current_or_train(ctx, sales, items, stock, lead_times)
         say(f"model ready: {how}; predicting {fc.horizon_days} days")
-        forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc)
+        pooled = ctx.read(POOLED) if ctx.exists(POOLED) else None
+        if pooled is None and ctx.shard is not None and model.gbm_ is not None:
+            raise ForecastError(
+                f"forecast shard: no {POOLED} from the model stage; a shard cannot pool over the panel on its own"
+            )
+        forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc, pooled)
         say(f"{forecasts[KEY].drop_duplicates().shape[0]:,} series forecast")
         accuracy = accuracy_rows(model, ctx.run_date)
         if ctx.shard is not None:  # the model's backtest covers the panel: this shard's series only
@@ -819,9 +889,14 @@ def model_stage(ctx: RunContext, progress: Callable[[str], None] | None = None) 
     check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
     if progress:
         progress("model: loading the current model (or training one: that takes minutes on a large panel)")
-    _model, meta, how = current_or_train(ctx, sales, items, stock, lead_times)
+    model, meta, how = current_or_train(ctx, sales, items, stock, lead_times)
     path = ctx.write_json("model", {"version": str(meta["version"]), "how": how})
-    return StageResult(stage="model", paths={"model": str(path)}, counts={}, notes=[how, *notes])
+    paths, counts = {"model": str(path)}, {}
+    pooled = pooled_levels(model, sales, items, stock, ctx.run_date, fc)
+    if pooled is not None:  # the panel's pooled levels: every forecast shard predicts with them
+        counts[POOLED] = ctx.write(POOLED, pooled)
+        paths[POOLED] = str(ctx.path(POOLED))
+    return StageResult(stage="model", paths=paths, counts=counts, notes=[how, *notes])
 
 
 def retrain_stage(ctx: RunContext) -> StageResult:
@@ -838,6 +913,7 @@ __all__ = [
     "check_trainable",
     "model_stage",
     "current_or_train",
+    "pooled_levels",
     "staged_lead_times",
     "daily_matrix",
     "forecast_accuracy",

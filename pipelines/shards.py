@@ -8,10 +8,10 @@ the ``shards`` stage turns it into a plan for the night (``shards.json``), from 
   given two facts about the whole panel that the plan carries: the first date of the sales history
   and the ABC classes (``abc.parquet``: the network class needs every location of a SKU, the
   location class every SKU of a location), computed once here;
-- **forecast** shards: the series shards, except with ``forecast.method: selected``: the global
-  model pools levels over groups of series (a SKU across stores, a store across SKUs), which a shard
-  would compute over its own series only, so its forecast runs as one shard for now (the current
-  limit: the pooled levels must first be computed panel-wide, like the ABC classes);
+- **forecast** shards: the series shards. The global model (``forecast.method: selected``) pools
+  levels over groups of series (a SKU across stores, a store across SKUs), which a shard would
+  compute over its own series only: the ``model`` stage computes them once over the whole panel
+  (``pooled_levels``) and every forecast shard predicts with those;
 - **item** shards (alerts): SKUs, because an alert looks at the other locations of its SKU (who can
   take near-expiry stock, who can give to a stockout). With ``by: category`` or ``sku`` they are the
   series shards; otherwise SKUs packed into ``count`` shards;
@@ -56,7 +56,7 @@ KINDS = ("series", "forecast", "items", "lanes")
 #: (small tables: items, locations, policies, decisions, open transfers, the plan)
 FILTERED: dict[str, tuple[str, ...]] = {
     "series": ("sales", "stock", "lead_times", "forecasts", "lead_time_demand", ABC),
-    "forecast": ("sales", "stock", "lead_times"),
+    "forecast": ("sales", "stock", "lead_times", "pooled_levels"),
     "items": ("inventory_policy", "stock", "sales", "transfers"),
     "lanes": ("inventory_policy", "policy_detail", "forecasts", "stock", "lanes", "open_transfers"),
 }
@@ -211,12 +211,9 @@ def shards_stage(ctx: Any) -> Any:
         cfg.shards.by, cfg.shards.count, keys, items, ctx.read("locations"), ctx.read("lanes")
     )
     # The global model (forecast.method selected) pools levels over groups of series (a SKU across
-    # stores, a store across SKUs): a shard would pool over its own series only and forecast other
-    # numbers. Until the pooled levels are computed panel-wide, its forecast runs as one shard.
-    if cfg.forecast.method == "selected":
-        plan["forecast"] = [{"axis": "location", "values": sorted(keys["location"].astype("str").unique())}]
-    else:
-        plan["forecast"] = plan["series"]
+    # stores, a store across SKUs): the model stage computes them over the whole panel
+    # (pooled_levels), so its forecast splits as the series do.
+    plan["forecast"] = plan["series"]
     first = history_start(sales)
     plan["history_start"] = None if first is None else first.date().isoformat()
     plan["by"], plan["count"] = cfg.shards.by, cfg.shards.count

@@ -155,16 +155,16 @@ MODEL = Stage(
     "model",
     "pipelines.forecast:model_stage",
     reads=("sales", "items", "stock", "?lead_times", "run.json"),
-    writes=("model.json",),
+    writes=("model.json", "?pooled_levels"),
     config="forecast",
     progress=True,
     timeout=timedelta(hours=1),  # trains on a night without a usable model (the first night, a new horizon)
-    doc="the one model every forecast shard applies: the current version, or one trained now",
+    doc="the one model every forecast shard applies (the current version, or one trained now) and its pooled levels over the panel",
 )
 FORECAST = Stage(
     "forecast",
     "pipelines.forecast:forecast_stage",
-    reads=("sales", "items", "stock", "?lead_times", "?model.json", "?shards.json", "run.json"),
+    reads=("sales", "items", "stock", "?lead_times", "?model.json", "?pooled_levels", "?shards.json", "run.json"),
     writes=("forecasts", "forecast_accuracy", "lead_time_demand"),
     config="forecast",
     progress=True,

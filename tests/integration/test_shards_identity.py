@@ -58,16 +58,19 @@ def test_one_shard_and_many_publish_the_same_rows(tmp_path):
     assert not diff, f"category shards published other rows than 1 shard: {diff}"
 
 
-def test_store_shards_with_the_global_model_publish_the_same_rows(tmp_path):
-    """With the selected model the forecast runs as one shard (its pooled levels span the panel);
-    policy, alerts and transfers still split, and the night publishes the same rows."""
+def test_shards_with_the_global_model_publish_the_same_rows(tmp_path):
+    """The global model pools levels over a SKU's stores and over a store's SKUs: store shards split
+    the first, category shards the second. The model stage computes them over the whole panel and
+    every forecast shard predicts with those, so both splits publish what one shard does."""
     erp = tmp_path / "erp.sqlite"
     generate(f"sqlite:///{erp}", n_skus=24, days=150)
     models = tmp_path / "models"
-    one, _ = _night(tmp_path, erp, models, "one", {"count": 1}, method="selected")
-    stores, staged = _night(tmp_path, erp, models, "stores", {"by": "location", "count": 3}, method="selected")
-    plan = json.loads((staged / "shards.json").read_text())
-    assert len(plan["forecast"]) == 1 and len(plan["series"]) == 3
-    assert json.loads((staged / "model.json").read_text())["version"]  # one model for the night
-    diff = {k: (one[k], stores[k]) for k in one if one[k] != stores[k]}
-    assert not diff, f"3 store shards published other rows than 1 shard: {diff}"
+    one, staged_one = _night(tmp_path, erp, models, "one", {"count": 1}, method="selected")
+    assert (staged_one / "pooled_levels.parquet").exists()
+    for tag, shards in (("stores", {"by": "location", "count": 3}), ("cats", {"by": "category", "count": 4})):
+        got, staged = _night(tmp_path, erp, models, tag, shards, method="selected")
+        plan = json.loads((staged / "shards.json").read_text())
+        assert len(plan["forecast"]) == len(plan["series"]) > 1, plan["forecast"]
+        assert json.loads((staged / "model.json").read_text())["version"]  # one model for the night
+        diff = {k: (one[k], got[k]) for k in one if one[k] != got[k]}
+        assert not diff, f"{tag} shards published other rows than 1 shard: {diff}"

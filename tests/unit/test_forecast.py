@@ -434,3 +434,24 @@ def test_gbm_variants_need_a_validation_window_before_the_test_window() -> None:
     with pytest.raises(SystemExit, match="inside the test window"):
         validation_end("2016-03-01")
     assert validation_end("2016-02-28") == pd.Timestamp("2016-02-28")
+
+
+def test_gbm_predicts_a_shard_with_the_panels_pooled_levels_as_it_does_in_the_panel() -> None:
+    """A store shard holds only part of each SKU's stores: with the pooled levels computed over the
+    panel beforehand, its forecast equals the panel's rows of it; pooling over the shard alone does not."""
+    from models.gbm import GlobalGBMForecaster
+
+    rng = np.random.default_rng(3)
+    n_sku, n_loc, t = 6, 4, 120
+    y = rng.poisson(rng.uniform(0.5, 6.0, (n_sku * n_loc, 1)), (n_sku * n_loc, t)).astype(float)
+    groups = np.column_stack([np.repeat(np.arange(n_sku), n_loc), np.tile(np.arange(n_loc), n_sku)])
+    gbm = GlobalGBMForecaster(horizon=7, n_origins=3, max_iter=30, min_samples_leaf=5).fit(y, groups=groups)
+    panel = gbm.predict_from(y, groups=groups)
+    shard = groups[:, 1] < 2  # stores 0 and 1: half of every SKU's stores
+    levels = gbm.group_levels(y, groups)
+    got = gbm.predict_from(y[shard], groups=groups[shard], group_levels=levels[shard])
+    np.testing.assert_allclose(got, panel[shard])
+    alone = gbm.predict_from(y[shard], groups=groups[shard])
+    assert not np.allclose(alone, panel[shard])  # what the shard would forecast on its own
+    with pytest.raises(ValueError, match="group_levels has shape"):
+        gbm.predict_from(y[shard], groups=groups[shard], group_levels=levels[shard][:, :2])
