@@ -6,7 +6,8 @@ UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 
 .PHONY: install browser redis bench-install bench-workbench screenshots demo test test-unit test-integration lint typecheck lock docs clean \
-	bench-extract bench-validate bench-forecast bench-policy bench-policy-real bench-transfers bench-replay bench-load
+	bench-extract bench-validate bench-forecast bench-policy bench-policy-real bench-transfers bench-replay bench-load \
+	bench-night
 
 ## install: create .venv and install the exact pins of requirements.lock, then this project (editable)
 install: $(STAMP)
@@ -77,6 +78,9 @@ bench-replay: install
 	flock /tmp/tiaobo-heavy.lock $(BIN)/python benchmarks/replay.py --dataset all
 bench-load: install
 	$(BIN)/python benchmarks/load.py --rows 1000000 --repeat 2
+bench-night: install
+	flock /tmp/tiaobo-heavy.lock $(BIN)/python benchmarks/night.py
+	flock /tmp/tiaobo-heavy.lock $(BIN)/python benchmarks/night.py --tasks --shards 10
 bench-workbench: install
 	$(BIN)/python benchmarks/workbench.py --rows 100000 --repeat 20
 

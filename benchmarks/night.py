@@ -5,6 +5,8 @@ Usage (PostgreSQL as in tests/conftest.py; the script creates and drops its own 
     .venv/bin/python benchmarks/night.py                       # the whole panel, one process
     .venv/bin/python benchmarks/night.py --tasks --shards 10   # every task its own process, 10 store shards
     .venv/bin/python benchmarks/night.py --items 300           # a quick look on 300 items x 10 stores
+    .venv/bin/python benchmarks/night.py --celery --shards 10  # the DAG on the Celery executor, 2 workers
+    .venv/bin/python benchmarks/night.py --synthetic 100000 --shards 10   # 1,000,000 synthetic series
 
 **The data.** ``../shared/data/m5``: 30,490 item x store series (3,049 items, 10 stores in 3
 states), 419 days to 2016-04-24, 12.3 M sales rows. It is written into the demo ERP schema on a
@@ -30,6 +32,15 @@ process's own ``VmHWM``), the critical path (the longest shard of each stage) an
 the wall time projected on W workers (the shards of each stage packed longest-first on W workers;
 stages in sequence, as the DAG runs them). This machine has 2 cores: the projection is computed
 from measured task times, not measured on W machines.
+
+With ``--celery`` the nightly DAG runs through Airflow's scheduler on the Celery executor
+(``tests/celery_deployment.py``: redis-server, PostgreSQL metadata, API server, DAG processor,
+scheduler, two workers), twice (the first night trains); the times are the task instances' own.
+
+With ``--synthetic SKUS`` there is no ERP: ``SKUS`` x 10 synthetic SKU-locations
+(``benchmarks/policy.py``'s scenario, two regions of five stores with lanes within each) are staged
+as validation and the forecast stage would stage them, and the ``shards``, ``policy``,
+``transfers`` and ``alerts`` stages run as tasks, each its own process.
 """
 
 from __future__ import annotations
@@ -174,12 +185,12 @@ def night_in_process(cfg_path: Path) -> dict[str, Any]:
     return {"wall_s": round(time.perf_counter() - t0, 1), "peak_rss_mb": rss.peak // 2**20, "stages": out["timings"]}
 
 
-def run_task(cfg_path: Path, stage: str, shard: str) -> None:
+def run_task(cfg_path: Path, stage: str, shard: str, run: date = RUN) -> None:
     """One task, as an Airflow worker runs it: a stage, one shard of it (``k``) or its gather."""
     from pipelines.context import RunContext
     from pipelines.runner import gather_stage, run_shard, run_stage
 
-    ctx = RunContext(load_config(str(cfg_path)), RUN)
+    ctx = RunContext(load_config(str(cfg_path)), run)
     if shard == "gather":
         gather_stage(stage, ctx)
     elif shard:
@@ -192,9 +203,10 @@ def run_task(cfg_path: Path, stage: str, shard: str) -> None:
     print(f"TASK_PEAK_KB {int(hwm.split()[1])}", flush=True)
 
 
-def _process(cfg_path: Path, stage: str, shard: str = "") -> dict[str, Any]:
+def _process(cfg_path: Path, stage: str, shard: str = "", run: date = RUN) -> dict[str, Any]:
     t0 = time.perf_counter()
     cmd = [sys.executable, __file__, "--task", stage, "--shard", shard, "--config", str(cfg_path)]
+    cmd += ["--date", run.isoformat()]
     out = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, text=True)
     if out.returncode != 0:
         raise SystemExit(f"task {stage} {shard} failed (exit {out.returncode})")
@@ -210,23 +222,26 @@ def _makespan(times: list[float], workers: int) -> float:
     return max(load)
 
 
-def night_as_tasks(cfg_path: Path) -> dict[str, Any]:
-    """The night as Airflow runs it: each task its own process, sharded stages shard by shard."""
+def night_as_tasks(cfg_path: Path, only: tuple[str, ...] | None = None, run: date = RUN) -> dict[str, Any]:
+    """The night as Airflow runs it: each task its own process, sharded stages shard by shard
+    (``only``: just these stages, on staging files already there)."""
     from pipelines import reporting, shards
     from pipelines.context import RunContext
 
     cfg = load_config(str(cfg_path))
     reporting.migrate(cfg.reporting_url())
-    ctx = RunContext(cfg, RUN)
+    ctx = RunContext(cfg, run)
     tasks: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for stage in stages.PIPELINES["nightly"]:
+        if only is not None and stage.name not in only:
+            continue
         if not stage.sharded:
-            tasks.append(_process(cfg_path, stage.name))
+            tasks.append(_process(cfg_path, stage.name, run=run))
             continue
         n = len(shards.read_plan(ctx.run_dir)[stage.sharded])
-        tasks += [_process(cfg_path, stage.name, str(k)) for k in range(n)]
-        tasks.append(_process(cfg_path, stage.name, "gather"))
+        tasks += [_process(cfg_path, stage.name, str(k), run=run) for k in range(n)]
+        tasks.append(_process(cfg_path, stage.name, "gather", run=run))
     wall = time.perf_counter() - t0
     by_stage: dict[str, list[float]] = {}
     for t in tasks:
@@ -243,6 +258,119 @@ def night_as_tasks(cfg_path: Path) -> dict[str, Any]:
     }
 
 
+def synthetic_night(skus: int, n_shards: int, seed: int = 11) -> None:
+    """``skus`` x 10 synthetic SKU-locations (``benchmarks/policy.py``'s scenario: intermittent,
+    smooth and dead series, flat forecasts, lots with expiry dates; two regions of 5 stores with
+    lanes within each region) staged as validation and the forecast would stage them, then the
+    shards, policy, transfers and alerts stages as tasks."""
+    import policy as policy_bench
+
+    from pipelines import contract
+    from pipelines.context import RunContext
+    from pipelines.runner import run_stage
+
+    run = policy_bench.RUN
+    with tempfile.TemporaryDirectory(prefix="tiaobo-synthetic-") as tmp:
+        work = Path(tmp)
+        cfg_path = work / "tiaobo.yaml"
+        cfg_path.write_text(
+            json.dumps(
+                {
+                    "reporting": {"url": f"sqlite:///{work / 'reporting.sqlite'}"},
+                    "staging_dir": str(work / "staging"),
+                    "output_dir": str(work / "output"),
+                    "policy": {"special_categories": ["spare"]},
+                    "shards": {"by": "location", "count": n_shards},
+                }
+            ),
+            encoding="utf-8",
+        )
+        day = work / "staging" / run.isoformat()
+        t0 = time.perf_counter()
+        counts = policy_bench.generate(day, skus, 10, 28, 10.0, seed)
+        locs = [f"L{i:02d}" for i in range(10)]
+        f, t = np.meshgrid(np.arange(10), np.arange(10), indexing="ij")
+        off = (f != t) & (f // 5 == t // 5)  # two regions of 5 stores, transfers within a region
+        lanes = pd.DataFrame(
+            {
+                "from_location": np.array(locs)[f[off]],
+                "to_location": np.array(locs)[t[off]],
+                "cost_per_unit": 0.2 + 0.05 * np.abs(f[off] - t[off]),  # neighbours are cheaper
+                "fixed_cost_per_shipment": 50.0,
+                "transit_days": 1 + np.abs(f[off] - t[off]) // 4,
+                "min_units": 0,
+                "capacity": None,
+            }
+        )
+        locations = pd.DataFrame(
+            {"location": locs, "name": locs, "type": "STORE", "can_ship": True, "can_receive": True}
+        ).assign(region=np.where(np.arange(10) < 5, "East", "West"), active=True)
+        contract.conform(lanes, "lanes").to_parquet(day / "lanes.parquet", index=False)
+        contract.conform(locations, "locations").to_parquet(day / "locations.parquet", index=False)
+        contract.empty("transfer_status").to_parquet(day / "transfer_status.parquet", index=False)
+        (day / "run.json").write_text(json.dumps({"run_id": f"synthetic-{skus}", "run_date": run.isoformat()}))
+        # decisions and open orders exactly as the feedback stage stages them (none yet)
+        run_stage("feedback", RunContext(load_config(str(cfg_path)), run))
+        print(
+            f"# synthetic night, {skus * 10:,} SKU-locations ({skus:,} SKUs x 10 stores), {n_shards} store shard(s):"
+            f" inputs staged in {time.perf_counter() - t0:.0f} s ("
+            + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+            + ")"
+        )
+        r = night_as_tasks(cfg_path, only=("shards", "policy", "transfers", "alerts"), run=run)
+        _print_night(f"shards, policy, transfers, alerts; {n_shards} store shard(s), each task a process", r)
+
+
+def night_on_celery(cfg_path: Path, af: Any, run_id: str) -> dict[str, Any]:
+    """The nightly DAG through the scheduler on the Celery deployment ``af``: wall from the DAG
+    run, each task instance's time (its start to its end on the worker) and the projection."""
+    t0 = time.perf_counter()
+    state = af.run("tiaobo_nightly", f"{RUN.isoformat()}T02:00:00+08:00", run_id, timeout=3600)
+    wall = time.perf_counter() - t0
+    tis = af.task_instances("tiaobo_nightly", run_id)
+    if state != "success":
+        raise SystemExit(f"DAG run {run_id}: {state}\n" + "\n".join(str(t) for t in tis))
+    tasks = []
+    for t in tis:
+        shard = str(t["map_index"]) if t["map_index"] >= 0 else ""
+        name = t["task_id"]
+        if name.endswith("_gather"):
+            name, shard = name.removesuffix("_gather"), "gather"
+        secs = (t["end_date"] - t["start_date"]).total_seconds() if t["end_date"] and t["start_date"] else 0.0
+        tasks.append({"stage": name, "shard": shard, "s": round(secs, 1), "rss_mb": 0, "host": t["hostname"]})
+    by_stage: dict[str, list[float]] = {}
+    for t in tasks:
+        if t["shard"] not in ("", "gather"):
+            by_stage.setdefault(t["stage"], []).append(t["s"])
+    serial = sum(t["s"] for t in tasks if t["shard"] in ("", "gather"))
+    return {
+        "wall_s": round(wall, 1),
+        "tasks": tasks,
+        "critical_path_s": round(serial + sum(max(v) for v in by_stage.values()), 1),
+        "projected_wall_s": {
+            w: round(serial + sum(_makespan(v, w) for v in by_stage.values()), 1) for w in (1, 2, 4, 10)
+        },
+        "max_task_rss_mb": 0,
+        "hosts": sorted({str(t["host"]) for t in tasks}),
+    }
+
+
+def celery_nights(args: argparse.Namespace, cfg_path: Path, work: Path, meta_db: str) -> None:
+    """The first and the next night as DAG runs on a Celery deployment with two workers."""
+    sys.path.insert(0, str(REPO))
+    from tests.celery_deployment import CeleryDeployment, redis_server
+
+    with redis_server(work) as broker:
+        af = CeleryDeployment(work / "celery", f"{args.pg}/{meta_db}", broker, {"TIAOBO_CONFIG": str(cfg_path)})
+        try:
+            af.start(("w1", "w2"), "tiaobo_nightly")
+            for label, rid in (("first night (trains the model)", "first"), ("next night (trained model)", "next")):
+                r = night_on_celery(cfg_path, af, f"manual__business-{RUN.isoformat()}-{rid}")
+                _print_night(f"{label}, {args.shards} store shard(s), Celery executor, 2 workers ({r['hosts']})", r)
+        finally:
+            af.stop()
+
+
 def _print_night(label: str, r: dict[str, Any]) -> None:
     print(
         f"\n## {label}: {r['wall_s']:.0f} s wall"
@@ -252,28 +380,43 @@ def _print_night(label: str, r: dict[str, Any]) -> None:
         for k, v in r["stages"].items():
             print(f"  {k:<12} {v:8.1f} s")
         return
-    print("  task                      s    RSS MB")
+    print("  task                      s    RSS MB  (worker)")
     for t in r["tasks"]:
         name = t["stage"] + (f"[{t['shard']}]" if t["shard"] else "")
-        print(f"  {name:<22} {t['s']:7.1f} {t['rss_mb']:8,}")
+        print(f"  {name:<22} {t['s']:7.1f} {t['rss_mb'] or '':>8} {t.get('host', '')}")
     print(f"  critical path (longest shard per stage): {r['critical_path_s']:.0f} s")
     print("  projected wall on W workers: " + ", ".join(f"W={w}: {s:.0f} s" for w, s in r["projected_wall_s"].items()))
-    print(f"  largest task peak RSS: {r['max_task_rss_mb']:,} MB")
+    if r["max_task_rss_mb"]:
+        print(f"  largest task peak RSS: {r['max_task_rss_mb']:,} MB")
 
 
-def main() -> None:
+def _args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, help="only the first N items (all 10 stores); default: all 3,049")
     ap.add_argument("--shards", type=int, default=1, help="store shards (shards.by: location)")
     ap.add_argument("--tasks", action="store_true", help="every task in its own process, as Airflow runs them")
+    ap.add_argument(
+        "--celery", action="store_true", help="the nightly DAG on the Celery executor: redis, scheduler, 2 workers"
+    )
     ap.add_argument("--nights", type=int, default=2, choices=(1, 2), help="1: only the first night (trains)")
     ap.add_argument("--pg", default=PG)
     ap.add_argument("--task", help=argparse.SUPPRESS)
     ap.add_argument("--shard", default="", help=argparse.SUPPRESS)
     ap.add_argument("--config", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    ap.add_argument("--date", default=RUN.isoformat(), help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--synthetic", type=int, metavar="SKUS", help="SKUS x 10 synthetic series through policy, transfers, alerts"
+    )
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = _args()
     if args.task:
-        run_task(Path(args.config), args.task, args.shard)
+        run_task(Path(args.config), args.task, args.shard, date.fromisoformat(args.date))
+        return
+    if args.synthetic:
+        synthetic_night(args.synthetic, args.shards)
         return
     if not M5.exists():
         raise SystemExit(f"{M5} is missing (../shared/data/m5)")
@@ -281,8 +424,9 @@ def main() -> None:
 
     tag = uuid.uuid4().hex[:8]
     src_db, rep_db, one_db = f"tiaobo_bench_erp_{tag}", f"tiaobo_bench_rep_{tag}", f"tiaobo_bench_one_{tag}"
+    meta_db = f"tiaobo_bench_airflow_{tag}"
     admin = sa.create_engine(f"{args.pg}/postgres", isolation_level="AUTOCOMMIT")
-    for name in (src_db, rep_db, one_db):
+    for name in (src_db, rep_db, one_db, meta_db):
         _database(admin, name, create=True)
     try:
         with tempfile.TemporaryDirectory(prefix="tiaobo-night-") as tmp:
@@ -297,11 +441,14 @@ def main() -> None:
             )
             del frames
             cfg_path = _config(work, f"{args.pg}/{src_db}", f"{args.pg}/{rep_db}", args.shards)
-            run = night_as_tasks if args.tasks else night_in_process
-            how = f"{args.shards} store shard(s), " + ("each task a process" if args.tasks else "one process")
-            _print_night(f"first night (trains the model), {how}", run(cfg_path))
-            if args.nights == 2:
-                _print_night(f"next night (trained model), {how}", run(cfg_path))
+            if args.celery:
+                celery_nights(args, cfg_path, work, meta_db)
+            else:
+                run = night_as_tasks if args.tasks else night_in_process
+                how = f"{args.shards} store shard(s), " + ("each task a process" if args.tasks else "one process")
+                _print_night(f"first night (trains the model), {how}", run(cfg_path))
+                if args.nights == 2:
+                    _print_night(f"next night (trained model), {how}", run(cfg_path))
             if args.shards > 1:  # the same night in one shard, with the same model: the same rows?
                 one = _config(work, f"{args.pg}/{src_db}", f"{args.pg}/{one_db}", 1, name="one.yaml")
                 _print_night("the same night in one shard, one process", night_in_process(one))
@@ -314,7 +461,7 @@ def main() -> None:
                     + (f"DIFFERENT in {differ}" if differ else f"identical ({len(a)} tables, SHA-256 per table)")
                 )
     finally:
-        for name in (src_db, rep_db, one_db):
+        for name in (src_db, rep_db, one_db, meta_db):
             _database(admin, name, create=False)
 
 
