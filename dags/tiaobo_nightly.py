@@ -16,6 +16,7 @@ log and emails the data team; the previously published results stay untouched.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
@@ -28,7 +29,10 @@ from pipelines.timetable import BusinessDateTimetable
 @dag(
     dag_id="tiaobo_nightly",
     schedule=BusinessDateTimetable("0 2 * * *", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Shanghai"),
+    # TIAOBO_DAG_START_DATE: an earlier first date, to run (backfill) business dates before it
+    start_date=pendulum.datetime(
+        *map(int, os.environ.get("TIAOBO_DAG_START_DATE", "2026-01-01").split("-")), tz="Asia/Shanghai"
+    ),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=2, execution_timeout=timedelta(minutes=30), retry_delay=timedelta(minutes=5)),

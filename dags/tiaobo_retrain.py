@@ -15,6 +15,7 @@ through XCom.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
@@ -27,7 +28,10 @@ from pipelines.timetable import BusinessDateTimetable
 @dag(
     dag_id="tiaobo_retrain",
     schedule=BusinessDateTimetable("0 4 * * 0", timezone="Asia/Shanghai"),
-    start_date=pendulum.datetime(2026, 1, 4, tz="Asia/Shanghai"),
+    # TIAOBO_DAG_START_DATE: an earlier first date, to run (backfill) business dates before it
+    start_date=pendulum.datetime(
+        *map(int, os.environ.get("TIAOBO_DAG_START_DATE", "2026-01-04").split("-")), tz="Asia/Shanghai"
+    ),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(retries=1, execution_timeout=timedelta(hours=1), retry_delay=timedelta(minutes=10)),

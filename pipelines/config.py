@@ -232,6 +232,11 @@ class ForecastConfig(_Strict):
         description="selected = per-series choice by backtest (with the global GBM); moving_average = skeleton",
     )
     model_dir: Path | None = Field(None, description="versioned model artifacts; default <staging_dir>/../models")
+    model_per_shard: bool = Field(
+        False,
+        description="one global model per forecast shard (trained on the shard's series, as per-store models), "
+        "instead of one over the whole panel applied to every shard",
+    )
     backtest_folds: int = Field(2, ge=1, le=8, description="rolling-origin folds of horizon_days each")
     use_gbm: bool = Field(True, description="include the global gradient-boosting candidate")
     gbm_max_iter: int = Field(150, ge=10, le=2000, description="boosting iterations of the global model")

@@ -257,10 +257,18 @@ def forecast_accuracy(
 # --------------------------------------------------------------------------------------------
 
 
-def model_dir(cfg: Config) -> Path:
-    """Folder of the versioned model artifacts (``forecast.model_dir``, default ``<staging>/../models``)."""
+def model_dir(cfg: Config, shard_key: str | None = None) -> Path:
+    """Folder of the versioned model artifacts (``forecast.model_dir``, default ``<staging>/../models``);
+    with ``forecast.model_per_shard``, a shard's own model lives in ``shards/<shard key>`` under it."""
     configured = cfg.forecast.model_dir
-    return Path(configured) if configured is not None else Path(cfg.staging_dir).parent / "models"
+    root = Path(configured) if configured is not None else Path(cfg.staging_dir).parent / "models"
+    return root / "shards" / shard_key if shard_key else root
+
+
+def _root(ctx: RunContext) -> Path:
+    """The model folder of this stage run: the shard's own with ``forecast.model_per_shard``."""
+    per_shard = ctx.cfg.forecast.model_per_shard and ctx.shard is not None
+    return model_dir(ctx.cfg, ctx.shard.key if per_shard else None)
 
 
 def history_window(sales: pd.DataFrame, run_date: date, history_days: int) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -748,13 +756,15 @@ def retrain(
     items: pd.DataFrame,
     stock: pd.DataFrame,
     lead_times: pd.DataFrame | None = None,
+    root: Path | None = None,
 ) -> dict[str, Any]:
     """Train a new version and save it; promote it when it scores not worse than the current model
     on the same, newest backtest window (the current one re-scored there, not its stored score from
-    an older window), never when that window cannot score it (:func:`score_newest_window`)."""
+    an older window), never when that window cannot score it (:func:`score_newest_window`).
+    ``root``: the model folder (default :func:`model_dir`)."""
     fc = cfg.forecast
     model, meta = train_model(sales, items, stock, run_date, fc, lead_times, cfg.policy.default_lead_time_days)
-    root = model_dir(cfg)
+    root = root or model_dir(cfg)
     loaded = artifacts.load_current(root)
     current = _usable(loaded, fc.horizon_days)
     ws = score_newest_window(model, sales, items, run_date, fc, current)
@@ -771,8 +781,9 @@ def current_or_train(
     ctx: RunContext, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, lead_times: pd.DataFrame
 ) -> tuple[NightlyForecaster, dict[str, Any], str]:
     """The current model version, or a new one trained now and made current when there is no usable
-    one (none yet, another horizon, or a file of an older format)."""
-    root = model_dir(ctx.cfg)
+    one (none yet, another horizon, or a file of an older format). A forecast shard with
+    ``forecast.model_per_shard`` uses its own folder (:func:`_root`), trained on its own series."""
+    root = _root(ctx)
     loaded = artifacts.load_current(root)
     if loaded is None:
         why = "no model yet"
@@ -847,14 +858,14 @@ def forecast_stage(ctx: RunContext, progress: Callable[[str], None] | None = Non
             model, _meta, how = current_or_train(ctx, sales, items, stock, lead_times)
         say(f"model ready: {how}; predicting {fc.horizon_days} days")
         pooled = ctx.read(POOLED) if ctx.exists(POOLED) else None
-        if pooled is None and ctx.shard is not None and model.gbm_ is not None:
+        if pooled is None and ctx.shard is not None and model.gbm_ is not None and not fc.model_per_shard:
             raise ForecastError(
                 f"forecast shard: no {POOLED} from the model stage; a shard cannot pool over the panel on its own"
             )
         forecasts = predict_with(model, sales, items, stock, ctx.run_date, fc, pooled)
         say(f"{forecasts[KEY].drop_duplicates().shape[0]:,} series forecast")
         accuracy = accuracy_rows(model, ctx.run_date)
-        if ctx.shard is not None:  # the model's backtest covers the panel: this shard's series only
+        if ctx.shard is not None:  # the panel model's backtest covers the panel: this shard's series only
             accuracy = ctx.shard.keep(accuracy)
         leads = series_lead_times(forecasts[KEY].drop_duplicates(), lead_times, ctx.cfg.policy.default_lead_time_days)
         phi = stored_lead_time_dispersion(model, leads)
@@ -884,6 +895,10 @@ def model_stage(ctx: RunContext, progress: Callable[[str], None] | None = None) 
     if fc.method != "selected":
         path = ctx.write_json("model", {"version": None, "how": f"method {fc.method}: no fitted model"})
         return StageResult(stage="model", paths={"model": str(path)}, counts={}, notes=[])
+    if fc.model_per_shard:
+        how = "one model per forecast shard (forecast.model_per_shard): each shard loads or trains its own"
+        path = ctx.write_json("model", {"version": None, "per_shard": True, "how": how})
+        return StageResult(stage="model", paths={"model": str(path)}, counts={}, notes=[how])
     sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
     lead_times, notes = staged_lead_times(ctx)
     check_trainable(sales, ctx.run_date, fc.history_days, len(series_keys(sales, items, stock, ctx.run_date)))
@@ -900,12 +915,30 @@ def model_stage(ctx: RunContext, progress: Callable[[str], None] | None = None) 
 
 
 def retrain_stage(ctx: RunContext) -> StageResult:
-    """Weekly retrain: backtest, select, save a new version, promote it only if not worse."""
+    """Weekly retrain: backtest, select, save a new version, promote it only if not worse. With
+    ``forecast.model_per_shard``, every forecast shard's own model in turn, on its shard's series
+    (the shards planned as the nightly ``shards`` stage plans them on the same data)."""
     lead_times, _ = staged_lead_times(ctx)
-    info = retrain(ctx.cfg, ctx.run_date, ctx.read("sales"), ctx.read("items"), ctx.read("stock"), lead_times)
-    return StageResult(
-        stage="retrain", paths={"model": str(model_dir(ctx.cfg) / info["version"])}, counts={}, notes=[info["reason"]]
-    )
+    sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
+    if not ctx.cfg.forecast.model_per_shard:
+        info = retrain(ctx.cfg, ctx.run_date, sales, items, stock, lead_times)
+        return StageResult(
+            stage="retrain", paths={"model": str(model_dir(ctx.cfg) / info["version"])}, counts={}, notes=[info["reason"]]
+        )
+    from pipelines import shards, stages
+
+    read = lambda name: ctx.read(name) if ctx.exists(name) else contract.empty(name)  # noqa: E731
+    keys = series_keys(sales, items, stock, ctx.run_date)
+    plan = shards.plan_shards(ctx.cfg.shards.by, ctx.cfg.shards.count, keys, items, read("locations"), read("lanes"))
+    plan["forecast"] = plan["series"]
+    paths, notes = {}, []
+    for k in range(len(plan["forecast"])):
+        sc = shards.scope(plan, stages.BY_NAME["forecast"], k)
+        root = model_dir(ctx.cfg, sc.key)
+        info = retrain(ctx.cfg, ctx.run_date, sc.keep(sales), items, sc.keep(stock), sc.keep(lead_times), root=root)
+        paths[f"model_{sc.key}"] = str(root / info["version"])
+        notes.append(f"shard {sc.key} ({len(sc.values)} {sc.axis}s): {info['reason']}")
+    return StageResult(stage="retrain", paths=paths, counts={}, notes=notes)
 
 
 __all__ = [

@@ -78,6 +78,15 @@ class ShardScope:
     def dir_name(self) -> str:
         return f"{self.stage}-{self.index:03d}"
 
+    @property
+    def key(self) -> str:
+        """A name for what the shard holds (its axis and values), stable from night to night while it
+        holds the same stores or items, whatever its index: the folder of its own forecast model."""
+        import hashlib
+
+        digest = hashlib.sha1("\x1f".join((self.axis, *sorted(self.values))).encode()).hexdigest()[:12]
+        return f"{self.axis}-{digest}"
+
     def column(self, name: str, columns: list[str] | tuple[str, ...]) -> str | None:
         """The column of file ``name`` this shard filters on, or None when it reads the file whole."""
         if name not in FILTERED[self.kind]:

@@ -279,7 +279,7 @@ NOTIFY = Stage(
 RETRAIN = Stage(
     "retrain",
     "pipelines.forecast:retrain_stage",
-    reads=("sales", "items", "stock", "?lead_times"),
+    reads=("sales", "items", "stock", "?lead_times", "?locations", "?lanes"),
     config="forecast",
     retries=1,
     timeout=timedelta(hours=1),

@@ -192,6 +192,21 @@ class CeleryDeployment:
         )
         return self.state(dag_id, run_id)
 
+    def rerun(self, dag_id: str, run_id: str, logical: str, timeout: float) -> str:
+        """Clear every task of the run (Airflow keeps one run per logical date) and wait until the
+        scheduler has run them all again: the run's state."""
+        with self.meta.connect() as c:
+            before = c.execute(sa.text("select now()")).scalar_one()
+        self.airflow("tasks", "clear", dag_id, "--start-date", logical, "--end-date", logical, "--yes")
+
+        def again() -> bool:
+            tis = self.task_instances(dag_id, run_id)
+            done = all(t["end_date"] is not None and t["end_date"] > before for t in tis if t["state"] != "skipped")
+            return bool(tis) and done and self.state(dag_id, run_id) in ("success", "failed")
+
+        wait_for("the cleared DAG run to finish again", again, timeout, self.logs)
+        return self.state(dag_id, run_id)
+
     def state(self, dag_id: str, run_id: str) -> str:
         with self.meta.connect() as c:
             q = sa.text("select state from dag_run where dag_id = :d and run_id = :r")

@@ -8,6 +8,7 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from pipelines.config import load_config
@@ -74,3 +75,53 @@ def test_shards_with_the_global_model_publish_the_same_rows(tmp_path):
         assert json.loads((staged / "model.json").read_text())["version"]  # one model for the night
         diff = {k: (one[k], got[k]) for k in one if one[k] != got[k]}
         assert not diff, f"{tag} shards published other rows than 1 shard: {diff}"
+
+
+def test_one_model_per_store_shard_when_the_config_says_so(tmp_path):
+    """``forecast.model_per_shard``: each forecast shard trains (the first night) and then loads its
+    own model, on its own stores' series, in its own folder; the weekly retrain retrains each."""
+    from pipelines.context import RunContext
+    from pipelines.forecast import retrain_stage
+    from pipelines.runner import run_pipeline
+    from pipelines.shards import scope
+    from pipelines.stages import BY_NAME
+
+    erp = tmp_path / "erp.sqlite"
+    generate(f"sqlite:///{erp}", n_skus=24, days=150)
+    models = tmp_path / "models"
+    shards = {"by": "location", "count": 3}
+    cfg = load_config(
+        overrides={
+            "source": {"url": f"sqlite:///{erp}"},
+            "reporting": {"url": f"sqlite:///{tmp_path / 'reporting.sqlite'}"},
+            "staging_dir": str(tmp_path / "staging"),
+            "output_dir": str(tmp_path / "output"),
+            "forecast": {"history_days": 120, "model_dir": str(models), "model_per_shard": True},
+            "shards": shards,
+        }
+    )
+    run_pipeline(cfg, RUN)
+    staged = Path(cfg.staging_dir) / RUN.isoformat()
+    plan = json.loads((staged / "shards.json").read_text())
+    assert len(plan["forecast"]) == 3
+    assert not (staged / "pooled_levels.parquet").exists()  # each model pools over its own shard
+    from models import artifacts
+
+    versions = {}
+    for k in range(3):
+        sc = scope(plan, BY_NAME["forecast"], k)
+        root = models / "shards" / sc.key
+        model, meta = artifacts.load_current(root)
+        assert set(model.series_["location"]) <= set(sc.values), (sc.values, set(model.series_["location"]))
+        versions[sc.key] = meta["version"]
+    assert artifacts.current_version(models) is None  # no panel model
+    forecasts = pd.read_parquet(staged / "forecasts.parquet")
+    assert set(forecasts["location"]) == {v for s in plan["series"] for v in s["values"]}
+
+    run_pipeline(cfg, RUN)  # the next night loads each shard's model: no new version
+    assert {k: artifacts.current_version(models / "shards" / k) for k in versions} == versions
+    counts = {k: len([p for p in (models / "shards" / k).iterdir() if p.is_dir()]) for k in versions}
+    result = retrain_stage(RunContext(cfg, RUN))
+    assert len(result.notes) == 3 and all("shard location-" in n for n in result.notes)
+    after = {k: len([p for p in (models / "shards" / k).iterdir() if p.is_dir()]) for k in versions}
+    assert after == {k: n + 1 for k, n in counts.items()}  # one new version per shard
