@@ -923,7 +923,10 @@ def retrain_stage(ctx: RunContext) -> StageResult:
     if not ctx.cfg.forecast.model_per_shard:
         info = retrain(ctx.cfg, ctx.run_date, sales, items, stock, lead_times)
         return StageResult(
-            stage="retrain", paths={"model": str(model_dir(ctx.cfg) / info["version"])}, counts={}, notes=[info["reason"]]
+            stage="retrain",
+            paths={"model": str(model_dir(ctx.cfg) / info["version"])},
+            counts={},
+            notes=[info["reason"]],
         )
     from pipelines import shards, stages
 

@@ -602,7 +602,7 @@ def todays_actions(
         t = covering.get((r["sku"], r["location"])) if r["alert_type"] == "stockout_risk" else None
         if t is not None:
             r["action_label"] = _TODAY[lang]["transfer"].format(
-                qty=float(t["quantity"]), frm=t["from_location"], arrival=f"{pd.Timestamp(t['arrival_date']):%Y-%m-%d}"
+                qty=float(t["quantity"]), frm=t["from_location"], arrival=fmt_day(t["arrival_date"], lang)
             )
     return rows
 

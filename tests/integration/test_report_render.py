@@ -823,10 +823,10 @@ def test_todays_actions_put_stockouts_first_and_name_the_covering_transfer(items
     assert [r["sku"] for r in rows[:3]] == ["S29", "S28", "S27"]
     assert rows[TODAYS_STOCKOUTS]["sku"] == "E29"
     # the largest planned transfer into the SKU and location is the action, with its arrival
-    assert rows[0]["action_label"] == "Approve the transfer of 20 from DC-02 (arrives 2026-11-28)"
+    assert rows[0]["action_label"] == "Approve the transfer of 20 from DC-02 (arrives 28 Nov 2026)"
     assert rows[1]["action_label"] == "Expedite the order or transfer stock in"  # no planned transfer: its own action
     zh = todays_actions(alerts, transfers, "zh-CN", items, locations)
-    assert zh[0]["action_label"] == "批准从 DC-02 调入 20 件(预计 2026-11-28 到货)"
+    assert zh[0]["action_label"] == "批准从 DC-02 调入 20 件(预计 2026年11月28日 到货)"
     assert todays_actions(alerts.iloc[0:0], transfers, "en", items, locations) == []
 
 
