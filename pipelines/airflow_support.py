@@ -224,7 +224,7 @@ def build_tasks(pipeline: str) -> dict[str, Any]:
     g = stages.graph(stages.PIPELINES[pipeline])
     out: dict[str, Any] = {}
     for stage in g.stages:
-        settings = {
+        settings: dict[str, Any] = {
             "retries": stage.retries,
             "retry_exponential_backoff": stage.retry_exponential_backoff,
             "execution_timeout": stage.timeout,

@@ -931,9 +931,7 @@ def retrain_stage(ctx: RunContext) -> StageResult:
     from pipelines import shards, stages
 
     read = lambda name: ctx.read(name) if ctx.exists(name) else contract.empty(name)  # noqa: E731
-    keys = series_keys(sales, items, stock, ctx.run_date)
-    plan = shards.plan_shards(ctx.cfg.shards.by, ctx.cfg.shards.count, keys, items, read("locations"), read("lanes"))
-    plan["forecast"] = plan["series"]
+    plan = shards.night_plan(ctx.cfg, sales, items, stock, read("locations"), read("lanes"), ctx.run_date)
     paths, notes = {}, []
     for k in range(len(plan["forecast"])):
         sc = shards.scope(plan, stages.BY_NAME["forecast"], k)

@@ -91,9 +91,10 @@ def shard_count(name: str, ctx: RunContext) -> int:
     the stage then runs on the whole night, as when it is called on its own)."""
     from pipelines import shards
 
-    if not (ctx.run_dir / shards.PLAN).exists():
+    kind = stages.BY_NAME[name].sharded
+    if kind is None or not (ctx.run_dir / shards.PLAN).exists():
         return 0
-    return len(shards.read_plan(ctx.run_dir)[stages.BY_NAME[name].sharded])
+    return len(shards.read_plan(ctx.run_dir)[kind])
 
 
 def run_shard(name: str, index: int, ctx: RunContext, progress: Progress | None = None) -> StageResult:

@@ -207,18 +207,15 @@ def abc_frame(sales: pd.DataFrame, items: pd.DataFrame, keys: pd.DataFrame, run_
     return out[[*KEY, "abc_class_network", "abc_class_location"]]
 
 
-def shards_stage(ctx: Any) -> Any:
-    """Plan the night's shards (``shards.json``), the panel-wide ABC classes (``abc``) and, for the
-    selected forecast method, the one model every forecast shard applies."""
-    from pipelines.context import StageResult
+def night_plan(cfg: Any, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, locations: pd.DataFrame,
+               lanes: pd.DataFrame, run_date: Any) -> dict[str, Any]:  # fmt: skip
+    """The night's plan (``shards.json``): the shards of every kind, the panel's first sales date,
+    the split asked for. The ``shards`` stage (:mod:`pipelines.planning`) writes it; the weekly
+    retrain of per-shard models plans the same way on the same data."""
     from pipelines.frames import history_start, series_keys
 
-    cfg = ctx.cfg
-    sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
-    keys = series_keys(sales, items, stock, ctx.run_date)
-    plan: dict[str, Any] = plan_shards(
-        cfg.shards.by, cfg.shards.count, keys, items, ctx.read("locations"), ctx.read("lanes")
-    )
+    keys = series_keys(sales, items, stock, run_date)
+    plan: dict[str, Any] = plan_shards(cfg.shards.by, cfg.shards.count, keys, items, locations, lanes)
     # The global model (forecast.method selected) pools levels over groups of series (a SKU across
     # stores, a store across SKUs): the model stage computes them over the whole panel
     # (pooled_levels), so its forecast splits as the series do.
@@ -226,17 +223,7 @@ def shards_stage(ctx: Any) -> Any:
     first = history_start(sales)
     plan["history_start"] = None if first is None else first.date().isoformat()
     plan["by"], plan["count"] = cfg.shards.by, cfg.shards.count
-    notes: list[str] = []
-    n_abc = ctx.write(ABC, abc_frame(sales, items, keys, ctx.run_date, cfg.policy))
-    path = ctx.write_json(PLAN.removesuffix(".json"), plan)
-    sizes = {k: len(plan[k]) for k in KINDS}
-    notes.insert(0, "shards: " + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f" (by {cfg.shards.by})")
-    return StageResult(
-        stage="shards",
-        paths={"shards": str(path), ABC: str(ctx.path(ABC))},
-        counts={**{f"{k}_shards": v for k, v in sizes.items()}, ABC: n_abc},
-        notes=notes,
-    )
+    return plan
 
 
 def read_plan(run_dir: Path) -> dict[str, Any]:

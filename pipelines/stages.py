@@ -145,7 +145,7 @@ REVIEW = Stage(
 )
 SHARDS = Stage(
     "shards",
-    "pipelines.shards:shards_stage",
+    "pipelines.planning:shards_stage",
     reads=("sales", "items", "stock", "locations", "lanes", "run.json"),
     writes=("abc", "shards.json"),
     config="shards",
