@@ -77,10 +77,15 @@ def pct(values: pd.Series) -> pd.Series:
     return num(pd.Series(values) * 100.0, 1) + "%"
 
 
-def day(values: pd.Series, missing: str = "") -> pd.Series:
-    """Dates as ``YYYY-MM-DD`` text (missing dates give ``missing``)."""
+def day(values: pd.Series, missing: str = "", lang: str = "en") -> pd.Series:
+    """Dates as text: ``YYYY-MM-DD`` in the English sentences, ``2026年3月3日`` in the Chinese ones
+    (``lang="zh"``); missing dates give ``missing``."""
     s = pd.to_datetime(pd.Series(values))
-    return s.dt.strftime("%Y-%m-%d").fillna(missing).astype("str")
+    if not lang.startswith("zh"):
+        return s.dt.strftime("%Y-%m-%d").fillna(missing).astype("str")
+    part = lambda x: x.astype("Int64").astype("str")  # noqa: E731
+    out = part(s.dt.year) + "年" + part(s.dt.month) + "月" + part(s.dt.day) + "日"
+    return out.where(s.notna(), missing).astype("str")
 
 
 def text(*parts: Part) -> pd.Series:
@@ -330,7 +335,8 @@ def stockout_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "gap": num(df["days_before_receipt"], 0),
         "units": num(df["units"], 0),
     }
-    en, zh = render(_STOCKOUT_EN, **f), render(_STOCKOUT_ZH, **f)
+    z = {**f, "ev": day(df["event_date"], lang="zh"), "rc": day(df["receipt_date"], lang="zh")}
+    en, zh = render(_STOCKOUT_EN, **f), render(_STOCKOUT_ZH, **z)
     if "plan_reason" in df.columns:
         p_en, p_zh = plan_sentences(df, "stockout_risk")
         en, zh = text(en, " ", p_en), text(zh, p_zh)
@@ -367,7 +373,9 @@ def slow_mover_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     else:
         never_en, never_zh = pd.Series("no sale recorded", index=df.index), pd.Series("无销售记录", index=df.index)
     last_en = choose(never, never_en, render("last sale on {d}, {n} days ago", d=last, n=ago))
-    last_zh = choose(never, never_zh, render("最近一次销售于 {d}（{n} 天前）", d=last, n=ago))
+    last_zh = choose(
+        never, never_zh, render("最近一次销售于 {d}（{n} 天前）", d=day(df["last_sale_date"], lang="zh"), n=ago)
+    )
     dead = df["dead"].astype(bool) if "dead" in df.columns else pd.Series(False, index=df.index)
     return (
         choose(dead, render(_DEAD_EN, **f, last=last_en), render(_SLOW_EN, **f, last=last_en)),
@@ -432,6 +440,7 @@ def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         "units": num(df["units"], 0),
         "val": money(df["value_at_risk"]),
     }
+    z = {**f, "ev": day(df["event_date"], lang="zh")}
     expired = df["expired"].astype(bool)
     best = df["best_location"].astype("str") if "best_location" in df.columns else pd.Series("", index=df.index)
     rate = num(df["best_rate"], 1) if "best_rate" in df.columns else pd.Series("", index=df.index)
@@ -448,7 +457,7 @@ def near_expiry_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         act_en, act_zh = plan_sentences(df, "near_expiry")
     return (
         choose(expired, render(_EXPIRED_EN, **f), render(_EXPIRING_EN, **f, act=act_en)),
-        choose(expired, render(_EXPIRED_ZH, **f), render(_EXPIRING_ZH, **f, act=act_zh)),
+        choose(expired, render(_EXPIRED_ZH, **z), render(_EXPIRING_ZH, **z, act=act_zh)),
     )
 
 
@@ -571,6 +580,9 @@ def plan_sentences(df: pd.DataFrame, alert_type: str) -> tuple[pd.Series, pd.Ser
         "ev": day(df["event_date"]) if "event_date" in df.columns else empty,
         "lt": num(df["lead_time_days"], 1) if "lead_time_days" in df.columns else empty,
     }
+    z = {**f, "pa": day(df["plan_arrival"], lang="zh")}
+    if "event_date" in df.columns:
+        z["ev"] = day(df["event_date"], lang="zh")
     en, zh = empty.copy(), empty.copy()
     reason = df["plan_reason"].astype("str")
     for (kind, code), (t_en, t_zh) in _PLAN.items():
@@ -579,7 +591,7 @@ def plan_sentences(df: pd.DataFrame, alert_type: str) -> tuple[pd.Series, pd.Ser
         hit = reason == code
         if hit.any():
             en = choose(hit, render(t_en, **f) if "{" in t_en else t_en, en)
-            zh = choose(hit, render(t_zh, **f) if "{" in t_zh else t_zh, zh)
+            zh = choose(hit, render(t_zh, **z) if "{" in t_zh else t_zh, zh)
     return en, zh
 
 
@@ -626,7 +638,8 @@ def transfer_sentences(df: pd.DataFrame, coverage_days: int) -> tuple[pd.Series,
         "cov": str(int(coverage_days)),
     }
     en = render(_TRANSFER_EN, **f, dcov=num(df["donor_days_of_cover"], 0, missing="unlimited"))
-    zh = render(_TRANSFER_ZH, **f, dcov=num(df["donor_days_of_cover"], 0, missing="无限"))
+    z = {**f, "so": day(df["receiver_stockout_date"], "无", lang="zh"), "arr": day(df["arrival_date"], lang="zh")}
+    zh = render(_TRANSFER_ZH, **z, dcov=num(df["donor_days_of_cover"], 0, missing="无限"))
     if {"donor_keeps", "donor_rop", "donor_lost_units"} <= set(df.columns):
         # the MILP's donor_keep "risk": a donor may go below its reorder point when the receiver
         # gains more than the donor is expected to lose; say so, with the numbers
@@ -761,16 +774,17 @@ def review_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
         rso=said(rso, "still ran out of stock", "did not run out", "is not known yet"),
         dso=said(dso, "ran out", "did not run out", "is not known yet"),
     )
+    gz = {**g, "end": day(df["window_end"], lang="zh")}
     out_zh = render(
         _OUTCOME_ZH,
-        **g,
+        **gz,
         rso=said(rso, "仍然断货", "未断货", "尚不可知"),
         dso=said(dso, "断货", "未断货", "尚不可知"),
     )
     pending_en = choose(
         closed, out_en, render(" The window ends on {end}: the outcome is not final yet.", end=g["end"])
     )
-    pending_zh = choose(closed, out_zh, render("覆盖期至 {end} 结束，结果尚未最终确定。", end=g["end"]))
+    pending_zh = choose(closed, out_zh, render("覆盖期至 {end} 结束，结果尚未最终确定。", end=gz["end"]))
     return en + pending_en, zh + pending_zh
 
 

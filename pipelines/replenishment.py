@@ -933,6 +933,8 @@ def purchase_proposals(
     }
     zh = {
         **f,
+        "by": explain.day(out["order_by"], lang="zh"),
+        "rec": explain.day(out["expected_receipt"], lang="zh"),
         "when": explain.choose(out["_now"], "已达到或低于", "将在检查周期内降到"),
         "sup": explain.choose(known, explain.render("供应商 {s} ", s=sup), "供应商（未记录，请选择）"),
         "rounding": explain.choose(

@@ -53,7 +53,7 @@ def test_stockout_risk_hand_computed() -> None:
         "On hand 5 (available 5), forecast 2/day, lead time 7 days: stockout expected on 2026-03-03,"
         " 5 days before the next receipt (2026-03-08); 9 units short over the lead time."
     )
-    assert "预计 2026-03-03 断货" in r["explanation_zh"] and "早 5 天" in r["explanation_zh"]
+    assert "预计 2026年3月3日 断货" in r["explanation_zh"] and "早 5 天" in r["explanation_zh"]
 
 
 def test_slow_mover_threshold_and_never_sold() -> None:
@@ -147,7 +147,7 @@ def test_near_expiry_alerts_per_lot() -> None:
     assert ne.loc["L2", "event_date"] == D("2026-03-06")
     assert (ne.loc["K1", "units"], ne.loc["K1", "severity"]) == (8.0, "low")  # 90 days away
     assert "4 units will not sell in time" in ne.loc["L2", "explanation_en"]
-    assert "已于 2026-02-28 过期" in ne.loc["L0", "explanation_zh"]
+    assert "已于 2026年2月28日 过期" in ne.loc["L0", "explanation_zh"]
     contract.conform(out.assign(run_id="t"), "alerts")
     assert not contract.duplicated_keys(out.assign(run_id="t"), "alerts").any()
 

@@ -55,7 +55,7 @@ def test_a_covered_stockout_names_the_transfer_to_approve() -> None:
         "DC",
     )
     assert "covers it: 10 units from DC, first arriving 2026-03-02. Approve the transfer." in r["explanation_en"]
-    assert "从 DC 调入 10 件，最早 2026-03-02 到货。请批准该调拨。" in r["explanation_zh"]
+    assert "从 DC 调入 10 件，最早 2026年3月2日 到货。请批准该调拨。" in r["explanation_zh"]
 
 
 def test_a_partly_covered_stockout_says_expedite_the_rest() -> None:

@@ -18,3 +18,13 @@ def test_report_day_filter_follows_the_rendering_language():
     assert tpl.render(d="2026-11-25", lang="zh-CN") == "2026年11月25日"
     assert tpl.render(d="2026-11-25", lang="en") == "25 Nov 2026"
     assert tpl.render(d=None, lang="en") == ""
+
+
+def test_chinese_sentences_write_dates_the_chinese_way():
+    import pandas as pd
+
+    from pipelines.explain import day
+
+    s = pd.Series([pd.Timestamp("2026-03-03"), pd.NaT, pd.Timestamp("2026-12-25")])
+    assert day(s).tolist() == ["2026-03-03", "", "2026-12-25"]
+    assert day(s, "无", lang="zh").tolist() == ["2026年3月3日", "无", "2026年12月25日"]
