@@ -222,6 +222,24 @@ def _makespan(times: list[float], workers: int) -> float:
     return max(load)
 
 
+def _summary(tasks: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """The night's tasks with its wall time, critical path (the longest shard of each sharded stage,
+    every other task in sequence) and the wall projected on W workers (:func:`_makespan`)."""
+    by_stage: dict[str, list[float]] = {}
+    for t in tasks:
+        if t["shard"] not in ("", "gather"):
+            by_stage.setdefault(t["stage"], []).append(t["s"])
+    serial = sum(t["s"] for t in tasks if t["shard"] in ("", "gather"))
+    projected = {w: round(serial + sum(_makespan(v, w) for v in by_stage.values()), 1) for w in (1, 2, 4, 10)}
+    return {
+        "wall_s": round(wall, 1),
+        "tasks": tasks,
+        "critical_path_s": round(serial + sum(max(v) for v in by_stage.values()), 1),
+        "projected_wall_s": projected,
+        "max_task_rss_mb": max(t["rss_mb"] for t in tasks),
+    }
+
+
 def night_as_tasks(cfg_path: Path, only: tuple[str, ...] | None = None, run: date = RUN) -> dict[str, Any]:
     """The night as Airflow runs it: each task its own process, sharded stages shard by shard
     (``only``: just these stages, on staging files already there)."""
@@ -242,20 +260,7 @@ def night_as_tasks(cfg_path: Path, only: tuple[str, ...] | None = None, run: dat
         n = len(shards.read_plan(ctx.run_dir)[stage.sharded])
         tasks += [_process(cfg_path, stage.name, str(k), run=run) for k in range(n)]
         tasks.append(_process(cfg_path, stage.name, "gather", run=run))
-    wall = time.perf_counter() - t0
-    by_stage: dict[str, list[float]] = {}
-    for t in tasks:
-        if t["shard"] not in ("", "gather"):
-            by_stage.setdefault(t["stage"], []).append(t["s"])
-    serial = sum(t["s"] for t in tasks if t["shard"] in ("", "gather"))
-    projected = {w: round(serial + sum(_makespan(v, w) for v in by_stage.values()), 1) for w in (1, 2, 4, 10)}
-    return {
-        "wall_s": round(wall, 1),
-        "tasks": tasks,
-        "critical_path_s": round(serial + sum(max(v) for v in by_stage.values()), 1),
-        "projected_wall_s": projected,
-        "max_task_rss_mb": max(t["rss_mb"] for t in tasks),
-    }
+    return _summary(tasks, time.perf_counter() - t0)
 
 
 def synthetic_night(skus: int, n_shards: int, seed: int = 11) -> None:
@@ -343,21 +348,7 @@ def night_on_celery(af: Any, run_id: str, again: bool) -> dict[str, Any]:
             name, shard = name.removesuffix("_gather"), "gather"
         secs = (t["end_date"] - t["start_date"]).total_seconds() if t["end_date"] and t["start_date"] else 0.0
         tasks.append({"stage": name, "shard": shard, "s": round(secs, 1), "rss_mb": 0, "host": t["hostname"]})
-    by_stage: dict[str, list[float]] = {}
-    for t in tasks:
-        if t["shard"] not in ("", "gather"):
-            by_stage.setdefault(t["stage"], []).append(t["s"])
-    serial = sum(t["s"] for t in tasks if t["shard"] in ("", "gather"))
-    return {
-        "wall_s": round(wall, 1),
-        "tasks": tasks,
-        "critical_path_s": round(serial + sum(max(v) for v in by_stage.values()), 1),
-        "projected_wall_s": {
-            w: round(serial + sum(_makespan(v, w) for v in by_stage.values()), 1) for w in (1, 2, 4, 10)
-        },
-        "max_task_rss_mb": 0,
-        "hosts": sorted({str(t["host"]) for t in tasks}),
-    }
+    return {**_summary(tasks, wall), "hosts": sorted({str(t["host"]) for t in tasks})}
 
 
 def celery_nights(args: argparse.Namespace, cfg_path: Path, work: Path, meta_db: str) -> None:

@@ -1106,21 +1106,6 @@ def published_tables(url: str) -> dict[str, pd.DataFrame]:
     return {name: reporting.read_table(url, name) for name in contract.OUTPUT_TABLES}
 
 
-def published_hashes(url: str) -> dict[str, str]:
-    """A content hash per published table (row count and the rows' hash, load time left out): two
-    publications of the same night compare equal table by table."""
-    import hashlib
-
-    out = {}
-    for name, df in published_tables(url).items():
-        df = df.drop(columns=[c for c in ("loaded_at",) if c in df.columns])
-        df = df.sort_values(list(df.columns[: min(6, len(df.columns))]), kind="mergesort").reset_index(drop=True)
-        out[name] = (
-            f"{len(df)}:" + hashlib.sha256(pd.util.hash_pandas_object(df, index=False).values.tobytes()).hexdigest()
-        )
-    return out
-
-
 def check_summary_views(u: str, d1: date = date(2025, 3, 10), d2: date = date(2025, 3, 11)) -> None:
     """Publish ``d1`` and ``d2``, then check the summary views against hand-computed sums (SQLite and PostgreSQL)."""
     import sqlalchemy as sa

@@ -18,10 +18,10 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.demo.source import DEMO_END_DATE, generate
+from pipelines.reporting import publication_digest
 from pipelines.runner import run_pipeline
 from tests.celery_deployment import CeleryDeployment, DeploymentError, redis_server, tails
 from tests.conftest import fresh_pg_url
-from tests.factories import published_hashes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -112,4 +112,4 @@ def test_sharded_night_on_celery_workers_publishes_what_one_shard_does(tmp_path,
             }
         )
         run_pipeline(cfg, RUN)
-        assert published_hashes(pg_url) == published_hashes(one_url)
+        assert publication_digest(pg_url) == publication_digest(one_url)

@@ -13,8 +13,8 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.demo.source import DEMO_END_DATE, generate
+from pipelines.reporting import publication_digest
 from pipelines.runner import run_pipeline
-from tests.factories import published_hashes
 
 pytestmark = pytest.mark.integration  # whole nights through the runner on a demo ERP
 
@@ -37,7 +37,7 @@ def _night(
         }
     )
     run_pipeline(cfg, RUN)
-    return published_hashes(cfg.reporting_url()), Path(cfg.staging_dir) / RUN.isoformat()
+    return publication_digest(cfg.reporting_url()), Path(cfg.staging_dir) / RUN.isoformat()
 
 
 def test_one_shard_and_many_publish_the_same_rows(tmp_path):
@@ -52,7 +52,7 @@ def test_one_shard_and_many_publish_the_same_rows(tmp_path):
     assert (staged / "shards" / "forecast-002" / "forecasts.parquet").exists()
     assert (staged / "shards" / "policy-002" / "inventory_policy.parquet").exists()
     assert json.loads((staged_items / "shards.json").read_text())["series"][0]["axis"] == "sku"
-    assert all(int(h.split(":")[0]) > 0 for k, h in one.items() if k in ("forecasts", "inventory_policy", "alerts"))
+    assert all(h["rows"] > 0 for k, h in one.items() if k in ("forecasts", "inventory_policy", "alerts"))
     diff = {k: (one[k], stores[k]) for k in one if one[k] != stores[k]}
     assert not diff, f"3 store shards published other rows than 1 shard: {diff}"
     diff = {k: (one[k], items[k]) for k in one if one[k] != items[k]}
