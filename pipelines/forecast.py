@@ -931,7 +931,8 @@ def retrain_stage(ctx: RunContext) -> StageResult:
     from pipelines import shards, stages
 
     read = lambda name: ctx.read(name) if ctx.exists(name) else contract.empty(name)  # noqa: E731
-    plan = shards.night_plan(ctx.cfg, sales, items, stock, read("locations"), read("lanes"), ctx.run_date)
+    keys = series_keys(sales, items, stock, ctx.run_date)
+    plan = shards.night_plan(ctx.cfg, keys, sales, items, read("locations"), read("lanes"))
     paths, notes = {}, []
     for k in range(len(plan["forecast"])):
         sc = shards.scope(plan, stages.BY_NAME["forecast"], k)

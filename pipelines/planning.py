@@ -15,8 +15,8 @@ def shards_stage(ctx: RunContext) -> StageResult:
     """Plan the night's shards (``shards.json``) and the panel-wide ABC classes (``abc``)."""
     cfg = ctx.cfg
     sales, items, stock = ctx.read("sales"), ctx.read("items"), ctx.read("stock")
-    plan = night_plan(cfg, sales, items, stock, ctx.read("locations"), ctx.read("lanes"), ctx.run_date)
-    keys = series_keys(sales, items, stock, ctx.run_date)
+    keys = series_keys(sales, items, stock, ctx.run_date)  # once: the plan and the ABC classes share them
+    plan = night_plan(cfg, keys, sales, items, ctx.read("locations"), ctx.read("lanes"))
     n_abc = ctx.write(ABC, abc_frame(sales, items, keys, ctx.run_date, cfg.policy))
     path = ctx.write_json(PLAN.removesuffix(".json"), plan)
     sizes = {k: len(plan[k]) for k in KINDS}

@@ -207,14 +207,14 @@ def abc_frame(sales: pd.DataFrame, items: pd.DataFrame, keys: pd.DataFrame, run_
     return out[[*KEY, "abc_class_network", "abc_class_location"]]
 
 
-def night_plan(cfg: Any, sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, locations: pd.DataFrame,
-               lanes: pd.DataFrame, run_date: Any) -> dict[str, Any]:  # fmt: skip
-    """The night's plan (``shards.json``): the shards of every kind, the panel's first sales date,
-    the split asked for. The ``shards`` stage (:mod:`pipelines.planning`) writes it; the weekly
-    retrain of per-shard models plans the same way on the same data."""
-    from pipelines.frames import history_start, series_keys
+def night_plan(cfg: Any, keys: pd.DataFrame, sales: pd.DataFrame, items: pd.DataFrame, locations: pd.DataFrame,
+               lanes: pd.DataFrame) -> dict[str, Any]:  # fmt: skip
+    """The night's plan (``shards.json``) for the series ``keys`` (``frames.series_keys``): the
+    shards of every kind, the panel's first sales date, the split asked for. The ``shards`` stage
+    (:mod:`pipelines.planning`) writes it; the weekly retrain of per-shard models plans the same way
+    on the same data."""
+    from pipelines.frames import history_start
 
-    keys = series_keys(sales, items, stock, run_date)
     plan: dict[str, Any] = plan_shards(cfg.shards.by, cfg.shards.count, keys, items, locations, lanes)
     # The global model (forecast.method selected) pools levels over groups of series (a SKU across
     # stores, a store across SKUs): the model stage computes them over the whole panel
