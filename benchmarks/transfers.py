@@ -102,6 +102,8 @@ def network(skus: int, n_loc: int, seed: int) -> tuple[pd.DataFrame, ...]:
             "order_up_to": rop + 7 * mu,
             "on_hand": avail,
             "in_transit": 0.0,
+            "on_order": 0.0,
+            "on_order_later": 0.0,
             "available": avail,
             "days_of_cover": avail / mu,
             "health_band": "healthy",

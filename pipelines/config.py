@@ -66,7 +66,7 @@ class DatabaseConfig(_Strict):
 
 _CANONICAL_SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
 #: canonical tables a source may provide (empty when it does not)
-_OPTIONAL_SOURCE_TABLES = ("transfer_status",)
+_OPTIONAL_SOURCE_TABLES = ("transfer_status", "sourcing", "purchase_orders")
 
 
 class FileTable(_Strict):

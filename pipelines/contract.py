@@ -172,6 +172,45 @@ TRANSFER_STATUS = Table(
     " report it): shipped and received quantities and dates, or cancelled.",
 )
 
+SOURCING = Table(
+    "sourcing",
+    (
+        _c("sku", "str"),
+        _c("location", "str", "the location the row applies to, or * for every location (a location's own row wins)"),
+        _c("supplier", "str", "supplier code (UTF-8 names allowed)"),
+        _c(
+            "lead_time_days",
+            "float",
+            "supplier lead time from order to receipt (days); null = the lead_times row of the SKU-location",
+            nullable=True,
+        ),
+        _c("lead_time_std_days", "float", "standard deviation of that lead time (days)", nullable=True),
+        _c("moq", "float", "minimum order quantity (units); 0 or 1 = none"),
+        _c("order_multiple", "float", "orders are a multiple of this many units above the MOQ (1 = any quantity)"),
+        _c("unit_cost", "float", "purchase price of one unit; null = the item master's unit_cost", nullable=True),
+        _c("fixed_order_cost", "float", "cost of placing one order with the supplier, whatever it holds"),
+    ),
+    key=("sku", "location"),
+    doc="Where each SKU is bought (optional: without it purchase proposals name no supplier and order any"
+    " quantity): the primary supplier per SKU, or per SKU and location where it differs.",
+)
+
+PURCHASE_ORDERS = Table(
+    "purchase_orders",
+    (
+        _c("po_no", "str", "purchase order number in the ERP"),
+        _c("sku", "str"),
+        _c("location", "str", "the location the order is delivered to"),
+        _c("supplier", "str", "supplier code", nullable=True),
+        _c("open_qty", "float", "units ordered and not received yet (ordered - received)"),
+        _c("order_date", "date", "date the order was placed", nullable=True),
+        _c("expected_date", "date", "expected receipt date (an overdue order keeps counting as on order)"),
+    ),
+    key=("po_no", "sku", "location"),
+    doc="Open purchase orders (optional: empty when the source has none): what is on order, counted in"
+    " the inventory position so that stock already bought is never reported short or bought twice.",
+)
+
 POLICIES = Table(
     "policies",
     (
@@ -297,12 +336,18 @@ INVENTORY_POLICY = Table(
         _c("order_up_to", "float"),
         _c("on_hand", "float"),
         _c("in_transit", "float"),
-        _c("available", "float", "on hand + in transit - reserved"),
+        _c("available", "float", "inventory position: on hand + in transit + on order - reserved"),
         _c("days_of_cover", "float", "available / demand_mean; null when no demand", nullable=True),
         _c("health_band", "str", "under | healthy | over | no_demand"),
         _c("lead_time_defaulted", "bool", "true when no lead time was recorded and the default was used"),
         _c("explanation_en", "str"),
         _c("explanation_zh", "str"),
+        _c(
+            "on_order",
+            "float",
+            "units on open purchase orders expected within the lead time + review period (overdue included)",
+        ),
+        _c("on_order_later", "float", "units on open purchase orders expected after that (not in available)"),
     ),
     key=("run_date", "sku", "location"),
     kind="output",
@@ -368,6 +413,44 @@ TRANSFERS = Table(
     key=("run_date", "sku", "from_location", "to_location"),
     kind="output",
     doc="Recommended transfers between locations.",
+)
+
+PURCHASE_PROPOSALS = Table(
+    "purchase_proposals",
+    _RUN
+    + (
+        _c("sku", "str"),
+        _c("location", "str", "the location the order is delivered to"),
+        _c("supplier", "str", "the sourcing row's supplier; null = none recorded (the planner chooses)", nullable=True),
+        _c(
+            "order_by",
+            "date",
+            "the day the projected position reaches the reorder point (the run date when it is there)",
+        ),
+        _c("expected_receipt", "date", "order-by date + the supplier's lead time"),
+        _c("quantity", "float", "units to order: up to the order-up-to level, rounded up to the MOQ and multiple"),
+        _c("unit_cost", "float", "purchase price (sourcing, else the item master)"),
+        _c("fixed_order_cost", "float"),
+        _c("cost", "float", "quantity x unit cost + fixed order cost"),
+        _c(
+            "inventory_position",
+            "float",
+            "on hand + in transit + on order - reserved, after the night's recommended transfers",
+        ),
+        _c("on_order", "float", "units already on open purchase orders (all of them)"),
+        _c("planned_transfers", "float", "net units the night's recommended transfers bring (+) or take (-)"),
+        _c("reorder_point", "float"),
+        _c("order_up_to", "float"),
+        _c("moq", "float", "minimum order quantity applied (1 = none)"),
+        _c("order_multiple", "float", "order multiple applied (1 = any quantity)"),
+        _c("lead_time_days", "float", "supplier lead time used (whole days)"),
+        _c("runs_out_before_receipt", "bool", "the projected position falls below zero before the receipt"),
+        _c("explanation_en", "str"),
+        _c("explanation_zh", "str"),
+    ),
+    key=("run_date", "sku", "location"),
+    kind="output",
+    doc="Purchase orders to place: where the inventory position reaches the reorder point within the review period.",
 )
 
 KPIS = Table(
@@ -591,10 +674,42 @@ DQ_HISTORY = Table(
 )
 
 HISTORY_TABLES: dict[str, Table] = {DQ_HISTORY.name: DQ_HISTORY}
-DECISION_TABLES: dict[str, Table] = {TRANSFER_DECISIONS.name: TRANSFER_DECISIONS}
+PURCHASE_DECISIONS = Table(
+    "purchase_decisions",
+    (
+        _c("decision_id", "str", "unique id of the decision row"),
+        _c("decided_at", "ts", "when it was decided (UTC)"),
+        _c("decided_by", "str", "user name"),
+        _c("actor_role", "str", "planner | manager | admin"),
+        _c("source", "str", "workbench | cli"),
+        _c("rec_run_date", "date", "run date of the purchase proposal decided on"),
+        _c("rec_run_id", "str", "run id of the proposal decided on"),
+        _c("sku", "str"),
+        _c("location", "str", "the location the order is delivered to"),
+        _c("decision", "str", "approve | reject"),
+        _c("old_quantity", "float", "units proposed"),
+        _c("new_quantity", "float", "units approved (0 for a rejection)"),
+        _c("supplier", "str", "the supplier approved (the proposal's, or the one the planner named)", nullable=True),
+        _c(
+            "reason_code",
+            "str",
+            "reject: already_ordered | data_wrong | not_needed | too_costly | other",
+            nullable=True,
+        ),
+        _c("reason_text", "str", "free text (required with reason other)", nullable=True),
+        _c("version", "int", "1 for the first decision on a proposal, +1 for each later one"),
+    ),
+    key=("rec_run_date", "sku", "location", "version"),
+    kind="decision",
+    doc="Planners' decisions on purchase proposals: append-only, one row per decision; the latest version"
+    " of a proposal is its state.",
+)
+
+DECISION_TABLES: dict[str, Table] = {t.name: t for t in (TRANSFER_DECISIONS, PURCHASE_DECISIONS)}
 
 INPUT_TABLES: dict[str, Table] = {
-    t.name: t for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES, TRANSFER_STATUS)
+    t.name: t
+    for t in (ITEMS, LOCATIONS, LANES, SALES, STOCK, LEAD_TIMES, POLICIES, TRANSFER_STATUS, SOURCING, PURCHASE_ORDERS)
 }
 OUTPUT_TABLES: dict[str, Table] = {
     t.name: t
@@ -605,6 +720,7 @@ OUTPUT_TABLES: dict[str, Table] = {
         INVENTORY_POLICY,
         ALERTS,
         TRANSFERS,
+        PURCHASE_PROPOSALS,
         KPIS,
         DQ_RESULTS,
         QUARANTINE,

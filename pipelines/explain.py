@@ -159,12 +159,12 @@ _METHOD_ZH = {"normal": "正态近似", "poisson": "泊松提前期需求", "neg
 _POLICY_EN = (
     "Class {abc}{xyz}, {pat} demand. Forecast {mu}/day (std {sd}), lead time {lt} ± {lts} days{dflt} + review {rp}"
     " days, service level {sl}{fr}: safety stock {ss} ({meth}{cap}), reorder at {rop}, order up to {out}."
-    " Available {avail} = {cover} days of cover: {band} (band {lo}–{hi} days)."
+    " Available {avail}{oo} = {cover} days of cover: {band} (band {lo}–{hi} days).{later}"
 )
 _POLICY_ZH = (
     "分类 {abc}{xyz}，需求{pat}。预测日销 {mu}（标准差 {sd}），补货提前期 {lt} ± {lts} 天{dflt}，检查周期 {rp} 天，"
     "服务水平 {sl}{fr}：安全库存 {ss}（{meth}{cap}），再订货点 {rop}，最高库存 {out}。"
-    "可用库存 {avail}，可售 {cover} 天：{band}（健康区间 {lo}–{hi} 天）。"
+    "可用库存 {avail}{oo}，可售 {cover} 天：{band}（健康区间 {lo}–{hi} 天）。{later}"
 )
 _OPTIMISED_EN = (
     " Reorder point and order quantity {q} chosen by the class {abc} least-stock-value plan for a {t} {meas}"
@@ -174,10 +174,10 @@ _OPTIMISED_ZH = "再订货点与订购量 {q} 由 {abc} 类库存金额最小方
 _MEASURE_EN = {"fill_rate": "fill rate", "cycle_service": "cycle service level"}
 _MEASURE_ZH = {"fill_rate": "满足率", "cycle_service": "周期服务水平"}
 _NO_DEMAND_EN = (
-    "No demand forecast (nothing sold in the forecast window): available {avail}, no safety stock needed;"
-    " lead time {lt} days{dflt}."
+    "No demand forecast (nothing sold in the forecast window): available {avail}{oo}, no safety stock needed;"
+    " lead time {lt} days{dflt}.{later}"
 )
-_NO_DEMAND_ZH = "无需求预测（预测窗口内无销售）：可用库存 {avail}，无需安全库存；补货提前期 {lt} 天{dflt}。"
+_NO_DEMAND_ZH = "无需求预测（预测窗口内无销售）：可用库存 {avail}{oo}，无需安全库存；补货提前期 {lt} 天{dflt}。{later}"
 
 
 def _opt_col(df: pd.DataFrame, name: str, default: object) -> pd.Series:
@@ -188,7 +188,7 @@ def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Columns: demand_mean, demand_std, lead_time_days, lead_time_std_days, lead_time_defaulted,
     review_period_days, service_level, safety_stock, reorder_point, order_up_to, available,
     days_of_cover, health_band, min_cover_days, max_cover_days, abc_class; optional: xyz_class,
-    demand_pattern, ss_method, ss_capped, fill_rate."""
+    demand_pattern, ss_method, ss_capped, fill_rate, on_order, on_order_later."""
     f = {
         "mu": num(df["demand_mean"], 1),
         "sd": num(df["demand_std"], 1),
@@ -212,8 +212,15 @@ def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     capped = _opt_col(df, "ss_capped", False).astype(bool)
     pattern = _opt_col(df, "demand_pattern", "smooth").astype("str")
     method = _opt_col(df, "ss_method", "normal").astype("str")
+    ordered = pd.to_numeric(_opt_col(df, "on_order", 0.0), errors="coerce").fillna(0.0)
+    later = pd.to_numeric(_opt_col(df, "on_order_later", 0.0), errors="coerce").fillna(0.0)
+    oo, lt_oo = num(ordered, 0), num(later, 0)
     en = {
         **f,
+        "oo": choose(
+            ordered > 0, render(" (including {x} on purchase orders due within lead time + review)", x=oo), ""
+        ),
+        "later": choose(later > 0, render(" {x} more on purchase orders due later (not counted).", x=lt_oo), ""),
         "band": df["health_band"].map(_BAND_EN).astype("str"),
         "dflt": choose(defaulted, " (default, none recorded)", ""),
         "pat": pattern.map(_PATTERN_EN).fillna(pattern).astype("str"),
@@ -223,6 +230,8 @@ def policy_sentences(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     }
     zh = {
         **f,
+        "oo": choose(ordered > 0, render("（含提前期与检查周期内到货的采购订单 {x}）", x=oo), ""),
+        "later": choose(later > 0, render("另有采购订单 {x} 件在其后到货（未计入）。", x=lt_oo), ""),
         "band": df["health_band"].map(_BAND_ZH).astype("str"),
         "dflt": choose(defaulted, "（无记录，使用默认值）", ""),
         "pat": pattern.map(_PATTERN_ZH).fillna(pattern).astype("str"),

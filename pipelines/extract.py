@@ -73,8 +73,8 @@ log = logging.getLogger(__name__)
 
 SQL_DIR = Path(os.environ.get("TIAOBO_SQL_DIR", Path(__file__).resolve().parents[1] / "sql"))
 SOURCE_TABLES = ("items", "locations", "lanes", "sales", "stock", "lead_times")
-#: tables a source may provide; one it does not is staged empty (e.g. transfer_status)
-OPTIONAL_TABLES = ("transfer_status",)
+#: tables a source may provide; one it does not is staged empty (e.g. a source without purchase orders)
+OPTIONAL_TABLES = ("transfer_status", "sourcing", "purchase_orders")
 #: the column whose sum is reconciled, per table (tables without one reconcile the row count only)
 QUANTITY_COLUMN = {"sales": "quantity", "stock": "on_hand"}
 _STORE_EXTRA = "_castfail"  # store column: JSON of the cast failures of a row (null when none)

@@ -146,6 +146,27 @@ def add_open_transfers(totals: pd.DataFrame, open_transfers: pd.DataFrame | None
     return t.sort_values(KEY, kind="mergesort").reset_index(drop=True)
 
 
+def on_order(keys: pd.DataFrame, purchase_orders: pd.DataFrame | None, run_date: date) -> tuple[np.ndarray, np.ndarray]:
+    """Units on open purchase orders per row of ``keys`` (sku, location, horizon_days), split into
+    those expected within ``horizon_days`` of ``run_date`` (overdue orders included: they are still
+    coming) and those expected later. ``purchase_orders``: the contract table (open_qty,
+    expected_date). Orders for a SKU-location not in ``keys`` are not counted."""
+    n = len(keys)
+    if purchase_orders is None or purchase_orders.empty:
+        return np.zeros(n), np.zeros(n)
+    po = purchase_orders.groupby([*KEY, "expected_date"], as_index=False, sort=False)["open_qty"].sum()
+    k = keys[KEY].reset_index(drop=True).assign(_row=np.arange(n), _h=keys["horizon_days"].to_numpy(float))
+    m = k.merge(po, on=KEY, how="inner")
+    days = (m["expected_date"] - pd.Timestamp(run_date).normalize()).dt.days.to_numpy(float)
+    due = days <= m["_h"].to_numpy(float)
+    qty = m["open_qty"].to_numpy(float)
+    rows = m["_row"].to_numpy(int)
+    near, far = np.zeros(n), np.zeros(n)
+    np.add.at(near, rows[due], qty[due])
+    np.add.at(far, rows[~due], qty[~due])
+    return near, far
+
+
 def reorder_point_sigma(
     reorder_point: pd.Series | np.ndarray,
     demand_mean: pd.Series | np.ndarray,

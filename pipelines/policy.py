@@ -42,7 +42,11 @@ Method, per SKU x location of the forecast, all series at once (numpy / pandas, 
     and ``safety_stock_max_days x mu``; ``ss_capped`` says when a cap bound; SS is never negative.
   * ``mu = 0``: ``ss_method = zero``, SS = 0 (nothing to protect).
 - ``reorder_point = mu L + SS``; ``order_up_to = mu (L + R) + SS``.
-- **Cover**: ``available = on_hand + in_transit - reserved`` (summed over lots);
+- **Inventory position**: ``available = on_hand + in_transit + on_order - reserved`` (summed over
+  lots; approved transfers on the way count in transit at the receiver and reserved at the donor;
+  ``on_order`` = open purchase orders expected within the lead time + review period, overdue ones
+  included; orders expected later are ``on_order_later``, left out of the position the stock-out
+  and transfer decisions read, counted by the purchase proposals so nothing is bought twice);
   ``days_of_cover = available / mu`` (projected position, including what is in transit) and
   ``days_of_cover_on_hand = (on_hand - reserved) / mu``; null when mu = 0.
 - **Health band** (库存健康线) per category / class from the policy row: ``no_demand`` when mu = 0,
@@ -90,6 +94,7 @@ from pipelines.frames import (
     add_open_transfers,
     history_start,
     lookup_policy,
+    on_order,
     policies_with_extras,
     reorder_point_sigma,
     stock_totals,
@@ -345,6 +350,28 @@ def read_demand_rates(path: str | Path, batch_rows: int = 2_000_000, filters: li
     return out.sort_values(KEY, kind="mergesort").reset_index(drop=True)
 
 
+def _with_lead_times(
+    df: pd.DataFrame,
+    lead_times: pd.DataFrame,
+    sourcing: pd.DataFrame | None,
+    defaults: tuple[float, float, float],
+) -> pd.DataFrame:
+    """``df`` with each series' lead time, its spread and review period: the lead_times row, else
+    the supplier's lead time (``sourcing``), else the defaults (``lead_time_defaulted``)."""
+    lt = lead_times[KEY + ["lead_time_days", "lead_time_std_days", "review_period_days"]]
+    df = df.merge(lt, on=KEY, how="left")
+    if sourcing is not None and len(sourcing):
+        from pipelines.replenishment import sourcing_rows  # the (sku, location) row, else the sku's '*' row
+
+        src = sourcing_rows(df[KEY], sourcing)
+        for c in ("lead_time_days", "lead_time_std_days"):
+            df[c] = df[c].where(df[c].notna(), src[c].astype(float).to_numpy())
+    df["lead_time_defaulted"] = df["lead_time_days"].isna()
+    for c, v in zip(("lead_time_days", "lead_time_std_days", "review_period_days"), defaults, strict=True):
+        df[c] = df[c].fillna(float(v))
+    return df
+
+
 def compute_policy(
     forecasts: pd.DataFrame,
     sales: pd.DataFrame,
@@ -368,13 +395,18 @@ def compute_policy(
     special_categories: Sequence[str] = (),
     open_transfers: pd.DataFrame | None = None,
     abc: pd.DataFrame | None = None,
+    purchase_orders: pd.DataFrame | None = None,
+    sourcing: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``inventory_policy`` rows (without run_id) for every forecast series (``forecasts``: the
     daily forecasts, or any frame with sku, location, mean), plus the detail
     columns (abc_class_network, abc_class_location, xyz_class, demand_pattern, adi, cv2,
     ss_method, ss_capped, lt_mean, lt_std, days_of_cover_on_hand, lead_time_std_days, unit_cost,
     unit_price, reserved and the policy parameters). ``open_transfers``: approved transfers still on
-    the way, counted in transit at the receiver and reserved at the donor (:mod:`pipelines.feedback`)."""
+    the way, counted in transit at the receiver and reserved at the donor (:mod:`pipelines.feedback`).
+    ``purchase_orders``: open purchase orders, counted in ``on_order`` (and ``available``) when
+    expected within the lead time + review period, else in ``on_order_later``. ``sourcing``: the
+    supplier's lead time (and spread) where ``lead_times`` has no row for the SKU-location."""
     if abc_scope not in ("network", "location"):
         raise ValueError(f"abc_scope must be 'network' or 'location', got {abc_scope!r}")
     rd = pd.Timestamp(run_date)
@@ -387,12 +419,12 @@ def compute_policy(
     df["xyz_class"] = xyz_class(ws["cv"], xyz_cutoffs)
     df["adi"], df["cv2"] = ws["adi"], ws["cv2"]
     df["demand_pattern"] = demand_pattern(ws["adi"], ws["cv2"], adi_cutoff, cv2_cutoff)
-    lt = lead_times[KEY + ["lead_time_days", "lead_time_std_days", "review_period_days"]]
-    df = df.merge(lt, on=KEY, how="left")
-    df["lead_time_defaulted"] = df["lead_time_days"].isna()
-    df["lead_time_days"] = df["lead_time_days"].fillna(float(default_lead_time_days))
-    df["lead_time_std_days"] = df["lead_time_std_days"].fillna(float(default_lead_time_std_days))
-    df["review_period_days"] = df["review_period_days"].fillna(float(default_review_period_days))
+    df = _with_lead_times(
+        df,
+        lead_times,
+        sourcing,
+        (default_lead_time_days, default_lead_time_std_days, default_review_period_days),
+    )
     df = df.merge(items[["sku", "category", "unit_cost", "unit_price"]], on="sku", how="left")
     unknown = df["category"].isna()
     if unknown.any():
@@ -407,6 +439,9 @@ def compute_policy(
     df = df.merge(tot, on=KEY, how="left")
     for c in ("on_hand", "in_transit", "reserved", "available"):
         df[c] = df[c].fillna(0.0)
+    horizon = df[["sku", "location"]].assign(horizon_days=df["lead_time_days"] + df["review_period_days"])
+    df["on_order"], df["on_order_later"] = on_order(horizon, purchase_orders, run_date)
+    df["available"] = df["available"] + df["on_order"]
 
     mu = df["demand_mean"].to_numpy(float)
     lead, review = df["lead_time_days"].to_numpy(float), df["review_period_days"].to_numpy(float)
@@ -610,6 +645,8 @@ def policy_stage(ctx: RunContext) -> StageResult:
         **policy_settings(pc),
         open_transfers=ctx.read("open_transfers"),
         abc=ctx.read("abc") if ctx.exists("abc") else None,
+        purchase_orders=ctx.read("purchase_orders"),
+        sourcing=ctx.read("sourcing"),
     )
     notes: list[str] = []
     if pc.method == "optimised":

@@ -788,30 +788,44 @@ PROPOSAL_COLUMNS = [
     "order_multiple",
     "lead_time_days",
     "runs_out_before_receipt",
-    "reason_en",
-    "reason_zh",
+    "planned_transfers",
+    "explanation_en",
+    "explanation_zh",
 ]
 
+#: the fields of a sourcing row :func:`sourcing_rows` returns
+SOURCING_FIELDS = (
+    "supplier",
+    "lead_time_days",
+    "lead_time_std_days",
+    "moq",
+    "order_multiple",
+    "unit_cost",
+    "fixed_order_cost",
+)
+
 _PROPOSAL_EN = (
-    "Inventory position {pos} (on hand {oh} + in transit {it} + on order {oo} - reserved {rs}){when} the reorder"
+    "Inventory position {pos} (on hand {oh} + in transit {it} + on order {oo} - reserved {rs}{plan}){when} the reorder"
     " point {rop} (demand {mu}/day): order {qty} from {sup} by {by} (to bring it up to {out}{rounding}), expected {rec} after"
     " {lt} days, cost {cost}.{risk}"
 )
 _PROPOSAL_ZH = (
-    "库存位置 {pos}（现有 {oh} + 在途 {it} + 已订购 {oo} - 预留 {rs}）{when}再订货点 {rop}（日需求 {mu}）："
+    "库存位置 {pos}（现有 {oh} + 在途 {it} + 已订购 {oo} - 预留 {rs}{plan}）{when}再订货点 {rop}（日需求 {mu}）："
     "请于 {by} 前向{sup}订购 {qty}（补到 {out}{rounding}），预计 {lt} 天后于 {rec} 到货，金额 {cost}。{risk}"
 )
 
 
-def _sourcing_rows(keys: pd.DataFrame, sourcing: pd.DataFrame) -> pd.DataFrame:
-    """The sourcing row of each key: the (sku, location) row, else the sku's row without a
-    location (one supplier for every location)."""
+def sourcing_rows(keys: pd.DataFrame, sourcing: pd.DataFrame) -> pd.DataFrame:
+    """The sourcing row of each key (sku, location): the (sku, location) row, else the sku's row for
+    every location (location ``*`` as the contract writes it, or missing / null); columns
+    :data:`SOURCING_FIELDS`, null where the sku has no row or the row no value."""
     src = sourcing.copy()
     if "location" not in src:
         src["location"] = None
-    own = src[src["location"].notna()].drop_duplicates(["sku", "location"], keep="first")
-    anyloc = src[src["location"].isna()].drop(columns="location").drop_duplicates("sku", keep="first")
-    cols = ["supplier", "lead_time_days", "moq", "order_multiple", "unit_cost", "fixed_order_cost"]
+    every = src["location"].isna() | (src["location"].astype("str") == "*")
+    own = src[~every].drop_duplicates(["sku", "location"], keep="first")
+    anyloc = src[every].drop(columns="location").drop_duplicates("sku", keep="first")
+    cols = SOURCING_FIELDS
     a = keys.merge(own, on=["sku", "location"], how="left")
     b = keys.merge(anyloc, on="sku", how="left")
     out = keys.copy()
@@ -832,7 +846,9 @@ def purchase_proposals(
     reaches its reorder point within its review period (pure function, vectorised).
 
     ``positions``: sku, location, demand_mean (units / day), reorder_point, order_up_to, on_hand,
-    in_transit, reserved, review_period_days, lead_time_days (used when sourcing has none).
+    in_transit, reserved, review_period_days, lead_time_days (used when sourcing has none); optional
+    unit_cost (used when sourcing has none) and planned_transfers (net units the night's recommended
+    transfers bring in, + , or take out, -: part of the position). A series without demand is never due.
     ``sourcing``: sku, location (missing = every location; a location's own row wins), supplier,
     lead_time_days, moq, order_multiple, unit_cost, fixed_order_cost. ``open_orders``: sku,
     location, quantity (purchase orders placed, not received).
@@ -855,16 +871,21 @@ def purchase_proposals(
     else:
         df["on_order"] = 0.0
     df["on_order"] = df["on_order"].fillna(0.0)
-    src = _sourcing_rows(keys, sourcing)
+    src = sourcing_rows(keys, sourcing)
     lead = src["lead_time_days"].astype(float).fillna(df["lead_time_days"].astype(float)).fillna(0.0)
     rate = np.clip(df["demand_mean"].to_numpy(float), 0.0, None)
-    pos = (df["on_hand"] + df["in_transit"] + df["on_order"] - df["reserved"]).to_numpy(float)
+    planned = (
+        df["planned_transfers"].astype(float).fillna(0.0)
+        if "planned_transfers" in df
+        else pd.Series(0.0, index=df.index)
+    )
+    pos = (df["on_hand"] + df["in_transit"] + df["on_order"] - df["reserved"] + planned).to_numpy(float)
     s = df["reorder_point"].to_numpy(float)
     big = df["order_up_to"].to_numpy(float)
     review = df["review_period_days"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         days = np.where(pos <= s, 0.0, np.where(rate > 0, (pos - s) / rate, np.inf))
-    due = days < np.maximum(review, 1.0)
+    due = (days < np.maximum(review, 1.0)) & (rate > 0)
     whole = np.floor(np.where(due, days, 0.0))
     at_order = pos - rate * whole
     moq = src["moq"].astype(float).to_numpy()
@@ -872,6 +893,8 @@ def purchase_proposals(
     qty = round_order(np.maximum(big - at_order, 1e-9), moq, mult)
     lead_days = np.ceil(lead.to_numpy(float) - 1e-9)
     unit_cost = src["unit_cost"].astype(float).to_numpy()
+    if "unit_cost" in df:
+        unit_cost = np.where(np.isnan(unit_cost), df["unit_cost"].astype(float).to_numpy(), unit_cost)
     fixed = src["fixed_order_cost"].astype(float).fillna(0.0).to_numpy()
     qmin, mult_ok = allowed_quantity(moq, mult)
     out = pd.DataFrame(
@@ -894,6 +917,7 @@ def purchase_proposals(
             "order_multiple": mult_ok,
             "lead_time_days": lead_days,
             "runs_out_before_receipt": pos - rate * (whole + lead_days) < 0,
+            "planned_transfers": planned.to_numpy(float),
             "_on_hand": df["on_hand"].to_numpy(float),
             "_in_transit": df["in_transit"].to_numpy(float),
             "_reserved": df["reserved"].to_numpy(float),
@@ -919,6 +943,8 @@ def purchase_proposals(
         "lt": explain.num(out["lead_time_days"], 0),
         "cost": explain.money(out["cost"]),
     }
+    moved = out["planned_transfers"]
+    plan_x = explain.num(moved.abs(), 0)
     moq_txt = explain.num(out["moq"], 0)
     mult_txt = explain.num(out["order_multiple"], 0)
     sup = out["supplier"].astype("str")
@@ -930,6 +956,11 @@ def purchase_proposals(
             rounded, explain.render(", rounded to MOQ {m} and multiple {k}", m=moq_txt, k=mult_txt), ""
         ),
         "risk": explain.choose(out["runs_out_before_receipt"], " Stock is expected to run out before it arrives.", ""),
+        "plan": explain.choose(
+            moved > 0,
+            explain.render(" + {x} in tonight's recommended transfers", x=plan_x),
+            explain.choose(moved < 0, explain.render(" - {x} out in tonight's recommended transfers", x=plan_x), ""),
+        ),
     }
     zh = {
         **f,
@@ -941,12 +972,17 @@ def purchase_proposals(
             rounded, explain.render("，按最小订购量 {m}、订购倍数 {k} 取整", m=moq_txt, k=mult_txt), ""
         ),
         "risk": explain.choose(out["runs_out_before_receipt"], "预计到货前会缺货。", ""),
+        "plan": explain.choose(
+            moved > 0,
+            explain.render(" + 今晚建议调入 {x}", x=plan_x),
+            explain.choose(moved < 0, explain.render(" - 今晚建议调出 {x}", x=plan_x), ""),
+        ),
     }
     if len(out):
-        out["reason_en"] = explain.render(_PROPOSAL_EN, **en)
-        out["reason_zh"] = explain.render(_PROPOSAL_ZH, **zh)
+        out["explanation_en"] = explain.render(_PROPOSAL_EN, **en)
+        out["explanation_zh"] = explain.render(_PROPOSAL_ZH, **zh)
     else:
-        out["reason_en"], out["reason_zh"] = pd.Series(dtype="str"), pd.Series(dtype="str")
+        out["explanation_en"], out["explanation_zh"] = pd.Series(dtype="str"), pd.Series(dtype="str")
     return out[PROPOSAL_COLUMNS]
 
 
@@ -989,7 +1025,7 @@ def optimiser_inputs(
         m, v = np.where(found, pm, m), np.where(found, pv, v)
     moq, mult = np.ones(len(df)), np.ones(len(df))
     if sourcing is not None and len(sourcing):
-        src = _sourcing_rows(df[key], sourcing)
+        src = sourcing_rows(df[key], sourcing)
         moq = src["moq"].astype(float).fillna(1.0).to_numpy()
         mult = src["order_multiple"].astype(float).fillna(1.0).to_numpy()
     pattern = df["demand_pattern"].astype("str")

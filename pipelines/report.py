@@ -58,6 +58,7 @@ SECTION_IDS: tuple[str, ...] = (
     "summary",
     "kpi-trends",
     "transfers",
+    "purchases",
     "review",
     "alerts",
     "health",
@@ -100,6 +101,7 @@ _TEXT: dict[str, dict[str, Any]] = {
             "today": "Today's actions",
             "summary": "Summary",
             "transfers": "Transfers",
+            "purchases": "Purchase proposals",
             "alerts": "Alerts",
             "health": "Stock health",
             "data-quality": "Data quality",
@@ -107,6 +109,15 @@ _TEXT: dict[str, dict[str, Any]] = {
             "kpi-trends": "KPI trends",
             "review": "Transfer review",
         },
+        "purchases_intro": "Orders to place with suppliers where the inventory position (on hand + in transit"
+        " + on order - reserved, after tonight's recommended transfers) reaches the reorder point within the"
+        " review period: the earliest order-by date first.",
+        "supplier": "Supplier",
+        "order_by": "Order by",
+        "receipt": "Expected receipt",
+        "order_cost": "Cost",
+        "runs_out": "Runs out before receipt",
+        "no_supplier": "none recorded",
         "review_intro": "Every transfer order against what it was meant to do: lead time, units received and"
         " whether the stockout it was meant to prevent happened.",
         "order_no": "Order",
@@ -218,11 +229,20 @@ _TEXT: dict[str, dict[str, Any]] = {
             "kpi-trends": "指标趋势",
             "review": "调拨复盘",
             "transfers": "调拨建议",
+            "purchases": "采购建议",
             "alerts": "预警",
             "health": "库存健康度",
             "data-quality": "数据质量",
             "forecast": "需求预测",
         },
+        "purchases_intro": "库存位置（现有 + 在途 + 已订购 - 预留，计入今晚的调拨建议）在检查周期内降到再订货点时，"
+        "向供应商下的采购订单；最早的下单日期排在前面。",
+        "supplier": "供应商",
+        "order_by": "下单日期",
+        "receipt": "预计到货",
+        "order_cost": "金额",
+        "runs_out": "到货前缺货",
+        "no_supplier": "未记录",
         "none": "无。",
         "showing": "仅显示前 {shown} 行，共 {total} 行；完整列表见工作台、摘要邮件附件和报表数据库。",
         "show_more": "展开其余 {n} 行",
@@ -533,6 +553,50 @@ def transfer_rows(
             "receiver_stockout_date": df["receiver_stockout_date"],
             "arrival_date": df["arrival_date"],
             "approval_tier": df["approval_tier"],
+            "explanation": df[expl],
+        }
+    )
+    return out.astype(object).where(out.notna(), None).to_dict("records")
+
+
+def sort_purchases(df: pd.DataFrame) -> pd.DataFrame:
+    """Purchase proposals by order-by date, those running out before the receipt first, then cost
+    (largest first), then key."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    key = pd.DataFrame(
+        {
+            "order_by": df["order_by"].to_numpy(),
+            "_late": ~df["runs_out_before_receipt"].astype(bool).to_numpy(),
+            "_cost": -df["cost"].fillna(0.0).to_numpy(),
+            "sku": df["sku"].to_numpy(),
+            "location": df["location"].to_numpy(),
+        }
+    )
+    order = key.sort_values(list(key.columns), kind="mergesort").index.to_numpy()
+    return df.iloc[order].reset_index(drop=True)
+
+
+def purchase_rows(
+    df: pd.DataFrame, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
+) -> list[dict[str, Any]]:
+    """Purchase proposals as template rows, with item and location names and the explanation of ``lang``."""
+    if df.empty:
+        return []
+    inames, lnames = item_names(items, lang), location_names(locations)
+    expl = "explanation_zh" if lang == "zh-CN" else "explanation_en"
+    out = pd.DataFrame(
+        {
+            "sku": df["sku"],
+            "item": df["sku"].map(inames),
+            "location": df["location"],
+            "location_name": df["location"].map(lnames),
+            "supplier": df["supplier"],
+            "order_by": df["order_by"],
+            "expected_receipt": df["expected_receipt"],
+            "quantity": df["quantity"],
+            "cost": df["cost"],
+            "runs_out": df["runs_out_before_receipt"].astype(bool),
             "explanation": df[expl],
         }
     )
@@ -992,6 +1056,7 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
     run_date = run_date_of(summary, frames)
     items, locations = frames.get("items"), frames.get("locations")
     transfers = sort_transfers(frame(frames, "transfers"))
+    purchases = sort_purchases(frame(frames, "purchase_proposals"))
     alerts = sort_alerts(frame(frames, "alerts"))
     policy = frame(frames, "inventory_policy")
     kpis = frame(frames, "kpis")
@@ -1031,6 +1096,8 @@ def render_report(frames: dict[str, pd.DataFrame], summary: dict, lang: str = "e
         "kpis": network_kpis(kpis, lang, currency),
         "transfers": transfer_rows(transfers.head(MAX_REPORT_ROWS), lang, items, locations),
         "transfers_total": int(len(transfers)),
+        "purchases": purchase_rows(purchases.head(MAX_REPORT_ROWS), lang, items, locations),
+        "purchases_total": int(len(purchases)),
         "alerts": alert_rows(alerts.head(MAX_REPORT_ROWS), lang, items, locations),
         "today": todays_actions(alerts, transfers, lang, items, locations),
         "noise": noise_line(summary, lang),

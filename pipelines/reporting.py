@@ -114,6 +114,7 @@ def _contract_table(t: contract.Table) -> sa.Table:
 
 OUTPUT_SA: dict[str, sa.Table] = {name: _contract_table(t) for name, t in contract.OUTPUT_TABLES.items()}
 TRANSFER_DECISIONS = _contract_table(contract.TRANSFER_DECISIONS)
+PURCHASE_DECISIONS = _contract_table(contract.PURCHASE_DECISIONS)
 
 RUN_LOG = sa.Table(
     "run_log",

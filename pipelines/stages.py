@@ -24,7 +24,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 #: the canonical tables extracted from the source (and the configured policies)
-EXTRACTED = ("items", "locations", "lanes", "sales", "stock", "lead_times", "policies", "transfer_status")
+EXTRACTED = (
+    "items",
+    "locations",
+    "lanes",
+    "sales",
+    "stock",
+    "lead_times",
+    "policies",
+    "transfer_status",
+    "sourcing",
+    "purchase_orders",
+)
 #: the validated input tables validation writes
 VALIDATED = EXTRACTED
 #: the output tables published to the reporting database (see pipelines.contract.OUTPUT_TABLES)
@@ -35,6 +46,7 @@ PUBLISHED = (
     "inventory_policy",
     "alerts",
     "transfers",
+    "purchase_proposals",
     "kpis",
     "dq_results",
     "quarantine",
@@ -182,6 +194,8 @@ POLICY = Stage(
         "lead_times",
         "policies",
         "open_transfers",
+        "purchase_orders",
+        "sourcing",
         "?lead_time_demand",
         "?abc",
         "?shards.json",
@@ -190,7 +204,7 @@ POLICY = Stage(
     writes=("inventory_policy", "policy_detail"),
     config="policy",
     sharded="series",
-    doc="ABC/XYZ, safety stock, reorder point, order-up-to, health band; stock on the way counted",
+    doc="ABC/XYZ, safety stock, reorder point, order-up-to, health band; inventory position with transfers on the way and purchase orders",
 )
 ALERTS = Stage(
     "alerts",
@@ -231,6 +245,13 @@ TRANSFERS = Stage(
     config="transfers",
     sharded="lanes",
     doc="MILP (greedy baseline and fallback): which transfers fix shortages at the lowest cost",
+)
+PURCHASING = Stage(
+    "purchasing",
+    "pipelines.purchasing:purchasing_stage",
+    reads=("inventory_policy", "transfers", "sourcing", "items", "locations", "run.json"),
+    writes=("purchase_proposals",),
+    doc="purchase proposals where the position after the night's transfers reaches the reorder point: MOQ, order-by date, receipt, cost",
 )
 KPIS = Stage(
     "kpis",
@@ -298,6 +319,7 @@ NIGHTLY: tuple[Stage, ...] = (
     FORECAST,
     POLICY,
     TRANSFERS,
+    PURCHASING,
     ALERTS,
     KPIS,
     SUMMARY,

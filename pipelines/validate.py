@@ -47,7 +47,18 @@ from pipelines.context import RunContext, StageResult
 
 log = logging.getLogger(__name__)
 
-ORDER = ("items", "locations", "policies", "lanes", "lead_times", "stock", "sales", "transfer_status")
+ORDER = (
+    "items",
+    "locations",
+    "policies",
+    "lanes",
+    "lead_times",
+    "stock",
+    "sales",
+    "transfer_status",
+    "sourcing",
+    "purchase_orders",
+)
 MUST_NOT_BE_EMPTY = ("items", "locations", "sales", "stock")
 VOLUME_TABLES = ("items", "locations", "lanes", "lead_times", "stock", "sales")
 DOCS_SITE = "tiaobo"
@@ -142,12 +153,32 @@ def _lead_time_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timesta
         r.between(col, 0, v.max_lead_time_days, "within_bounds")
 
 
+def _sourcing_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("sku", refs["items"], "known_sku")
+    r.in_set("location", [*refs["locations"], "*"], "known_location")
+    for col in ("lead_time_days", "lead_time_std_days"):
+        r.between(col, 0, v.max_lead_time_days, "within_bounds")
+    for col in ("moq", "unit_cost", "fixed_order_cost"):
+        r.between(col, 0, None, "non_negative")
+    r.between("order_multiple", 1, None, "at_least_one")
+
+
+def _purchase_order_rules(r: _Rules, refs: dict[str, list[str]], run_date: pd.Timestamp, v: ValidationConfig) -> None:
+    r.in_set("sku", refs["items"], "known_sku")
+    r.in_set("location", refs["locations"], "known_location")
+    r.between("open_qty", 0, None, "non_negative")
+    r.between("open_qty", None, v.max_quantity, "within_bounds")
+    r.between("order_date", None, run_date.to_pydatetime(), "not_in_future")
+
+
 _TABLE_ROW_RULES = {
     "items": _item_rules,
     "lanes": _lane_rules,
     "sales": _sales_rules,
     "stock": _stock_rules,
     "transfer_status": _transfer_status_rules,
+    "sourcing": _sourcing_rules,
+    "purchase_orders": _purchase_order_rules,
     "lead_times": _lead_time_rules,
 }
 

@@ -161,6 +161,8 @@ def workbench_night(run_date: date = WB_DATE, run_id: str = WB_RUN_ID, extra_tra
     20 units = 10,000), X (pack 2, named with a script tag). Lanes: DC1→S1 (minimum 10 units,
     fixed 50), DC1→S2, S2→S3 (no minimum). Transfers (all planner tier):
     A DC1→S1 12 (excess 30), B DC1→S1 20, A DC1→S2 6, X S2→S3 4.
+    Purchase proposals: A for S1 (24, MOQ 24, multiple 12, value 236), B for S2 (10, no supplier
+    recorded, value 4,800), X for S3 (4, MOQ 2, a supplier named with a script tag).
     """
     f = {}
     f["location_master"] = contract_frame(
@@ -338,6 +340,58 @@ def workbench_night(run_date: date = WB_DATE, run_id: str = WB_RUN_ID, extra_tra
     f["transfers"] = contract_frame(
         "transfers", [{**base, **t} for t in transfers + (extra_transfers or [])], run_date, run_id
     )
+    buy = {"order_by": run_date, "expected_receipt": run_date + timedelta(days=5), "lead_time_days": 5.0}
+    f["purchase_proposals"] = contract_frame(
+        "purchase_proposals",
+        [
+            {  # 华东: 24 x 9 + 20 = 236
+                **buy,
+                "sku": "A",
+                "location": "S1",
+                "supplier": "华东日化",
+                "quantity": 24.0,
+                "unit_cost": 9.0,
+                "fixed_order_cost": 20.0,
+                "cost": 236.0,
+                "moq": 24.0,
+                "order_multiple": 12.0,
+                "reorder_point": 20.0,
+                "order_up_to": 40.0,
+                "inventory_position": 16.0,
+                "explanation_en": "Order 24 A for S1.",
+                "explanation_zh": "为 S1 订购 24 件 A。",
+            },
+            {  # 华南, no supplier recorded: 10 x 480 = 4,800 (12 would be 5,760: above a planner's 5,000)
+                **buy,
+                "sku": "B",
+                "location": "S2",
+                "supplier": None,
+                "quantity": 10.0,
+                "unit_cost": 480.0,
+                "cost": 4800.0,
+                "moq": 1.0,
+                "order_multiple": 1.0,
+                "runs_out_before_receipt": True,
+                "explanation_en": "Order 10 B for S2.",
+                "explanation_zh": "为 S2 订购 10 件 B。",
+            },
+            {  # 华北, a supplier named with a script tag
+                **buy,
+                "sku": "X",
+                "location": "S3",
+                "supplier": XSS_NAME,
+                "quantity": 4.0,
+                "unit_cost": 5.0,
+                "cost": 20.0,
+                "moq": 2.0,
+                "order_multiple": 2.0,
+                "explanation_en": "Order 4 X for S3.",
+                "explanation_zh": "为 S3 订购 4 件 X。",
+            },
+        ],
+        run_date,
+        run_id,
+    )
     f["alerts"] = contract_frame(
         "alerts",
         [
@@ -404,6 +458,8 @@ def workbench_night(run_date: date = WB_DATE, run_id: str = WB_RUN_ID, extra_tra
                 "order_up_to": 40.0,
                 "on_hand": oh,
                 "in_transit": 0.0,
+                "on_order": 0.0,
+                "on_order_later": 0.0,
                 "available": oh,
                 "days_of_cover": oh / 4.0,
                 "health_band": "under" if oh < 20 else "over",
@@ -718,6 +774,8 @@ _POLICY_ROW = {
     "order_up_to": 0.0,
     "on_hand": 0.0,
     "in_transit": 0.0,
+    "on_order": 0.0,
+    "on_order_later": 0.0,
     "available": 0.0,
     "days_of_cover": np.nan,
     "health_band": "healthy",
@@ -740,6 +798,8 @@ def _policy_row(r: dict | tuple) -> dict:
         "order_up_to": out,
         "on_hand": avail - transit,
         "in_transit": transit,
+        "on_order": 0.0,
+        "on_order_later": 0.0,
         "available": avail,
         "days_of_cover": avail / mu if mu else np.nan,
     }
@@ -895,6 +955,8 @@ def kpi_policy() -> pd.DataFrame:
             order_up_to=0.0,
             on_hand=df["available"],
             in_transit=0.0,
+            on_order=0.0,
+            on_order_later=0.0,
             days_of_cover=np.nan,
             lead_time_defaulted=False,
             explanation_en="",

@@ -73,7 +73,7 @@ create table product_product (id serial primary key, default_code varchar, produ
 create table ir_property (id serial primary key, name varchar, res_id varchar, company_id int, fields_id int,
     value_float double precision, type varchar);
 create table res_country_state (id serial primary key, name varchar);
-create table res_partner (id serial primary key, name varchar, city varchar, state_id int);
+create table res_partner (id serial primary key, name varchar, city varchar, state_id int, ref varchar);
 create table stock_warehouse (id serial primary key, name varchar not null, code varchar(5) not null,
     active boolean default true, partner_id int);
 create table stock_wh_resupply_table (supplied_wh_id int, supplier_wh_id int);
@@ -87,6 +87,14 @@ create table sale_order_line (id serial primary key, order_id int, product_id in
     product_uom int, price_subtotal numeric);
 create table stock_move (id serial primary key, product_id int, product_qty numeric, product_uom_qty numeric,
     location_id int, location_dest_id int, state varchar, date timestamp, sale_line_id int);
+create table product_supplierinfo (id serial primary key, partner_id int not null, product_tmpl_id int,
+    product_id int, min_qty numeric default 0, price numeric default 0, delay int default 1, sequence int default 1,
+    date_start date, date_end date, company_id int);
+create table stock_picking_type (id serial primary key, name varchar, code varchar, warehouse_id int);
+create table purchase_order (id serial primary key, name varchar not null, partner_id int not null, state varchar,
+    date_order timestamp, date_planned timestamp, picking_type_id int);
+create table purchase_order_line (id serial primary key, order_id int not null, product_id int, product_qty numeric,
+    product_uom_qty numeric, product_uom int, qty_received numeric default 0, date_planned timestamp);
 """
 
 ODOO_DDL = (
@@ -122,6 +130,32 @@ insert into stock_move (product_id, product_qty, product_uom_qty, location_id, l
     (1, 50, 50, 2, 3, 'cancel', '2025-03-10 03:00:00', null),
     (1, 40, 40, 1, 2, 'done', '2025-03-10 03:00:00', null),
     (2, 9, 9, 2, 3, 'done', '2025-03-12 01:00:00', null);
+insert into res_partner (id, name, city, state_id, ref) values (3, 'Tea Growers Co.', 'Fuzhou', null, 'V-TEA'),
+    (4, '福建茶业有限公司', '福州', null, null);
+-- GT500: its variant's own line (福建茶业) wins over the template's; odoo:2: the first line has expired
+insert into product_supplierinfo (id, partner_id, product_tmpl_id, product_id, min_qty, price, delay, sequence,
+    date_start, date_end) values
+    (1, 3, 1, null, 24, 1.1, 5, 1, null, null),
+    (2, 4, 1, 1, 12, 1.15, 7, 5, '2025-01-01', null),
+    (3, 3, 2, null, 0, 2.3, 10, 1, null, '2025-01-31'),
+    (4, 4, 2, null, 6, 2.4, 12, 3, null, null);
+insert into stock_picking_type (id, name, code, warehouse_id) values (1, 'SHDC: Receipts', 'incoming', 1),
+    (2, 'HZ01: Receipts', 'incoming', 2);
+insert into purchase_order (id, name, partner_id, state, date_order, picking_type_id) values
+    (1, 'P00001', 3, 'purchase', '2025-03-05 02:00:00', 1),
+    (2, 'P00002', 4, 'cancel', '2025-03-06 02:00:00', 1),
+    (3, 'P00003', 4, 'done', '2025-03-07 02:00:00', 2),
+    (4, 'P00004', 3, 'draft', '2025-03-08 02:00:00', 1);
+-- P00001: GT500 on two lines (36 + 24 open), the first planned 18:00 UTC = the next day in Shanghai;
+-- its odoo:2 line is received in full. P00003: 2 dozen ordered, 1 received -> 12 units open.
+insert into purchase_order_line (order_id, product_id, product_qty, product_uom_qty, product_uom, qty_received,
+    date_planned) values
+    (1, 1, 48, 48, 1, 12, '2025-03-14 18:00:00'),
+    (1, 1, 24, 24, 1, 0, '2025-03-16 02:00:00'),
+    (1, 2, 5, 5, 1, 5, '2025-03-10 02:00:00'),
+    (2, 2, 10, 10, 1, 0, '2025-03-12 02:00:00'),
+    (3, 2, 2, 24, 2, 1, '2025-03-11 02:00:00'),
+    (4, 1, 99, 99, 1, 0, '2025-03-20 02:00:00');
 """
 )
 

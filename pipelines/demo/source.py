@@ -321,10 +321,55 @@ def erp_metadata() -> sa.MetaData:
         sa.Column("lt_sd_days", num(6, 2), nullable=False),
         sa.Column("review_days", sa.Integer, nullable=False),
     )
+    _table(
+        "md_purch_info",  # purchasing info records: a central contract (wh_code NULL) or a DC's own
+        md,
+        sa.Column("info_id", sa.Integer, primary_key=True),
+        sa.Column("mat_code", sa.String(20), nullable=False),
+        sa.Column("wh_code", sa.String(20)),
+        sa.Column("vendor_code", sa.String(20), nullable=False),
+        sa.Column("vendor_name", sa.String(60), nullable=False),
+        sa.Column("lt_days", num(6, 2)),
+        sa.Column("lt_sd_days", num(6, 2)),
+        sa.Column("moq", num(14, 3), nullable=False),
+        sa.Column("lot_qty", num(14, 3), nullable=False),
+        sa.Column("purch_price", num(12, 4)),
+        sa.Column("order_fee", num(10, 2), nullable=False),
+    )
+    _table(
+        "po_header",
+        md,
+        sa.Column("po_no", sa.String(24), primary_key=True),
+        sa.Column("vendor_code", sa.String(20), nullable=False),
+        sa.Column("wh_code", sa.String(20), nullable=False),
+        sa.Column("po_date", sa.Date, nullable=False),
+        sa.Column("promise_date", sa.Date, nullable=False),
+        sa.Column("status", sa.String(10), nullable=False),
+    )
+    _table(
+        "po_line",
+        md,
+        sa.Column("po_no", sa.String(24), primary_key=True),
+        sa.Column("line_no", sa.Integer, primary_key=True),
+        sa.Column("mat_code", sa.String(20), nullable=False),
+        sa.Column("qty_ordered", num(14, 3), nullable=False),
+        sa.Column("qty_received", num(14, 3), nullable=False),
+    )
     return md
 
 
-ERP_TABLES = ("md_material", "md_warehouse", "tr_route", "md_replenish", "so_header", "so_line", "inv_balance")
+ERP_TABLES = (
+    "md_material",
+    "md_warehouse",
+    "tr_route",
+    "md_replenish",
+    "so_header",
+    "so_line",
+    "inv_balance",
+    "md_purch_info",
+    "po_header",
+    "po_line",
+)
 """The ERP tables in the order they are written."""
 
 
@@ -959,6 +1004,125 @@ def _replenish(rng: np.random.Generator, it: _Items, lc: _Locs) -> Frame:
     }
 
 
+def _positions(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Index of each of ``values`` in ``codes`` (every value is one of the codes)."""
+    order = np.argsort(codes)
+    return order[np.searchsorted(codes[order], values)]
+
+
+#: the demo's suppliers (fictional), one per category in CATEGORIES order, the last a second source
+_VENDORS: tuple[tuple[str, str], ...] = (
+    ("V-RY01", "华东乳业供应链有限公司"),
+    ("V-SX02", "江南生鲜农产品有限公司"),
+    ("V-YL03", "南方饮料集团有限公司"),
+    ("V-XS04", "百味食品股份有限公司"),
+    ("V-RH05", "洁家日化用品有限公司"),
+    ("V-HL06", "悦颜个人护理用品有限公司"),
+    ("V-DQ07", "智享小家电制造有限公司"),
+    ("V-ZH08", "联华综合贸易有限公司"),
+)
+
+
+def _purchasing(
+    rng: np.random.Generator, it: _Items, lc: _Locs, stock: Frame, qty: np.ndarray, snap: np.datetime64
+) -> dict[str, Frame]:
+    """Purchasing info records and purchase orders (open, partly received, closed and cancelled).
+
+    Info records: one central contract per item still sold (about 4 % have none: the planner picks
+    a supplier), its supplier by category, a MOQ of 1 to 10 packs ordered in whole packs, a purchase
+    price a little under the standard cost, an order fee; for about 30 % of the contracts the
+    supplier's own lead time (else the lead-time table's applies); for about 10 % of the items a
+    distribution centre's own record (another supplier, a longer lead time, a larger MOQ).
+    Purchase orders: about 8 % of the SKU-locations still sold have one open (some promised for a
+    day already past: overdue; some partly received), and among the short ones (under a week of
+    cover) about a quarter, so that stock already ordered is seen; plus closed and cancelled orders
+    the extraction must skip. Drawn from its own generator: the other tables do not change."""
+    s_n, l_n = it.rate.size, lc.n_open
+    sold = ~it.discontinued
+    has_info = sold & (rng.random(s_n) >= 0.04)
+    si = np.nonzero(has_info)[0]
+    vendor = np.minimum(it.cat[si], len(_VENDORS) - 2)
+    codes, names = np.array([v for v, _ in _VENDORS], dtype=object), np.array([n for _, n in _VENDORS], dtype=object)
+    pack = it.pack[si].astype(float)
+    cost = np.asarray(it.frame["std_cost"], dtype=float)[si]
+    own_lt = rng.random(si.size) < 0.30
+    lt = np.round(rng.uniform(3, 12, si.size), 1)
+    central = {
+        "mat_code": it.frame["mat_code"][si],
+        "wh_code": np.full(si.size, None, dtype=object),
+        "vendor_code": codes[vendor],
+        "vendor_name": names[vendor],
+        "lt_days": _null_where(~own_lt, lt),
+        "lt_sd_days": _null_where(~own_lt, np.round(lt * rng.uniform(0.1, 0.3, si.size), 2)),
+        "moq": pack * rng.choice(np.array([1, 2, 5, 10]), si.size),
+        "lot_qty": pack,
+        "purch_price": np.round(cost * rng.uniform(0.92, 1.0, si.size), 4),
+        "order_fee": np.round(rng.uniform(50, 300, si.size), 0),
+    }
+    dcs = np.nonzero(lc.is_dc[:l_n])[0]
+    own = si[rng.random(si.size) < 0.10] if dcs.size else si[:0]
+    dc = dcs[rng.integers(0, max(dcs.size, 1), own.size)] if dcs.size else own
+    o_lt = np.round(rng.uniform(10, 20, own.size), 1)
+    o_pack = it.pack[own].astype(float)
+    local = {
+        "mat_code": it.frame["mat_code"][own],
+        "wh_code": lc.codes[dc].astype(object),
+        "vendor_code": np.full(own.size, _VENDORS[-1][0], dtype=object),
+        "vendor_name": np.full(own.size, _VENDORS[-1][1], dtype=object),
+        "lt_days": o_lt,
+        "lt_sd_days": np.round(o_lt * 0.25, 2),
+        "moq": o_pack * 20,
+        "lot_qty": o_pack,
+        "purch_price": np.round(np.asarray(it.frame["std_cost"], dtype=float)[own] * 0.9, 4),
+        "order_fee": np.full(own.size, 120.0),
+    }
+    info = _concat([central, local])
+    info["info_id"] = np.arange(1, len(info["mat_code"]) + 1)
+
+    # on hand per open cell, from the snapshot's lots
+    cs = _positions(np.asarray(it.frame["mat_code"]), np.asarray(stock["mat_code"]))
+    cl = _positions(np.asarray(lc.codes[:l_n]), np.asarray(stock["wh_code"]))
+    oh = np.zeros((s_n, l_n))
+    np.add.at(oh, (cs, cl), np.asarray(stock["qty_onhand"], dtype=float))
+    recent = qty[:, :l_n, -RECENT_DAYS:].mean(axis=2)
+    cells = sold[:, None] & (recent > 0) & (lc.recv[:l_n].astype(bool))[None, :]
+    short = cells & (oh < recent * 7)
+    pick = (cells & (rng.random((s_n, l_n)) < 0.08)) | (short & (rng.random((s_n, l_n)) < 0.25))
+    ps, pl = np.nonzero(pick)
+    n = ps.size
+    p_pack = it.pack[ps].astype(float)
+    ordered = np.maximum(np.ceil(recent[ps, pl] * rng.uniform(7, 30, n) / p_pack), 1) * p_pack
+    state = rng.choice(np.array(["OPEN", "PARTIAL", "CLOSED", "CANCELLED"]), n, p=[0.62, 0.13, 0.17, 0.08])
+    part = np.clip(np.floor(ordered * rng.uniform(0.2, 0.7, n) / p_pack) * p_pack, p_pack, ordered - p_pack)
+    state = np.where((state == "PARTIAL") & (ordered < 2 * p_pack), "OPEN", state)  # one pack cannot be split
+    received = np.where(state == "PARTIAL", part, np.where(state == "CLOSED", ordered, 0.0))
+    promise = snap + rng.integers(-3, 15, n).astype("timedelta64[D]")
+    promise = np.where(state == "CLOSED", snap - rng.integers(1, 30, n).astype("timedelta64[D]"), promise)
+    placed = promise - rng.integers(5, 20, n).astype("timedelta64[D]")
+    placed = np.minimum(placed, snap - np.timedelta64(1, "D"))
+    seq = np.arange(1, n + 1)
+    po_no = _doc_strings("PO", placed.astype("datetime64[D]"), seq)
+    vend = np.array([v for v, _ in _VENDORS], dtype=object)[np.minimum(it.cat[ps], len(_VENDORS) - 2)]
+    return {
+        "md_purch_info": info,
+        "po_header": {
+            "po_no": po_no,
+            "vendor_code": vend,
+            "wh_code": lc.codes[pl].astype(object),
+            "po_date": placed.astype("datetime64[D]"),
+            "promise_date": promise.astype("datetime64[D]"),
+            "status": state.astype(object),
+        },
+        "po_line": {
+            "po_no": po_no,
+            "line_no": np.ones(n, dtype=int),
+            "mat_code": it.frame["mat_code"][ps],
+            "qty_ordered": ordered,
+            "qty_received": received,
+        },
+    }
+
+
 def build(
     *, seed: int = 42, n_skus: int = 300, n_locations: int = 6, end_date: dt.date = DEMO_END_DATE, days: int = 730
 ) -> dict[str, Frame]:
@@ -983,7 +1147,7 @@ def build(
     sh, sl = _documents(rng, qty, sale_amount, "SALE", it, lc, dates)
     rh, rl = _documents(rng, ret, ret_amount, "RETURN", it, lc, dates)
     ch, cl = _cancelled(rng, it, lc, dates, sh["doc_no"].size)
-    return {
+    frames = {
         "md_material": it.frame,
         "md_warehouse": lc.frame,
         "tr_route": _lanes(rng, lc),
@@ -992,6 +1156,8 @@ def build(
         "so_line": _concat([sl, rl, cl]),
         "inv_balance": _stock(rng, it, lc, qty, dem["assort"], end + np.timedelta64(1, "D")),
     }
+    snap = end + np.timedelta64(1, "D")
+    return {**frames, **_purchasing(np.random.default_rng([seed, 7]), it, lc, frames["inv_balance"], qty, snap)}
 
 
 def panel_erp_frames(
@@ -1050,7 +1216,7 @@ def panel_erp_frames(
     )  # fmt: skip
     cells = np.asarray(qty, dtype=float)
     sh, sl = _documents(rng, cells, np.round(cells * price[:, None, None], 2), "SALE", it, lc, dates)
-    return {
+    frames = {
         "md_material": frame,
         "md_warehouse": lframe,
         "tr_route": _lanes(rng, lc),
@@ -1059,6 +1225,8 @@ def panel_erp_frames(
         "so_line": sl,
         "inv_balance": _stock(rng, it, lc, cells, np.asarray(listed, dtype=bool), end + np.timedelta64(1, "D")),
     }
+    snap = end + np.timedelta64(1, "D")
+    return {**frames, **_purchasing(np.random.default_rng([seed, 7]), it, lc, frames["inv_balance"], cells, snap)}
 
 
 # ------------------------------------------------------------------------------------------------

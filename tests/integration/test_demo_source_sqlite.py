@@ -102,7 +102,9 @@ def test_generate_drops_and_recreates(tmp_path):
     engine.dispose()
 
 
-@pytest.mark.parametrize("table", ["items", "locations", "lanes", "sales", "stock", "lead_times"])
+@pytest.mark.parametrize(
+    "table", ["items", "locations", "lanes", "sales", "stock", "lead_times", "sourcing", "purchase_orders"]
+)
 def test_profile_query_returns_the_contract_columns(demo, table):
     engine, _ = demo
     raw = run_query(
@@ -128,7 +130,10 @@ def test_manifest_names_existing_sources_and_the_query_parameters(demo):
     insp = sa.inspect(engine)
     assert MANIFEST["profile"] == "demo" and MANIFEST["description"]
     entries = {**MANIFEST["tables"], **{f"reconcile_{k}": v for k, v in MANIFEST["reconcile"].items()}}
-    assert set(MANIFEST["tables"]) == {"items", "locations", "lanes", "sales", "stock", "lead_times", "transfer_status"}
+    assert set(MANIFEST["tables"]) == {
+        *("items", "locations", "lanes", "sales", "stock", "lead_times"),
+        *("transfer_status", "sourcing", "purchase_orders"),
+    }
     for name, entry in entries.items():
         sql = (PROFILE_DIR / entry["query"]).read_text(encoding="utf-8")
         assert set(sa.text(sql).compile().params) == set(entry["params"]), name
@@ -305,3 +310,26 @@ def test_some_sku_locations_have_no_lead_time(demo):
 def test_bad_sizes_are_refused(tmp_path: Path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate(f"sqlite:///{tmp_path / 'x.sqlite'}", **kwargs)
+
+
+def test_purchasing_queries_map_info_records_and_keep_only_what_is_still_to_come(demo):
+    engine, _ = demo
+    info, head, line = (erp_table(engine, n) for n in ("md_purch_info", "po_header", "po_line"))
+    src = staged(engine, "sourcing")
+    # a central contract is written for every location ('*'); a DC's own record keeps its code
+    assert len(src) == len(info) and (src["location"] == "*").sum() == info["wh_code"].isna().sum()
+    assert set(src.loc[src["location"] != "*", "location"]) <= set(info["wh_code"].dropna())
+    quoted = info["lt_days"].notna()
+    assert src["lead_time_days"].notna().sum() == quoted.sum() and 0 < quoted.sum() < len(info)
+    assert (src["moq"] >= src["order_multiple"]).all() and (src["order_multiple"] >= 1).all()
+    po = staged(engine, "purchase_orders")
+    lines = line.merge(head, on="po_no")
+    assert set(lines["status"]) == {"OPEN", "PARTIAL", "CLOSED", "CANCELLED"}
+    still = lines[lines["status"].isin(["OPEN", "PARTIAL"]) & (lines["qty_ordered"] > lines["qty_received"])]
+    assert sorted(po["po_no"]) == sorted(still["po_no"])  # closed and cancelled orders are not on order
+    want = still.set_index("po_no")
+    got = po.set_index("po_no")
+    assert (got["open_qty"] == (want["qty_ordered"] - want["qty_received"]).loc[got.index]).all()
+    partial = want.index[want["status"] == "PARTIAL"]
+    assert len(partial) and (got.loc[partial, "open_qty"] < want.loc[partial, "qty_ordered"]).all()
+    assert (got["expected_date"] < pd.Timestamp(SNAPSHOT)).any()  # some are overdue: still on order

@@ -100,10 +100,20 @@ def test_odoo_profile_on_postgresql(pg_url, tmp_path):
     )
     assert _staged(ctx, "lead_times")[["sku", "location", "lead_time_days"]].values.tolist() == [["GT500", "HZ01", 2.0]]
     assert res.counts["lanes"] == 1
+    src = _staged(ctx, "sourcing")
+    cols = ["sku", "location", "supplier", "lead_time_days", "moq", "order_multiple", "unit_cost", "fixed_order_cost"]
+    assert src[cols].values.tolist() == [
+        ["GT500", "*", "福建茶业有限公司", 7.0, 12.0, 1.0, 1.15, 0.0],  # the variant's line, no ref: the name
+        ["odoo:2", "*", "福建茶业有限公司", 12.0, 6.0, 1.0, 2.4, 0.0],  # the first line expired on 2025-01-31
+    ]
+    po = _staged(ctx, "purchase_orders")
+    assert po[["po_no", "sku", "location", "supplier", "open_qty", "order_date", "expected_date"]].values.tolist() == [
+        ["P00001", "GT500", "SHDC", "V-TEA", 60.0, pd.Timestamp("2025-03-05"), pd.Timestamp("2025-03-15")],
+        ["P00003", "odoo:2", "HZ01", "福建茶业有限公司", 12.0, pd.Timestamp("2025-03-07"), pd.Timestamp("2025-03-11")],
+    ]
     rec = {r["table"]: r for r in ctx.read_json("reconciliation")}
-    assert set(rec) == {"items", "locations", "lanes", "sales", "stock", "lead_times"} and all(
-        r["ok"] for r in rec.values()
-    )
+    assert set(rec) == {"items", "locations", "lanes", "sales", "stock", "lead_times", "sourcing", "purchase_orders"}
+    assert all(r["ok"] for r in rec.values())
     assert rec["stock"]["source_quantity"] == 137 and rec["sales"]["source_quantity"] == 27
     wm = ctx.read_json("watermarks")
     assert wm[0]["table_name"] == "stock_move" and wm[0]["watermark"] == "2025-03-11"
@@ -273,3 +283,72 @@ def test_demo_profile_two_nights_incremental(server, request, tmp_path):
     items = _staged(full, "items")
     assert items["name"].str.contains(r"[\u4e00-\u9fff]").all()  # Chinese names intact through COPY / cursor
     shutil.rmtree(tmp_path / "full")
+
+
+def test_file_drops_sourcing_and_purchase_orders_in_gbk_next_to_a_sql_source(tmp_path):
+    """A buyer's supplier list and open-order export dropped as GBK CSVs with Chinese headers (a
+    supplier per item for every location, one location's own row; slashed dates), read beside a
+    SQL source instead of its own purchasing tables; the contract's defaults fill what the files lack."""
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    pd.DataFrame(
+        {
+            "物料": ["A1", "A1", "B2"],
+            "仓库": ["*", "WH-SH01", "*"],
+            "供应商": ["华东乳业", "上海直供", "南方饮料"],
+            "交期天数": [5, 9, None],
+            "起订量": [24, 48, 1],
+            "倍数": [12, 12, 1],
+            "单价": [3.2, 3.0, None],
+        }
+    ).to_csv(drop / "供应商_20250312.csv", index=False, encoding="gbk")
+    pd.DataFrame(
+        {
+            "采购单号": ["PO-1", "PO-2"],
+            "物料": ["A1", "B2"],
+            "仓库": ["WH-SH01", "ST-SH02"],
+            "未到数量": [36, 10],
+            "预计到货": ["2025/03/15", "2025/03/10"],
+        }
+    ).to_csv(drop / "采购在途_20250312.csv", index=False, encoding="gbk")
+    files = {
+        "sourcing": {
+            "pattern": "供应商_*.csv",
+            "columns": {
+                "sku": "物料",
+                "location": "仓库",
+                "supplier": "供应商",
+                "lead_time_days": "交期天数",
+                "moq": "起订量",
+                "order_multiple": "倍数",
+                "unit_cost": "单价",
+            },
+            "defaults": {"fixed_order_cost": 0},
+        },
+        "purchase_orders": {
+            "pattern": "采购在途_*.csv",
+            "columns": {
+                "po_no": "采购单号",
+                "sku": "物料",
+                "location": "仓库",
+                "open_qty": "未到数量",
+                "expected_date": "预计到货",
+            },
+        },
+    }
+    erp = tmp_path / "demo.sqlite"
+    generate(f"sqlite:///{erp}", seed=3, n_skus=10, n_locations=3, days=60)
+    cfg = _cfg(tmp_path, f"sqlite:///{erp}", folder=str(drop), files=files)
+    ctx = RunContext(cfg, DEMO_END_DATE + timedelta(days=1))
+    res = extract_stage(ctx)
+    assert res.counts["sourcing"] == 3 and res.counts["purchase_orders"] == 2  # the drops, not the ERP's tables
+    src = _staged(ctx, "sourcing")
+    assert src[["sku", "location", "supplier", "moq", "fixed_order_cost"]].values.tolist() == [
+        ["A1", "*", "华东乳业", 24.0, 0.0],
+        ["A1", "WH-SH01", "上海直供", 48.0, 0.0],
+        ["B2", "*", "南方饮料", 1.0, 0.0],
+    ]
+    assert src["lead_time_days"].isna().tolist() == [False, False, True] and pd.isna(src["unit_cost"].iloc[2])
+    po = _staged(ctx, "purchase_orders")
+    assert po["expected_date"].tolist() == [pd.Timestamp("2025-03-15"), pd.Timestamp("2025-03-10")]
+    assert po["supplier"].isna().all() and po["open_qty"].tolist() == [36.0, 10.0]

@@ -86,6 +86,8 @@ def test_extract_stage_from_files(tmp_path):
         "lead_times": 1,
         "policies": len(cfg.policies),
         "transfer_status": 0,  # the drop has no status file: staged empty
+        "sourcing": 0,
+        "purchase_orders": 0,
     }
     items = pd.read_parquet(ctx.run_dir / "extract_items.parquet")
     assert items["name"].tolist() == ["绿茶", "乌龙茶"]

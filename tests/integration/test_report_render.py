@@ -183,6 +183,8 @@ def frames() -> dict[str, pd.DataFrame]:
                 "order_up_to": 17.0,
                 "on_hand": 5.0,
                 "in_transit": 0.0,
+                "on_order": 0.0,
+                "on_order_later": 0.0,
                 "available": 5.0,
                 "days_of_cover": 5.0,
                 "health_band": band,
@@ -876,3 +878,54 @@ def test_trend_charts_tick_the_real_run_dates():
     five = np.array([f"2026-11-2{d}" for d in range(5, 10)], dtype="datetime64[ns]")
     assert trend_ticks(five[:3])[0].tolist() == five[:3].tolist() and trend_ticks(five[:3])[1] is None
     assert trend_ticks(five) == (None, None)
+
+
+def _proposal(sku: str, loc: str, order_by: str, cost: float, late: bool, **kw) -> dict:
+    row = {
+        "run_date": pd.Timestamp(RUN_DATE),
+        "run_id": RUN_ID,
+        "sku": sku,
+        "location": loc,
+        "supplier": "华东乳业",
+        "order_by": pd.Timestamp(order_by),
+        "expected_receipt": pd.Timestamp(order_by) + pd.Timedelta(days=5),
+        "quantity": 24.0,
+        "unit_cost": cost / 24,
+        "fixed_order_cost": 0.0,
+        "cost": cost,
+        "inventory_position": 3.0,
+        "on_order": 0.0,
+        "planned_transfers": 0.0,
+        "reorder_point": 10.0,
+        "order_up_to": 27.0,
+        "moq": 24.0,
+        "order_multiple": 12.0,
+        "lead_time_days": 5.0,
+        "runs_out_before_receipt": late,
+        "explanation_en": f"Order 24 of {sku} at {loc}.",
+        "explanation_zh": f"请订购 {sku} 24 件。",
+    }
+    return {**row, **kw}
+
+
+def test_report_lists_purchase_proposals_earliest_first_escaped_and_translated(frames, summary, items, locations):
+    props = contract.conform(
+        pd.DataFrame(
+            [
+                _proposal("S2", "ST2", "2026-11-27", 900.0, False, supplier=None),
+                _proposal("S1", "DC1", "2026-11-25", 100.0, False),
+                _proposal("S3", "ST3", "2026-11-25", 50.0, True, explanation_en=f"Buy {SCRIPT}"),
+            ]
+        ),
+        "purchase_proposals",
+    )
+    both = {**frames, "purchase_proposals": props, "items": items, "locations": locations}
+    html = render_report(both, summary, "en")
+    text = section_text(html, "purchases")
+    # the earliest order-by date first; on one date, what runs out before the receipt first
+    assert text.index("S3") < text.index("S1") < text.index("S2")
+    assert "none recorded" in text and "华东乳业" in text and "Buy &lt;script&gt;" in text and SCRIPT not in html
+    zh = section_text(render_report(both, summary, "zh-CN"), "purchases")
+    assert "采购建议" in zh and "请订购 S1 24 件。" in zh and "未记录" in zh and "Order 24" not in zh
+    empty = section_text(render_report(frames, summary, "en"), "purchases")
+    assert "Nothing to report." in empty

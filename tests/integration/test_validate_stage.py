@@ -104,6 +104,8 @@ def _stage_folder(tmp_config, f: dict[str, pd.DataFrame]) -> RunContext:
     ctx.run_dir.mkdir(parents=True)
     f = {
         "transfer_status": contract.empty("transfer_status"),
+        "sourcing": contract.empty("sourcing"),
+        "purchase_orders": contract.empty("purchase_orders"),
         **f,
         "lead_times": contract.empty("lead_times"),
         "policies": policies_frame(tmp_config),

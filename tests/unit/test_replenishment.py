@@ -342,13 +342,13 @@ def test_purchase_proposals_quantity_dates_cost_and_reasons():
     assert a["order_by"] == pd.Timestamp("2026-03-01") and a["expected_receipt"] == pd.Timestamp("2026-03-11")
     assert a["cost"] == pytest.approx(25 * 2.0 + 10.0) and a["supplier"] == "Acme"
     assert a["runs_out_before_receipt"]  # 7 - 2 x 10 < 0
-    assert "MOQ 25" in a["reason_en"] and "最小订购量 25" in a["reason_zh"]
+    assert "MOQ 25" in a["explanation_en"] and "最小订购量 25" in a["explanation_zh"]
     e = out.loc["E"]  # position 20 + 8 on order = 28 <= 30: 60 - 28 = 32 -> 50 (MOQ, multiple 10)
     assert e["on_order"] == 8 and e["inventory_position"] == 28 and e["quantity"] == 50
     assert e["expected_receipt"] == pd.Timestamp("2026-03-21")
-    for col in ("reason_en", "reason_zh"):
+    for col in ("explanation_en", "explanation_zh"):
         assert out[col].str.len().min() > 40
-    assert "Seal" in e["reason_en"] and "Seal" in e["reason_zh"] and "到货" in e["reason_zh"]
+    assert "Seal" in e["explanation_en"] and "Seal" in e["explanation_zh"] and "到货" in e["explanation_zh"]
 
 
 def test_purchase_proposals_order_by_is_the_day_the_position_reaches_the_reorder_point():
@@ -359,8 +359,8 @@ def test_purchase_proposals_order_by_is_the_day_the_position_reaches_the_reorder
     assert row["supplier"] == "Bolt-W2" and row["lead_time_days"] == 5  # the location's row, 4.5 -> 5
     assert row["quantity"] == 8  # up to 12 from the projected 4
     assert not row["runs_out_before_receipt"]
-    assert "will" not in row["reason_en"] and "reaches within the review period" in row["reason_en"]
-    assert "检查周期内" in row["reason_zh"]
+    assert "will" not in row["explanation_en"] and "reaches within the review period" in row["explanation_en"]
+    assert "检查周期内" in row["explanation_zh"]
 
 
 def test_purchase_proposals_without_sourcing_or_anything_due():
@@ -369,7 +369,7 @@ def test_purchase_proposals_without_sourcing_or_anything_due():
     lone = _positions().iloc[[0]].assign(sku="Z")
     out = purchase_proposals(lone, _sourcing(), "2026-03-01")
     assert out["supplier"].isna().all() and out["quantity"].iloc[0] == 23 and out["lead_time_days"].iloc[0] == 5
-    assert "none recorded" in out["reason_en"].iloc[0] and "未记录" in out["reason_zh"].iloc[0]
+    assert "none recorded" in out["explanation_en"].iloc[0] and "未记录" in out["explanation_zh"].iloc[0]
 
 
 def test_optimise_cost_balances_holding_ordering_and_lost_sales():
