@@ -27,7 +27,7 @@ from pipelines import labels as names
 from pipelines import reporting
 from pipelines.config import Config, WorkbenchConfig
 from pipelines.decisions import REASON_CODES, DecisionsError, parse_date, parse_decisions
-from pipelines.workbench import auth, charts, i18n, queries, service, users
+from pipelines.workbench import auth, charts, i18n, purchases, queries, service, users
 from pipelines.workbench.links import transfer_link
 from pipelines.workbench.service import DecisionRefused, RecKey
 
@@ -501,6 +501,81 @@ def transfer_decide(
     msgs = [("ok", t["saved"].format(what=f"{t[decision]} {_fmt(d.new_quantity)}", v=d.version))]
     msgs += [("warn", f"{t['warning']}: {w}") for w in d.warnings]
     return _detail(request, who, key, 200, msgs)
+
+
+# ------------------------------------------------------------------------------- purchases
+def _purchases(
+    request: Request, who: Who, q: str, page: int = 1, status: int = 200, messages: list | None = None
+) -> HTMLResponse:
+    with W(request).engine.connect() as conn:
+        pg = purchases.proposals_page(conn, who.user, page, W(request).cfg.page_size, q, who.user.lang)
+    return render(
+        request,
+        who,
+        "purchases.html",
+        status=status,
+        page=pg,
+        q=q,
+        reason_codes=purchases.REASON_CODES,
+        messages=messages or [],
+    )
+
+
+@router.get("/purchases", response_class=HTMLResponse)
+def purchases_page(request: Request, who: Annotated[Who, Depends(current)]) -> HTMLResponse:
+    p = request.query_params
+    return _purchases(request, who, p.get("q", ""), int(p["page"]) if p.get("page", "").isdigit() else 1)
+
+
+@router.post("/purchases/decide", response_class=HTMLResponse)
+def purchase_decide(
+    request: Request,
+    who: Annotated[Who, Depends(posted)],
+    date_: Annotated[str, Form(alias="date")] = "",
+    sku: Annotated[str, Form()] = "",
+    location: Annotated[str, Form()] = "",
+    run_id: Annotated[str, Form()] = "",
+    version: Annotated[str, Form()] = "0",
+    action: Annotated[str, Form()] = "",
+    quantity: Annotated[str, Form()] = "",
+    supplier: Annotated[str, Form()] = "",
+    reason_code: Annotated[str, Form()] = "",
+    reason_text: Annotated[str, Form()] = "",
+    q: Annotated[str, Form()] = "",
+) -> HTMLResponse:
+    d = parse_date(date_)
+    if d is None or not sku or not location or not version.isdigit():
+        raise HTTPException(400, "date (YYYY-MM-DD), sku, location and version are required")
+    key = purchases.PurchaseKey(d, sku, location)
+    t = i18n.texts(who.user.lang)
+    decision = "reject" if action == "reject" else "approve"
+    qty: float | None = None
+    if decision == "approve" and quantity.strip():
+        try:
+            qty = float(quantity.replace(",", ""))
+        except ValueError:
+            msg = f"{t['refused']} [quantity]: {quantity!r} is not a number"
+            return _purchases(request, who, q, status=422, messages=[("error", msg)])
+    try:
+        with W(request).writer.begin() as conn:
+            done = purchases.decide(
+                conn,
+                who.user,
+                key,
+                decision,
+                qty,
+                supplier or None,
+                reason_code or None,
+                reason_text or None,
+                int(version),
+                rec_run_id=run_id or None,
+                approval_limit=W(request).cfg.planner_approval_limit,
+            )
+    except DecisionRefused as exc:
+        msg = f"{t['refused']} [{exc.rule}]: {exc}"
+        return _purchases(request, who, q, status=_STATUS.get(exc.rule, 422), messages=[("error", msg)])
+    what = f"{t[decision]} {key.sku} @ {key.location} {_fmt(done.new_quantity)}"
+    return _purchases(request, who, q, messages=[("ok", t["saved"].format(what=what, v=done.version))])
 
 
 @router.get("/alerts", response_class=HTMLResponse)

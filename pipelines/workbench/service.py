@@ -81,7 +81,7 @@ class RecKey:
 class DecisionRefused(Exception):
     """A decision broke a rule: ``rule`` (a short code), ``key`` and a message naming the numbers."""
 
-    def __init__(self, key: RecKey, rule: str, message: str) -> None:
+    def __init__(self, key: Any, rule: str, message: str) -> None:  # a RecKey, or a purchase's key
         super().__init__(f"{key}: {message}")
         self.key = key
         self.rule = rule
@@ -91,7 +91,7 @@ class DecisionRefused(Exception):
 class Conflict(DecisionRefused):
     """Someone else decided the recommendation since the user loaded it."""
 
-    def __init__(self, key: RecKey, decided_by: str, decided_at: datetime | None, version: int, decision: str) -> None:
+    def __init__(self, key: Any, decided_by: str, decided_at: datetime | None, version: int, decision: str) -> None:
         when = decided_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if decided_at else "earlier"
         super().__init__(
             key,

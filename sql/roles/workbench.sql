@@ -3,7 +3,7 @@
 -- are replaced by quoted identifiers. Idempotent.
 --
 -- It reads what the pages show (every table and view, now and in the future), appends decisions to
--- transfer_decisions (INSERT only: a decision row is never updated or deleted) and keeps its own
+-- transfer_decisions and purchase_decisions (INSERT only: a decision row is never updated or deleted) and keeps its own
 -- accounts, sessions and login attempts. It cannot publish, migrate or change any other table.
 
 grant connect on database {database} to {workbench};
@@ -12,7 +12,7 @@ revoke create on schema {schema} from {workbench};
 
 grant select on all tables in schema {schema} to {workbench};
 revoke insert, update, delete, truncate, references, trigger on all tables in schema {schema} from {workbench};
-grant insert on {schema}.transfer_decisions to {workbench};
+grant insert on {schema}.transfer_decisions, {schema}.purchase_decisions to {workbench};
 grant insert, update on {schema}.workbench_users, {schema}.workbench_sessions, {schema}.workbench_login_attempts
   to {workbench};
 

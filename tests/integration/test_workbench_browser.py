@@ -310,3 +310,47 @@ def test_upload_a_gbk_file_reports_bad_lines_and_imports_the_rest(page_as, tmp_p
     ]
     page.goto("/transfers?q=E")
     assert "已批准 2" in page.locator("#transfers tbody tr[data-sku=E]").inner_text()
+
+
+def test_purchases_page_approve_reject_and_the_server_refuses_what_it_must(page_as):
+    page = page_as("south")
+    with page.expect_navigation():
+        page.click("header a[href='/purchases']")
+    rows = page.locator("#purchases tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.sku + '@' + r.dataset.location)") == ["B@S2"]  # 华南 only
+    b = page.locator("#purchases tr[data-sku=B]")
+    assert "none recorded" in b.inner_text() and "Order 10 B for S2." in b.inner_text()  # south reads English
+    # no supplier recorded: the approval must name one; the server says so
+    assert submit(page, "#purchases tr[data-sku=B] button.approve") == 422
+    assert "[supplier]" in page.locator(".msg.error").inner_text()
+    page.fill("#purchases tr[data-sku=B] input[name=supplier]", "南方电器")
+    page.fill("#purchases tr[data-sku=B] input[name=quantity]", "12")  # 12 x 480 = 5,760 > 5,000
+    assert submit(page, "#purchases tr[data-sku=B] button.approve") == 403
+    assert "a manager must approve it" in page.locator(".msg.error").inner_text()
+    page.fill("#purchases tr[data-sku=B] input[name=supplier]", "南方电器")
+    assert submit(page, "#purchases tr[data-sku=B] button.approve") == 200
+    assert "(version 1)" in page.locator(".msg.ok").inner_text()
+    assert "南方电器" in page.locator("#purchases tr[data-sku=B] .status").inner_text()
+    # another region's proposal by a forged form: refused on the server, CSRF first
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    form = {"date": WB_DATE.isoformat(), "sku": "A", "location": "S1", "version": "0", "action": "approve"}
+    assert page.request.post("/purchases/decide", form=form).status == 403  # no CSRF token
+    r = page.request.post("/purchases/decide", form={**form, "csrf_token": csrf})
+    assert r.status == 403 and "outside your regions" in r.text()
+    east = page_as("east")
+    east.goto("/purchases")
+    a = "#purchases tr[data-sku=A]"
+    east.fill(f"{a} input[name=quantity]", "30")  # not a multiple of 12
+    assert submit(east, f"{a} button.approve") == 422
+    assert "not a multiple of the order multiple 12" in east.locator(".msg.error").inner_text()
+    east.select_option(f"{a} select[name=reason_code]", "already_ordered")
+    assert submit(east, f"{a} button.reject") == 200
+    assert "已拒绝" in east.locator(f"{a} .status").inner_text() and "未记录" not in east.locator(a).inner_text()
+
+
+def test_script_in_a_supplier_name_is_shown_as_text(page_as):
+    page = page_as("boss")
+    page.goto("/purchases?q=X")
+    assert XSS_NAME in page.locator("#purchases tr[data-sku=X]").inner_text()
+    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.locator("script:not([src])").count() == 0
