@@ -13,11 +13,15 @@ history mixes smooth, intermittent and dead series; the forecast is that rate fl
 quantiles); stock = 0-3x 30 days of the rate in one lot, plus a second lot with an expiry date for
 10 % of series (expired to +120 days); lead times recorded for 90 % of series (2-30 days, std 0-5,
 review 7), the rest use the default (flagged). Policies: the embedded default rows plus a
-fill-rate target of 99 % for class A.
+fill-rate target of 99 % for class A. Purchasing (from a generator of its own): one sourcing row
+per SKU for every location (50 suppliers, MOQ 1 / 6 / 12 / 24 with a multiple of up to 12, a
+supplier lead time for 30 %, an order cost of 20-200) and an open purchase order on 10 % of the
+series (7-30 days of demand, expected from 3 days overdue to 30 days out).
 
 The inputs are generated and written to parquet first; a fresh child process then reads them and
 runs the policy stage's work (reading the forecasts as the stage does, with
-:func:`read_demand_rates`, then :func:`compute_policy`) and :func:`compute_alerts`, timing each
+:func:`read_demand_rates`, then :func:`compute_policy` with the purchase orders and sourcing),
+:func:`compute_alerts` and the purchasing stage's work (:func:`purchasing`), timing each
 (reading the other inputs is timed separately); its peak resident memory (``ru_maxrss``, inputs
 included) is reported, so generation does not count.
 """
@@ -142,6 +146,36 @@ def generate(out: Path, skus: int, n_loc: int, horizon: int, per_series: float, 
             "review_period_days": 7.0,
         }
     )
+    # purchasing (issue 18), from a generator of its own so the tables above stay as they were
+    rng2 = np.random.default_rng([seed, 18])
+    moq = rng2.choice(np.array([1.0, 6.0, 12.0, 24.0]), skus)
+    quoted = rng2.random(skus) < 0.3
+    sourcing = pd.DataFrame(
+        {
+            "sku": sku_codes,
+            "location": "*",
+            "supplier": np.char.add("V", (np.arange(skus) % 50).astype(str)),
+            "lead_time_days": np.where(quoted, rng2.integers(3, 40, skus), np.nan),
+            "lead_time_std_days": np.nan,
+            "moq": moq,
+            "order_multiple": np.minimum(moq, 12.0),
+            "unit_cost": np.round(cost * 0.95, 2),
+            "fixed_order_cost": np.round(rng2.uniform(20, 200, skus), 0),
+        }
+    )
+    ordered = rng2.random(n) < 0.10
+    k = int(ordered.sum())
+    purchase_orders = pd.DataFrame(
+        {
+            "po_no": np.char.add("P", np.arange(k).astype(str)),
+            "sku": sku_codes[s_idx[ordered]],
+            "location": loc_codes[l_idx[ordered]],
+            "supplier": None,
+            "open_qty": np.ceil(rate[ordered] * rng2.uniform(7, 30, k)) + 1.0,
+            "order_date": rd - pd.Timedelta(days=5),
+            "expected_date": rd + pd.to_timedelta(rng2.integers(-3, 31, k), unit="D"),
+        }
+    )
     cfg = load_config(overrides={"policy": {"special_categories": ["spare"]}})
     pol = policies_frame(cfg).assign(fill_rate=np.nan)
     pol.loc[(pol["category"] == "*") & (pol["abc_class"] == "A"), "fill_rate"] = 0.99
@@ -152,6 +186,8 @@ def generate(out: Path, skus: int, n_loc: int, horizon: int, per_series: float, 
         "forecasts": contract.conform(fc, "forecasts"),
         "stock": contract.conform(stock, "stock"),
         "lead_times": contract.conform(lead_times, "lead_times"),
+        "sourcing": contract.conform(sourcing, "sourcing"),
+        "purchase_orders": contract.conform(purchase_orders, "purchase_orders"),
     }
     for name, df in frames.items():
         df.to_parquet(out / f"{name}.parquet", index=False)
@@ -196,12 +232,25 @@ def replenishment(p: pd.DataFrame, items: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def purchasing(p: pd.DataFrame, items: pd.DataFrame, sourcing: pd.DataFrame) -> pd.DataFrame:
+    """The purchasing stage's work on the policy frame, as :func:`pipelines.purchasing.purchasing_stage`
+    does it (no transfers planned: the benchmark has no lanes)."""
+    from pipelines import contract
+    from pipelines.purchasing import positions
+    from pipelines.replenishment import purchase_proposals
+
+    locs = pd.DataFrame({"location": sorted(p["location"].unique()), "active": True})
+    pos, opened = positions(p, contract.empty("transfers"), items, locs)
+    return purchase_proposals(pos, sourcing, RUN, opened)
+
+
 def run(folder: Path, with_replenishment: bool = False) -> dict[str, object]:
     from pipelines.alerts import compute_alerts
     from pipelines.policy import compute_policy, read_demand_rates
 
     t0 = time.perf_counter()
-    f = {n: pd.read_parquet(folder / f"{n}.parquet") for n in ("items", "sales", "stock", "lead_times")}
+    names = ("items", "sales", "stock", "lead_times", "sourcing", "purchase_orders")
+    f = {n: pd.read_parquet(folder / f"{n}.parquet") for n in names}
     pol = pd.read_parquet(folder / "policies.parquet")
     t1 = time.perf_counter()
     p = compute_policy(
@@ -216,10 +265,14 @@ def run(folder: Path, with_replenishment: bool = False) -> dict[str, object]:
         default_lead_time_std_days=2.0,
         default_review_period_days=7.0,
         special_categories=["spare"],
+        purchase_orders=f["purchase_orders"],
+        sourcing=f["sourcing"],
     )
     t2 = time.perf_counter()
     a = compute_alerts(p, f["stock"], f["sales"], f["items"], pol, RUN)
     t3 = time.perf_counter()
+    props = purchasing(p, f["items"], f["sourcing"])
+    t4 = time.perf_counter()
     extra = replenishment(p, f["items"]) if with_replenishment else {}
     return {
         **extra,
@@ -228,6 +281,10 @@ def run(folder: Path, with_replenishment: bool = False) -> dict[str, object]:
         "policy_s": round(t2 - t1, 1),
         "alerts_s": round(t3 - t2, 1),
         "policy_plus_alerts_s": round(t3 - t1, 1),
+        "purchasing_s": round(t4 - t3, 1),
+        "policy_plus_purchasing_s": round(t2 - t1 + t4 - t3, 1),
+        "purchase_proposals": len(props),
+        "on_order_series": int((p["on_order"] > 0).sum()),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
         "ss_method": p["ss_method"].value_counts().to_dict(),
         "demand_pattern": p["demand_pattern"].value_counts().to_dict(),

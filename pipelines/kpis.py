@@ -15,6 +15,10 @@ without stock. Current metrics and how they are computed:
 - ``band_compliance``: among SKU-locations with demand, the share in the ``healthy`` band.
 - ``transfers_recommended_count`` / ``_units`` / ``_cost``: transfers counted at the *receiving*
   location (to_location).
+- ``purchases_proposed_count`` / ``_units`` / ``_value``: the night's purchase proposals at their
+  delivery location; value = their cost (quantity x unit cost + order cost).
+- ``on_order_value``: units on open purchase orders (``on_order`` + ``on_order_later`` of the
+  policy) x unit cost.
 - ``forecast_wape``: sum of absolute daily errors / sum of actual units of the backtest; the
   absolute error of a series is wape x actual, or its forecast total when nothing sold (then every
   daily error is the forecast). Null when nothing sold.
@@ -86,6 +90,10 @@ METRICS = (
     "transfers_recommended_count",
     "transfers_recommended_units",
     "transfers_recommended_cost",
+    "purchases_proposed_count",
+    "purchases_proposed_units",
+    "purchases_proposed_value",
+    "on_order_value",
     "forecast_wape",
     "turnover",
     "fill_rate",
@@ -119,6 +127,10 @@ _SUMS = (
     "transfer_count",
     "transfer_units",
     "transfer_cost",
+    "purchase_count",
+    "purchase_units",
+    "purchase_value",
+    "on_order_value",
     "abs_error",
     "actual",
     "cogs_window",
@@ -335,13 +347,15 @@ def compute_kpis(
     lanes: pd.DataFrame | None = None,
     past_forecasts: pd.DataFrame | None = None,
     review: pd.DataFrame | None = None,
+    purchases: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ``kpis`` rows (without run_id) for the run date (see module doc).
 
     ``sales`` feeds turnover and the last-horizon accuracy, ``decisions`` (+ ``lanes`` for the
     cost) the approved transfers, ``past_forecasts`` (the forecasts of one earlier published run,
     see :func:`pipelines.reporting.read_last_horizon_forecasts`) the last-horizon accuracy,
-    ``review`` (the ``transfer_review`` rows) the transfer loop's metrics.
+    ``review`` (the ``transfer_review`` rows) the transfer loop's metrics, ``purchases`` (the
+    night's ``purchase_proposals``) the proposed purchases.
     """
     rd = pd.Timestamp(run_date)
     items = items.assign(unit_cost=items["unit_cost"].astype(float))
@@ -361,9 +375,11 @@ def compute_kpis(
                 _d=demand.astype(float),
                 _o=(demand & (pol["available"] <= 0)).astype(float),
                 _h=(demand & (pol["health_band"] == "healthy")).astype(float),
+                _oo=(pol["on_order"] + pol["on_order_later"]) * pol["unit_cost"],
             ),
             "location",
             items,
+            on_order_value=lambda f: f["_oo"],
             cogs_per_day=lambda f: f["_cogs"],
             n_demand=lambda f: f["_d"],
             n_out=lambda f: f["_o"],
@@ -380,6 +396,20 @@ def compute_kpis(
             transfer_cost=lambda f: f["transfer_cost"],
         ),
         _facts(acc, "location", items, abs_error=lambda f: f["_abs"], actual=lambda f: f["actual"]),
+        *(
+            [
+                _facts(
+                    purchases,
+                    "location",
+                    items,
+                    purchase_count=1.0,
+                    purchase_units=lambda f: f["quantity"],
+                    purchase_value=lambda f: f["cost"],
+                )
+            ]
+            if purchases is not None
+            else []
+        ),
         *_sales_facts(sales, items, rd),
         *_approved_facts(decisions, lanes, items, rd),
         *_last_horizon_facts(past_forecasts, sales, items),
@@ -423,6 +453,10 @@ def compute_kpis(
             "transfers_recommended_count": agg["transfer_count"],
             "transfers_recommended_units": agg["transfer_units"],
             "transfers_recommended_cost": agg["transfer_cost"],
+            "purchases_proposed_count": agg["purchase_count"],
+            "purchases_proposed_units": agg["purchase_units"],
+            "purchases_proposed_value": agg["purchase_value"],
+            "on_order_value": agg["on_order_value"],
             "forecast_wape": _ratio(agg["abs_error"], agg["actual"]),
             "turnover": _ratio(agg["cogs_window"] * (365.0 / TURNOVER_WINDOW_DAYS), agg["inventory_value"]),
             "fill_rate": np.nan,
@@ -451,9 +485,9 @@ def compute_kpis(
 
 
 def kpis_stage(ctx: RunContext) -> StageResult:
-    """Read inventory_policy, alerts, transfers, forecast_accuracy, stock, items, locations, sales,
-    lanes, the planners' ``decisions`` and the ``past_forecasts`` of the last full horizon (both
-    staged by the feedback stage) and the ``transfer_review``; write ``kpis``."""
+    """Read inventory_policy, alerts, transfers, purchase_proposals, forecast_accuracy, stock, items,
+    locations, sales, lanes, the planners' ``decisions`` and the ``past_forecasts`` of the last full
+    horizon (both staged by the feedback stage) and the ``transfer_review``; write ``kpis``."""
     decisions = ctx.read("decisions")
     past = ctx.read("past_forecasts", table="forecasts")
     out = compute_kpis(
@@ -470,6 +504,7 @@ def kpis_stage(ctx: RunContext) -> StageResult:
         lanes=ctx.read("lanes"),
         past_forecasts=past,
         review=ctx.read("transfer_review"),
+        purchases=ctx.read("purchase_proposals"),
     )
     n = ctx.write("kpis", out.assign(run_id=ctx.run_id))
     return StageResult(

@@ -63,9 +63,11 @@ from pipelines.report import (
     location_names,
     network_kpis,
     noise_line,
+    purchase_rows,
     quarantined_count,
     run_date_of,
     sort_alerts,
+    sort_purchases,
     sort_transfers,
     todays_actions,
     transfer_rows,
@@ -76,6 +78,7 @@ from pipelines.report import env as jinja_env
 log = logging.getLogger(__name__)
 
 DIGEST_MAX_TRANSFERS = 25
+DIGEST_MAX_PURCHASES = 10
 DIGEST_TOP_ALERTS = 10
 FAILURE_EXAMPLE_ROWS = 20
 FAILURE_ATTACH_MAX_ROWS = 10_000
@@ -95,7 +98,10 @@ _DIGEST_TEXT: dict[str, dict[str, str]] = {
         "top_alerts": "Top {n} alerts by value at risk",
         "alerts_count": "{n} alert(s) in total, {h} of high severity.",
         "quarantined_line": "Validation set aside {n} row(s) of input data; see the data-quality section of the report.",
-        "attachments": "Attached: the full transfer and alert lists as CSV and as one Excel workbook.",
+        "attachments": "Attached: the full transfer, purchase and alert lists as CSV and as one Excel workbook.",
+        "purchases": "Purchases to place",
+        "purchases_line": "{n} purchase proposal(s) worth {v}; {late} run out before the goods arrive. The"
+        " earliest are below, the full list is attached.",
         "report_hint": "The full report is report_{date}.html in the run's output folder.",
         "workbench_hint": "Review and decide in the workbench: {url}",
         "warnings": "Warnings",
@@ -114,7 +120,9 @@ _DIGEST_TEXT: dict[str, dict[str, str]] = {
         "top_alerts": "风险金额最高的 {n} 条预警",
         "alerts_count": "共 {n} 条预警，其中高风险 {h} 条。",
         "quarantined_line": "数据校验隔离了 {n} 行输入数据，详见报告的数据质量部分。",
-        "attachments": "附件：完整的调拨和预警列表（CSV 与 Excel 工作簿）。",
+        "attachments": "附件：完整的调拨、采购和预警列表（CSV 与 Excel 工作簿）。",
+        "purchases": "待下的采购单",
+        "purchases_line": "共 {n} 条采购建议，金额 {v}；其中 {late} 条到货前会缺货。以下为最早需下单的几条，完整列表见附件。",
         "report_hint": "完整报告为本次运行输出目录中的 report_{date}.zh-CN.html。",
         "workbench_hint": "请在工作台审阅并决定：{url}",
         "warnings": "提示",
@@ -152,6 +160,26 @@ def _region_map(locations: pd.DataFrame | None) -> pd.Series | None:
         .groupby(level=0)
         .first()
     )
+
+
+def filter_purchases(
+    purchases: pd.DataFrame,
+    group: RecipientGroup,
+    locations: pd.DataFrame | None,
+    items: pd.DataFrame | None,
+    policy: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The purchase proposals a planner group sees: the SKU's category is one of the group's and the
+    delivery location is in one of its regions (empty lists: no filter; missing master data: none,
+    as :func:`filter_for_group` does)."""
+    keep = pd.Series(True, index=purchases.index)
+    if group.categories:
+        cats = _category_map(items, policy)
+        keep &= False if cats is None else purchases["sku"].map(cats).isin(set(group.categories))
+    if group.regions:
+        regions = _region_map(locations)
+        keep &= False if regions is None else purchases["location"].map(regions).isin(set(group.regions))
+    return purchases[keep].reset_index(drop=True)
 
 
 def filter_for_group(
@@ -253,18 +281,42 @@ EXPORT_COLUMNS: dict[str, list[str]] = {
         "explanation",
         "run_id",
     ],
+    "purchases": [
+        "run_date",
+        "sku",
+        "item_name",
+        "location",
+        "location_name",
+        "supplier",
+        "order_by",
+        "expected_receipt",
+        "order_quantity",
+        "unit_cost",
+        "fixed_order_cost",
+        "cost",
+        "moq",
+        "order_multiple",
+        "inventory_position",
+        "reorder_point",
+        "order_up_to",
+        "runs_out_before_receipt",
+        "explanation",
+        "run_id",
+    ],
 }
 #: decimals of the numeric attachment columns: pieces whole, money two places, days one
 _ROUND = {
     "quantity": 0, "packs": 0, "receiver_units_short": 0, "donor_excess_units": 0, "units": 0, "plan_units": 0,
     "transfer_cost": 2, "expected_benefit": 2, "net_benefit": 2, "value_at_risk": 2, "donor_days_of_cover": 1,
+    "order_quantity": 0, "moq": 0, "order_multiple": 0, "inventory_position": 0, "reorder_point": 0,
+    "order_up_to": 0, "cost": 2, "unit_cost": 4, "fixed_order_cost": 2,
 }  # fmt: skip
 
 
 def export_frame(
     df: pd.DataFrame, kind: str, lang: str, items: pd.DataFrame | None, locations: pd.DataFrame | None
 ) -> pd.DataFrame:
-    """The attachment table of ``transfers`` or ``alerts`` in ``lang``: item and location names next to
+    """The attachment table of ``transfers``, ``alerts`` or ``purchases`` in ``lang``: item and location names next to
     the codes, codes of types, severities, actions, tiers and plan reasons as words, numbers
     rounded (pieces whole, money two places), the explanation of ``lang`` and headers in
     ``lang`` (:data:`pipelines.labels.COLUMNS`)."""
@@ -275,7 +327,12 @@ def export_frame(
     out = df.copy()
     out["item_name"] = out["sku"].map(inames).astype("str")
     out["explanation"] = out["explanation_zh" if lang == "zh-CN" else "explanation_en"]
-    if kind == "transfers":
+    if kind == "purchases":
+        out["location_name"] = out["location"].map(lnames).astype("str")
+        out["order_quantity"] = out["quantity"]
+        yes, no = ("是", "否") if lang == "zh-CN" else ("yes", "no")
+        out["runs_out_before_receipt"] = out["runs_out_before_receipt"].map({True: yes, False: no})
+    elif kind == "transfers":
         out["from_name"] = out["from_location"].map(lnames).astype("str")
         out["to_name"] = out["to_location"].map(lnames).astype("str")
         out["net_benefit"] = out["expected_benefit"] - out["transfer_cost"]
@@ -302,10 +359,14 @@ def export_sheets(
     lang: str,
     items: pd.DataFrame | None,
     locations: pd.DataFrame | None,
+    purchases: pd.DataFrame | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """The workbook's sheets: the transfers, then one sheet per alert kind (named in ``lang``)."""
+    """The workbook's sheets: the transfers, the purchase proposals (when given), then one sheet per
+    alert kind (named in ``lang``)."""
     t = labels(lang)
     sheets = {t["sections"]["transfers"]: export_frame(transfers, "transfers", lang, items, locations)}
+    if purchases is not None:
+        sheets[t["sections"]["purchases"]] = export_frame(purchases, "purchases", lang, items, locations)
     for kind in ("stockout_risk", "near_expiry", "excess", "slow_mover"):
         part = alerts[alerts["alert_type"] == kind]
         sheets[t["alert_types"][kind]] = export_frame(part, "alerts", lang, items, locations)
@@ -462,6 +523,9 @@ def build_digest(
     )
     transfers = sort_transfers(transfers)
     alerts = sort_alerts(alerts)
+    purchases = sort_purchases(
+        filter_purchases(frame(frames, "purchase_proposals"), group, locations, items, frames.get("inventory_policy"))
+    )
     planner = transfers[transfers["approval_tier"] == "planner"]
     n_auto = int((transfers["approval_tier"] == "auto").sum())
     n_high = int((alerts["severity"] == "high").sum())
@@ -502,6 +566,13 @@ def build_digest(
         "planner_total": int(len(planner)),
         "more_planner": max(0, int(len(planner)) - DIGEST_MAX_TRANSFERS),
         "n_auto": n_auto,
+        "purchases": purchase_rows(purchases.head(DIGEST_MAX_PURCHASES), lang, items, locations),
+        "purchases_total": int(len(purchases)),
+        "purchases_line": dt["purchases_line"].format(
+            n=len(purchases),
+            v=metric_value("purchases_proposed_value", float(purchases["cost"].sum()), lang, currency),
+            late=int(purchases["runs_out_before_receipt"].sum()),
+        ),
         "alerts": alert_rows(top, lang, items, locations),
         "today": todays_actions(alerts, transfers, lang, items, locations),
         "noise": noise_line(summary, lang),
@@ -542,8 +613,10 @@ def build_digest(
     stem = f"{run_date.isoformat()}_{_slug(group.name, 'group')}"
     msg.add_attachment(csv_bytes(tx), maintype="text", subtype="csv", filename=f"transfers_{stem}.csv")
     msg.add_attachment(csv_bytes(ax), maintype="text", subtype="csv", filename=f"alerts_{stem}.csv")
+    px = export_frame(purchases, "purchases", lang, items, locations)
+    msg.add_attachment(csv_bytes(px), maintype="text", subtype="csv", filename=f"purchases_{stem}.csv")
     msg.add_attachment(
-        xlsx_bytes(export_sheets(transfers, alerts, lang, items, locations)),
+        xlsx_bytes(export_sheets(transfers, alerts, lang, items, locations, purchases)),
         maintype=XLSX_MIME[0],
         subtype=XLSX_MIME[1],
         filename=f"tiaobo_{stem}.xlsx",

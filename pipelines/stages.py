@@ -260,6 +260,7 @@ KPIS = Stage(
         "inventory_policy",
         "alerts",
         "transfers",
+        "purchase_proposals",
         "forecast_accuracy",
         "stock",
         "items",

@@ -521,7 +521,11 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
     assert "set aside 2 row(s)" in html
 
     csvs = {k: v for k, v in files.items() if k.endswith(".csv")}
-    assert set(csvs) == {"transfers_2026-11-25_east-food.csv", "alerts_2026-11-25_east-food.csv"}
+    assert set(csvs) == {
+        "transfers_2026-11-25_east-food.csv",
+        "alerts_2026-11-25_east-food.csv",
+        "purchases_2026-11-25_east-food.csv",
+    }
     for data in csvs.values():
         assert data.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM for Excel
     tr = pd.read_csv(io.BytesIO(csvs["transfers_2026-11-25_east-food.csv"]), encoding="utf-8-sig")
@@ -538,11 +542,18 @@ def test_digest_filters_rows_and_attachments_open(frames, summary, cfg, items, l
     xlsx = files["tiaobo_2026-11-25_east-food.xlsx"]
     wb = openpyxl.load_workbook(io.BytesIO(xlsx))
     # one sheet per kind, the header frozen and filterable
-    assert wb.sheetnames == ["Transfers", "Stock-out risk", "Near expiry", "Excess stock", "Slow mover"]
+    assert wb.sheetnames == [
+        "Transfers",
+        "Purchase proposals",
+        "Stock-out risk",
+        "Near expiry",
+        "Excess stock",
+        "Slow mover",
+    ]
     for ws in wb.worksheets:
         assert ws.freeze_panes == "A2" and ws.auto_filter.ref == ws.dimensions
     sheets = pd.read_excel(io.BytesIO(xlsx), sheet_name=None, engine="openpyxl")
-    assert len(sheets["Transfers"]) == 2 and sum(len(sheets[k]) for k in wb.sheetnames[1:]) == 2
+    assert len(sheets["Transfers"]) == 2 and sum(len(sheets[k]) for k in wb.sheetnames[2:]) == 2
     assert "绿茶 500ml" in set(sheets["Transfers"]["Item"])
 
 
@@ -564,7 +575,7 @@ def test_digest_zh_cn_subject_and_text(frames, summary, cfg, items, locations):
     # formula-looking text stays text in the CSV and the workbook
     assert '\'=HYPERLINK("x")' in set(tr["说明"])
     wb = openpyxl.load_workbook(io.BytesIO(files["tiaobo_2026-11-25_all-zh.xlsx"]))
-    assert wb.sheetnames == ["调拨建议", "缺货风险", "临期", "库存过量", "滞销"]
+    assert wb.sheetnames == ["调拨建议", "采购建议", "缺货风险", "临期", "库存过量", "滞销"]
     ws = wb.worksheets[0]
     header = [c.value for c in ws[1]]
     col = header.index("说明")
@@ -620,7 +631,7 @@ def test_deliver_without_smtp_writes_a_parseable_eml(tmp_path, frames, summary, 
     assert back["Subject"] == "[调拨] 2026年11月25日：3 条调拨待审批，2 条高风险预警"
     text, html, files = message_parts(back)
     assert "将 120 件 S2 从 DC1 调到 ST2。" in html
-    assert len(files) == 3
+    assert len(files) == 4  # transfers, alerts and purchases as CSV, and the workbook
     # written again: same name, overwritten (idempotent)
     assert deliver(msg, cfg, tmp_path)["path"] == out["path"]
     assert len(list(tmp_path.glob("*.eml"))) == 1
@@ -740,7 +751,7 @@ def test_digest_shows_kpi_trends_inline_through_cid(frames, summary, cfg, items,
     assert all(p.get_payload(decode=True).startswith(b"\x89PNG") for p in images.values())
     # attachments are still attachments, not inline parts
     names = sorted(p.get_filename() for p in back.iter_attachments())
-    assert any(n.endswith(".xlsx") for n in names) and sum(n.endswith(".csv") for n in names) == 2
+    assert any(n.endswith(".xlsx") for n in names) and sum(n.endswith(".csv") for n in names) == 3
     # without any KPI rows: no images, no multipart/related, the digest is otherwise the same
     no_kpis = {k: v for k, v in frames.items() if k != "kpis"}
     plain = build_digest(no_kpis, summary, cfg.email.planners[0], cfg, locations, items)
@@ -929,3 +940,28 @@ def test_report_lists_purchase_proposals_earliest_first_escaped_and_translated(f
     assert "采购建议" in zh and "请订购 S1 24 件。" in zh and "未记录" in zh and "Order 24" not in zh
     empty = section_text(render_report(frames, summary, "en"), "purchases")
     assert "Nothing to report." in empty
+
+
+def test_digest_lists_the_groups_purchases_and_attaches_them(frames, summary, cfg, items, locations):
+    props = contract.conform(
+        pd.DataFrame(
+            [
+                _proposal("S1", "ST1", "2026-11-25", 100.0, True),  # food, east: in scope
+                _proposal("S1", "ST3", "2026-11-25", 70.0, False),  # west: out of the east group
+                _proposal("S3", "ST1", "2026-11-26", 50.0, False),  # home: out of the food group
+            ]
+        ),
+        "purchase_proposals",
+    )
+    both = {**frames, "purchase_proposals": props}
+    text, html, files = message_parts(build_digest(both, summary, cfg.email.planners[0], cfg, locations, items))
+    assert "Purchases to place (1)" in html and "1 purchase proposal(s) worth" in html and "1 run out" in text
+    assert "Order 24 of S1 at ST1." in html and "S3" not in text.split("Purchases to place")[1].split("==")[1]
+    px = pd.read_csv(io.BytesIO(files["purchases_2026-11-25_east-food.csv"]), encoding="utf-8-sig")
+    assert px[["SKU", "Location", "Supplier", "Units to order"]].values.tolist() == [["S1", "ST1", "华东乳业", 24]]
+    assert px["Runs out before receipt"].tolist() == ["yes"]
+    _, html_zh, files_zh = message_parts(build_digest(both, summary, cfg.email.planners[1], cfg, locations, items))
+    assert "待下的采购单 (3)" in html_zh and "请订购 S3 24 件。" in html_zh
+    zh = pd.read_csv(io.BytesIO(files_zh["purchases_2026-11-25_all-zh.csv"]), encoding="utf-8-sig")
+    assert {"商品编码", "供应商", "下单日期", "采购数量(件)", "订单金额", "到货前缺货"} <= set(zh.columns)
+    assert sorted(zh["到货前缺货"]) == ["否", "否", "是"]

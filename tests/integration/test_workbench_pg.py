@@ -1,5 +1,6 @@
-"""The workbench on a real PostgreSQL: its own role (reads all, INSERT on transfer_decisions only,
-its accounts and sessions), the planner role still read-only, decisions through the app."""
+"""The workbench on a real PostgreSQL: its own role (reads all, INSERT on transfer_decisions and
+purchase_decisions only, its accounts and sessions), the planner role still read-only, decisions
+through the app."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 
 from pipelines import reporting
 from pipelines.config import load_config
-from pipelines.workbench import service, users
+from pipelines.workbench import purchases, service, users
 from pipelines.workbench.service import Conflict, RecKey
 from tests.factories import WB_DATE, WB_RUN_ID, add_workbench_users, publish_workbench_night
 
@@ -67,11 +68,17 @@ def test_workbench_role_appends_decisions_and_nothing_else(roles):
             )
             assert [x.key.to_location for x in res.decided] == ["S2"]
             assert [type(x) for x in res.refused] == [Conflict]  # version 1 exists: ON CONFLICT DO NOTHING
+            p = purchases.decide(conn, east, purchases.PurchaseKey(WB_DATE, "A", "S1"), "approve", quantity=36)
+            assert (p.version, p.new_quantity, p.supplier) == (1, 36.0, "华东日化")
             users.add_user(conn, "later", "planner", ["华东"], "en", "another-password")
             users.set_language(conn, "later", "zh")
         with eng.connect() as conn:
             assert conn.exec_driver_sql("select count(*) from transfer_decisions").scalar_one() == 2
+            assert conn.exec_driver_sql("select count(*) from purchase_decisions").scalar_one() == 1
             for stmt in (
+                "update purchase_decisions set new_quantity = 0",
+                "delete from purchase_decisions",
+                "delete from purchase_proposals",
                 "update transfer_decisions set new_quantity = 0",
                 "delete from transfer_decisions",
                 "insert into transfers (run_date, run_id) values ('2026-01-01', 'x')",
@@ -90,6 +97,7 @@ def test_workbench_role_appends_decisions_and_nothing_else(roles):
                 "select * from workbench_users",
                 "select * from workbench_sessions",
                 "insert into transfer_decisions (decision_id) values ('x')",
+                "insert into purchase_decisions (decision_id) values ('x')",
             ):
                 _refused(conn, stmt)
     finally:

@@ -213,3 +213,23 @@ def test_the_auto_tier_is_not_a_person_deciding() -> None:
     k = _kpis(decisions=_person_decisions().assign(decided_by="system"))
     assert np.isnan(k[("*", "*", "decision_acceptance_rate")]) and np.isnan(k[("*", "*", "decision_hours")])
     assert k[("*", "*", "transfers_approved_count")] == 1.0  # the system's approvals still count as approved
+
+
+def test_purchases_proposed_and_on_order_value_hand_computed() -> None:
+    pol = kpi_policy()
+    pol.loc[(pol["sku"] == "A") & (pol["location"] == "S1"), ["on_order", "on_order_later"]] = [3.0, 2.0]
+    props = pd.DataFrame({"sku": ["A", "B"], "location": ["S1", "S1"], "quantity": [12.0, 6.0], "cost": [30.0, 11.0]})
+    out = compute_kpis(
+        pol, kpi_alerts(), kpi_transfers(), kpi_accuracy(), kpi_stock(), kpi_items(), kpi_locations(), RUN,
+        purchases=props,
+    )  # fmt: skip
+    k = {(r.location, r.category, r.metric): r.value for r in out.itertuples()}
+    assert k[("S1", "fruit", "on_order_value")] == pytest.approx(5 * 2.0)  # (3 + 2) units x cost 2
+    assert k[("S1", "*", "purchases_proposed_count")] == 2.0
+    assert k[("S1", "*", "purchases_proposed_units")] == 18.0 and k[("*", "*", "purchases_proposed_value")] == 41.0
+    assert k[("S2", "*", "purchases_proposed_count")] == 0.0
+    without = compute_kpis(
+        kpi_policy(), kpi_alerts(), kpi_transfers(), kpi_accuracy(), kpi_stock(), kpi_items(), kpi_locations(), RUN
+    )
+    w = {(r.location, r.category, r.metric): r.value for r in without.itertuples()}
+    assert w[("*", "*", "purchases_proposed_count")] == 0.0 and w[("*", "*", "on_order_value")] == 0.0
