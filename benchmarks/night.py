@@ -312,7 +312,8 @@ def synthetic_night(skus: int, n_shards: int, seed: int = 11) -> None:
         ).assign(region=np.where(np.arange(10) < 5, "East", "West"), active=True)
         contract.conform(lanes, "lanes").to_parquet(day / "lanes.parquet", index=False)
         contract.conform(locations, "locations").to_parquet(day / "locations.parquet", index=False)
-        contract.empty("transfer_status").to_parquet(day / "transfer_status.parquet", index=False)
+        for name in ("transfer_status", "sourcing", "purchase_orders"):  # the source has none of these
+            contract.empty(name).to_parquet(day / f"{name}.parquet", index=False)
         (day / "run.json").write_text(json.dumps({"run_id": f"synthetic-{skus}", "run_date": run.isoformat()}))
         # decisions and open orders exactly as the feedback stage stages them (none yet)
         run_stage("feedback", RunContext(load_config(str(cfg_path)), run))

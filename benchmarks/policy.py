@@ -22,15 +22,15 @@ The inputs are generated and written to parquet first; a fresh child process the
 runs the policy stage's work (reading the forecasts as the stage does, with
 :func:`read_demand_rates`, then :func:`compute_policy` with the purchase orders and sourcing),
 :func:`compute_alerts` and the purchasing stage's work (:func:`purchasing`), timing each
-(reading the other inputs is timed separately); its peak resident memory (``ru_maxrss``, inputs
-included) is reported, so generation does not count.
+(reading the other inputs is timed separately); its peak resident memory since its exec
+(``VmHWM``, inputs included; not ``ru_maxrss``, which carries the generating parent's size across
+the fork) is reported after each step, so generation does not count.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -232,6 +232,13 @@ def replenishment(p: pd.DataFrame, items: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def _peak_gb() -> float:
+    """This process's peak resident memory since its exec (GB): ``VmHWM``. ``ru_maxrss`` would report
+    at least the parent's resident size at the fork, the generator's frames included."""
+    hwm = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmHWM:"))
+    return round(int(hwm.split()[1]) / 1024**2, 2)  # kB
+
+
 def purchasing(p: pd.DataFrame, items: pd.DataFrame, sourcing: pd.DataFrame) -> pd.DataFrame:
     """The purchasing stage's work on the policy frame, as :func:`pipelines.purchasing.purchasing_stage`
     does it (no transfers planned: the benchmark has no lanes)."""
@@ -253,6 +260,7 @@ def run(folder: Path, with_replenishment: bool = False) -> dict[str, object]:
     f = {n: pd.read_parquet(folder / f"{n}.parquet") for n in names}
     pol = pd.read_parquet(folder / "policies.parquet")
     t1 = time.perf_counter()
+    peak = {"after_read": _peak_gb()}
     p = compute_policy(
         read_demand_rates(folder / "forecasts.parquet"),  # as the stage reads it
         f["sales"],
@@ -269,10 +277,13 @@ def run(folder: Path, with_replenishment: bool = False) -> dict[str, object]:
         sourcing=f["sourcing"],
     )
     t2 = time.perf_counter()
+    peak["after_policy"] = _peak_gb()
     a = compute_alerts(p, f["stock"], f["sales"], f["items"], pol, RUN)
     t3 = time.perf_counter()
+    peak["after_alerts"] = _peak_gb()
     props = purchasing(p, f["items"], f["sourcing"])
     t4 = time.perf_counter()
+    peak["after_purchasing"] = _peak_gb()
     extra = replenishment(p, f["items"]) if with_replenishment else {}
     return {
         **extra,
@@ -285,7 +296,8 @@ def run(folder: Path, with_replenishment: bool = False) -> dict[str, object]:
         "policy_plus_purchasing_s": round(t2 - t1 + t4 - t3, 1),
         "purchase_proposals": len(props),
         "on_order_series": int((p["on_order"] > 0).sum()),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
+        "peak_rss_gb": _peak_gb(),
+        "peak_rss_gb_by_step": peak,
         "ss_method": p["ss_method"].value_counts().to_dict(),
         "demand_pattern": p["demand_pattern"].value_counts().to_dict(),
         "health_band": p["health_band"].value_counts().to_dict(),

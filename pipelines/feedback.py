@@ -30,7 +30,7 @@ from datetime import date, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from pipelines import contract, decision_store, orderbook, reporting
+from pipelines import contract, decision_store, orderbook, purchase_orders, reporting
 from pipelines import decisions as dec
 from pipelines import orders as od
 from pipelines.context import RunContext, StageResult
@@ -169,6 +169,7 @@ def feedback_stage(ctx: RunContext) -> StageResult:
         **{name: ctx.write(name, df) for name, df in staged_review.items()},
         "decisions": ctx.write("decisions", known),
         "open_transfers": ctx.write("open_transfers", on_the_way),
+        "open_purchases": ctx.write("open_purchases", book["open_purchases"], table="purchase_orders"),
         "order_checks": ctx.write("order_checks", order_checks(disagree, ctx.run_date, ctx.run_id), table="dq_results"),
         "past_forecasts": ctx.write("past_forecasts", past),
         **{k: v for k, v in book["counts"].items() if v},
@@ -177,7 +178,7 @@ def feedback_stage(ctx: RunContext) -> StageResult:
         stage="feedback",
         paths={
             n: str(ctx.path(n))
-            for n in ("decisions", "open_transfers", "order_checks", "past_forecasts", *staged_review)
+            for n in ("decisions", "open_transfers", "open_purchases", "order_checks", "past_forecasts", *staged_review)
         },
         counts=counts,
         notes=notes,
@@ -204,11 +205,18 @@ def sync_order_book(ctx: RunContext, url: str, known: pd.DataFrame) -> dict:
     if gone:
         notes.append(f"{len(gone)} order(s) expired (not shipped within {ctx.cfg.orders.expire_after_days} days)")
     counts.update(export_pending(ctx.cfg, url, ctx.run_date))
+    bought = purchase_orders.purchase_cycle(ctx.cfg, url, ctx.run_date, ctx.read("purchase_orders"))
+    counts.update(bought)
+    if any(bought.values()):
+        notes.append(
+            "purchase orders: " + ", ".join(f"{k.removeprefix('purchase_')} {v}" for k, v in bought.items() if v)
+        )
     with engine.connect() as conn:
         lines = orderbook.read_lines(conn)
+        pending = purchase_orders.open_lines(conn, ctx.run_date)
     created = counts.get("orders_created", 0) + counts.get("orders_changed", 0)
     if created:
         notes.append(
             f"order book: {counts.get('orders_created', 0)} order(s) created, {counts.get('orders_changed', 0)} changed"
         )
-    return {"counts": counts, "notes": notes, "lines": lines}
+    return {"counts": counts, "notes": notes, "lines": lines, "open_purchases": pending}

@@ -219,7 +219,8 @@ def export_pending(cfg: Config, reporting_url: str, run_date: date | None = None
 
 
 def orders_cycle(cfg: Config, run_date: date) -> dict[str, int]:
-    """What ``tiaobo orders`` does between nights: approvals into orders, pending exports out."""
+    """What ``tiaobo orders`` does between nights: approvals (transfers and purchases) into orders,
+    pending exports out."""
     from pipelines import decision_store, reporting
 
     url = cfg.reporting_url()
@@ -228,4 +229,7 @@ def orders_cycle(cfg: Config, run_date: date) -> dict[str, int]:
         latest = decision_store.latest_decisions(conn, before=run_date + timedelta(days=1))
         counts = orderbook.sync_from_decisions(conn, latest, run_date)
     counts.update(export_pending(cfg, url, run_date))
+    from pipelines.purchase_orders import purchase_cycle  # approved purchases too
+
+    counts.update(purchase_cycle(cfg, url, run_date))
     return counts

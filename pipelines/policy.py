@@ -645,7 +645,9 @@ def policy_stage(ctx: RunContext) -> StageResult:
         **policy_settings(pc),
         open_transfers=ctx.read("open_transfers"),
         abc=ctx.read("abc") if ctx.exists("abc") else None,
-        purchase_orders=ctx.read("purchase_orders"),
+        purchase_orders=pd.concat(
+            [ctx.read("purchase_orders"), ctx.read("open_purchases", table="purchase_orders")], ignore_index=True
+        ),
         sourcing=ctx.read("sourcing"),
     )
     notes: list[str] = []

@@ -868,6 +868,8 @@ _OWNED_TABLES = (
     *contract.DECISION_TABLES,
     "transfer_orders",
     "transfer_order_lines",
+    "purchase_order_book",
+    "purchase_order_book_lines",
     "order_exports",
     "order_events",
     "run_log",

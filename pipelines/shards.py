@@ -55,7 +55,16 @@ KINDS = ("series", "forecast", "items", "lanes")
 #: the files a shard of each kind reads filtered to its shard; every other file is read whole
 #: (small tables: items, locations, policies, decisions, open transfers, sourcing, the plan)
 FILTERED: dict[str, tuple[str, ...]] = {
-    "series": ("sales", "stock", "lead_times", "forecasts", "lead_time_demand", ABC, "purchase_orders"),
+    "series": (
+        "sales",
+        "stock",
+        "lead_times",
+        "forecasts",
+        "lead_time_demand",
+        ABC,
+        "purchase_orders",
+        "open_purchases",
+    ),
     "forecast": ("sales", "stock", "lead_times", "pooled_levels"),
     "items": ("inventory_policy", "stock", "sales", "transfers"),
     "lanes": ("inventory_policy", "policy_detail", "forecasts", "stock", "lanes", "open_transfers"),

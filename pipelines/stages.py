@@ -133,19 +133,20 @@ MASTERS = Stage(
 FEEDBACK = Stage(
     "feedback",
     "pipelines.feedback:feedback_stage",
-    reads=("lanes", "stock", "transfer_status", "run.json"),
+    reads=("lanes", "stock", "transfer_status", "purchase_orders", "run.json"),
     writes=(
         "past_forecasts",
         "decisions",
         "open_transfers",
+        "open_purchases",
         "order_checks",
         "order_history",
         "recommended",
         "position_history",
     ),
     config="orders",
-    doc="planners' decisions become orders; the order book (exports, expiry) and what is on the way;"
-    " last horizon's forecasts",
+    doc="planners' decisions become transfer and purchase orders; the order books (exports, expiry) and what is"
+    " on the way or on order; last horizon's forecasts",
 )
 REVIEW = Stage(
     "review",
@@ -195,6 +196,7 @@ POLICY = Stage(
         "policies",
         "open_transfers",
         "purchase_orders",
+        "open_purchases",
         "sourcing",
         "?lead_time_demand",
         "?abc",

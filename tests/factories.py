@@ -54,6 +54,8 @@ def empty_staging(name: str) -> pd.DataFrame:
         return contract.empty("forecasts")
     if name == "order_checks":
         return contract.empty("dq_results")
+    if name == "open_purchases":
+        return contract.empty("purchase_orders")
     if name == "policy_detail":
         return policy_detail(contract.empty("inventory_policy"))
     if name == "decisions":

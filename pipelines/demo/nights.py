@@ -7,12 +7,15 @@ sales day:
    them into the demo ERP's transfer-request tables and reads back what the warehouse did);
 2. a **simulated planner** (:func:`simulated_planner`) deciding D's recommendations that need a
    person (the auto tier is approved by the publish itself): it follows the tier rules and rejects a
-   seeded share with a reason code, now and then approving fewer packs;
+   seeded share with a reason code, now and then approving fewer packs; and a **simulated buyer**
+   (:func:`simulated_buyer`) approving D's purchase proposals due that day (rejecting those without
+   a supplier);
 3. the order cycle a production deployment runs during the day (``tiaobo orders``): the new
-   approvals become orders and are exported;
+   approvals become transfer and purchase orders and are exported (purchase orders into the demo
+   ERP's ``po_header`` / ``po_line``, which the next night extracts as open orders);
 4. the demo warehouse closing day D (:func:`pipelines.demo.warehouse.advance_day`): it ships and
-   receives the exported orders (sometimes late, short or cancelled), sells, replenishes from its
-   suppliers and writes the stock snapshot of D + 1.
+   receives the exported orders (sometimes late, short or cancelled), receives the purchase orders
+   promised by D, sells, replenishes from its suppliers and writes the stock snapshot of D + 1.
 
 So the KPIs, charts and the order review have real trends, one point per night.
 """
@@ -64,6 +67,59 @@ def simulated_planner(transfers: pd.DataFrame, seed: int) -> pd.DataFrame:
             "rec_run_id": t["run_id"].to_numpy(),
         }
     )
+
+
+def simulated_buyer(proposals: pd.DataFrame) -> pd.DataFrame:
+    """Decisions (sku, location, decision, new_quantity, supplier, reason_code) on one night's
+    purchase proposals that are due that day (order-by date = the run date): approved as proposed
+    where a supplier is recorded, rejected as ``data_wrong`` where none is (a simulation cannot
+    choose one); proposals due later wait for a later night."""
+    p = proposals[proposals["order_by"] == proposals["run_date"]].sort_values(["sku", "location"])
+    known = p["supplier"].notna().to_numpy()
+    return pd.DataFrame(
+        {
+            "sku": p["sku"].to_numpy(),
+            "location": p["location"].to_numpy(),
+            "old_quantity": p["quantity"].to_numpy(float),
+            "decision": np.where(known, "approve", "reject"),
+            "new_quantity": np.where(known, p["quantity"].to_numpy(float), 0.0),
+            "supplier": p["supplier"].to_numpy(object),
+            "reason_code": np.where(known, np.full(len(p), None, dtype=object), "data_wrong"),
+            "rec_run_id": p["run_id"].to_numpy(),
+        }
+    )
+
+
+def record_buyer_decisions(url: str, run_date: date, decisions: pd.DataFrame, when: datetime) -> int:
+    """Write the simulated buyer's decisions as version 1 rows of ``purchase_decisions``."""
+    from pipelines.reporting import PURCHASE_DECISIONS, engine_for
+
+    if decisions.empty:
+        return 0
+    rows = [
+        {
+            "decision_id": "demo-" + hashlib.sha256(f"{run_date}|{r.sku}|{r.location}|buy".encode()).hexdigest()[:24],
+            "decided_at": when,
+            "decided_by": PLANNER,
+            "actor_role": "planner",
+            "source": "workbench",
+            "rec_run_date": run_date,
+            "rec_run_id": r.rec_run_id,
+            "sku": r.sku,
+            "location": r.location,
+            "decision": r.decision,
+            "old_quantity": float(r.old_quantity),
+            "new_quantity": float(r.new_quantity),
+            "supplier": r.supplier,
+            "reason_code": r.reason_code,
+            "reason_text": None,
+            "version": 1,
+        }
+        for r in decisions.itertuples()
+    ]
+    with engine_for(url).execution_options(tiaobo_write=True).begin() as conn:
+        conn.execute(PURCHASE_DECISIONS.insert(), rows)
+    return len(rows)
 
 
 def record_planner_decisions(url: str, run_date: date, decisions: pd.DataFrame, when: datetime) -> int:
@@ -122,13 +178,16 @@ def run_nights(
         decided = simulated_planner(transfers, seed)
         when = _decision_time(cfg.reporting_url(), day, seed)
         made = record_planner_decisions(cfg.reporting_url(), day, decided, when)
+        bought = simulated_buyer(reporting.read_table(cfg.reporting_url(), "purchase_proposals", day))
+        buys = record_buyer_decisions(cfg.reporting_url(), day, bought, when)
         cycle = orders_cycle(cfg, day)
         wh = advance_day(cfg.source_url(), day)
         say(
-            f"  planner decided {made} recommendation(s) ({int((decided['decision'] == 'reject').sum())} rejected);"
-            f" orders {cycle}; warehouse: {wh['units_sold']:g} units sold, requests {wh['requests']}"
+            f"  planner decided {made} recommendation(s) ({int((decided['decision'] == 'reject').sum())} rejected)"
+            f" and {buys} purchase proposal(s) due today ({int((bought['decision'] == 'reject').sum())} rejected:"
+            f" no supplier); orders {cycle}; warehouse: {wh['units_sold']:g} units sold, requests {wh['requests']}"
         )
-        out.append({"day": day, "decided": made, "orders": cycle, "warehouse": wh})
+        out.append({"day": day, "decided": made, "purchases_decided": buys, "orders": cycle, "warehouse": wh})
     return out
 
 

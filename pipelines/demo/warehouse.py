@@ -6,7 +6,10 @@ and lot:
 
 1. **Supplier receipts**: purchase orders due by ``d`` arrive (in transit → on hand; perishable
    items as a new lot expiring ``shelf_days`` later). The first day, the snapshot's own units in
-   transit (from suppliers) are booked as due after the SKU-location's lead time.
+   transit (from suppliers) are booked as due after the SKU-location's lead time. The ERP's open
+   purchase orders (``po_header`` / ``po_line``, ``OPEN`` or ``PARTIAL``: the generated ones and
+   those Tiaobo exports) promised by ``d`` arrive in full (the units still to come, on hand the same
+   way), their lines received and the order ``CLOSED``; a ``CANCELLED`` order never arrives.
 2. **Transfer requests** (``tr_request_header`` / ``tr_request_line``, written by Tiaobo's SQL
    export): an ``APPROVED`` request is shipped a seeded 0-2 days after its planned date, about 4% are
    cancelled instead and about 8% of lines short-shipped (50-90%, never more than the donor has):
@@ -225,6 +228,31 @@ class Warehouse:
         bal = _move_transit(bal, due.assign(qty=-due["qty"]), "qty")
         return _add_units(bal, due, "qty", self.day, self.shelf)
 
+    def purchase_order_receipts(self, bal: pd.DataFrame) -> pd.DataFrame:
+        """Open ERP purchase orders promised by today arrive in full (module doc, step 1)."""
+        due = _frame(
+            self.conn,
+            "select h.po_no, h.wh_code, l.mat_code, l.qty_ordered - l.qty_received as qty from po_line l"
+            " join po_header h on h.po_no = l.po_no where h.status in ('OPEN', 'PARTIAL')"
+            " and h.promise_date <= :d and l.qty_ordered > l.qty_received",
+            d=self.day,
+        )
+        arrived = "select po_no from po_header where status in ('OPEN', 'PARTIAL') and promise_date <= :d"
+        self.conn.execute(
+            sa.text(f"update po_line set qty_received = qty_ordered where po_no in ({arrived})"), {"d": self.day}
+        )
+        self.conn.execute(
+            sa.text(
+                "update po_header set status = 'CLOSED' where status in ('OPEN', 'PARTIAL') and promise_date <= :d"
+            ),
+            {"d": self.day},
+        )
+        if due.empty:
+            return bal
+        return _add_units(
+            bal, due.groupby(["wh_code", "mat_code"], as_index=False)["qty"].sum(), "qty", self.day, self.shelf
+        )
+
     def transfers(self, bal: pd.DataFrame) -> pd.DataFrame:
         h, ln = self.t["tr_request_header"], self.t["tr_request_line"]
         reqs = _frame(
@@ -429,6 +457,7 @@ def advance_day(url: str, day: dt.date) -> dict[str, Any]:
             if bal.empty:
                 raise ValueError(f"demo warehouse: no stock snapshot dated {day} to start the day from")
             bal = wh.supplier_receipts(bal)
+            bal = wh.purchase_order_receipts(bal)
             bal = wh.transfers(bal)
             bal, sold = wh.sales(bal)
             wh.write_sales(sold)

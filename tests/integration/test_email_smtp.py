@@ -214,7 +214,8 @@ def test_digest_arrives_with_recipients_subject_html_and_attachments(tmp_path, s
     al = pd.read_csv(io.BytesIO(files["alerts_2026-11-25_zh.csv"]), encoding="utf-8-sig")
     assert list(al["风险金额"]) == [900.0] and list(al["调拨计划情况"]) == ["调拨不划算"]
     wb = openpyxl.load_workbook(io.BytesIO(files["tiaobo_2026-11-25_zh.xlsx"]))
-    assert wb.sheetnames == ["调拨建议", "缺货风险", "临期", "库存过量", "滞销"] and wb["调拨建议"].max_row == 4
+    assert wb.sheetnames == ["调拨建议", "采购建议", "缺货风险", "临期", "库存过量", "滞销"]
+    assert wb["调拨建议"].max_row == 4 and wb["采购建议"].max_row == 1  # no purchase proposals: the header only
     assert wb["缺货风险"].max_row == 2
 
 

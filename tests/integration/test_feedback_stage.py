@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipelines import contract
 from pipelines.config import load_config
 from pipelines.context import RunContext
 from pipelines.kpis import kpis_stage
@@ -77,6 +78,7 @@ def test_feedback_stages_decisions_and_past_forecasts_and_kpis_count_them(tmp_pa
         ("items", kpi_items()),
         ("locations", kpi_locations()),
         ("sales", kpi_sales()),
+        ("purchase_proposals", contract.empty("purchase_proposals")),
     ):
         ctx.write(name, df)
     from pipelines.review import review_stage

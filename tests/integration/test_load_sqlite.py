@@ -91,7 +91,7 @@ def test_migrate_twice_is_a_noop(url):
     reporting.migrate(url)
     reporting.migrate(url)
     insp = sa.inspect(reporting.engine_for(url))
-    assert rev == "0008" == reporting.schema_revision(url)
+    assert rev == "0009" == reporting.schema_revision(url)
     assert {n: insp.get_columns(n) for n in insp.get_table_names()}.keys() == before.keys()
     assert str({n: insp.get_columns(n) for n in insp.get_table_names()}) == str(before)
     assert_frame_equal(reporting.read_table(url, "forecasts"), expected(frames["forecasts"], "forecasts"))
@@ -128,7 +128,7 @@ def test_downgrade_to_base_then_migrate_again(url):
     insp = sa.inspect(reporting.engine_for(url))
     assert insp.get_table_names() == ["alembic_version"] and insp.get_view_names() == []
     reporting.migrate(url)
-    assert reporting.schema_revision(url) == "0008"
+    assert reporting.schema_revision(url) == "0009"
     assert reporting.published_run_dates(url) == []
 
 

@@ -68,7 +68,7 @@ def test_migrated_schema_matches_the_contract_and_migrate_again_is_a_noop(url):
     types = {"str": sa.Text, "int": sa.BigInteger, "float": sa.Double, "bool": sa.Boolean, "date": sa.Date}
     reporting.publish(url, D1, "r1", make_frames(D1, "r1"))
     reporting.migrate(url)
-    assert reporting.schema_revision(url) == "0008"
+    assert reporting.schema_revision(url) == "0009"
     insp = sa.inspect(reporting.engine_for(url))
     for name, t in contract.OUTPUT_TABLES.items():
         cols = insp.get_columns(name)
