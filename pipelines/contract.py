@@ -447,6 +447,12 @@ PURCHASE_PROPOSALS = Table(
         _c("runs_out_before_receipt", "bool", "the projected position falls below zero before the receipt"),
         _c("explanation_en", "str"),
         _c("explanation_zh", "str"),
+        _c(
+            "approval_tier",
+            "str",
+            "auto (within the policy row's auto-approve units and value, a supplier recorded, the category not"
+            " in transfers.planner_categories: approved with the publish) | planner",
+        ),
     ),
     key=("run_date", "sku", "location"),
     kind="output",

@@ -1,5 +1,6 @@
 """The ``transfer_decisions`` table: the latest decision per recommendation, and the auto tier's
-approvals written by the publish.
+approvals written by the publish (of transfers, and of purchase proposals into ``purchase_decisions``:
+:func:`approve_auto_purchases`).
 
 Decisions are append-only rows (:data:`pipelines.contract.TRANSFER_DECISIONS`); the latest
 ``version`` of a recommendation (rec_run_date, sku, from_location, to_location) is its state.
@@ -98,3 +99,58 @@ def read_latest(url: str, before: date) -> pd.DataFrame:
     """:func:`latest_decisions` of every recommendation of a run date before ``before``."""
     with engine_for(url).connect() as conn:
         return latest_decisions(conn, before=before)
+
+
+def approve_auto_purchases(conn: sa.Connection, proposals: pd.DataFrame, run_date: date, run_id: str) -> int:
+    """Approve the auto-tier purchase proposals of ``run_date`` (run ``run_id``) on ``conn`` (the
+    publish transaction), as :func:`approve_auto_tier` does for transfers: one ``purchase_decisions``
+    row by ``system`` per proposal nobody decided yet, or that only the system decided for another
+    run id (a re-run of the date); returns the rows written."""
+    from pipelines.reporting import PURCHASE_DECISIONS as P
+
+    auto = proposals[proposals["approval_tier"] == "auto"]
+    if auto.empty:
+        return 0
+    key = [P.c.rec_run_date, P.c.sku, P.c.location]
+    latest = (
+        sa.select(*key, sa.func.max(P.c.version).label("v"))
+        .where(P.c.rec_run_date == run_date)
+        .group_by(*key)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(P.c.sku, P.c.location, P.c.decided_by, P.c.rec_run_id, P.c.version).join(
+            latest, sa.and_(*(c == latest.c[c.name] for c in key), P.c.version == latest.c.v)
+        )
+    ).all()
+    have = pd.DataFrame([tuple(r) for r in rows], columns=["sku", "location", "_by", "_rid", "_v"])
+    m = auto.merge(have, on=["sku", "location"], how="left")
+    m = m[m["_v"].isna() | ((m["_by"] == SYSTEM_USER) & (m["_rid"] != run_id))]
+    if m.empty:
+        return 0
+    now = datetime.now(UTC)
+    version = m["_v"].fillna(0).astype("int64") + 1
+    out = [
+        {
+            "decision_id": "sys-"
+            + hashlib.sha256(f"{run_id}|{r.sku}|{r.location}|buy|{int(v)}".encode()).hexdigest()[:24],
+            "decided_at": now,
+            "decided_by": SYSTEM_USER,
+            "actor_role": "system",
+            "source": "system",
+            "rec_run_date": run_date,
+            "rec_run_id": run_id,
+            "sku": r.sku,
+            "location": r.location,
+            "decision": "approve",
+            "old_quantity": float(r.quantity),
+            "new_quantity": float(r.quantity),
+            "supplier": r.supplier,
+            "reason_code": None,
+            "reason_text": "auto tier: within the policy's auto-approve thresholds",
+            "version": int(v),
+        }
+        for r, v in zip(m.itertuples(), version, strict=True)
+    ]
+    conn.execute(P.insert(), out)
+    return len(out)

@@ -6,7 +6,7 @@ contract-typed frames, no I/O).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
@@ -16,6 +16,8 @@ from scipy.stats import norm
 
 #: the key of a series: one SKU at one location
 KEY = ["sku", "location"]
+#: tolerance of the approval limits
+EPS = 1e-9
 
 #: policy parameters of the contract's ``policies`` table
 POLICY_PARAMS = [
@@ -192,3 +194,26 @@ def series_keys(sales: pd.DataFrame, items: pd.DataFrame, stock: pd.DataFrame, r
     active = items.loc[items["active"].astype(bool), ["sku"]]
     keys = pairs.merge(active, on="sku", how="inner")
     return keys.sort_values(KEY, kind="mergesort").reset_index(drop=True).astype({"sku": "str", "location": "str"})
+
+
+def approval_tier(t: pd.DataFrame, policies: pd.DataFrame | None, planner_categories: Sequence[str] = ()) -> np.ndarray:
+    """``auto`` when quantity <= auto_approve_max_units and the value (column ``value`` when ``t`` has
+    one, else quantity x unit_cost) <= auto_approve_max_value of the most specific policies row for the SKU's (category, abc_class)
+    ((category, class) > (category, *) > (*, class) > (*, *)) and the category is not one of
+    ``planner_categories``; else ``planner`` (always ``planner`` without a policies table)."""
+    if policies is None or t.empty:
+        return np.full(len(t), "planner", dtype=object)
+    pol = policies[["category", "abc_class", "auto_approve_max_units", "auto_approve_max_value"]]
+    lim_u = np.full(len(t), np.nan)
+    lim_v = np.full(len(t), np.nan)
+    keys = t[["category", "abc_class"]].reset_index(drop=True)
+    for any_cat, any_cls in [(False, False), (False, True), (True, False), (True, True)]:
+        probe = keys.assign(_c="*" if any_cat else keys["category"], _a="*" if any_cls else keys["abc_class"])
+        hit = probe.merge(pol.rename(columns={"category": "_c", "abc_class": "_a"}), on=["_c", "_a"], how="left")
+        take = np.isnan(lim_u) & hit["auto_approve_max_units"].notna().to_numpy()
+        lim_u[take] = hit["auto_approve_max_units"].to_numpy(float)[take]
+        lim_v[take] = hit["auto_approve_max_value"].to_numpy(float)[take]
+    qty = t["quantity"].to_numpy(float)
+    value = t["value"].to_numpy(float) if "value" in t.columns else qty * t["unit_cost"].to_numpy(float)
+    auto = (qty <= lim_u + EPS) & (value <= lim_v + EPS) & ~t["category"].isin(list(planner_categories)).to_numpy()
+    return np.where(auto, "auto", "planner").astype(object)

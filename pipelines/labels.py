@@ -230,6 +230,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "rules_failed": ("Rules failed", "未通过的规则"),
     "watermarks": ("Watermarks", "增量水位"),
     "auto_approved": ("Approved automatically", "自动批准"),
+    "auto_approved_purchases": ("Purchases approved automatically", "自动批准的采购"),
     "service_curve": ("Service curve", "服务水平曲线"),
     "purchase_proposals": ("Purchase proposals", "采购建议"),
 }

@@ -112,12 +112,16 @@ def load_stage(ctx: RunContext, *, before_commit: Callable[[sa.Connection], None
     wm_path = ctx.path(WATERMARKS_FILE)
     watermarks = read_proposed_watermarks(wm_path) if wm_path.exists() else []
 
-    approved = {"auto_approved": 0}
+    approved = {"auto_approved": 0, "auto_approved_purchases": 0}
 
     def _before_commit(conn: sa.Connection) -> None:
         if "transfers" in frames:  # the auto tier is approved by the system, with the publish
             approved["auto_approved"] = decision_store.approve_auto_tier(
                 conn, frames["transfers"], ctx.run_date, ctx.run_id
+            )
+        if "purchase_proposals" in frames:  # so are the auto-tier purchases
+            approved["auto_approved_purchases"] = decision_store.approve_auto_purchases(
+                conn, frames["purchase_proposals"], ctx.run_date, ctx.run_id
             )
         for wm in watermarks:
             reporting.set_watermark(conn, wm["source"], wm["table_name"], wm["watermark"], ctx.run_date)

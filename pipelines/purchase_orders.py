@@ -18,7 +18,7 @@ The purchase order book (migration ``0009_purchase_orders``) in the reporting da
 :func:`export_pending` writes every revision a target has not acknowledged: the demo ERP's
 ``po_header`` / ``po_line`` (upserted on the order number and SKU; the ERP's own received quantity is
 never written, a cancelled order is written ``CANCELLED``) or a file per revision
-(``<order_no>-r<revision>.csv`` / ``.xlsx``). The next night's extract reads the order back from the
+(``purchase_orders/<order_no>-r<revision>.csv`` / ``.xlsx`` inside the target's folder). The next night's extract reads the order back from the
 ERP as an open purchase order (``purchase_orders``): the position counts it, nothing is proposed
 twice, and the warehouse's receipt closes it. Until the ERP shows it, :func:`open_lines` stages the
 order's lines for the night (``open_purchases``, counted as on order like the ERP's own), up to their
@@ -279,11 +279,13 @@ def confirm(conn: sa.Connection, erp_orders: pd.DataFrame, run_date: date | None
 
 
 def open_lines(conn: sa.Connection, run_date: date) -> pd.DataFrame:
-    """The lines of orders not in the ERP yet (approved or exported, expected on or after
-    ``run_date``), as rows of the contract's ``purchase_orders``: what is on order that the night's
-    extract cannot show."""
+    """The lines of orders not in the ERP yet (approved or exported, on proposals of nights before
+    ``run_date``, expected on or after it), as rows of the contract's ``purchase_orders``: what is
+    on order that the night's extract cannot show. Only earlier nights count, so that running a
+    date again (whose own auto tier its first publish approved) stages the same rows."""
     lines = read_book_lines(conn)
     lines = lines[lines["active"].astype(bool) & lines["state"].isin(["approved", "exported"])]
+    lines = lines[lines["rec_run_date"].map(as_date) < run_date]
     lines = lines[lines["expected_receipt"].map(as_date) >= run_date]
     return pd.DataFrame(
         {
@@ -364,10 +366,11 @@ def write_demo_erp(conn: sa.Connection, rows: pd.DataFrame) -> None:
 
 
 def write_file(target: OrderTarget, rows: pd.DataFrame) -> Path:
-    """One order revision as a file in the target's folder (temporary file, then rename)."""
+    """One order revision as a file in the ``purchase_orders`` folder inside the target's folder (an
+    importer of the transfer files never sees them); temporary file, then rename."""
     assert target.folder is not None
     first = rows.iloc[0]
-    folder = Path(target.folder)
+    folder = Path(target.folder) / "purchase_orders"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{first['order_no']}-r{int(first['revision'])}.{target.format}"
     tmp = folder / f".{path.name}.tmp"

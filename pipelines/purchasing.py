@@ -12,6 +12,10 @@ reaches the reorder point, received after the supplier's lead time (else the pol
 supplier's price (else the item master's cost) plus the order cost, with the numbers behind it in
 English and Chinese. Without a sourcing row the proposal names no supplier and orders any quantity.
 
+Approval tier as transfers have it (:func:`tiers`): ``auto`` within the policy row's auto-approve
+units and value (here the order value) with a supplier recorded, due on the run date — approved by
+the system with the publish — else ``planner`` (the workbench's Purchases page).
+
 Current method and its limits: the transfer plan is taken as given (transfers first, purchases for
 what is left), not decided together with the purchases; every location buys from its supplier
 directly (no distribution requirements from the stores a DC serves); the reorder point and
@@ -20,15 +24,19 @@ order-up-to level are the policy stage's.
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pandas as pd
 
 from pipelines.context import RunContext, StageResult
-from pipelines.frames import KEY
+from pipelines.frames import KEY, approval_tier
 
 #: the inventory_policy columns a proposal is computed from
 POSITION_COLUMNS = [
     *KEY,
+    "category",
+    "abc_class",
     "demand_mean",
     "reorder_point",
     "order_up_to",
@@ -71,14 +79,34 @@ def positions(
     p["planned_transfers"] = p["planned_transfers"].fillna(0.0)
     p["reserved"] = np.maximum(p["on_hand"] + p["in_transit"] + p["on_order"] - p["available"], 0.0)
     opened = p[KEY].assign(quantity=(p["on_order"] + p["on_order_later"]).to_numpy(float))
-    cols = [*KEY, "demand_mean", "reorder_point", "order_up_to", "on_hand", "in_transit", "reserved"]
-    cols += ["review_period_days", "lead_time_days", "unit_cost", "planned_transfers"]
+    cols = [*KEY, "category", "abc_class", "demand_mean", "reorder_point", "order_up_to", "on_hand", "in_transit"]
+    cols += ["reserved", "review_period_days", "lead_time_days", "unit_cost", "planned_transfers"]
     return p[cols].sort_values(KEY, kind="mergesort").reset_index(drop=True), opened[opened["quantity"] > 0]
 
 
+def tiers(
+    proposals: pd.DataFrame,
+    pos: pd.DataFrame,
+    policies: pd.DataFrame,
+    planner_categories: list[str],
+    run_date: date,
+) -> np.ndarray:
+    """The approval tier of each proposal, as transfers have it (:func:`pipelines.frames.approval_tier`):
+    ``auto`` within the policy row's auto-approve units and value (the order value: quantity x unit
+    cost + order cost), the category not one of ``planner_categories``, a supplier recorded (an
+    order needs someone to go to) and the order due now (order-by on the run date: one due later is
+    proposed again on its day, from the position then, and ordering it now would only buy early);
+    else ``planner``."""
+    keyed = proposals[KEY].merge(pos[[*KEY, "category", "abc_class"]], on=KEY, how="left")
+    t = keyed.assign(quantity=proposals["quantity"].to_numpy(float), value=proposals["cost"].to_numpy(float))
+    tier = approval_tier(t, policies, planner_categories)
+    now = (proposals["order_by"] <= pd.Timestamp(run_date)).to_numpy()
+    return np.where(proposals["supplier"].notna().to_numpy() & now, tier, "planner").astype(object)
+
+
 def purchasing_stage(ctx: RunContext) -> StageResult:
-    """Read ``inventory_policy``, the night's ``transfers``, ``sourcing``, ``items`` and
-    ``locations``; write ``purchase_proposals``."""
+    """Read ``inventory_policy``, the night's ``transfers``, ``sourcing``, ``items``, ``locations``
+    and ``policies``; write ``purchase_proposals``."""
     from pipelines import replenishment  # scipy-heavy module, imported where it is used
 
     pos, opened = positions(
@@ -86,14 +114,16 @@ def purchasing_stage(ctx: RunContext) -> StageResult:
     )
     sourcing = ctx.read("sourcing")
     out = replenishment.purchase_proposals(pos, sourcing, ctx.run_date, opened)
+    out["approval_tier"] = tiers(out, pos, ctx.read("policies"), ctx.cfg.transfers.planner_categories, ctx.run_date)
     n = ctx.write("purchase_proposals", out.assign(run_id=ctx.run_id))
     notes = []
     if n:
         no_supplier = int(out["supplier"].isna().sum())
         late = int(out["runs_out_before_receipt"].sum())
+        auto = int((out["approval_tier"] == "auto").sum())
         notes.append(
             f"{n} purchase proposal(s) worth {out['cost'].sum():,.0f}; {late} run out before the receipt;"
-            f" {no_supplier} without a recorded supplier"
+            f" {no_supplier} without a recorded supplier; {auto} within the auto-approve limits"
         )
     return StageResult(
         stage="purchasing",

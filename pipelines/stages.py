@@ -251,7 +251,7 @@ TRANSFERS = Stage(
 PURCHASING = Stage(
     "purchasing",
     "pipelines.purchasing:purchasing_stage",
-    reads=("inventory_policy", "transfers", "sourcing", "items", "locations", "run.json"),
+    reads=("inventory_policy", "transfers", "sourcing", "items", "locations", "policies", "run.json"),
     writes=("purchase_proposals",),
     doc="purchase proposals where the position after the night's transfers reaches the reorder point: MOQ, order-by date, receipt, cost",
 )

@@ -75,9 +75,13 @@ def main() -> int:
             q = {"date": top.run_date.isoformat(), "sku": top.sku, "from": top.from_location, "to": top.to_location}
             page.goto("/transfers/view?" + urlencode(q))
             page.screenshot(path=str(args.out / "workbench-transfer.png"), full_page=True)
+            page.goto("/purchases")
+            page.screenshot(path=str(args.out / "workbench-purchases.png"), full_page=False)
             browser.close()
         reporting.dispose_engine(url)
-    print(f"wrote {args.out / 'workbench-today.png'} and {args.out / 'workbench-transfer.png'}")
+    print(
+        f"wrote {args.out / 'workbench-today.png'}, {args.out / 'workbench-transfer.png'} and {args.out / 'workbench-purchases.png'}"
+    )
     return digest_and_report(args.output, args.night, args.out)
 
 

@@ -342,7 +342,12 @@ def workbench_night(run_date: date = WB_DATE, run_id: str = WB_RUN_ID, extra_tra
     f["transfers"] = contract_frame(
         "transfers", [{**base, **t} for t in transfers + (extra_transfers or [])], run_date, run_id
     )
-    buy = {"order_by": run_date, "expected_receipt": run_date + timedelta(days=5), "lead_time_days": 5.0}
+    buy = {
+        "order_by": run_date,
+        "expected_receipt": run_date + timedelta(days=5),
+        "lead_time_days": 5.0,
+        "approval_tier": "planner",
+    }
     f["purchase_proposals"] = contract_frame(
         "purchase_proposals",
         [

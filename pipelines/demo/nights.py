@@ -71,10 +71,12 @@ def simulated_planner(transfers: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 def simulated_buyer(proposals: pd.DataFrame) -> pd.DataFrame:
     """Decisions (sku, location, decision, new_quantity, supplier, reason_code) on one night's
-    purchase proposals that are due that day (order-by date = the run date): approved as proposed
+    planner-tier purchase proposals that are due that day (order-by date = the run date; the auto
+    tier is approved with the publish): approved as proposed
     where a supplier is recorded, rejected as ``data_wrong`` where none is (a simulation cannot
     choose one); proposals due later wait for a later night."""
-    p = proposals[proposals["order_by"] == proposals["run_date"]].sort_values(["sku", "location"])
+    due = (proposals["order_by"] == proposals["run_date"]) & (proposals["approval_tier"] == "planner")
+    p = proposals[due].sort_values(["sku", "location"])
     known = p["supplier"].notna().to_numpy()
     return pd.DataFrame(
         {

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines import contract, explain
-from pipelines.frames import KEY
+from pipelines.frames import KEY, approval_tier
 from pipelines.transfers.demand import EPS
 
 OUTPUT_COLUMNS = [c for c in contract.TRANSFERS.names if c != "run_id"]
@@ -66,32 +66,6 @@ def expiring_units(stock: pd.DataFrame | None, policy_df: pd.DataFrame, run_date
     first = lots[lots["_new"] > EPS].groupby(KEY, sort=False)["_days"].min().rename("expiry_days")
     out = out.join(first).reset_index()
     return out[out["expiring_units"] > EPS][cols].reset_index(drop=True)
-
-
-def approval_tier(t: pd.DataFrame, policies: pd.DataFrame | None, planner_categories: Sequence[str] = ()) -> np.ndarray:
-    """``auto`` when quantity <= auto_approve_max_units and quantity x unit_cost <=
-    auto_approve_max_value of the most specific policies row for the SKU's (category, abc_class)
-    ((category, class) > (category, *) > (*, class) > (*, *)) and the category is not one of
-    ``planner_categories``; else ``planner`` (always ``planner`` without a policies table)."""
-    if policies is None or t.empty:
-        return np.full(len(t), "planner", dtype=object)
-    pol = policies[["category", "abc_class", "auto_approve_max_units", "auto_approve_max_value"]]
-    lim_u = np.full(len(t), np.nan)
-    lim_v = np.full(len(t), np.nan)
-    keys = t[["category", "abc_class"]].reset_index(drop=True)
-    for any_cat, any_cls in [(False, False), (False, True), (True, False), (True, True)]:
-        probe = keys.assign(_c="*" if any_cat else keys["category"], _a="*" if any_cls else keys["abc_class"])
-        hit = probe.merge(pol.rename(columns={"category": "_c", "abc_class": "_a"}), on=["_c", "_a"], how="left")
-        take = np.isnan(lim_u) & hit["auto_approve_max_units"].notna().to_numpy()
-        lim_u[take] = hit["auto_approve_max_units"].to_numpy(float)[take]
-        lim_v[take] = hit["auto_approve_max_value"].to_numpy(float)[take]
-    qty = t["quantity"].to_numpy(float)
-    auto = (
-        (qty <= lim_u + EPS)
-        & (qty * t["unit_cost"].to_numpy(float) <= lim_v + EPS)
-        & ~t["category"].isin(list(planner_categories)).to_numpy()
-    )
-    return np.where(auto, "auto", "planner").astype(object)
 
 
 def publish(

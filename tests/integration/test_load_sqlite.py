@@ -385,6 +385,7 @@ def test_load_stage_publishes_the_staged_outputs(tmp_path):
         **{name: (3 if name in staged else 0) for name in contract.OUTPUT_TABLES},
         "watermarks": 0,
         "auto_approved": 0,
+        "auto_approved_purchases": 0,
     }
     assert set(result.paths) == set(staged)
     assert any("no file for forecast_accuracy" in n for n in result.notes)

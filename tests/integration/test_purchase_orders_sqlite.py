@@ -93,9 +93,9 @@ def test_approvals_become_one_order_per_supplier_and_location_in_the_erp_and_a_f
         [book.loc["S2", "order_no"], "南方电器", "S2", "OPEN", "B", 10.0, 0.0],
     ]
     assert str(po.loc[po["wh_code"] == "S1", "promise_date"].iloc[0]).startswith(str(WB_DATE + timedelta(days=5)))
-    files = sorted(p.name for p in (tmp / "out").iterdir())
+    files = sorted(p.name for p in (tmp / "out" / "purchase_orders").iterdir())
     assert files == sorted(f"{n}-r1.csv" for n in book["order_no"])
-    drop = pd.read_csv(tmp / "out" / f"{a_no}-r1.csv", encoding="gbk")
+    drop = pd.read_csv(tmp / "out" / "purchase_orders" / f"{a_no}-r1.csv", encoding="gbk")
     assert drop[["supplier", "location", "sku", "quantity", "action", "status"]].values.tolist() == [
         ["华东日化", "S1", "A", 36.0, "new", "OPEN"]
     ]
@@ -120,9 +120,9 @@ def test_a_change_and_a_rejection_are_exported_as_revisions(setup):
     po = _erp(erp).set_index("wh_code")
     assert po.loc["S1", "qty_ordered"] == 48.0 and po.loc["S1", "status"] == "OPEN"
     assert po.loc["S2", "status"] == "CANCELLED"
-    changed = pd.read_csv(tmp / "out" / f"{book.loc['S1', 'order_no']}-r2.csv", encoding="gbk")
+    changed = pd.read_csv(tmp / "out" / "purchase_orders" / f"{book.loc['S1', 'order_no']}-r2.csv", encoding="gbk")
     assert changed[["action", "quantity"]].values.tolist() == [["change", 48.0]]
-    cancel = pd.read_csv(tmp / "out" / f"{book.loc['S2', 'order_no']}-r2.csv", encoding="gbk")
+    cancel = pd.read_csv(tmp / "out" / "purchase_orders" / f"{book.loc['S2', 'order_no']}-r2.csv", encoding="gbk")
     assert cancel[["action", "status", "quantity"]].values.tolist() == [["cancel", "CANCELLED", 0.0]]
 
 
@@ -142,7 +142,8 @@ def test_a_failing_target_is_retried_and_nothing_is_lost(setup, monkeypatch):
     assert first["purchase_orders_created"] == 1 and first["purchase_export_failed"] == 1
     assert _book(rep)["state"].tolist() == ["approved"]  # the order is kept, not exported
     with reporting.engine_for(rep).connect() as conn:
-        pending = purchase_orders.open_lines(conn, WB_DATE)
+        assert purchase_orders.open_lines(conn, WB_DATE).empty  # the night's own order: not for its re-run
+        pending = purchase_orders.open_lines(conn, WB_DATE + timedelta(days=1))
     assert pending[["sku", "location", "open_qty"]].values.tolist() == [["A", "S1", 24.0]]  # counted as on order
     second = purchase_orders.purchase_cycle(cfg, rep, WB_DATE)  # the target works again
     assert second["purchase_orders_exported"] == 2 and _book(rep)["state"].tolist() == ["exported"]
@@ -154,7 +155,7 @@ def test_the_erps_open_orders_confirm_it_and_then_the_erp_counts_it(setup):
     purchase_orders.purchase_cycle(cfg, rep, WB_DATE)
     no = _book(rep)["order_no"].iloc[0]
     with reporting.engine_for(rep).connect() as conn:
-        assert len(purchase_orders.open_lines(conn, WB_DATE)) == 1
+        assert len(purchase_orders.open_lines(conn, WB_DATE + timedelta(days=1))) == 1
         assert purchase_orders.open_lines(conn, WB_DATE + timedelta(days=6)).empty  # past its expected receipt
     # the next night's extract: the demo profile's query over the ERP shows the order open
     from pipelines.extract import load_profile, profile_query
@@ -182,3 +183,24 @@ def test_order_number_is_stable_and_names_night_supplier_and_location():
     assert a == purchase_orders.order_number(pd.Timestamp(WB_DATE), "华东日化", "S1")
     assert a != purchase_orders.order_number(WB_DATE, "华东日化", "S2")
     assert a != purchase_orders.order_number(WB_DATE + timedelta(days=1), "华东日化", "S1")
+
+
+def test_auto_tier_proposals_are_approved_with_the_publish_and_ordered(setup):
+    from pipelines import decision_store
+
+    cfg, rep, erp, tmp = setup
+    props = reporting.read_table(rep, "purchase_proposals", WB_DATE)
+    props.loc[props["sku"] == "A", "approval_tier"] = "auto"
+    with reporting.engine_for(rep).begin() as conn:
+        assert decision_store.approve_auto_purchases(conn, props, WB_DATE, "20261124-wbtest") == 1
+        assert decision_store.approve_auto_purchases(conn, props, WB_DATE, "20261124-wbtest") == 0  # idempotent
+    with reporting.engine_for(rep).connect() as conn:
+        rows = conn.execute(sa.select(reporting.PURCHASE_DECISIONS)).all()
+    assert [(r.sku, r.decided_by, r.actor_role, r.supplier, r.version) for r in rows] == [
+        ("A", "system", "system", "华东日化", 1)
+    ]
+    # a re-run of the date (another run id) approves again as the next version; a person's decision stays
+    with reporting.engine_for(rep).begin() as conn:
+        assert decision_store.approve_auto_purchases(conn, props, WB_DATE, "20261124-rerun") == 1
+    counts = purchase_orders.purchase_cycle(cfg, rep, WB_DATE)
+    assert counts["purchase_orders_created"] == 1 and _erp(erp)["mat_code"].tolist() == ["A"]

@@ -915,6 +915,7 @@ def _proposal(sku: str, loc: str, order_by: str, cost: float, late: bool, **kw) 
         "runs_out_before_receipt": late,
         "explanation_en": f"Order 24 of {sku} at {loc}.",
         "explanation_zh": f"请订购 {sku} 24 件。",
+        "approval_tier": "planner",
     }
     return {**row, **kw}
 

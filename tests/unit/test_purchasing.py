@@ -139,6 +139,7 @@ def _stage(tmp_path, policy: pd.DataFrame, transfers: pd.DataFrame, sourcing: pd
         sourcing=contract.conform(sourcing, "sourcing"),
         items=items(["A", "B", "C"]).assign(unit_cost=[2.0, 3.0, 4.0], active=[True, True, False]),
         locations=locs,
+        policies=policies_frame(cfg),
     )
     return ctx
 
@@ -209,6 +210,9 @@ def test_purchasing_stage_proposes_after_the_nights_transfers(tmp_path) -> None:
     assert b["cost"] == pytest.approx(24 * 3.0 + 30.0)
     assert "供应商甲" in b["explanation_zh"] and "supplier 供应商甲" in b["explanation_en"]
     assert set(out["run_id"]) == {"test"}
+    # the default policies' auto-approve limits (50 units, 2,000): A's 32 units for 64 would be within
+    # them, but no supplier is recorded (a planner names one); B's are too, but B is due in two days
+    assert out["approval_tier"].to_dict() == {("A", "DC"): "planner", ("B", "S1"): "planner"}
 
 
 def test_sourcing_and_purchase_order_rules_quarantine_bad_rows() -> None:
@@ -221,3 +225,26 @@ def test_sourcing_and_purchase_order_rules_quarantine_bad_rows() -> None:
     po_rules = {(r.rule, r.column) for r in validate.row_rules("purchase_orders", refs, D(RUN))}
     assert {("known_sku", "sku"), ("known_location", "location"), ("non_negative", "open_qty")} <= po_rules
     assert ("not_in_future", "order_date") in po_rules
+
+
+def test_tiers_auto_within_the_policy_limits_with_a_supplier_else_planner() -> None:
+    from pipelines.purchasing import tiers
+
+    props = pd.DataFrame(
+        {
+            "sku": ["A", "B", "C", "D", "E"],
+            "location": "S1",
+            "supplier": ["V1", None, "V1", "V1", "V1"],
+            "quantity": [10.0, 10.0, 10.0, 500.0, 10.0],
+            "cost": [90.0, 90.0, 2000.0, 900.0, 90.0],
+            "order_by": [D(RUN)] * 4 + [D(RUN) + pd.Timedelta(days=2)],
+        }
+    )
+    pos = pd.DataFrame({"sku": ["A", "B", "C", "D", "E"], "location": "S1", "category": "x", "abc_class": "B"})
+    pol = pd.DataFrame(
+        {"category": ["*"], "abc_class": ["*"], "auto_approve_max_units": [100.0], "auto_approve_max_value": [1000.0]}
+    )
+    # A within both limits; B has no supplier; C above the value (the order value, not units x cost);
+    # D above the units; E within them but due in two days: proposed again then, not bought early
+    assert tiers(props, pos, pol, [], RUN).tolist() == ["auto", "planner", "planner", "planner", "planner"]
+    assert tiers(props, pos, pol, ["x"], RUN).tolist() == ["planner"] * 5  # a planner category is never automatic

@@ -1,6 +1,7 @@
 """The purchase order book: approved purchase proposals as purchase orders (one per night, supplier
 and delivery location), their lines, exported to the ERP like transfer orders
-(pipelines.purchase_orders; attempts and events in order_exports / order_events).
+(pipelines.purchase_orders; attempts and events in order_exports / order_events); and the
+proposals' approval tier (``purchase_proposals.approval_tier``: auto ones approved with the publish).
 
 Revision ID: 0009
 Revises: 0008
@@ -23,6 +24,11 @@ STATES = ("approved", "exported", "confirmed", "cancelled")
 
 
 def upgrade() -> None:
+    # the proposals' approval tier (rows published before it: a planner decides); the view over
+    # purchase_proposals goes first (SQLite rebuilds the table), pipelines.reporting.migrate re-creates it
+    op.execute("drop view if exists v_purchase_proposals_today")
+    with op.batch_alter_table("purchase_proposals") as batch:
+        batch.add_column(sa.Column("approval_tier", sa.Text(), nullable=False, server_default="planner"))
     op.create_table(
         "purchase_order_book",
         sa.Column("order_no", sa.Text(), nullable=False),
@@ -58,6 +64,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("drop view if exists v_purchase_proposals_today")
+    with op.batch_alter_table("purchase_proposals") as batch:
+        batch.drop_column("approval_tier")
     op.drop_table("purchase_order_book_lines")
     op.drop_index("ix_purchase_order_book_rec_run_date", table_name="purchase_order_book")
     op.drop_table("purchase_order_book")
