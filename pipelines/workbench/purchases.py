@@ -36,8 +36,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from pipelines.reporting import OUTPUT_SA, PUBLISHED_RUNS, PURCHASE_DECISIONS, as_date
-from pipelines.workbench.service import DEFAULT_APPROVAL_LIMIT, Conflict, DecisionRefused
+from pipelines.reporting import OUTPUT_SA, PURCHASE_DECISIONS, as_date
+from pipelines.workbench.service import (  # the same formatting and timestamps as transfer decisions
+    DEFAULT_APPROVAL_LIMIT,
+    Conflict,
+    DecisionRefused,
+    _fmt,
+    _ts,
+    latest_run_date,
+)
 from pipelines.workbench.users import User
 
 REASON_CODES = ("already_ordered", "data_wrong", "not_needed", "too_costly", "other")
@@ -94,23 +101,6 @@ class PurchaseDecided:
     new_quantity: float
     supplier: str | None
     decision_id: str
-
-
-def _ts(v: Any) -> datetime | None:
-    if v is None:
-        return None
-    if isinstance(v, datetime):
-        return v if v.tzinfo else v.replace(tzinfo=UTC)
-    return datetime.fromisoformat(str(v)).replace(tzinfo=UTC)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:,.0f}" if abs(x - round(x)) < _EPS else f"{x:,.2f}"
-
-
-def latest_run_date(conn: sa.Connection) -> date | None:
-    v = conn.execute(sa.select(sa.func.max(PUBLISHED_RUNS.c.run_date))).scalar()
-    return None if v is None else as_date(v)
 
 
 def _latest_decisions(run_date: date) -> sa.Subquery:
