@@ -37,12 +37,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from pipelines.reporting import OUTPUT_SA, PURCHASE_DECISIONS, as_date
-from pipelines.workbench.service import (  # the same formatting and timestamps as transfer decisions
+from pipelines.workbench.service import (  # the same number format and timestamps as transfer decisions
     DEFAULT_APPROVAL_LIMIT,
     Conflict,
     DecisionRefused,
-    _fmt,
-    _ts,
+    as_utc,
+    fmt_number,
     latest_run_date,
 )
 from pipelines.workbench.users import User
@@ -163,7 +163,7 @@ def load_proposal(conn: sa.Connection, key: PurchaseKey) -> Proposal | None:
         region=row["region"],
         version=int(row["version"] or 0),
         decided_by=row["decided_by"],
-        decided_at=_ts(row["decided_at"]),
+        decided_at=as_utc(row["decided_at"]),
         decision=row["decision"],
         decided_supplier=row["decided_supplier"],
     )
@@ -226,7 +226,7 @@ def _check_quantity(p: Proposal, quantity: float) -> None:
         raise DecisionRefused(
             k,
             "moq",
-            f"quantity {_fmt(quantity)} is below the supplier's minimum order quantity {_fmt(p.moq)}",
+            f"quantity {fmt_number(quantity)} is below the supplier's minimum order quantity {fmt_number(p.moq)}",
         )
     steps = quantity / p.order_multiple
     if abs(steps - round(steps)) > _EPS:
@@ -234,8 +234,8 @@ def _check_quantity(p: Proposal, quantity: float) -> None:
         raise DecisionRefused(
             k,
             "multiple",
-            f"quantity {_fmt(quantity)} is not a multiple of the order multiple {_fmt(p.order_multiple)}"
-            f" (e.g. {_fmt(max(lo, p.moq))} or {_fmt(lo + p.order_multiple)})",
+            f"quantity {fmt_number(quantity)} is not a multiple of the order multiple {fmt_number(p.order_multiple)}"
+            f" (e.g. {fmt_number(max(lo, p.moq))} or {fmt_number(lo + p.order_multiple)})",
         )
 
 
@@ -247,8 +247,8 @@ def _check_authority(user: User, p: Proposal, quantity: float, limit: float) -> 
         raise DecisionRefused(
             p.key,
             "authority",
-            f"order value {_fmt(value)} ({_fmt(quantity)} units x {p.unit_cost:g} + order cost"
-            f" {_fmt(p.fixed_order_cost)}) is above your approval limit {_fmt(limit)}: a manager must approve it",
+            f"order value {fmt_number(value)} ({fmt_number(quantity)} units x {p.unit_cost:g} + order cost"
+            f" {fmt_number(p.fixed_order_cost)}) is above your approval limit {fmt_number(limit)}: a manager must approve it",
         )
 
 

@@ -161,7 +161,8 @@ def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
         yield seq[i : i + n]
 
 
-def _ts(v: Any) -> datetime | None:
+def as_utc(v: Any) -> datetime | None:
+    """A database timestamp as an aware UTC datetime (SQLite returns naive ones or text)."""
     if v is None:
         return None
     if isinstance(v, datetime):
@@ -220,7 +221,7 @@ def latest_versions(conn: sa.Connection, keys: Sequence[RecKey]) -> dict[RecKey,
                 out[k] = {
                     "version": int(r.version),
                     "decided_by": r.decided_by,
-                    "decided_at": _ts(r.decided_at),
+                    "decided_at": as_utc(r.decided_at),
                     "decision": r.decision,
                     "new_quantity": float(r.new_quantity),
                 }
@@ -325,7 +326,7 @@ def lane_lines(conn: sa.Connection, lanes: Iterable[tuple[date, str, str]]) -> d
                 latest[k] = {
                     "version": int(dr.version),
                     "decided_by": dr.decided_by,
-                    "decided_at": _ts(dr.decided_at),
+                    "decided_at": as_utc(dr.decided_at),
                     "decision": dr.decision,
                     "new_quantity": float(dr.new_quantity),
                 }
@@ -397,7 +398,8 @@ def transfer_value(rec: Rec, quantity: float) -> float:
     return quantity * rec.unit_cost
 
 
-def _fmt(x: float) -> str:
+def fmt_number(x: float) -> str:
+    """A quantity or value as the messages write it: whole numbers without decimals, others with two."""
     return f"{x:,.0f}" if abs(x - round(x)) < _EPS else f"{x:,.2f}"
 
 
@@ -413,7 +415,7 @@ def _check_current(
         if lane in newer and newer[lane][0] > key.rec_run_date:
             d, q = newer[lane]
             raise DecisionRefused(
-                key, "replaced", f"replaced by the recommendation of run {d} ({_fmt(q)} units): decide that one"
+                key, "replaced", f"replaced by the recommendation of run {d} ({fmt_number(q)} units): decide that one"
             )
         raise DecisionRefused(
             key, "not_found", f"no such recommendation in the publication of {key.rec_run_date} (table transfers)"
@@ -429,7 +431,7 @@ def _check_current(
         if lane in newer and newer[lane][0] > key.rec_run_date:
             d, q = newer[lane]
             raise DecisionRefused(
-                key, "replaced", f"replaced by the recommendation of run {d} ({_fmt(q)} units): decide that one"
+                key, "replaced", f"replaced by the recommendation of run {d} ({fmt_number(q)} units): decide that one"
             )
         raise DecisionRefused(key, "replaced", f"obsolete: the latest run {latest} no longer recommends this transfer")
     return rec
@@ -458,15 +460,15 @@ def _check_quantity(rec: Rec, quantity: float) -> None:
         raise DecisionRefused(
             k,
             "packs",
-            f"quantity {_fmt(quantity)} is not whole packs of {rec.pack_size} (e.g. {_fmt(lo)} or"
-            f" {_fmt(lo + rec.pack_size)})",
+            f"quantity {fmt_number(quantity)} is not whole packs of {rec.pack_size} (e.g. {fmt_number(lo)} or"
+            f" {fmt_number(lo + rec.pack_size)})",
         )
     if quantity > rec.max_quantity + _EPS:
         raise DecisionRefused(
             k,
             "donor",
-            f"quantity {_fmt(quantity)} is more than donor {k.from_location} can give: at most {_fmt(rec.max_quantity)}"
-            f" (recommended {_fmt(rec.quantity)} + its excess {_fmt(rec.donor_excess_units)} units)",
+            f"quantity {fmt_number(quantity)} is more than donor {k.from_location} can give: at most {fmt_number(rec.max_quantity)}"
+            f" (recommended {fmt_number(rec.quantity)} + its excess {fmt_number(rec.donor_excess_units)} units)",
         )
 
 
@@ -478,8 +480,8 @@ def _check_authority(user: User, rec: Rec, quantity: float, limit: float) -> Non
         raise DecisionRefused(
             rec.key,
             "authority",
-            f"transfer value {_fmt(value)} ({_fmt(quantity)} units x unit cost {rec.unit_cost:g}) is above your"
-            f" approval limit {_fmt(limit)}: a manager must approve it",
+            f"transfer value {fmt_number(value)} ({fmt_number(quantity)} units x unit cost {rec.unit_cost:g}) is above your"
+            f" approval limit {fmt_number(limit)}: a manager must approve it",
         )
 
 
@@ -534,14 +536,14 @@ def _lane_checks(conn: sa.Connection, plans: list[_Plan]) -> list[DecisionRefuse
         if 0 < total < min_units - _EPS:
             problem = (
                 "lane_minimum",
-                f"the shipment {lane[1]}→{lane[2]} of {lane[0]} would carry {_fmt(total)} units, below the lane"
-                f" minimum of {_fmt(min_units)}: approve more of its lines, or reject them all",
+                f"the shipment {lane[1]}→{lane[2]} of {lane[0]} would carry {fmt_number(total)} units, below the lane"
+                f" minimum of {fmt_number(min_units)}: approve more of its lines, or reject them all",
             )
         elif cap is not None and total > float(cap) + _EPS:
             problem = (
                 "lane_capacity",
-                f"the shipment {lane[1]}→{lane[2]} of {lane[0]} would carry {_fmt(total)} units, above the lane"
-                f" capacity of {_fmt(float(cap))}",
+                f"the shipment {lane[1]}→{lane[2]} of {lane[0]} would carry {fmt_number(total)} units, above the lane"
+                f" capacity of {fmt_number(float(cap))}",
             )
         if problem is None:
             continue
