@@ -111,3 +111,32 @@ def airflow_db() -> Path:
         cwd=REPO,
     )
     return _AIRFLOW_HOME
+
+
+@pytest.fixture(scope="module")
+def workbench_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite reporting database with the workbench night published and its users,
+    built once per test module; :func:`workbench_url` hands each test a copy."""
+    from pipelines import reporting
+    from tests.factories import add_workbench_users, publish_workbench_night
+
+    path = tmp_path_factory.mktemp("wb") / "template.sqlite"
+    u = f"sqlite:///{path}"
+    publish_workbench_night(u)
+    add_workbench_users(u)
+    reporting.dispose_engine(u)  # closes the WAL: the file alone holds everything
+    return path
+
+
+@pytest.fixture
+def workbench_url(tmp_path: Path, workbench_template: Path) -> Iterator[str]:
+    """A copy of :func:`workbench_template` for one test."""
+    import shutil
+
+    from pipelines import reporting
+
+    target = tmp_path / "reporting.sqlite"
+    shutil.copyfile(workbench_template, target)
+    u = f"sqlite:///{target}"
+    yield u
+    reporting.dispose_engine(u)

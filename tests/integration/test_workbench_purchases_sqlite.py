@@ -3,7 +3,6 @@ database: every rule refused by name, nothing written on a refusal, versions and
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pandas as pd
@@ -14,7 +13,7 @@ from pipelines import reporting
 from pipelines.workbench import purchases, users
 from pipelines.workbench.purchases import PurchaseKey
 from pipelines.workbench.service import Conflict, DecisionRefused
-from tests.factories import WB_DATE, WB_RUN_ID, add_workbench_users, publish_workbench_night
+from tests.factories import WB_DATE, WB_RUN_ID, publish_workbench_night
 
 pytestmark = pytest.mark.integration
 
@@ -24,23 +23,10 @@ B_S2 = PurchaseKey(WB_DATE, "B", "S2")  # 华南, no supplier recorded
 X_S3 = PurchaseKey(WB_DATE, "X", "S3")  # 华北
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wbp") / "template.sqlite"
-    u = f"sqlite:///{path}"
-    publish_workbench_night(u)
-    add_workbench_users(u)
-    reporting.dispose_engine(u)
-    return path
-
-
 @pytest.fixture
-def url(tmp_path, template):
-    target = tmp_path / "reporting.sqlite"
-    shutil.copyfile(template, target)
-    u = f"sqlite:///{target}"
-    yield u
-    reporting.dispose_engine(u)
+def url(workbench_url: str) -> str:
+    """A copy of the published workbench night for each test (tests/conftest.py)."""
+    return workbench_url
 
 
 def _user(url: str, name: str) -> users.User:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 
 import pandas as pd
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 from pipelines import decisions, reporting
 from pipelines.workbench import service, users
 from pipelines.workbench.service import Conflict, DecisionRefused, RecKey
-from tests.factories import WB_DATE, WB_RUN_ID, add_workbench_users, publish_workbench_night
+from tests.factories import WB_DATE, WB_RUN_ID, publish_workbench_night
 
 pytestmark = pytest.mark.integration
 
@@ -23,24 +22,10 @@ A_S2 = RecKey(WB_DATE, "A", "DC1", "S2")
 X_S3 = RecKey(WB_DATE, "X", "S2", "S3")
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    """One migrated and published database for the module; each test works on a copy."""
-    path = tmp_path_factory.mktemp("wb") / "template.sqlite"
-    u = f"sqlite:///{path}"
-    publish_workbench_night(u)
-    add_workbench_users(u)
-    reporting.dispose_engine(u)  # closes the WAL: the file alone holds everything
-    return path
-
-
 @pytest.fixture
-def url(tmp_path, template):
-    target = tmp_path / "reporting.sqlite"
-    shutil.copyfile(template, target)
-    u = f"sqlite:///{target}"
-    yield u
-    reporting.dispose_engine(u)
+def url(workbench_url: str) -> str:
+    """A copy of the published workbench night for each test (tests/conftest.py)."""
+    return workbench_url
 
 
 def _user(url: str, name: str) -> users.User:
